@@ -1,0 +1,40 @@
+# Two commands: `make run` and `make test`. Everything else is set up on the way.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SRC := app tests bench migrations
+
+.PHONY: run test lint typecheck pytest bench openapi migrate clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/safeguard serve
+
+migrate: $(STAMP)
+	$(BIN)/safeguard migrate
+
+test: lint typecheck pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check $(SRC)
+	$(BIN)/ruff format --check $(SRC)
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
+openapi: $(STAMP)
+	$(BIN)/python -m app.openapi > openapi/openapi.json
+
+clean:
+	rm -rf $(VENV) data .mypy_cache .ruff_cache

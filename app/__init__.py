@@ -1,0 +1,1 @@
+"""safeguard-fhir: a FHIR R4 service for child-safeguarding information."""

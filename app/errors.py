@@ -1,0 +1,127 @@
+"""The one error hierarchy of the service; `app.fhir.outcomes` renders it as OperationOutcome.
+
+    FhirError                    500 (never raised on purpose)
+     +-- Invalid                 400  bad syntax, bad parameters, malformed headers
+     +-- Forbidden               403
+     +-- NotFound                404  unknown resource, type or version
+     +-- MethodNotAllowed        405
+     +-- NotAcceptable           406  Accept asks for a format we do not produce
+     +-- Conflict                409  id clash, write conflict that retries could not settle
+     +-- Gone                    410  resource (or version) deleted
+     +-- PreconditionFailed      412  If-Match mismatch, conditional with several matches
+     +-- PayloadTooLarge         413
+     +-- UnsupportedMediaType    415  XML or another body type
+     +-- Unprocessable           422  well-formed, but breaks a rule (binding, reference, NHS no.)
+    WriteConflict                storage-level: a concurrent writer won; the write is retried
+"""
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """One OperationOutcome issue: what went wrong and where."""
+
+    diagnostics: str
+    code: str = "invalid"
+    expression: tuple[str, ...] = ()
+    severity: str = "error"
+
+
+@dataclass
+class FhirError(Exception):
+    """Base of all errors that become an OperationOutcome."""
+
+    issues: list[Issue] = field(default_factory=list)
+    status = 500
+    default_code = "exception"
+
+    @classmethod
+    def of(cls, diagnostics: str, *expression: str, code: str | None = None) -> "FhirError":
+        """An error with one issue."""
+        issue = Issue(diagnostics, code or cls.default_code, tuple(expression))
+        return cls([issue])
+
+    def __str__(self) -> str:
+        return "; ".join(issue.diagnostics for issue in self.issues)
+
+
+class Invalid(FhirError):
+    """The request is malformed (400)."""
+
+    status = 400
+    default_code = "invalid"
+
+
+class Forbidden(FhirError):
+    """The caller may not do this (403)."""
+
+    status = 403
+    default_code = "forbidden"
+
+
+class NotFound(FhirError):
+    """No such resource, type or version (404)."""
+
+    status = 404
+    default_code = "not-found"
+
+
+class MethodNotAllowed(FhirError):
+    """The interaction is not supported at this URL (405)."""
+
+    status = 405
+    default_code = "not-supported"
+
+
+class NotAcceptable(FhirError):
+    """The requested response format is not produced (406)."""
+
+    status = 406
+    default_code = "not-supported"
+
+
+class Conflict(FhirError):
+    """The write conflicts with the current state (409)."""
+
+    status = 409
+    default_code = "conflict"
+
+
+class Gone(FhirError):
+    """The resource was deleted (410)."""
+
+    status = 410
+    default_code = "deleted"
+
+
+class PreconditionFailed(FhirError):
+    """A version or conditional precondition does not hold (412)."""
+
+    status = 412
+    default_code = "conflict"
+
+
+class PayloadTooLarge(FhirError):
+    """The body is over the configured limit (413)."""
+
+    status = 413
+    default_code = "too-costly"
+
+
+class UnsupportedMediaType(FhirError):
+    """The body is not JSON (415)."""
+
+    status = 415
+    default_code = "not-supported"
+
+
+class Unprocessable(FhirError):
+    """The resource is well-formed but breaks a rule (422)."""
+
+    status = 422
+    default_code = "business-rule"
+
+
+class WriteConflict(Exception):
+    """A concurrent transaction won a race; the unit of work is safe to retry."""

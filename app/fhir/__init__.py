@@ -1,0 +1,1 @@
+"""FHIR protocol: HTTP, Bundles, search syntax, OperationOutcome. No SQL here."""

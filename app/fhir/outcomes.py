@@ -1,0 +1,73 @@
+"""Errors -> OperationOutcome responses: the one place any error is rendered.
+
+The tree of errors and their statuses is in `app.errors`; here each becomes
+http://hl7.org/fhir/R4/operationoutcome.html, with the NHS Spine error code alongside.
+"""
+
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+from app.errors import FhirError, Issue
+
+FHIR_JSON = "application/fhir+json; charset=utf-8"
+ISSUE_TYPE = "http://hl7.org/fhir/issue-type"
+SPINE_CODES = "https://fhir.nhs.uk/R4/CodeSystem/Spine-ErrorOrWarningCode"
+
+_SPINE_BY_STATUS = {
+    400: "INVALID_VALUE",
+    403: "ACCESS_DENIED",
+    404: "NO_RECORD_FOUND",
+    405: "NOT_IMPLEMENTED",
+    406: "NOT_ACCEPTABLE",
+    409: "DUPLICATE_REJECTED",
+    410: "NO_RECORD_FOUND",
+    412: "PRECONDITION_FAILED",
+    413: "INVALID_VALUE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    422: "INVALID_RESOURCE",
+    500: "INTERNAL_SERVER_ERROR",
+}
+
+
+def issue_json(issue: Issue, status: int | None = None) -> dict[str, Any]:
+    """One OperationOutcome.issue."""
+    rendered: dict[str, Any] = {
+        "severity": issue.severity,
+        "code": issue.code,
+    }
+    if status is not None and status in _SPINE_BY_STATUS:
+        spine = _SPINE_BY_STATUS[status]
+        rendered["details"] = {"coding": [{"system": SPINE_CODES, "code": spine}]}
+    rendered["diagnostics"] = issue.diagnostics
+    if issue.expression:
+        rendered["expression"] = list(issue.expression)
+    return rendered
+
+
+def outcome(issues: list[Issue], status: int | None = None) -> dict[str, Any]:
+    """An OperationOutcome resource holding `issues`."""
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [issue_json(issue, status) for issue in issues],
+    }
+
+
+def information(text: str) -> dict[str, Any]:
+    """An OperationOutcome with one informational issue."""
+    return outcome([Issue(text, "informational", severity="information")])
+
+
+def error_response(error: FhirError) -> Response:
+    """The response for an error: its status and an OperationOutcome."""
+    issues = error.issues or [Issue("error", error.default_code)]
+    body = orjson.dumps(outcome(issues, error.status))
+    return Response(body, status_code=error.status, media_type=FHIR_JSON)
+
+
+def internal_error_response() -> Response:
+    """A 500 that tells nothing of the internals (the cause is logged without patient data)."""
+    return error_response(
+        FhirError([Issue("internal error; the request was not applied", "exception")])
+    )

@@ -1,0 +1,56 @@
+"""The only importer of fhir.resources: structural validation of incoming resources (R4B models,
+wire-compatible with R4 4.0.1 for the types hosted here). Models are built and discarded;
+nothing on the response path uses them. Spec: http://hl7.org/fhir/R4/validation.html
+"""
+
+from typing import Any
+
+import pydantic
+from fhir.resources.R4B.condition import Condition
+from fhir.resources.R4B.flag import Flag
+from fhir.resources.R4B.organization import Organization
+from fhir.resources.R4B.patient import Patient
+from fhir.resources.R4B.relatedperson import RelatedPerson
+
+from app.errors import Invalid, Issue
+
+MODELS: dict[str, Any] = {
+    "Patient": Patient,
+    "Organization": Organization,
+    "Flag": Flag,
+    "Condition": Condition,
+    "RelatedPerson": RelatedPerson,
+}
+
+
+def _expression(resource_type: str, location: tuple[Any, ...]) -> str:
+    expression = resource_type
+    for part in location:
+        if part == "resource_type":
+            part = "resourceType"
+        if isinstance(part, int):
+            expression += f"[{part}]"
+        elif part != "__root__":
+            expression += f".{part}"
+    return expression
+
+
+def validate_structure(resource_type: str, body: dict[str, Any]) -> None:
+    """Check a resource against its R4 structure; errors are 400 naming each element."""
+    model = MODELS[resource_type]
+    try:
+        model.model_validate(body)
+    except pydantic.ValidationError as exc:
+        issues = [
+            Issue(
+                str(error["msg"]).replace("\n", " "),
+                "structure" if error["type"] == "extra_forbidden" else "invalid",
+                (_expression(resource_type, tuple(error["loc"])),),
+            )
+            for error in exc.errors(include_url=False, include_input=False)
+        ]
+        raise Invalid(issues) from None
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise Invalid.of(
+            f"{resource_type} is not structurally valid ({type(exc).__name__})", resource_type
+        ) from None

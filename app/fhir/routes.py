@@ -1,0 +1,280 @@
+"""One short function per FHIR interaction: parse -> one service call -> render.
+
+Spec: http://hl7.org/fhir/R4/http.html
+"""
+
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from app.errors import Invalid, NotFound
+from app.fhir import bundles, search, wire
+from app.fhir.context import app_context, caller_of
+from app.fhir.outcomes import information
+from app.fhir.patching import json_patcher
+from app.fhir.resources import validate_structure
+from app.flags import reads, service
+from app.flags.service import Conditional, DeleteResult, WriteResult
+
+router = APIRouter()
+
+
+def _conditional(request: Request, resource_type: str, query: str | None = None) -> Conditional:
+    pairs = parse_qsl(query, keep_blank_values=True) if query is not None else list(
+        request.query_params.multi_items()
+    )
+    parsed = search.conditional(resource_type, pairs, app_context(request).base)
+    return Conditional(search.to_query(resource_type, parsed, 2, None), parsed.normalised)
+
+
+def _if_none_exist(request: Request, resource_type: str) -> Conditional | None:
+    header = request.headers.get("if-none-exist")
+    if header is None:
+        return None
+    return _conditional(request, resource_type, header.split("?", 1)[-1])
+
+
+def _written(request: Request, result: WriteResult) -> Response:
+    version = result.version
+    headers = wire.version_headers(app_context(request).base, result.resource_type, version)
+    status = 201 if result.created else 200
+    preference = wire.prefer(request, "return")
+    if preference == "minimal":
+        return Response(status_code=status, headers=headers)
+    if preference == "OperationOutcome":
+        text = "created" if result.created else "existing" if result.existing else "updated"
+        note = information(f"{result.resource_type}/{version.logical_id} {text}")
+        return wire.json_response(request, note, status, headers)
+    assert version.body is not None
+    return wire.json_response(request, version.body, status, headers)
+
+
+def _deleted(request: Request, result: DeleteResult) -> Response:
+    if result.version is None:
+        return wire.json_response(request, information("nothing to delete"), 200)
+    text = f"deleted {result.resource_type}/{result.logical_id}"
+    headers = {"ETag": f'W/"{result.version.version_id}"'}
+    return wire.json_response(request, information(text), 200, headers)
+
+
+async def _resource(request: Request, resource_type: str) -> dict[str, Any]:
+    wire.check_accept(request)
+    wire.require_type(resource_type)
+    limit = app_context(request).settings.max_body_bytes
+    body = await wire.resource_body(request, resource_type, limit)
+    return body
+
+
+@router.get("/metadata")
+async def metadata(request: Request) -> Response:
+    """capabilities (http://hl7.org/fhir/R4/http.html#capabilities)."""
+    wire.check_accept(request)
+    return wire.json_response(request, app_context(request).capability)
+
+
+@router.get("/_history")
+async def history_system(request: Request) -> Response:
+    """history-system (http://hl7.org/fhir/R4/http.html#history)."""
+    return await _history(request, "_history", None, None)
+
+
+@router.get("/{resource_type}/_history")
+async def history_type(request: Request, resource_type: str) -> Response:
+    """history-type (http://hl7.org/fhir/R4/http.html#history)."""
+    wire.require_type(resource_type)
+    return await _history(request, f"{resource_type}/_history", resource_type, None)
+
+
+@router.get("/{resource_type}/{logical_id}/_history")
+async def history_instance(request: Request, resource_type: str, logical_id: str) -> Response:
+    """history-instance (http://hl7.org/fhir/R4/http.html#history)."""
+    wire.require_type(resource_type)
+    path = f"{resource_type}/{logical_id}/_history"
+    return await _history(request, path, resource_type, wire.known_id(resource_type, logical_id))
+
+
+async def _history(
+    request: Request, path: str, resource_type: str | None, logical_id: str | None
+) -> Response:
+    wire.check_accept(request)
+    context, params = app_context(request), request.query_params
+    count = search.page_size(
+        params.get("_count"), context.settings.default_page_size, context.settings.max_page_size
+    )
+    since = search.since(params.get("_since"))
+    async with context.db.reader() as conn:
+        versions = await reads.history(
+            conn, caller_of(request), resource_type=resource_type, logical_id=logical_id,
+            since=since, before_seq=search.cursor(params.get("_cursor")), count=count + 1,
+        )
+    kept = [(k, v) for k, v in params.multi_items() if k in ("_since", "_count")]
+    next_url = None
+    if len(versions) > count:
+        versions = versions[:count]
+        next_url = bundles.page_url(context.base, path, [*kept, ("_cursor", str(versions[-1].seq))])
+    body = bundles.history(
+        context.base, versions, self_url=bundles.page_url(context.base, path, params.multi_items()),
+        next_url=next_url,
+    )
+    return wire.json_response(request, body)
+
+
+@router.get("/{resource_type}/{logical_id}/_history/{version}")
+async def vread(request: Request, resource_type: str, logical_id: str, version: str) -> Response:
+    """vread (http://hl7.org/fhir/R4/http.html#vread)."""
+    wire.check_accept(request)
+    wire.require_type(resource_type)
+    logical_id = wire.known_id(resource_type, logical_id)
+    version_id = wire.version_number(version)
+    if version_id is None:
+        raise NotFound.of(f"{resource_type}/{logical_id}/_history/{version} is not known")
+    context = app_context(request)
+    async with context.db.reader() as conn:
+        found = await reads.vread(conn, caller_of(request), resource_type, logical_id, version_id)
+    assert found.body is not None
+    headers = wire.version_headers(context.base, resource_type, found)
+    del headers["Location"]
+    return wire.json_response(request, found.body, headers=headers)
+
+
+@router.get("/{resource_type}/{logical_id}")
+async def read(request: Request, resource_type: str, logical_id: str) -> Response:
+    """read (http://hl7.org/fhir/R4/http.html#read)."""
+    wire.check_accept(request)
+    wire.require_type(resource_type)
+    logical_id = wire.known_id(resource_type, logical_id)
+    async with app_context(request).db.reader() as conn:
+        current = await reads.read(conn, caller_of(request), resource_type, logical_id)
+    headers = {"ETag": f'W/"{current.version_id}"',
+               "Last-Modified": wire.http_date(current.last_updated)}
+    assert current.body is not None
+    return wire.json_response(request, current.body, headers=headers)
+
+
+@router.get("/{resource_type}")
+async def search_type(request: Request, resource_type: str) -> Response:
+    """search-type (http://hl7.org/fhir/R4/http.html#search)."""
+    wire.check_accept(request)
+    wire.require_type(resource_type)
+    context, params = app_context(request), request.query_params
+    parsed = search.parse(resource_type, params.multi_items(), context.base)
+    if parsed.ignored and wire.prefer(request, "handling") == "strict":
+        raise Invalid(parsed.ignored)
+    count = search.page_size(
+        params.get("_count"), context.settings.default_page_size, context.settings.max_page_size
+    )
+    after = search.cursor(params.get("_cursor"))
+    async with context.db.reader() as conn:
+        query = search.to_query(resource_type, parsed, count + 1, after)
+        rows = await reads.search(conn, caller_of(request), query)
+    applied = [*parsed.applied, ("_count", str(count))]
+    next_url = None
+    if len(rows) > count:
+        rows = rows[:count]
+        next_url = bundles.page_url(
+            context.base, resource_type, [*applied, ("_cursor", str(rows[-1][0]))]
+        )
+    total = len(rows) if after is None and next_url is None else None
+    body = bundles.searchset(
+        context.base, resource_type, rows, total=total, warnings=parsed.ignored,
+        self_url=bundles.page_url(context.base, resource_type, applied), next_url=next_url,
+    )
+    return wire.json_response(request, body)
+
+
+@router.post("/{resource_type}")
+async def create(request: Request, resource_type: str) -> Response:
+    """create and conditional create (http://hl7.org/fhir/R4/http.html#create)."""
+    body = await _resource(request, resource_type)
+    body.pop("id", None)
+    validate_structure(resource_type, body)
+    condition = _if_none_exist(request, resource_type)
+    context, caller = app_context(request), caller_of(request)
+    result = await context.write(
+        lambda conn: service.create(conn, caller, body, context.base, condition)
+    )
+    return _written(request, result)
+
+
+@router.put("/{resource_type}/{logical_id}")
+async def update(request: Request, resource_type: str, logical_id: str) -> Response:
+    """update and update-as-create (http://hl7.org/fhir/R4/http.html#update)."""
+    body = await _resource(request, resource_type)
+    wire.require_id(logical_id)
+    if body.get("id") != logical_id:
+        raise Invalid.of(
+            f"the body's id ({body.get('id')!r}) must equal the id in the URL ({logical_id})",
+            f"{resource_type}.id",
+        )
+    validate_structure(resource_type, body)
+    version = wire.if_match(request)
+    context, caller = app_context(request), caller_of(request)
+    result = await context.write(
+        lambda conn: service.update(conn, caller, body, logical_id, context.base, version)
+    )
+    return _written(request, result)
+
+
+@router.put("/{resource_type}")
+async def conditional_update(request: Request, resource_type: str) -> Response:
+    """Conditional update (http://hl7.org/fhir/R4/http.html#cond-update)."""
+    body = await _resource(request, resource_type)
+    if "id" in body:
+        wire.require_id(str(body["id"]), f"{resource_type}.id")
+    validate_structure(resource_type, body)
+    condition = _conditional(request, resource_type)
+    version = wire.if_match(request)
+    context, caller = app_context(request), caller_of(request)
+    result = await context.write(
+        lambda conn: service.conditional_update(
+            conn, caller, body, condition, context.base, version
+        )
+    )
+    return _written(request, result)
+
+
+@router.patch("/{resource_type}/{logical_id}")
+async def patch(request: Request, resource_type: str, logical_id: str) -> Response:
+    """patch with JSON Patch (http://hl7.org/fhir/R4/http.html#patch)."""
+    wire.check_accept(request)
+    wire.require_type(resource_type)
+    logical_id = wire.known_id(resource_type, logical_id)
+    context, caller = app_context(request), caller_of(request)
+    raw = await wire.read_body(request, context.settings.max_body_bytes, wire.PATCH_TYPES)
+    patcher = json_patcher(resource_type, logical_id, wire.parse_json(raw))
+    version = wire.if_match(request)
+    result = await context.write(
+        lambda conn: service.patch(
+            conn, caller, resource_type, logical_id, patcher, context.base, version
+        )
+    )
+    return _written(request, result)
+
+
+@router.delete("/{resource_type}/{logical_id}")
+async def delete(request: Request, resource_type: str, logical_id: str) -> Response:
+    """delete (http://hl7.org/fhir/R4/http.html#delete)."""
+    wire.check_accept(request)
+    wire.require_type(resource_type)
+    logical_id = wire.known_id(resource_type, logical_id)
+    version = wire.if_match(request)
+    context, caller = app_context(request), caller_of(request)
+    result = await context.write(
+        lambda conn: service.delete(conn, caller, resource_type, logical_id, version)
+    )
+    return _deleted(request, result)
+
+
+@router.delete("/{resource_type}")
+async def conditional_delete(request: Request, resource_type: str) -> Response:
+    """Conditional delete (http://hl7.org/fhir/R4/http.html#3.1.0.7.1)."""
+    wire.check_accept(request)
+    wire.require_type(resource_type)
+    condition = _conditional(request, resource_type)
+    context, caller = app_context(request), caller_of(request)
+    result = await context.write(
+        lambda conn: service.conditional_delete(conn, caller, condition)
+    )
+    return _deleted(request, result)

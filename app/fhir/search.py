@@ -1,0 +1,177 @@
+"""Search syntax: a query string becomes a typed storage Query (pure functions).
+
+Spec: http://hl7.org/fhir/R4/search.html
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from app.errors import Invalid, Issue
+from app.registry import RESULT_PARAMS, SearchParam, search_param
+from app.storage.indexer import split_reference
+from app.storage.query import Criterion, Query, ReferenceValue, TokenValue
+
+CONTROL_PARAMS = RESULT_PARAMS | {"_since"}
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedSearch:
+    """Criteria, the ignored parameters, and the canonical text of what was applied."""
+
+    criteria: tuple[Criterion, ...]
+    applied: tuple[tuple[str, str], ...]
+    ignored: list[Issue] = field(default_factory=list)
+
+    @property
+    def normalised(self) -> str:
+        """The applied parameters, sorted: equal for equal searches."""
+        return "&".join(f"{k}={v}" for k, v in sorted(self.applied))
+
+
+def split_escaped(text: str, separator: str) -> list[str]:
+    """Split on `separator` unless escaped with a backslash; unescape `\\, \\| \\$ \\\\`."""
+    parts, current, escaped = [], [], False
+    for char in text:
+        if escaped:
+            current.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == separator:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return parts
+
+
+def _token(value: str) -> TokenValue:
+    if "|" not in value.replace("\\|", ""):
+        return TokenValue(None, value.replace("\\", ""), system_given=False)
+    system, code = split_escaped(value, "|")[:2]
+    return TokenValue(system or None, code or None, system_given=True)
+
+
+def _reference(param: SearchParam, value: str, type_modifier: str | None, base: str) -> Any:
+    target_type, target_id = split_reference(value, base)
+    if target_type is None and "/" not in value:
+        target_id = value
+        if type_modifier is not None:
+            target_type = type_modifier
+        elif len(param.targets) == 1:
+            target_type = param.targets[0]
+    if type_modifier is not None and target_type not in (None, type_modifier):
+        raise Invalid.of(f"{value} is not a {type_modifier} reference", param.name)
+    return ReferenceValue(target_type, target_id)
+
+
+def _criterion(
+    param: SearchParam, modifier: str | None, raw: str, base: str
+) -> Criterion:
+    values = [v for v in split_escaped_keep(raw) if v != ""]
+    if not values:
+        raise Invalid.of(f"search parameter {param.name} has no value", param.name)
+    if param.name == "_id":
+        return Criterion("_id", "id", tuple(values))
+    if param.type == "token" and modifier is None:
+        return Criterion(param.name, "token", tuple(_token(v) for v in values))
+    if param.type == "reference" and (modifier is None or modifier in param.targets):
+        refs = tuple(_reference(param, v, modifier, base) for v in values)
+        return Criterion(param.name, "reference", refs)
+    raise Invalid.of(
+        f"modifier :{modifier} is not supported on {param.name}", f"{param.name}:{modifier}"
+    )
+
+
+def split_escaped_keep(raw: str) -> list[str]:
+    """Split a value list on unescaped commas, keeping escapes for the type's own parser."""
+    parts, current, escaped = [], [], False
+    for char in raw:
+        if escaped:
+            current.append(char)
+            escaped = False
+        elif char == "\\":
+            current.append(char)
+            escaped = True
+        elif char == ",":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return parts
+
+
+def parse(
+    resource_type: str,
+    params: Iterable[tuple[str, str]],
+    base: str,
+) -> ParsedSearch:
+    """Criteria for a type from query pairs; unknown parameters are collected as ignored."""
+    criteria, applied, ignored = [], [], []
+    for key, raw in params:
+        name, _, modifier = key.partition(":")
+        if name in CONTROL_PARAMS:
+            continue
+        param = search_param(resource_type, name)
+        if param is None:
+            ignored.append(
+                Issue(f"unknown search parameter '{key}' was ignored", "not-supported",
+                      (key,), severity="warning")
+            )
+            continue
+        criteria.append(_criterion(param, modifier or None, raw, base))
+        applied.append((key, raw))
+    return ParsedSearch(tuple(criteria), tuple(applied), ignored)
+
+
+def conditional(resource_type: str, params: list[tuple[str, str]], base: str) -> ParsedSearch:
+    """The criteria of a conditional URL: at least one, none unknown (400 otherwise)."""
+    parsed = parse(resource_type, params, base)
+    if parsed.ignored:
+        raise Invalid(
+            [Issue(i.diagnostics.replace("was ignored", "in a conditional request"), "invalid",
+                   i.expression) for i in parsed.ignored]
+        )
+    if not parsed.criteria:
+        raise Invalid.of("a conditional request needs at least one search parameter")
+    return parsed
+
+
+def to_query(resource_type: str, parsed: ParsedSearch, count: int, after: int | None) -> Query:
+    """The storage Query for a parsed search."""
+    return Query(resource_type, parsed.criteria, count, after_pk=after)
+
+
+def page_size(raw: str | None, default: int, maximum: int) -> int:
+    """`_count` as an int, clamped to the maximum; malformed is 400."""
+    if raw is None:
+        return default
+    if not raw.isdigit():
+        raise Invalid.of("_count must be a non-negative integer", "_count")
+    return min(int(raw), maximum)
+
+
+def cursor(raw: str | None) -> int | None:
+    """The paging cursor of a `next` link; malformed is 400."""
+    if raw is None:
+        return None
+    if not raw.isdigit():
+        raise Invalid.of("_cursor is not a cursor this server issued", "_cursor")
+    return int(raw)
+
+
+def since(raw: str | None) -> int | None:
+    """`_since` as microseconds since the epoch; a date or instant, naive times are UTC."""
+    if raw is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw.replace(" ", "+"))
+    except ValueError:
+        raise Invalid.of(f"_since {raw!r} is not a FHIR instant", "_since") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1_000_000)

@@ -1,0 +1,180 @@
+"""HTTP details of the FHIR RESTful API: media types, bodies, ETags, Prefer, response headers.
+
+Spec: http://hl7.org/fhir/R4/http.html#mime-type, #concurrency, #ops (Prefer)
+"""
+
+import re
+from email.utils import formatdate
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from app.errors import (
+    Invalid,
+    NotAcceptable,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
+from app.fhir.outcomes import FHIR_JSON
+from app.registry import RESOURCE_TYPES
+from app.storage.repository import Version
+
+JSON_TYPES = frozenset({"application/fhir+json", "application/json", "application/json+fhir"})
+PATCH_TYPES = frozenset({"application/json-patch+json"})
+JSON_FORMATS = frozenset({"json", *JSON_TYPES})
+_ETAG = re.compile(r'^(?:W/)?"(\d{1,9})"$')
+_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+
+
+def require_type(resource_type: str) -> str:
+    """The type if this server hosts it; unknown types are 404."""
+    if resource_type not in RESOURCE_TYPES:
+        raise NotFound.of(f"resource type '{resource_type}' is not supported here")
+    return resource_type
+
+
+def require_id(logical_id: str, expression: str = "id") -> str:
+    """A logical id of the FHIR form [A-Za-z0-9-.]{1,64}; otherwise 400."""
+    if not _ID.match(logical_id):
+        raise Invalid.of("id must be 1-64 characters of A-Z a-z 0-9 - .", expression)
+    return logical_id
+
+
+def known_id(resource_type: str, logical_id: str) -> str:
+    """An id that could exist here; any other is simply not found (404)."""
+    if not _ID.match(logical_id):
+        raise NotFound.of(f"{resource_type}/{logical_id[:64]} is not known")
+    return logical_id
+
+
+def version_number(version: str) -> int | None:
+    """A version id from a URL, None if it cannot be one of ours."""
+    return int(version) if version.isdigit() and len(version) <= 9 else None
+
+
+def media_type(header: str | None) -> str:
+    """The bare media type of a Content-Type or Accept item."""
+    return (header or "").split(";", 1)[0].strip().lower()
+
+
+def check_accept(request: Request) -> None:
+    """406 unless the client accepts JSON (`_format` overrides `Accept`)."""
+    requested = request.query_params.get("_format")
+    if requested is not None:
+        if media_type(requested) not in JSON_FORMATS:
+            raise NotAcceptable.of(f"_format {requested!r} is not supported; use json", "_format")
+        return
+    accept = request.headers.get("accept")
+    if not accept:
+        return
+    offered = {media_type(item) for item in accept.split(",")}
+    if offered & (JSON_TYPES | {"*/*", "application/*"}):
+        return
+    raise NotAcceptable.of("only application/fhir+json is produced", "Accept")
+
+
+async def read_body(request: Request, limit: int, allowed: frozenset[str]) -> bytes:
+    """The raw body, if its media type is allowed and it is within the size limit."""
+    content_type = media_type(request.headers.get("content-type")) or "application/fhir+json"
+    if content_type not in allowed:
+        raise UnsupportedMediaType.of(
+            f"Content-Type {content_type} is not supported; send {', '.join(sorted(allowed))}",
+            "Content-Type",
+        )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge.of(f"body is over the limit of {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge.of(f"body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(raw: bytes) -> Any:
+    """Parse JSON; malformed JSON is 400."""
+    if not raw.strip():
+        raise Invalid.of("the request body is empty")
+    if b"\\u0000" in raw:
+        raise Invalid.of("the body contains a NUL character, which FHIR strings may not hold")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise Invalid.of(f"the body is not valid JSON: {exc.msg} at position {exc.pos}") from None
+
+
+async def resource_body(request: Request, resource_type: str, limit: int) -> dict[str, Any]:
+    """The JSON resource in the body, checked to be of the type the URL names."""
+    body = parse_json(await read_body(request, limit, JSON_TYPES))
+    if not isinstance(body, dict):
+        raise Invalid.of("the body must be a JSON object holding a FHIR resource")
+    found = body.get("resourceType")
+    if not isinstance(found, str) or not found:
+        raise Invalid.of("resourceType is missing", "resourceType")
+    if found != resource_type:
+        raise Invalid.of(f"resourceType {found!r} does not match the URL ({resource_type})",
+                         "resourceType")
+    return body
+
+
+def if_match(request: Request) -> int | None:
+    """The version in If-Match (`W/"3"`), None if absent; malformed is 400."""
+    header = request.headers.get("if-match")
+    if header is None:
+        return None
+    found = _ETAG.match(header.strip())
+    if found is None:
+        raise Invalid.of('If-Match must be an ETag such as W/"3"', "If-Match")
+    return int(found.group(1))
+
+
+def prefer(request: Request, key: str) -> str | None:
+    """One token of the Prefer header, e.g. `return` -> `minimal`."""
+    for part in request.headers.get("prefer", "").split(";"):
+        for item in part.split(","):
+            name, _, value = item.strip().partition("=")
+            if name.strip().lower() == key:
+                return value.strip().strip('"')
+    return None
+
+
+def pretty(request: Request) -> bool:
+    """Whether `_pretty=true` was asked."""
+    return request.query_params.get("_pretty") == "true"
+
+
+def http_date(micros: int) -> str:
+    """An RFC 7231 date for Last-Modified."""
+    return formatdate(micros / 1_000_000, usegmt=True)
+
+
+def version_headers(base_url: str, resource_type: str, version: Version) -> dict[str, str]:
+    """ETag, Last-Modified and Location of a version."""
+    return {
+        "ETag": f'W/"{version.version_id}"',
+        "Last-Modified": http_date(version.last_updated),
+        "Location": (
+            f"{base_url}/{resource_type}/{version.logical_id}/_history/{version.version_id}"
+        ),
+    }
+
+
+def json_response(
+    request: Request,
+    content: bytes | dict[str, Any],
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """A FHIR JSON response of stored bytes or a dict, pretty-printed on `_pretty=true`."""
+    if isinstance(content, dict) or pretty(request):
+        data = orjson.loads(content) if isinstance(content, bytes) else content
+        option = orjson.OPT_INDENT_2 if pretty(request) else 0
+        content = orjson.dumps(data, option=option)
+    return Response(content, status_code=status, headers=headers, media_type=FHIR_JSON)
+
+

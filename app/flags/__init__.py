@@ -1,0 +1,1 @@
+"""Safeguarding domain: what may be recorded, linked, changed and seen."""

@@ -1,0 +1,278 @@
+"""Resource interactions: every single request and (later) every bundle entry runs through here.
+
+Services receive an open connection inside a transaction and never commit; the FHIR layer owns
+the transaction. Spec: http://hl7.org/fhir/R4/http.html
+"""
+
+import hashlib
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from app.access import Caller
+from app.errors import (
+    Gone,
+    Issue,
+    Invalid,
+    NotFound,
+    PreconditionFailed,
+    Unprocessable,
+    WriteConflict,
+)
+from app.flags import rules
+from app.registry import RESOURCE_TYPES
+from app.storage import query as sq
+from app.storage import repository as repo
+from app.storage.db import Connection
+from app.storage.indexer import split_reference
+
+
+@dataclass(frozen=True, slots=True)
+class Conditional:
+    """A conditional URL's criteria, and its normalised text (the race-free create key)."""
+
+    query: sq.Query
+    normalised: str
+
+    @property
+    def match_key(self) -> str:
+        """A fixed-length key for the normalised query."""
+        return hashlib.sha256(self.normalised.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What a write did: the version now current, and whether it created the resource."""
+
+    resource_type: str
+    version: repo.Version
+    created: bool = False
+    existing: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteResult:
+    """What a delete did; `version` is None when there was nothing live to delete."""
+
+    resource_type: str
+    logical_id: str | None
+    version: repo.Version | None
+
+
+Patcher = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+async def check_rules(
+    conn: Connection, caller: Caller, resource: dict[str, Any], base_url: str
+) -> None:
+    """Bindings, NHS number check digits and existence of referenced resources (422)."""
+    resource_type = resource["resourceType"]
+    issues = rules.binding_issues(resource_type, resource)
+    if resource_type == "Patient":
+        issues.extend(rules.nhs_number_issues(resource))
+    for expression, reference in rules.references(resource, resource_type):
+        target_type, target_id = split_reference(reference, base_url)
+        if target_type not in RESOURCE_TYPES or target_id == resource.get("id"):
+            continue
+        if not await repo.live_exists(conn, caller, target_type, target_id):
+            issues.append(
+                Issue(
+                    f"{reference} does not exist (or was deleted)",
+                    "not-found",
+                    (expression.removesuffix(".reference"),),
+                )
+            )
+    if issues:
+        raise Unprocessable(issues)
+
+
+async def _save(
+    conn: Connection,
+    caller: Caller,
+    resource: dict[str, Any],
+    logical_id: str,
+    current: repo.Current | None,
+    method: str,
+    base_url: str,
+) -> tuple[int, repo.Version]:
+    await check_rules(conn, caller, resource | {"id": logical_id}, base_url)
+    pk, version = await repo.save(conn, caller, resource, logical_id, current, method, base_url)
+    if resource["resourceType"] == "Patient":
+        numbers = rules.nhs_numbers(resource)
+        clashes = await repo.claim_nhs_numbers(conn, pk, set(numbers.values()))
+        if clashes:
+            raise Unprocessable(
+                [
+                    Issue(
+                        f"NHS number {number} already belongs to Patient/{holder}",
+                        "duplicate",
+                        tuple(e for e, n in numbers.items() if n == number),
+                    )
+                    for number, holder in clashes.items()
+                ]
+            )
+    return pk, version
+
+
+async def _existing(conn: Connection, resource_type: str, pk: int) -> WriteResult:
+    row = await conn.fetchrow(
+        "SELECT logical_id, version_id, last_updated, body FROM resource WHERE pk = $1", pk
+    )
+    assert row is not None
+    version = repo.Version(row[0], row[1], row[2], "GET", row[3], resource_type)
+    return WriteResult(resource_type, version, existing=True)
+
+
+async def _claim(
+    conn: Connection, caller: Caller, conditional: Conditional, pk: int, resource_type: str
+) -> None:
+    holder = await repo.claim_conditional_key(conn, resource_type, conditional.match_key, pk)
+    if holder is None:
+        return
+    probe = sq.Query(resource_type, conditional.query.criteria, 1, exclude_pk=pk)
+    if await sq.search(conn, caller, probe):
+        raise WriteConflict("a concurrent conditional create matched first")
+    await repo.take_over_conditional_key(conn, resource_type, conditional.match_key, pk, holder)
+
+
+async def _single_match(
+    conn: Connection, caller: Caller, conditional: Conditional, interaction: str
+) -> Any:
+    """The pk and id of the only match, None for none; several matches are 412."""
+    query = conditional.query
+    matches = await sq.search(conn, caller, sq.Query(query.resource_type, query.criteria, 2))
+    if len(matches) > 1:
+        raise PreconditionFailed.of(
+            f"conditional {interaction} matched more than one {query.resource_type}",
+            code="multiple-matches",
+        )
+    return matches[0] if matches else None
+
+
+async def create(
+    conn: Connection,
+    caller: Caller,
+    resource: dict[str, Any],
+    base_url: str,
+    if_none_exist: Conditional | None = None,
+) -> WriteResult:
+    """create, or conditional create (http://hl7.org/fhir/R4/http.html#ccreate)."""
+    resource_type = resource["resourceType"]
+    if if_none_exist is not None:
+        match = await _single_match(conn, caller, if_none_exist, "create")
+        if match is not None:
+            return await _existing(conn, resource_type, match[0])
+    pk, version = await _save(conn, caller, resource, str(uuid.uuid4()), None, "POST", base_url)
+    if if_none_exist is not None:
+        await _claim(conn, caller, if_none_exist, pk, resource_type)
+    return WriteResult(resource_type, version, created=True)
+
+
+def _check_version(current: repo.Current | None, if_match: int | None) -> None:
+    if if_match is None:
+        return
+    if current is None or current.deleted or current.version_id != if_match:
+        found = "none" if current is None or current.deleted else str(current.version_id)
+        raise PreconditionFailed.of(
+            f"If-Match version {if_match} does not match the current version ({found})",
+            code="conflict",
+        )
+
+
+async def update(
+    conn: Connection,
+    caller: Caller,
+    resource: dict[str, Any],
+    logical_id: str,
+    base_url: str,
+    if_match: int | None = None,
+) -> WriteResult:
+    """update, or update-as-create with a client id (http://hl7.org/fhir/R4/http.html#update)."""
+    resource_type = resource["resourceType"]
+    current = await repo.read_current(conn, caller, resource_type, logical_id, lock=True)
+    _check_version(current, if_match)
+    _, version = await _save(conn, caller, resource, logical_id, current, "PUT", base_url)
+    created = current is None or current.deleted
+    return WriteResult(resource_type, version, created=created)
+
+
+async def conditional_update(
+    conn: Connection,
+    caller: Caller,
+    resource: dict[str, Any],
+    conditional: Conditional,
+    base_url: str,
+    if_match: int | None = None,
+) -> WriteResult:
+    """Conditional update (http://hl7.org/fhir/R4/http.html#cond-update)."""
+    resource_type = resource["resourceType"]
+    body_id = resource.get("id")
+    match = await _single_match(conn, caller, conditional, "update")
+    if match is not None:
+        if body_id is not None and body_id != match[1]:
+            raise Invalid.of(
+                f"resource id {body_id} differs from the matched {resource_type}/{match[1]}",
+                f"{resource_type}.id",
+            )
+        return await update(conn, caller, resource, match[1], base_url, if_match)
+    if body_id is not None:
+        result = await update(conn, caller, resource, body_id, base_url, if_match)
+        pk_row = await repo.read_current(conn, caller, resource_type, body_id)
+        assert pk_row is not None
+        await _claim(conn, caller, conditional, pk_row.pk, resource_type)
+        return result
+    pk, version = await _save(conn, caller, resource, str(uuid.uuid4()), None, "PUT", base_url)
+    await _claim(conn, caller, conditional, pk, resource_type)
+    return WriteResult(resource_type, version, created=True)
+
+
+async def patch(
+    conn: Connection,
+    caller: Caller,
+    resource_type: str,
+    logical_id: str,
+    patcher: Patcher,
+    base_url: str,
+    if_match: int | None = None,
+) -> WriteResult:
+    """patch: apply `patcher` to the current version, then save like an update."""
+    current = await repo.read_current(conn, caller, resource_type, logical_id, lock=True)
+    if current is None:
+        raise NotFound.of(f"{resource_type}/{logical_id} is not known")
+    if current.deleted or current.body is None:
+        raise Gone.of(f"{resource_type}/{logical_id} was deleted")
+    _check_version(current, if_match)
+    patched = patcher(orjson.loads(current.body))
+    _, version = await _save(conn, caller, patched, logical_id, current, "PATCH", base_url)
+    return WriteResult(resource_type, version)
+
+
+async def delete(
+    conn: Connection,
+    caller: Caller,
+    resource_type: str,
+    logical_id: str,
+    if_match: int | None = None,
+) -> DeleteResult:
+    """delete; deleting an unknown or deleted resource is not an error (R4 http.html#delete)."""
+    current = await repo.read_current(conn, caller, resource_type, logical_id, lock=True)
+    if current is None or current.deleted:
+        _check_version(None, if_match)
+        return DeleteResult(resource_type, logical_id, None)
+    _check_version(current, if_match)
+    version = await repo.delete(conn, caller, resource_type, logical_id, current)
+    return DeleteResult(resource_type, logical_id, version)
+
+
+async def conditional_delete(
+    conn: Connection, caller: Caller, conditional: Conditional
+) -> DeleteResult:
+    """Conditional delete of a single match (http://hl7.org/fhir/R4/http.html#3.1.0.7.1)."""
+    resource_type = conditional.query.resource_type
+    match = await _single_match(conn, caller, conditional, "delete")
+    if match is None:
+        return DeleteResult(resource_type, None, None)
+    return await delete(conn, caller, resource_type, match[1])

@@ -1,0 +1,101 @@
+"""The application factory: settings -> database -> routes -> error handlers."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from app.errors import FhirError, Invalid, MethodNotAllowed, NotFound
+from app.fhir.capability import capability_statement
+from app.fhir.context import AppContext
+from app.fhir.middleware import RequestIdMiddleware
+from app.fhir.outcomes import error_response, internal_error_response
+from app.fhir.routes import router
+from app.settings import Settings, get_settings
+from app.storage.db import make_database
+from app.storage.repository import instant, now_micros
+
+log = logging.getLogger("safeguard")
+
+
+async def _fhir_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, FhirError)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        return error_response(MethodNotAllowed.of(f"{request.method} is not allowed here"))
+    if exc.status_code == 404:
+        return error_response(NotFound.of("no such endpoint"))
+    return error_response(Invalid.of(str(exc.detail)))
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    return error_response(Invalid.of("the request is malformed"))
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
+    return internal_error_response()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A FastAPI app serving FHIR at /fhir; connects to the database in its lifespan."""
+    settings = settings or get_settings()
+    context = AppContext(settings, make_database(settings.database_url))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await context.db.open()
+        published = instant(now_micros())
+        context.capability = orjson.dumps(capability_statement(context.base, published))
+        try:
+            yield
+        finally:
+            await context.db.close()
+
+    app = FastAPI(
+        title="safeguard-fhir",
+        version="0.1.0",
+        summary="FHIR R4 service for sharing child-safeguarding information",
+        lifespan=lifespan,
+        default_response_class=Response,
+    )
+    app.state.context = context
+    app.include_router(router, prefix="/fhir", tags=["FHIR"])
+    app.add_api_route("/_ping", _ping, methods=["GET"], tags=["health"])
+    app.add_api_route("/_status", _status, methods=["GET"], tags=["health"])
+    app.add_exception_handler(FhirError, _fhir_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected)
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+async def _ping() -> Response:
+    """Alive: the process answers."""
+    return Response(b'{"status":"ok"}', media_type="application/json")
+
+
+async def _status(request: Request) -> Response:
+    """Ready: the database answers (503 otherwise)."""
+    context: AppContext = request.app.state.context
+    try:
+        async with context.db.reader() as conn:
+            await conn.fetchrow("SELECT 1")
+    except Exception as exc:  # any failure to reach the database means not ready
+        log.warning("database unreachable: %s", type(exc).__name__)
+        body = orjson.dumps({"status": "unavailable", "database": context.db.dialect})
+        return Response(body, status_code=503, media_type="application/json")
+    body = orjson.dumps({"status": "ok", "database": context.db.dialect})
+    return Response(body, media_type="application/json")
+
+

@@ -1,0 +1,1 @@
+"""Persistence only: tables, connections, the SQL that reads and writes resources."""

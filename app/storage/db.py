@@ -1,0 +1,246 @@
+"""Connections: asyncpg pool for PostgreSQL, stdlib sqlite3 for the embedded default.
+
+SQL is written once with `$1` placeholders; SQLite gets them as `?1` (same numbering).
+The one place a transaction is opened, committed or rolled back is `Database.transaction`.
+"""
+
+import asyncio
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+import asyncpg
+
+from app.errors import WriteConflict
+
+Row = Sequence[Any]
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+
+
+class Connection(Protocol):
+    """What repository code may do with a connection."""
+
+    dialect: str
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None: ...
+    async def fetch(self, sql: str, *args: Any) -> list[Row]: ...
+    async def execute(self, sql: str, *args: Any) -> None: ...
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+
+
+class Database(Protocol):
+    """A pool of connections to one database."""
+
+    dialect: str
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    def transaction(self) -> Any: ...
+    def reader(self) -> Any: ...
+
+
+class PgConnection:
+    """An asyncpg connection seen through the Connection protocol."""
+
+    dialect = "postgresql"
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        try:
+            row: Row | None = await self._conn.fetchrow(sql, *args)
+        except asyncpg.UniqueViolationError as exc:
+            raise WriteConflict(str(exc)) from exc
+        return row
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        rows: list[Row] = await self._conn.fetch(sql, *args)
+        return rows
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        try:
+            await self._conn.execute(sql, *args)
+        except asyncpg.UniqueViolationError as exc:
+            raise WriteConflict(str(exc)) from exc
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        try:
+            await self._conn.executemany(sql, list(rows))
+        except asyncpg.UniqueViolationError as exc:
+            raise WriteConflict(str(exc)) from exc
+
+
+_RETRYABLE_PG = (
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+)
+
+
+class PostgresDatabase:
+    """PostgreSQL through a long-lived asyncpg pool."""
+
+    dialect = "postgresql"
+
+    def __init__(self, dsn: str, min_size: int = 8, max_size: int = 16) -> None:
+        self._dsn = dsn
+        self._sizes = (min_size, max_size)
+        self._pool: Any = None
+
+    async def open(self) -> None:
+        """Create the pool; if the server is unreachable now, connect lazily later."""
+        try:
+            self._pool = await asyncpg.create_pool(
+                self._dsn, min_size=self._sizes[0], max_size=self._sizes[1]
+            )
+        except (OSError, asyncpg.PostgresError):
+            self._pool = await asyncpg.create_pool(self._dsn, min_size=0, max_size=self._sizes[1])
+
+    async def close(self) -> None:
+        """Close the pool."""
+        if self._pool is not None:
+            await self._pool.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[PgConnection]:
+        """A connection inside one transaction, committed on success, rolled back on error."""
+        async with self._pool.acquire() as conn:
+            try:
+                async with conn.transaction():
+                    yield PgConnection(conn)
+            except _RETRYABLE_PG as exc:
+                raise WriteConflict(str(exc)) from exc
+
+    @asynccontextmanager
+    async def reader(self) -> AsyncIterator[PgConnection]:
+        """A connection for reads outside an explicit transaction."""
+        async with self._pool.acquire() as conn:
+            yield PgConnection(conn)
+
+
+class SqliteConnection:
+    """A stdlib sqlite3 connection seen through the Connection protocol.
+
+    Calls run inline on the event loop: a primary-key read costs tens of microseconds, far
+    less than a hop to a thread would.
+    """
+
+    dialect = "sqlite"
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        try:
+            row: Row | None = self._conn.execute(_sqlite_sql(sql), args).fetchone()
+        except sqlite3.IntegrityError as exc:
+            raise _integrity(exc) from exc
+        return row
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        return self._conn.execute(_sqlite_sql(sql), args).fetchall()
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        try:
+            self._conn.execute(_sqlite_sql(sql), args)
+        except sqlite3.IntegrityError as exc:
+            raise _integrity(exc) from exc
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        try:
+            self._conn.executemany(_sqlite_sql(sql), rows)
+        except sqlite3.IntegrityError as exc:
+            raise _integrity(exc) from exc
+
+
+def _integrity(exc: sqlite3.IntegrityError) -> Exception:
+    if "UNIQUE" in str(exc):
+        return WriteConflict(str(exc))
+    return exc
+
+
+_SQL_CACHE: dict[str, str] = {}
+
+
+def _sqlite_sql(sql: str) -> str:
+    cached = _SQL_CACHE.get(sql)
+    if cached is None:
+        cached = _PLACEHOLDER.sub(r"?\1", sql)
+        _SQL_CACHE[sql] = cached
+    return cached
+
+
+def connect_sqlite(path: str) -> sqlite3.Connection:
+    """A connection in autocommit mode with WAL, foreign keys and a busy timeout."""
+    if path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=10000")
+    return conn
+
+
+class SqliteDatabase:
+    """SQLite through one writer connection (serialised by a lock) and one reader."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._writer: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        """Open both connections."""
+        self._writer = connect_sqlite(self._path)
+        self._reader = connect_sqlite(self._path)
+
+    async def close(self) -> None:
+        """Close both connections."""
+        for conn in (self._writer, self._reader):
+            if conn is not None:
+                conn.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[SqliteConnection]:
+        """The writer inside BEGIN IMMEDIATE, committed on success, rolled back on error."""
+        assert self._writer is not None, "database not open"
+        async with self._lock:
+            self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield SqliteConnection(self._writer)
+            except BaseException:
+                self._writer.execute("ROLLBACK")
+                raise
+            self._writer.execute("COMMIT")
+
+    @asynccontextmanager
+    async def reader(self) -> AsyncIterator[SqliteConnection]:
+        """The reader connection (sees committed data only)."""
+        assert self._reader is not None, "database not open"
+        yield SqliteConnection(self._reader)
+
+
+def sqlite_path(url: str) -> str:
+    """The file path in a `sqlite:///path` URL."""
+    return url.split(":///", 1)[1] if ":///" in url else ":memory:"
+
+
+def asyncpg_dsn(url: str) -> str:
+    """A libpq DSN from a SQLAlchemy-style PostgreSQL URL."""
+    return re.sub(r"^postgresql\+\w+://", "postgresql://", url)
+
+
+def make_database(url: str, pool_min: int = 8, pool_max: int = 16) -> Database:
+    """The Database for a URL: `sqlite:///...` or `postgresql://...`."""
+    if url.startswith("sqlite"):
+        return SqliteDatabase(sqlite_path(url))
+    if url.startswith("postgres"):
+        return PostgresDatabase(asyncpg_dsn(url), pool_min, pool_max)
+    raise ValueError(f"unsupported database URL scheme: {url.split(':', 1)[0]}")

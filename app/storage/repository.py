@@ -1,0 +1,287 @@
+"""Create, read, vread, update, delete and history SQL over the resource tables.
+
+Every function takes the caller's access context first, so that access rules can be enforced
+here in one place later. Only the current version of a resource is indexed.
+"""
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from app.access import Caller
+from app.errors import WriteConflict
+from app.storage.db import Connection, Row
+from app.storage.indexer import compartment_patient, index_rows
+
+_READ = (
+    "SELECT pk, version_id, last_updated, deleted, body FROM resource "
+    "WHERE resource_type = $1 AND logical_id = $2"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Current:
+    """The current state of one logical resource."""
+
+    pk: int
+    version_id: int
+    last_updated: int
+    deleted: bool
+    body: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """One stored version (body None for a delete)."""
+
+    logical_id: str
+    version_id: int
+    last_updated: int
+    method: str
+    body: bytes | None
+    resource_type: str = ""
+    seq: int = 0
+
+
+def now_micros() -> int:
+    """Microseconds since the epoch, UTC."""
+    return time.time_ns() // 1000
+
+
+def instant(micros: int) -> str:
+    """A FHIR instant with microseconds: `2026-11-26T22:00:00.123456+00:00`."""
+    return datetime.fromtimestamp(micros / 1_000_000, UTC).isoformat(timespec="microseconds")
+
+
+def _current(row: Row | None) -> Current | None:
+    if row is None:
+        return None
+    return Current(row[0], row[1], row[2], bool(row[3]), row[4])
+
+
+async def read_current(
+    conn: Connection, caller: Caller, resource_type: str, logical_id: str, *, lock: bool = False
+) -> Current | None:
+    """The current row of a resource (locked for update on PostgreSQL when `lock`)."""
+    suffix = " FOR UPDATE" if lock and conn.dialect == "postgresql" else ""
+    return _current(await conn.fetchrow(_READ + suffix, resource_type, logical_id))
+
+
+async def read_version(
+    conn: Connection, caller: Caller, resource_type: str, logical_id: str, version_id: int
+) -> Version | None:
+    """One past or current version."""
+    row = await conn.fetchrow(
+        "SELECT version_id, last_updated, method, body FROM resource_version "
+        "WHERE resource_type = $1 AND logical_id = $2 AND version_id = $3",
+        resource_type,
+        logical_id,
+        version_id,
+    )
+    return None if row is None else Version(logical_id, row[0], row[1], row[2], row[3])
+
+
+def _stamp(resource: dict[str, Any], logical_id: str, version_id: int, micros: int) -> bytes:
+    meta = dict(resource.get("meta") or {})
+    meta["versionId"] = str(version_id)
+    meta["lastUpdated"] = instant(micros)
+    rest = {k: v for k, v in resource.items() if k not in ("resourceType", "id", "meta")}
+    stamped = {"resourceType": resource["resourceType"], "id": logical_id, "meta": meta, **rest}
+    return orjson.dumps(stamped)
+
+
+async def _write_index(
+    conn: Connection, pk: int, resource_type: str, resource: dict[str, Any], base_url: str
+) -> None:
+    rows = index_rows(resource_type, resource, base_url)
+    if rows.token:
+        await conn.executemany(
+            "INSERT INTO idx_token (resource_pk, param, system, code) VALUES ($1, $2, $3, $4)",
+            [(pk, *row) for row in rows.token],
+        )
+    if rows.reference:
+        await conn.executemany(
+            "INSERT INTO idx_reference (resource_pk, param, target_type, target_id) "
+            "VALUES ($1, $2, $3, $4)",
+            [(pk, *row) for row in rows.reference],
+        )
+
+
+async def _clear_index(conn: Connection, pk: int) -> None:
+    await conn.execute("DELETE FROM idx_token WHERE resource_pk = $1", pk)
+    await conn.execute("DELETE FROM idx_reference WHERE resource_pk = $1", pk)
+
+
+async def _append_version(
+    conn: Connection, resource_type: str, version: Version
+) -> None:
+    await conn.execute(
+        "INSERT INTO resource_version "
+        "(resource_type, logical_id, version_id, last_updated, method, body) "
+        "VALUES ($1, $2, $3, $4, $5, $6)",
+        resource_type,
+        version.logical_id,
+        version.version_id,
+        version.last_updated,
+        version.method,
+        version.body,
+    )
+
+
+async def save(
+    conn: Connection,
+    caller: Caller,
+    resource: dict[str, Any],
+    logical_id: str,
+    current: Current | None,
+    method: str,
+    base_url: str,
+) -> tuple[int, Version]:
+    """Write a new version (version 1 when `current` is None); returns (pk, version)."""
+    resource_type = resource["resourceType"]
+    micros = max(now_micros(), current.last_updated + 1 if current else 0)
+    version_id = 1 if current is None else current.version_id + 1
+    body = _stamp(resource, logical_id, version_id, micros)
+    patient_id = compartment_patient(resource_type, resource | {"id": logical_id}, base_url)
+    if current is None:
+        row = await conn.fetchrow(
+            "INSERT INTO resource (resource_type, logical_id, version_id, last_updated, "
+            "deleted, body, patient_id, owner_org) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING pk",
+            resource_type, logical_id, version_id, micros, False, body, patient_id,
+            caller.organisation,
+        )
+        assert row is not None
+        pk = int(row[0])
+    else:
+        pk = current.pk
+        await conn.execute(
+            "UPDATE resource SET version_id = $2, last_updated = $3, deleted = $4, body = $5, "
+            "patient_id = $6 WHERE pk = $1",
+            pk, version_id, micros, False, body, patient_id,
+        )
+        await _clear_index(conn, pk)
+    await _write_index(conn, pk, resource_type, resource, base_url)
+    version = Version(logical_id, version_id, micros, method, body, resource_type)
+    await _append_version(conn, resource_type, version)
+    return pk, version
+
+
+async def delete(
+    conn: Connection, caller: Caller, resource_type: str, logical_id: str, current: Current
+) -> Version:
+    """Mark a live resource deleted as a new version; history keeps every earlier version."""
+    micros = max(now_micros(), current.last_updated + 1)
+    version = Version(logical_id, current.version_id + 1, micros, "DELETE", None, resource_type)
+    await conn.execute(
+        "UPDATE resource SET version_id = $2, last_updated = $3, deleted = $4, body = NULL "
+        "WHERE pk = $1",
+        current.pk, version.version_id, micros, True,
+    )
+    await _clear_index(conn, current.pk)
+    await conn.execute("DELETE FROM nhs_number_claim WHERE resource_pk = $1", current.pk)
+    await _append_version(conn, resource_type, version)
+    return version
+
+
+async def history(
+    conn: Connection,
+    caller: Caller,
+    *,
+    resource_type: str | None,
+    logical_id: str | None,
+    since: int | None,
+    before_seq: int | None,
+    count: int,
+) -> list[Version]:
+    """Versions newest first, paged on the change sequence (`before_seq` is the cursor)."""
+    where, args = ["1=1"], []
+    for column, value, op in (
+        ("resource_type", resource_type, "="),
+        ("logical_id", logical_id, "="),
+        ("last_updated", since, ">="),
+        ("seq", before_seq, "<"),
+    ):
+        if value is not None:
+            args.append(value)
+            where.append(f"{column} {op} ${len(args)}")
+    args.append(count)
+    rows = await conn.fetch(
+        "SELECT logical_id, version_id, last_updated, method, body, resource_type, seq "
+        f"FROM resource_version WHERE {' AND '.join(where)} ORDER BY seq DESC LIMIT ${len(args)}",
+        *args,
+    )
+    return [Version(*row) for row in rows]
+
+
+async def live_exists(conn: Connection, caller: Caller, resource_type: str, logical_id: str) -> bool:
+    """Whether a non-deleted resource of that type and id exists."""
+    row = await conn.fetchrow(
+        "SELECT 1 FROM resource WHERE resource_type = $1 AND logical_id = $2 AND NOT deleted",
+        resource_type,
+        logical_id,
+    )
+    return row is not None
+
+
+async def claim_conditional_key(
+    conn: Connection, resource_type: str, match_key: str, pk: int
+) -> int | None:
+    """Claim a conditional-create key for `pk`; returns the holder's pk if another holds it.
+
+    The key's primary key makes concurrent claims race-free: on PostgreSQL a second claimer
+    waits for the first to commit, then sees the conflict.
+    """
+    row = await conn.fetchrow(
+        "INSERT INTO conditional_key (resource_type, match_key, resource_pk) VALUES ($1, $2, $3) "
+        "ON CONFLICT (resource_type, match_key) DO NOTHING RETURNING resource_pk",
+        resource_type, match_key, pk,
+    )
+    if row is not None:
+        return None
+    holder = await conn.fetchrow(
+        "SELECT resource_pk FROM conditional_key WHERE resource_type = $1 AND match_key = $2",
+        resource_type, match_key,
+    )
+    if holder is None:
+        raise WriteConflict("conditional create key vanished while claiming it")
+    return int(holder[0])
+
+
+async def take_over_conditional_key(
+    conn: Connection, resource_type: str, match_key: str, pk: int, holder_pk: int
+) -> None:
+    """Move a stale key (its holder no longer matches) to `pk`; losing a race raises."""
+    taken = await conn.fetchrow(
+        "UPDATE conditional_key SET resource_pk = $3 "
+        "WHERE resource_type = $1 AND match_key = $2 AND resource_pk = $4 RETURNING resource_pk",
+        resource_type, match_key, pk, holder_pk,
+    )
+    if taken is None:
+        raise WriteConflict("conditional create raced with another writer")
+
+
+async def claim_nhs_numbers(conn: Connection, pk: int, nhs_numbers: set[str]) -> dict[str, str]:
+    """Claim NHS numbers for a Patient; returns those already held by another live Patient."""
+    held = await conn.fetch("SELECT nhs_number FROM nhs_number_claim WHERE resource_pk = $1", pk)
+    for (number,) in held:
+        if number not in nhs_numbers:
+            await conn.execute("DELETE FROM nhs_number_claim WHERE nhs_number = $1", number)
+    clashes: dict[str, str] = {}
+    for number in sorted(nhs_numbers):
+        await conn.execute(
+            "INSERT INTO nhs_number_claim (nhs_number, resource_pk) VALUES ($1, $2) "
+            "ON CONFLICT (nhs_number) DO NOTHING",
+            number, pk,
+        )
+        row = await conn.fetchrow(
+            "SELECT c.resource_pk, r.logical_id FROM nhs_number_claim c "
+            "JOIN resource r ON r.pk = c.resource_pk WHERE c.nhs_number = $1",
+            number,
+        )
+        if row is not None and row[0] != pk:
+            clashes[number] = row[1]
+    return clashes

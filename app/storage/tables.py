@@ -1,0 +1,112 @@
+"""The schema, as SQLAlchemy Core tables; Alembic migrations build it, a test checks they agree."""
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING)
+
+# SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
+SurrogateKey = BigInteger().with_variant(Integer(), "sqlite")
+
+resource = Table(
+    "resource",
+    metadata,
+    Column("pk", SurrogateKey, primary_key=True, autoincrement=True),
+    Column("resource_type", String(64), nullable=False),
+    Column("logical_id", String(64), nullable=False),
+    Column("version_id", Integer, nullable=False),
+    Column("last_updated", BigInteger, nullable=False, comment="microseconds since epoch, UTC"),
+    Column("deleted", Boolean, nullable=False),
+    Column("body", LargeBinary, nullable=True, comment="JSON exactly as served; null if deleted"),
+    Column("patient_id", String(64), nullable=True, comment="Patient compartment"),
+    Column("owner_org", String(64), nullable=True),
+    UniqueConstraint("resource_type", "logical_id"),
+    Index(None, "resource_type", "patient_id"),
+)
+
+resource_version = Table(
+    "resource_version",
+    metadata,
+    Column("seq", SurrogateKey, primary_key=True, autoincrement=True, comment="change sequence"),
+    Column("resource_type", String(64), nullable=False),
+    Column("logical_id", String(64), nullable=False),
+    Column("version_id", Integer, nullable=False),
+    Column("last_updated", BigInteger, nullable=False),
+    Column("method", String(8), nullable=False),
+    Column("body", LargeBinary, nullable=True),
+    UniqueConstraint("resource_type", "logical_id", "version_id"),
+    Index(None, "resource_type", "seq"),
+    Index(None, "last_updated"),
+)
+
+
+def _index_table(name: str, *columns: Column[object]) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column(
+            "resource_pk",
+            SurrogateKey,
+            ForeignKey("resource.pk", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        Column("param", String(64), nullable=False),
+        *columns,
+        Index(None, "resource_pk"),
+    )
+
+
+idx_token = _index_table(
+    "idx_token",
+    Column("system", String, nullable=True),
+    Column("code", String, nullable=True),
+)
+Index(None, idx_token.c.param, idx_token.c.code, idx_token.c.system)
+
+idx_reference = _index_table(
+    "idx_reference",
+    Column("target_type", String(64), nullable=True),
+    Column("target_id", String, nullable=False, comment="logical id, or the URL if not ours"),
+)
+Index(None, idx_reference.c.param, idx_reference.c.target_id, idx_reference.c.target_type)
+
+conditional_key = Table(
+    "conditional_key",
+    metadata,
+    Column("resource_type", String(64), primary_key=True),
+    Column("match_key", String(64), primary_key=True, comment="sha256 of the normalised query"),
+    Column("resource_pk", SurrogateKey, ForeignKey("resource.pk", ondelete="CASCADE")),
+)
+
+nhs_number_claim = Table(
+    "nhs_number_claim",
+    metadata,
+    Column("nhs_number", String(10), primary_key=True),
+    Column(
+        "resource_pk",
+        SurrogateKey,
+        ForeignKey("resource.pk", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Index(None, "resource_pk"),
+)
+
+INDEX_TABLES = {"token": idx_token, "reference": idx_reference}

@@ -1,0 +1,56 @@
+"""Alembic environment: SQLite through the stdlib driver, PostgreSQL through asyncpg."""
+
+import asyncio
+from pathlib import Path
+
+from alembic import context
+from sqlalchemy import Connection, create_engine, pool
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from app.settings import get_settings
+from app.storage.tables import metadata
+
+config = context.config
+
+
+def database_url() -> str:
+    """The URL to migrate: set on the Alembic config by callers, else from settings."""
+    return config.attributes.get("database_url") or get_settings().database_url
+
+
+def _configure_and_run(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _run_postgres(url: str) -> None:
+    engine = create_async_engine(
+        url.replace("postgresql://", "postgresql+asyncpg://", 1), poolclass=pool.NullPool
+    )
+    async with engine.connect() as connection:
+        await connection.run_sync(_configure_and_run)
+    await engine.dispose()
+
+
+def run_migrations_online() -> None:
+    """Apply migrations to the configured database."""
+    url = database_url()
+    if url.startswith("postgres"):
+        asyncio.run(_run_postgres(url))
+        return
+    path = url.split(":///", 1)[1] if ":///" in url else ""
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        _configure_and_run(connection)
+    engine.dispose()
+
+
+run_migrations_online()

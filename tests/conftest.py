@@ -1,0 +1,96 @@
+"""Fixtures: a real database per backend, built by the migrations; the real app over ASGI.
+
+The suite runs on SQLite always, and on PostgreSQL too when SAFEGUARD_TEST_DATABASE_URL names
+a server (its database is only used to create and drop a database of the suite's own).
+"""
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from app.fhir.context import AppContext
+from app.main import create_app
+from app.settings import Settings
+from app.storage.db import asyncpg_dsn
+from app.storage.migrate import upgrade
+from app.storage.tables import metadata
+
+BASE = "http://test/fhir"
+PG_ADMIN_URL = os.environ.get("SAFEGUARD_TEST_DATABASE_URL")
+BACKENDS = ["sqlite"] + (["postgresql"] if PG_ADMIN_URL else [])
+
+
+def _with_database(url: str, name: str) -> str:
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
+async def _admin(sql: str) -> None:
+    assert PG_ADMIN_URL is not None
+    conn = await asyncpg.connect(asyncpg_dsn(PG_ADMIN_URL))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A freshly migrated database of each backend, dropped at the end."""
+    if request.param == "sqlite":
+        path: Path = tmp_path_factory.mktemp("db") / "safeguard.db"
+        url = f"sqlite:///{path}"
+        upgrade(url)
+        yield url
+        return
+    assert PG_ADMIN_URL is not None
+    name = f"safeguard_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    url = _with_database(PG_ADMIN_URL, name)
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    """Settings for the app under test."""
+    return Settings(database_url=database_url, base_url=BASE, max_body_bytes=64 * 1024)
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    """The real app, started through its own lifespan."""
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+def app_context(app: FastAPI) -> AppContext:
+    """The AppContext inside an app."""
+    context: AppContext = app.state.context
+    return context
+
+
+async def empty_database(app: FastAPI) -> None:
+    """Remove every row, children before parents."""
+    async with app_context(app).db.transaction() as conn:
+        for table in reversed(metadata.sorted_tables):
+            await conn.execute(f"DELETE FROM {table.name}")  # noqa: S608
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to the app in-process, on an empty database."""
+    await empty_database(app)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE) as http:
+        yield http
