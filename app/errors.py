@@ -1,18 +1,18 @@
 """The one error hierarchy of the service; `app.fhir.outcomes` renders it as OperationOutcome.
 
-    FhirError                    500 (never raised on purpose)
-     +-- Invalid                 400  bad syntax, bad parameters, malformed headers
-     +-- Forbidden               403
-     +-- NotFound                404  unknown resource, type or version
-     +-- MethodNotAllowed        405
-     +-- NotAcceptable           406  Accept asks for a format we do not produce
-     +-- Conflict                409  id clash, write conflict that retries could not settle
-     +-- Gone                    410  resource (or version) deleted
-     +-- PreconditionFailed      412  If-Match mismatch, conditional with several matches
-     +-- PayloadTooLarge         413
-     +-- UnsupportedMediaType    415  XML or another body type
-     +-- Unprocessable           422  well-formed, but breaks a rule (binding, reference, NHS no.)
-    WriteConflict                storage-level: a concurrent writer won; the write is retried
+FhirError                    500 (never raised on purpose)
+ +-- Invalid                 400  bad syntax, bad parameters, malformed headers
+ +-- Forbidden               403
+ +-- NotFound                404  unknown resource, type or version
+ +-- MethodNotAllowed        405
+ +-- NotAcceptable           406  Accept asks for a format we do not produce
+ +-- Conflict                409  id clash, write conflict that retries could not settle
+ +-- Gone                    410  resource (or version) deleted
+ +-- PreconditionFailed      412  If-Match mismatch, conditional with several matches
+ +-- PayloadTooLarge         413
+ +-- UnsupportedMediaType    415  XML or another body type
+ +-- Unprocessable           422  well-formed, but breaks a rule (binding, reference, NHS no.)
+WriteConflict                storage-level: a concurrent writer won; the write is retried
 """
 
 from dataclasses import dataclass, field

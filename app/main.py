@@ -97,5 +97,3 @@ async def _status(request: Request) -> Response:
         return Response(body, status_code=503, media_type="application/json")
     body = orjson.dumps({"status": "ok", "database": context.db.dialect})
     return Response(body, media_type="application/json")
-
-

@@ -41,7 +41,9 @@ async def _admin(sql: str) -> None:
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """A freshly migrated database of each backend, dropped at the end."""
     if request.param == "sqlite":
         path: Path = tmp_path_factory.mktemp("db") / "safeguard.db"
@@ -84,7 +86,7 @@ async def empty_database(app: FastAPI) -> None:
     """Remove every row, children before parents."""
     async with app_context(app).db.transaction() as conn:
         for table in reversed(metadata.sorted_tables):
-            await conn.execute(f"DELETE FROM {table.name}")  # noqa: S608
+            await conn.execute(f"DELETE FROM {table.name}")
 
 
 @pytest.fixture

@@ -82,7 +82,9 @@ def flag(
     return resource
 
 
-def condition(*, subject: str, code: str = "14760008", display: str = "Constipation") -> dict[str, Any]:
+def condition(
+    *, subject: str, code: str = "14760008", display: str = "Constipation"
+) -> dict[str, Any]:
     """An active, confirmed Condition."""
     return {
         "resourceType": "Condition",

@@ -7,10 +7,14 @@ import httpx
 FHIR_JSON = "application/fhir+json"
 
 
-async def create(client: httpx.AsyncClient, resource: dict[str, Any], **headers: str) -> dict[str, Any]:
+async def create(
+    client: httpx.AsyncClient, resource: dict[str, Any], **headers: str
+) -> dict[str, Any]:
     """POST a resource, assert it was created, return the stored resource."""
     response = await client.post(
-        f"/{resource['resourceType']}", json=resource, headers={"content-type": FHIR_JSON, **headers}
+        f"/{resource['resourceType']}",
+        json=resource,
+        headers={"content-type": FHIR_JSON, **headers},
     )
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()

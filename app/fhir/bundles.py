@@ -5,6 +5,7 @@ Spec: http://hl7.org/fhir/R4/bundle.html, http://hl7.org/fhir/R4/http.html#histo
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import urlencode
 
 import orjson
@@ -31,7 +32,7 @@ def _links(self_url: str, next_url: str | None) -> bytes:
 
 
 def _bundle(kind: str, links: bytes, entries: list[bytes], total: int | None) -> bytes:
-    head = {
+    head: dict[str, Any] = {
         "resourceType": "Bundle",
         "id": str(uuid.uuid4()),
         "meta": {"lastUpdated": instant(now_micros())},
@@ -40,12 +41,7 @@ def _bundle(kind: str, links: bytes, entries: list[bytes], total: int | None) ->
     if total is not None:
         head["total"] = total
     return (
-        orjson.dumps(head)[:-1]
-        + b',"link":'
-        + links
-        + b',"entry":['
-        + b",".join(entries)
-        + b"]}"
+        orjson.dumps(head)[:-1] + b',"link":' + links + b',"entry":[' + b",".join(entries) + b"]}"
     )
 
 
@@ -69,9 +65,7 @@ def searchset(
         for row in rows
     ]
     if warnings:
-        entries.append(
-            orjson.dumps({"resource": outcome(warnings), "search": {"mode": "outcome"}})
-        )
+        entries.append(orjson.dumps({"resource": outcome(warnings), "search": {"mode": "outcome"}}))
     return _bundle("searchset", _links(self_url, next_url), entries, total)
 
 

@@ -36,7 +36,9 @@ def json_patcher(resource_type: str, logical_id: str, document: Any) -> Patcher:
         except jsonpatch.JsonPatchTestFailed as exc:
             raise Unprocessable.of(f"patch test failed: {exc}", code="processing") from None
         except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
-            raise Unprocessable.of(f"patch could not be applied: {exc}", code="processing") from None
+            raise Unprocessable.of(
+                f"patch could not be applied: {exc}", code="processing"
+            ) from None
         except (TypeError, ValueError, KeyError, IndexError) as exc:
             raise Invalid.of(f"patch is malformed ({type(exc).__name__})") from None
         if not isinstance(patched, dict) or patched.get("resourceType") != resource_type:

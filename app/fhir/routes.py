@@ -22,8 +22,10 @@ router = APIRouter()
 
 
 def _conditional(request: Request, resource_type: str, query: str | None = None) -> Conditional:
-    pairs = parse_qsl(query, keep_blank_values=True) if query is not None else list(
-        request.query_params.multi_items()
+    pairs = (
+        parse_qsl(query, keep_blank_values=True)
+        if query is not None
+        else list(request.query_params.multi_items())
     )
     parsed = search.conditional(resource_type, pairs, app_context(request).base)
     return Conditional(search.to_query(resource_type, parsed, 2, None), parsed.normalised)
@@ -106,8 +108,13 @@ async def _history(
     since = search.since(params.get("_since"))
     async with context.db.reader() as conn:
         versions = await reads.history(
-            conn, caller_of(request), resource_type=resource_type, logical_id=logical_id,
-            since=since, before_seq=search.cursor(params.get("_cursor")), count=count + 1,
+            conn,
+            caller_of(request),
+            resource_type=resource_type,
+            logical_id=logical_id,
+            since=since,
+            before_seq=search.cursor(params.get("_cursor")),
+            count=count + 1,
         )
     kept = [(k, v) for k, v in params.multi_items() if k in ("_since", "_count")]
     next_url = None
@@ -115,7 +122,9 @@ async def _history(
         versions = versions[:count]
         next_url = bundles.page_url(context.base, path, [*kept, ("_cursor", str(versions[-1].seq))])
     body = bundles.history(
-        context.base, versions, self_url=bundles.page_url(context.base, path, params.multi_items()),
+        context.base,
+        versions,
+        self_url=bundles.page_url(context.base, path, params.multi_items()),
         next_url=next_url,
     )
     return wire.json_response(request, body)
@@ -147,8 +156,10 @@ async def read(request: Request, resource_type: str, logical_id: str) -> Respons
     logical_id = wire.known_id(resource_type, logical_id)
     async with app_context(request).db.reader() as conn:
         current = await reads.read(conn, caller_of(request), resource_type, logical_id)
-    headers = {"ETag": f'W/"{current.version_id}"',
-               "Last-Modified": wire.http_date(current.last_updated)}
+    headers = {
+        "ETag": f'W/"{current.version_id}"',
+        "Last-Modified": wire.http_date(current.last_updated),
+    }
     assert current.body is not None
     return wire.json_response(request, current.body, headers=headers)
 
@@ -178,8 +189,13 @@ async def search_type(request: Request, resource_type: str) -> Response:
         )
     total = len(rows) if after is None and next_url is None else None
     body = bundles.searchset(
-        context.base, resource_type, rows, total=total, warnings=parsed.ignored,
-        self_url=bundles.page_url(context.base, resource_type, applied), next_url=next_url,
+        context.base,
+        resource_type,
+        rows,
+        total=total,
+        warnings=parsed.ignored,
+        self_url=bundles.page_url(context.base, resource_type, applied),
+        next_url=next_url,
     )
     return wire.json_response(request, body)
 
@@ -274,7 +290,5 @@ async def conditional_delete(request: Request, resource_type: str) -> Response:
     wire.require_type(resource_type)
     condition = _conditional(request, resource_type)
     context, caller = app_context(request), caller_of(request)
-    result = await context.write(
-        lambda conn: service.conditional_delete(conn, caller, condition)
-    )
+    result = await context.write(lambda conn: service.conditional_delete(conn, caller, condition))
     return _deleted(request, result)

@@ -68,9 +68,7 @@ def _reference(param: SearchParam, value: str, type_modifier: str | None, base: 
     return ReferenceValue(target_type, target_id)
 
 
-def _criterion(
-    param: SearchParam, modifier: str | None, raw: str, base: str
-) -> Criterion:
+def _criterion(param: SearchParam, modifier: str | None, raw: str, base: str) -> Criterion:
     values = [v for v in split_escaped_keep(raw) if v != ""]
     if not values:
         raise Invalid.of(f"search parameter {param.name} has no value", param.name)
@@ -119,8 +117,12 @@ def parse(
         param = search_param(resource_type, name)
         if param is None:
             ignored.append(
-                Issue(f"unknown search parameter '{key}' was ignored", "not-supported",
-                      (key,), severity="warning")
+                Issue(
+                    f"unknown search parameter '{key}' was ignored",
+                    "not-supported",
+                    (key,),
+                    severity="warning",
+                )
             )
             continue
         criteria.append(_criterion(param, modifier or None, raw, base))
@@ -133,8 +135,14 @@ def conditional(resource_type: str, params: list[tuple[str, str]], base: str) ->
     parsed = parse(resource_type, params, base)
     if parsed.ignored:
         raise Invalid(
-            [Issue(i.diagnostics.replace("was ignored", "in a conditional request"), "invalid",
-                   i.expression) for i in parsed.ignored]
+            [
+                Issue(
+                    i.diagnostics.replace("was ignored", "in a conditional request"),
+                    "invalid",
+                    i.expression,
+                )
+                for i in parsed.ignored
+            ]
         )
     if not parsed.criteria:
         raise Invalid.of("a conditional request needs at least one search parameter")

@@ -117,8 +117,9 @@ async def resource_body(request: Request, resource_type: str, limit: int) -> dic
     if not isinstance(found, str) or not found:
         raise Invalid.of("resourceType is missing", "resourceType")
     if found != resource_type:
-        raise Invalid.of(f"resourceType {found!r} does not match the URL ({resource_type})",
-                         "resourceType")
+        raise Invalid.of(
+            f"resourceType {found!r} does not match the URL ({resource_type})", "resourceType"
+        )
     return body
 
 
@@ -176,5 +177,3 @@ def json_response(
         option = orjson.OPT_INDENT_2 if pretty(request) else 0
         content = orjson.dumps(data, option=option)
     return Response(content, status_code=status, headers=headers, media_type=FHIR_JSON)
-
-

@@ -120,8 +120,10 @@ def _concept_issue(concept: Any, binding: tuple[str, frozenset[str]], name: str)
 
 def _condition_issues(resource: dict[str, Any]) -> list[Issue]:
     issues = []
-    for name, binding in (("clinicalStatus", CLINICAL_STATUS), ("verificationStatus",
-                                                               VERIFICATION_STATUS)):
+    for name, binding in (
+        ("clinicalStatus", CLINICAL_STATUS),
+        ("verificationStatus", VERIFICATION_STATUS),
+    ):
         if name in resource:
             issue = _concept_issue(resource[name], binding, name)
             if issue is not None:
@@ -145,10 +147,9 @@ def nhs_number_is_valid(number: str) -> bool:
     """Modulus-11 check of a 10-digit NHS number (weights 10..2; 11 -> 0; 10 invalid)."""
     if len(number) != 10 or not number.isdigit():
         return False
-    total = sum(int(digit) * weight for digit, weight in zip(number[:9], range(10, 1, -1)))
-    check = 11 - total % 11
-    if check == 11:
-        check = 0
+    weights = range(10, 1, -1)
+    total = sum(int(digit) * weight for digit, weight in zip(number[:9], weights, strict=True))
+    check = (11 - total % 11) % 11
     return check != 10 and check == int(number[9])
 
 

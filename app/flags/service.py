@@ -15,8 +15,8 @@ import orjson
 from app.access import Caller
 from app.errors import (
     Gone,
-    Issue,
     Invalid,
+    Issue,
     NotFound,
     PreconditionFailed,
     Unprocessable,
@@ -98,6 +98,7 @@ async def _save(
     method: str,
     base_url: str,
 ) -> tuple[int, repo.Version]:
+    resource = rules.normalise(resource)
     await check_rules(conn, caller, resource | {"id": logical_id}, base_url)
     pk, version = await repo.save(conn, caller, resource, logical_id, current, method, base_url)
     if resource["resourceType"] == "Patient":

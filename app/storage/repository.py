@@ -115,9 +115,7 @@ async def _clear_index(conn: Connection, pk: int) -> None:
     await conn.execute("DELETE FROM idx_reference WHERE resource_pk = $1", pk)
 
 
-async def _append_version(
-    conn: Connection, resource_type: str, version: Version
-) -> None:
+async def _append_version(conn: Connection, resource_type: str, version: Version) -> None:
     await conn.execute(
         "INSERT INTO resource_version "
         "(resource_type, logical_id, version_id, last_updated, method, body) "
@@ -151,7 +149,13 @@ async def save(
             "INSERT INTO resource (resource_type, logical_id, version_id, last_updated, "
             "deleted, body, patient_id, owner_org) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING pk",
-            resource_type, logical_id, version_id, micros, False, body, patient_id,
+            resource_type,
+            logical_id,
+            version_id,
+            micros,
+            False,
+            body,
+            patient_id,
             caller.organisation,
         )
         assert row is not None
@@ -161,7 +165,12 @@ async def save(
         await conn.execute(
             "UPDATE resource SET version_id = $2, last_updated = $3, deleted = $4, body = $5, "
             "patient_id = $6 WHERE pk = $1",
-            pk, version_id, micros, False, body, patient_id,
+            pk,
+            version_id,
+            micros,
+            False,
+            body,
+            patient_id,
         )
         await _clear_index(conn, pk)
     await _write_index(conn, pk, resource_type, resource, base_url)
@@ -179,7 +188,10 @@ async def delete(
     await conn.execute(
         "UPDATE resource SET version_id = $2, last_updated = $3, deleted = $4, body = NULL "
         "WHERE pk = $1",
-        current.pk, version.version_id, micros, True,
+        current.pk,
+        version.version_id,
+        micros,
+        True,
     )
     await _clear_index(conn, current.pk)
     await conn.execute("DELETE FROM nhs_number_claim WHERE resource_pk = $1", current.pk)
@@ -217,7 +229,9 @@ async def history(
     return [Version(*row) for row in rows]
 
 
-async def live_exists(conn: Connection, caller: Caller, resource_type: str, logical_id: str) -> bool:
+async def live_exists(
+    conn: Connection, caller: Caller, resource_type: str, logical_id: str
+) -> bool:
     """Whether a non-deleted resource of that type and id exists."""
     row = await conn.fetchrow(
         "SELECT 1 FROM resource WHERE resource_type = $1 AND logical_id = $2 AND NOT deleted",
@@ -238,13 +252,16 @@ async def claim_conditional_key(
     row = await conn.fetchrow(
         "INSERT INTO conditional_key (resource_type, match_key, resource_pk) VALUES ($1, $2, $3) "
         "ON CONFLICT (resource_type, match_key) DO NOTHING RETURNING resource_pk",
-        resource_type, match_key, pk,
+        resource_type,
+        match_key,
+        pk,
     )
     if row is not None:
         return None
     holder = await conn.fetchrow(
         "SELECT resource_pk FROM conditional_key WHERE resource_type = $1 AND match_key = $2",
-        resource_type, match_key,
+        resource_type,
+        match_key,
     )
     if holder is None:
         raise WriteConflict("conditional create key vanished while claiming it")
@@ -258,7 +275,10 @@ async def take_over_conditional_key(
     taken = await conn.fetchrow(
         "UPDATE conditional_key SET resource_pk = $3 "
         "WHERE resource_type = $1 AND match_key = $2 AND resource_pk = $4 RETURNING resource_pk",
-        resource_type, match_key, pk, holder_pk,
+        resource_type,
+        match_key,
+        pk,
+        holder_pk,
     )
     if taken is None:
         raise WriteConflict("conditional create raced with another writer")
@@ -275,7 +295,8 @@ async def claim_nhs_numbers(conn: Connection, pk: int, nhs_numbers: set[str]) ->
         await conn.execute(
             "INSERT INTO nhs_number_claim (nhs_number, resource_pk) VALUES ($1, $2) "
             "ON CONFLICT (nhs_number) DO NOTHING",
-            number, pk,
+            number,
+            pk,
         )
         row = await conn.fetchrow(
             "SELECT c.resource_pk, r.logical_id FROM nhs_number_claim c "

@@ -4,7 +4,7 @@ import httpx
 import pytest
 
 from tests import factories as f
-from tests.http import FHIR_JSON, create, outcome_expressions, reference
+from tests.http import FHIR_JSON, create, outcome_expressions
 
 
 async def test_create_assigns_id_version_and_headers(client: httpx.AsyncClient) -> None:
@@ -138,8 +138,11 @@ async def test_if_match_stale_is_412_and_malformed_is_400(client: httpx.AsyncCli
 
 @pytest.mark.parametrize(
     ("preference", "expected_body"),
-    [("return=minimal", None), ("return=representation", "Organization"),
-     ("return=OperationOutcome", "OperationOutcome")],
+    [
+        ("return=minimal", None),
+        ("return=representation", "Organization"),
+        ("return=OperationOutcome", "OperationOutcome"),
+    ],
 )
 async def test_prefer_return_is_honoured(
     client: httpx.AsyncClient, preference: str, expected_body: str | None

@@ -1,0 +1,88 @@
+"""Instance, type and system history (http://hl7.org/fhir/R4/http.html#history)."""
+
+from typing import Any
+
+import httpx
+import pytest
+
+from app.storage import repository
+from tests import factories as f
+from tests.http import create, reference
+
+
+async def _all_pages(client: httpx.AsyncClient, url: str) -> list[dict[str, Any]]:
+    entries: list[dict[str, Any]] = []
+    while url:
+        page = (await client.get(url)).json()
+        assert page["type"] == "history"
+        entries.extend(page["entry"])
+        url = next((link["url"] for link in page["link"] if link["relation"] == "next"), "")
+    return entries
+
+
+async def test_instance_history_is_newest_first_with_request_and_response(
+    client: httpx.AsyncClient,
+) -> None:
+    created = await create(client, f.organization(name="v1"))
+    url = f"/Organization/{created['id']}"
+    await client.put(url, json=created | {"name": "v2"})
+    await client.delete(url)
+    bundle = (await client.get(f"{url}/_history")).json()
+    entries = bundle["entry"]
+    assert [e["request"]["method"] for e in entries] == ["DELETE", "PUT", "POST"]
+    assert [e["response"]["etag"] for e in entries] == ['W/"3"', 'W/"2"', 'W/"1"']
+    assert "resource" not in entries[0]
+    assert entries[1]["resource"]["name"] == "v2"
+    assert entries[2]["response"]["status"].startswith("201")
+    assert all(e["fullUrl"] == f"http://test/fhir{url}" for e in entries)
+
+
+async def test_history_of_unknown_instance_is_404(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/Patient/nobody/_history")).status_code == 404
+
+
+async def test_type_and_system_history_include_only_their_scope(client: httpx.AsyncClient) -> None:
+    organization = await create(client, f.organization())
+    child = await create(client, f.patient())
+    await create(client, f.flag(subject=reference(child), author=reference(organization)))
+    types = (await client.get("/Patient/_history")).json()
+    assert [e["resource"]["resourceType"] for e in types["entry"]] == ["Patient"]
+    system = (await client.get("/_history")).json()
+    kinds = [e["resource"]["resourceType"] for e in system["entry"]]
+    assert kinds == ["Flag", "Patient", "Organization"]
+
+
+async def test_paging_on_a_shared_timestamp_neither_skips_nor_repeats(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frozen = repository.now_micros()
+    monkeypatch.setattr(repository, "now_micros", lambda: frozen)
+    ids = [(await create(client, f.organization(name=f"o{n}")))["id"] for n in range(23)]
+    monkeypatch.undo()
+    first = (await client.get("/Organization/_history?_count=5")).json()
+    assert len(first["entry"]) == 5
+    # Writes arriving while a client pages must not shift the pages it has yet to read.
+    await create(client, f.organization(name="late"))
+    next_url = next(link["url"] for link in first["link"] if link["relation"] == "next")
+    rest = await _all_pages(client, next_url)
+    seen = [e["resource"]["id"] for e in first["entry"] + rest]
+    assert seen == list(reversed(ids))
+
+
+async def test_since_keeps_changes_at_or_after_the_instant(
+    client: httpx.AsyncClient,
+) -> None:
+    await create(client, f.organization(name="before"))
+    later = await create(client, f.organization(name="after"))
+    since = later["meta"]["lastUpdated"]
+    bundle = (await client.get("/Organization/_history", params={"_since": since})).json()
+    assert [e["resource"]["name"] for e in bundle["entry"]] == ["after"]
+    paged = await _all_pages(client, "/_history?_count=1&_since=2000-01-01")
+    assert len(paged) == 2
+
+
+@pytest.mark.parametrize("query", ["_since=yesterday", "_count=-1", "_count=many", "_cursor=x"])
+async def test_malformed_history_parameters_are_400(client: httpx.AsyncClient, query: str) -> None:
+    response = await client.get(f"/_history?{query}")
+    assert response.status_code == 400
+    assert response.json()["resourceType"] == "OperationOutcome"

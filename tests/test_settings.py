@@ -1,0 +1,33 @@
+"""Settings come from the environment; importing the app reads and connects to nothing."""
+
+import subprocess
+import sys
+
+import pytest
+
+from app.settings import Settings
+
+
+def test_importing_the_app_reads_no_settings_and_opens_no_connection() -> None:
+    env = {
+        "SAFEGUARD_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+        "SAFEGUARD_MAX_BODY_BYTES": "not-a-number",
+        "PATH": "/usr/bin:/bin",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", "import app.main, app.cli; app.main.create_app"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_settings_read_the_safeguard_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAFEGUARD_MAX_PAGE_SIZE", "77")
+    monkeypatch.setenv("SAFEGUARD_BASE_URL", "https://fhir.example.org/fhir")
+    settings = Settings()
+    assert settings.max_page_size == 77
+    assert settings.base_url == "https://fhir.example.org/fhir"
