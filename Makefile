@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-SRC := app tests bench migrations
+SRC := $(wildcard app tests bench migrations)
 
 .PHONY: run test lint typecheck pytest bench openapi migrate clean
 

@@ -103,7 +103,7 @@ async def _save(
     pk, version = await repo.save(conn, caller, resource, logical_id, current, method, base_url)
     if resource["resourceType"] == "Patient":
         numbers = rules.nhs_numbers(resource)
-        clashes = await repo.claim_nhs_numbers(conn, pk, set(numbers.values()))
+        clashes = await repo.claim_nhs_numbers(conn, caller, pk, set(numbers.values()))
         if clashes:
             raise Unprocessable(
                 [
@@ -118,25 +118,20 @@ async def _save(
     return pk, version
 
 
-async def _existing(conn: Connection, resource_type: str, pk: int) -> WriteResult:
-    row = await conn.fetchrow(
-        "SELECT logical_id, version_id, last_updated, body FROM resource WHERE pk = $1", pk
-    )
-    assert row is not None
-    version = repo.Version(row[0], row[1], row[2], "GET", row[3], resource_type)
-    return WriteResult(resource_type, version, existing=True)
-
-
 async def _claim(
     conn: Connection, caller: Caller, conditional: Conditional, pk: int, resource_type: str
 ) -> None:
-    holder = await repo.claim_conditional_key(conn, resource_type, conditional.match_key, pk)
+    holder = await repo.claim_conditional_key(
+        conn, caller, resource_type, conditional.match_key, pk
+    )
     if holder is None:
         return
     probe = sq.Query(resource_type, conditional.query.criteria, 1, exclude_pk=pk)
     if await sq.search(conn, caller, probe):
         raise WriteConflict("a concurrent conditional create matched first")
-    await repo.take_over_conditional_key(conn, resource_type, conditional.match_key, pk, holder)
+    await repo.take_over_conditional_key(
+        conn, caller, resource_type, conditional.match_key, pk, holder
+    )
 
 
 async def _single_match(
@@ -165,7 +160,8 @@ async def create(
     if if_none_exist is not None:
         match = await _single_match(conn, caller, if_none_exist, "create")
         if match is not None:
-            return await _existing(conn, resource_type, match[0])
+            version = await repo.read_by_pk(conn, caller, match[0])
+            return WriteResult(resource_type, version, existing=True)
     pk, version = await _save(conn, caller, resource, str(uuid.uuid4()), None, "POST", base_url)
     if if_none_exist is not None:
         await _claim(conn, caller, if_none_exist, pk, resource_type)

@@ -70,6 +70,17 @@ async def read_current(
     return _current(await conn.fetchrow(_READ + suffix, resource_type, logical_id))
 
 
+async def read_by_pk(conn: Connection, caller: Caller, pk: int) -> Version:
+    """The current version of the resource with surrogate key `pk` (which must exist)."""
+    row = await conn.fetchrow(
+        "SELECT logical_id, version_id, last_updated, body, resource_type FROM resource "
+        "WHERE pk = $1",
+        pk,
+    )
+    assert row is not None, "read_by_pk of a key that was just found"
+    return Version(row[0], row[1], row[2], "GET", row[3], row[4])
+
+
 async def read_version(
     conn: Connection, caller: Caller, resource_type: str, logical_id: str, version_id: int
 ) -> Version | None:
@@ -242,7 +253,7 @@ async def live_exists(
 
 
 async def claim_conditional_key(
-    conn: Connection, resource_type: str, match_key: str, pk: int
+    conn: Connection, caller: Caller, resource_type: str, match_key: str, pk: int
 ) -> int | None:
     """Claim a conditional-create key for `pk`; returns the holder's pk if another holds it.
 
@@ -269,7 +280,7 @@ async def claim_conditional_key(
 
 
 async def take_over_conditional_key(
-    conn: Connection, resource_type: str, match_key: str, pk: int, holder_pk: int
+    conn: Connection, caller: Caller, resource_type: str, match_key: str, pk: int, holder_pk: int
 ) -> None:
     """Move a stale key (its holder no longer matches) to `pk`; losing a race raises."""
     taken = await conn.fetchrow(
@@ -284,7 +295,9 @@ async def take_over_conditional_key(
         raise WriteConflict("conditional create raced with another writer")
 
 
-async def claim_nhs_numbers(conn: Connection, pk: int, nhs_numbers: set[str]) -> dict[str, str]:
+async def claim_nhs_numbers(
+    conn: Connection, caller: Caller, pk: int, nhs_numbers: set[str]
+) -> dict[str, str]:
     """Claim NHS numbers for a Patient; returns those already held by another live Patient."""
     held = await conn.fetch("SELECT nhs_number FROM nhs_number_claim WHERE resource_pk = $1", pk)
     for (number,) in held:

@@ -1,0 +1,349 @@
+"""The OpenAPI document for integration engineers: `python -m app.openapi` (`make openapi`).
+
+FastAPI sees generic routes (`/fhir/{resource_type}/{logical_id}`) that read their own bodies, so
+its schema says little. `document` writes each route's operation from OPERATIONS (by endpoint
+name): what it does, its body, the hosted types, the headers honoured and the responses, every
+error being an OperationOutcome. Pure: reads the app's routes, returns a new dict; no I/O.
+"""
+
+import copy
+import json
+import re
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute, iter_route_contexts
+
+from app.registry import COMMON_PARAMS, RESOURCE_TYPES
+
+JSON = dict[str, Any]
+FHIR_JSON = "application/fhir+json"
+TERMS = "http://terminology.hl7.org/CodeSystem"
+SNOMED = "http://snomed.info/sct"
+PATIENT_ID, ORG_ID = "patient-1", "organization-1"
+STRING: JSON = {"type": "string"}
+OBJECTS: JSON = {"type": "array", "items": {"type": "object"}}
+
+
+def _concept(system: str, code: str, display: str | None = None) -> JSON:
+    return {
+        "coding": [{"system": system, "code": code} | ({"display": display} if display else {})]
+    }
+
+
+EXAMPLES: dict[str, JSON] = {
+    "Patient": {
+        "resourceType": "Patient",
+        "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9449306753"}],
+        "name": [{"family": "Smith", "given": ["Amy"]}],
+        "gender": "female",
+        "birthDate": "2016-04-02",
+    },
+    "Organization": {
+        "resourceType": "Organization",
+        "identifier": [
+            {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "A81001"}
+        ],
+        "name": "Riverside Surgery",
+    },
+    "Flag": {
+        "resourceType": "Flag",
+        "status": "active",
+        "category": [_concept(f"{TERMS}/flag-category", "safety")],
+        "code": _concept(SNOMED, "342191000000101", "Subject to child protection plan"),
+        "subject": {"reference": f"Patient/{PATIENT_ID}"},
+        "author": {"reference": f"Organization/{ORG_ID}"},
+        "period": {"start": "2026-01-10"},
+    },
+    "Condition": {
+        "resourceType": "Condition",
+        "clinicalStatus": _concept(f"{TERMS}/condition-clinical", "active"),
+        "verificationStatus": _concept(f"{TERMS}/condition-ver-status", "confirmed"),
+        "code": _concept(SNOMED, "14760008", "Constipation"),
+        "subject": {"reference": f"Patient/{PATIENT_ID}"},
+    },
+    "RelatedPerson": {
+        "resourceType": "RelatedPerson",
+        "patient": {"reference": f"Patient/{PATIENT_ID}"},
+        "relationship": [_concept(f"{TERMS}/v3-RoleCode", "FTH")],
+        "name": [{"family": "Smith", "given": ["John"]}],
+    },
+}
+UPDATE_IDS = {name: f"{name.lower()}-1" for name in EXAMPLES}
+
+ERRORS = {
+    400: "Malformed JSON, id, header or search parameter, or not a valid FHIR R4 structure",
+    404: "Unknown resource type, or no such resource (or version)",
+    406: "Accept or _format asks for something other than FHIR JSON",
+    409: "Concurrent writes kept colliding; nothing was applied, send it again",
+    410: "The resource was deleted",
+    412: "If-Match is not the current version, or the condition matched several resources",
+    413: "The body is over SAFEGUARD_MAX_BODY_BYTES (5 MiB by default)",
+    415: "Content-Type is not application/fhir+json (application/json-patch+json for PATCH)",
+    422: "Breaks a rule: a required code binding, an NHS number's check digit or uniqueness "
+    "among live Patients, or a reference to a resource that does not exist",
+    500: "Internal error; nothing was applied",
+}
+
+
+def _object(text: str, required: list[str], properties: JSON) -> JSON:
+    return {"type": "object", "description": text, "required": required, "properties": properties}
+
+
+def _ref(kind: str, name: str) -> JSON:
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+SCHEMAS: dict[str, JSON] = {
+    "Resource": _object(
+        f"A FHIR R4 {', '.join(RESOURCE_TYPES)}; see http://hl7.org/fhir/R4/resourcelist.html",
+        ["resourceType"],
+        {"resourceType": {"enum": list(RESOURCE_TYPES)}, "id": STRING, "meta": {"type": "object"}},
+    ),
+    "OperationOutcome": _object(
+        "http://hl7.org/fhir/R4/operationoutcome.html; issue.expression names the element",
+        ["resourceType", "issue"],
+        {"resourceType": {"const": "OperationOutcome"}, "issue": OBJECTS},
+    ),
+    "Bundle": _object(
+        "A searchset or history Bundle; link holds self, and next if there are more",
+        ["resourceType", "type"],
+        {"resourceType": {"const": "Bundle"}, "type": {"enum": ["searchset", "history"]}}
+        | {"total": {"type": "integer"}, "link": OBJECTS, "entry": OBJECTS},
+    ),
+    "CapabilityStatement": _object(
+        "http://hl7.org/fhir/R4/capabilitystatement.html", ["resourceType"], {}
+    ),
+    "Written": {
+        "description": "The resource as stored (Prefer: return=representation, the default) or "
+        "an OperationOutcome (return=OperationOutcome); no body for return=minimal",
+        "anyOf": [_ref("schemas", "Resource"), _ref("schemas", "OperationOutcome")],
+    },
+    "JsonPatch": {
+        "type": "array",
+        "items": _object(
+            "An RFC 6902 operation",
+            ["op", "path"],
+            {"op": {"enum": ["add", "remove", "replace", "move", "copy", "test"]}}
+            | {"path": STRING, "from": STRING, "value": {}},
+        ),
+    },
+    "Health": _object(
+        "Service health",
+        ["status"],
+        {"status": {"enum": ["ok", "unavailable"]}, "database": {"enum": ["sqlite", "postgresql"]}},
+    ),
+}
+
+
+def _header(text: str, example: str | None = None) -> JSON:
+    return {"description": text, "schema": STRING} | ({"example": example} if example else {})
+
+
+HEADERS: dict[str, JSON] = {
+    "ETag": _header("The version, as a weak ETag", 'W/"1"'),
+    "Last-Modified": _header("When the version was written (RFC 7231 date)"),
+    "Location": _header("The version's URL: {base}/{type}/{id}/_history/{version}"),
+    "X-Request-ID": _header("The request's X-Request-ID, or one generated for it"),
+}
+
+
+def _param(name: str, where: str, text: str, example: str | None = None) -> JSON:
+    return {"name": name, "in": where, "required": where == "path"} | _header(text, example)
+
+
+NHS_NUMBER = "identifier=https://fhir.nhs.uk/Id/nhs-number|9449306753"
+PARAMETERS: dict[str, JSON] = {
+    "resource_type": _param("resource_type", "path", "A hosted resource type", "Flag")
+    | {"schema": {"type": "string", "enum": list(RESOURCE_TYPES)}},
+    "logical_id": _param("logical_id", "path", "Logical id, [A-Za-z0-9-.]{1,64}", PATIENT_ID),
+    "version": _param("version", "path", "A version id (meta.versionId)", "1"),
+    "If-Match": _param("If-Match", "header", "Apply only to this version, else 412", 'W/"1"'),
+    "If-None-Exist": _param("If-None-Exist", "header", "Conditional create query", NHS_NUMBER),
+    "Prefer-return": _param("Prefer", "header", "return=representation|minimal|OperationOutcome"),
+    "Prefer-handling": _param("Prefer", "header", "handling=strict: unknown parameters are 400"),
+    "X-Request-ID": _param("X-Request-ID", "header", "Tracing id, echoed back", "4f1c2a"),
+    "X-Correlation-ID": _param("X-Correlation-ID", "header", "Tracing id, echoed back"),
+    "_format": _param("_format", "query", "json (overrides Accept); nothing else is produced"),
+    "_pretty": _param("_pretty", "query", "true indents the JSON", "true"),
+    "_count": _param("_count", "query", "Page size (default 20, at most 500)", "50"),
+    "_cursor": _param("_cursor", "query", "Opaque; copied from a Bundle's next link"),
+    "_since": _param("_since", "query", "Versions written at or after this instant", "2026-01-01"),
+}
+SYNTAX = {"token": "code, system|code, |code or system|", "reference": "Type/id or id"}
+
+
+def search_parameters() -> dict[str, JSON]:
+    """A query parameter for each search parameter in the registry, saying where it applies."""
+    hosts = {name: (param, list(RESOURCE_TYPES)) for name, param in COMMON_PARAMS.items()}
+    for rtype in RESOURCE_TYPES.values():
+        for name, param in rtype.params.items():
+            hosts.setdefault(name, (param, []))[1].append(rtype.name)
+    return {
+        name: _param(name, "query", f"{p.type} ({SYNTAX[p.type]}) on {', '.join(types)}")
+        for name, (p, types) in hosts.items()
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """One route's documentation; path, format and tracing parameters and errors are added."""
+
+    summary: str
+    ok: tuple[int, ...]
+    schema: str
+    errors: tuple[int, ...] = ()
+    parameters: tuple[str, ...] = ()
+    body: str | None = None  # "create", "update" (examples carry the id) or "patch"
+
+
+WRITE = (400, 409, 412, 413, 415, 422)
+HISTORY = ("_since", "_count", "_cursor")
+SEARCH = ("search", "_count", "_cursor", "Prefer-handling")
+VERSIONED = ("If-Match", "Prefer-return")
+OPERATIONS: dict[str, Op] = {
+    "metadata": Op("Capabilities", (200,), "CapabilityStatement"),
+    "history_system": Op("History of every resource", (200,), "Bundle", (400,), HISTORY),
+    "history_type": Op("History of a type", (200,), "Bundle", (400,), HISTORY),
+    "history_instance": Op("History of a resource", (200,), "Bundle", (400,), HISTORY),
+    "vread": Op("Read a version", (200,), "Resource", (410,)),
+    "read": Op("Read", (200,), "Resource", (410,)),
+    "search_type": Op("Search", (200,), "Bundle", (400,), SEARCH),
+    "create": Op("Create", (201, 200), "Written", WRITE, ("If-None-Exist", VERSIONED[1]), "create"),
+    "update": Op("Update", (200, 201), "Written", WRITE, VERSIONED, "update"),
+    "conditional_update": Op(
+        "Conditional update", (200, 201), "Written", WRITE, ("search", *VERSIONED), "create"
+    ),
+    "patch": Op("Patch", (200,), "Written", (*WRITE, 410), VERSIONED, "patch"),
+    "delete": Op("Delete", (200,), "OperationOutcome", (400, 409, 412), ("If-Match",)),
+    "conditional_delete": Op(
+        "Conditional delete", (200,), "OperationOutcome", (400, 409, 412), ("search",)
+    ),
+    "_ping": Op("Alive", (200,), "Health"),
+    "_status": Op("Ready", (200, 503), "Health"),
+}
+DESCRIPTIONS = {
+    "metadata": "The hosted types, their interactions and search parameters.",
+    "history_system": "Every version of every resource, newest first; deletions have no resource.",
+    "history_type": "Every version of every resource of the type, newest first.",
+    "history_instance": "Every version of the resource, newest first.",
+    "vread": "One version, as stored; 410 if that version is a deletion.",
+    "read": "The current version, as stored.",
+    "search_type": "Live resources matching every parameter; the Bundle's next link pages on.",
+    "create": "201 with a server-assigned id. With If-None-Exist: if one resource matches, 200 "
+    "and that resource (nothing is created); several matches are 412.",
+    "update": "200 with a new version, or 201 if there was none (update-as-create). The body's "
+    "id must equal the URL's.",
+    "conditional_update": "The query selects the resource: one match is updated (200), none "
+    "means create (201), several matches are 412.",
+    "patch": "A JSON Patch applied to the current version, then checked like an update; it may "
+    "not change resourceType or id.",
+    "delete": "Reads become 410; history keeps every version. Deleting an unknown or deleted "
+    "resource is 200 too.",
+    "conditional_delete": "Deletes the one resource the query matches; several matches are 412.",
+}
+VERSION_HEADERS = ("ETag", "Last-Modified", "Location")
+SUCCESS_HEADERS = {
+    "Written": VERSION_HEADERS,
+    "Resource": VERSION_HEADERS[:2],
+    "OperationOutcome": ("ETag",),
+}
+
+
+def _response(text: str, schema: str, media: str, headers: tuple[str, ...] = ()) -> JSON:
+    return {
+        "description": text,
+        "content": {media: {"schema": _ref("schemas", schema)}},
+        "headers": {name: _ref("headers", name) for name in ("X-Request-ID", *headers)},
+    }
+
+
+def _body(kind: str) -> JSON:
+    if kind == "patch":
+        test = {"op": "test", "path": "/status", "value": "active"}
+        replace = {"op": "replace", "path": "/status", "value": "inactive"}
+        media = {"schema": _ref("schemas", "JsonPatch"), "example": [test, replace]}
+        return {"required": True, "content": {"application/json-patch+json": media}}
+    examples = {
+        name: {"value": resource | ({"id": UPDATE_IDS[name]} if kind == "update" else {})}
+        for name, resource in EXAMPLES.items()
+    }
+    media = {"schema": _ref("schemas", "Resource"), "examples": examples}
+    return {"required": True, "content": {FHIR_JSON: media}}
+
+
+def _operation(path: str, name: str, found: JSON) -> JSON:
+    """The operation of route `name` at `path`, from OPERATIONS and what FastAPI `found`."""
+    op, fhir = OPERATIONS[name], path.startswith("/fhir/")
+    names = re.findall(r"{(\w+)}", path)
+    for param in op.parameters:
+        names.extend(search_parameters() if param == "search" else [param])
+    names.extend([*(["_format", "_pretty"] if fhir else []), "X-Request-ID", "X-Correlation-ID"])
+    media, headers = FHIR_JSON if fhir else "application/json", SUCCESS_HEADERS.get(op.schema, ())
+    responses = {
+        str(s): _response(HTTPStatus(s).phrase, op.schema, media, headers if s < 300 else ())
+        for s in op.ok
+    }
+    errors = {*op.errors, *([406, 500] if fhir else []), *([404] if "{" in path else [])}
+    for status in sorted(errors):
+        responses[str(status)] = _response(ERRORS[status], "OperationOutcome", FHIR_JSON)
+    text = [DESCRIPTIONS.get(name), found.get("description")]
+    operation: JSON = {
+        "operationId": re.sub(r"_(\w)", lambda m: m.group(1).upper(), name.strip("_")),
+        "summary": op.summary,
+        "description": "\n\n".join(filter(None, text)),
+        "tags": found.get("tags", []),
+        "parameters": [_ref("parameters", param) for param in names],
+        "responses": responses,
+    }
+    if op.body is not None:
+        operation["requestBody"] = _body(op.body)
+    return operation
+
+
+INFO = """FHIR R4 (4.0.1) REST service for child-safeguarding information.
+
+- Bodies are `application/fhir+json` (PATCH: `application/json-patch+json`); so are responses.
+- Every error is an OperationOutcome whose `issue.expression` names the element at fault.
+- Reads and writes return `ETag: W/"n"`; send `If-Match: W/"n"` to write without losing updates.
+- Search and history Bundles are paged: follow the `next` link.
+"""
+TOP: JSON = {
+    "servers": [{"url": "http://127.0.0.1:8000", "description": "make run"}],
+    "externalDocs": {"url": "http://hl7.org/fhir/R4/http.html"},
+    "tags": [{"name": "FHIR", "description": "FHIR R4 RESTful API"}, {"name": "health"}],
+}
+
+
+def document(app: FastAPI) -> JSON:
+    """The app's OpenAPI schema with every route's operation written from OPERATIONS."""
+    generated = app.openapi()
+    paths: dict[str, JSON] = {}
+    for route in iter_route_contexts(app.routes):  # included routers' routes, prefixed
+        if not isinstance(route.original_route, APIRoute) or not route.include_in_schema:
+            continue
+        path, name = str(route.path_format), str(route.name)
+        if name not in OPERATIONS:
+            raise KeyError(f"route {name} ({path}) is not in app.openapi.OPERATIONS")
+        for method in sorted(m.lower() for m in route.methods or ()):
+            found = generated["paths"][path][method]
+            paths.setdefault(path, {})[method] = _operation(path, name, found)
+    components = {"schemas": SCHEMAS, "headers": HEADERS}
+    components["parameters"] = PARAMETERS | search_parameters()
+    info = generated["info"] | {"description": INFO}
+    top = TOP | {"openapi": generated["openapi"], "info": info, "components": components}
+    return copy.deepcopy(top | {"paths": paths})
+
+
+def render(app: FastAPI) -> str:
+    """The document as JSON text: keys sorted, indented by 2, with a trailing newline."""
+    return json.dumps(document(app), indent=2, sort_keys=True) + "\n"
+
+
+if __name__ == "__main__":
+    from app.main import create_app
+    from app.settings import Settings
+
+    print(render(create_app(Settings())), end="")
