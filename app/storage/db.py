@@ -212,13 +212,17 @@ class SqliteDatabase:
         """The writer inside BEGIN IMMEDIATE, committed on success, rolled back on error."""
         assert self._writer is not None, "database not open"
         async with self._lock:
-            self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                self._writer.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:  # another process holds the write lock
+                raise WriteConflict(str(exc)) from exc
             try:
                 yield SqliteConnection(self._writer)
+                self._writer.execute("COMMIT")
             except BaseException:
-                self._writer.execute("ROLLBACK")
+                if self._writer.in_transaction:
+                    self._writer.execute("ROLLBACK")
                 raise
-            self._writer.execute("COMMIT")
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[SqliteConnection]:
