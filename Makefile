@@ -31,6 +31,8 @@ pytest: $(STAMP)
 	$(BIN)/pytest
 
 bench: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || apt-get install -y -qq wrk >/dev/null 2>&1 || \
+		echo "wrk is not installed: the bench uses its own asyncio load generator"
 	$(BIN)/python -m bench.run
 
 openapi: $(STAMP)

@@ -1,0 +1,1 @@
+"""Throughput benchmark: FHIR read and create against the framework's own ceiling."""

@@ -1,0 +1,166 @@
+"""`make bench`: FHIR read and create throughput against the framework ceiling, per backend.
+
+One uvicorn worker serves the FHIR app plus a constant route; ceiling, read and create are
+measured in interleaved rounds (medians reported) on SQLite and on PostgreSQL.
+"""
+
+import argparse
+import datetime
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Protocol
+
+from bench import machine, report, seed, wrk
+from bench.backends import BACKENDS, UnavailableError, database
+from bench.loadgen import PythonLoad
+from bench.process import ROOT, Server, serve
+from bench.scenario import Measurement, Scenario, scenarios
+
+OUTPUT = ROOT / "bench" / "results" / "latest.json"
+BUSY_WARNING = 0.25
+
+
+class LoadGenerator(Protocol):
+    """What the runner needs of a load generator."""
+
+    name: str
+
+    def run(self, server: Server, scenario: Scenario, connections: int,
+            seconds: int) -> Measurement: ...  # fmt: skip
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options (defaults suit a 2-core machine: about 80 s per backend)."""
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    add = parser.add_argument
+    add("--backend", choices=[*BACKENDS, "all"], default="all")
+    add("--loadgen", choices=["auto", "wrk", "python"], default="auto")
+    add("--duration", type=int, default=6, help="measured seconds per run")
+    add("--warmup", type=int, default=1, help="warm-up seconds before each run")
+    add("--rounds", type=int, default=3, help="interleaved rounds; medians are reported")
+    add("--connections", type=int, default=16, help="concurrent keep-alive connections")
+    add("--flags", type=int, default=100, help="Flags created up front and read round-robin")
+    add("--output", type=Path, default=OUTPUT)
+    add("--strict", action="store_true", help="exit 1 when a target is missed")
+    return parser.parse_args(argv)
+
+
+def pick_loadgen(choice: str) -> LoadGenerator:
+    """wrk if asked for or found on PATH, else the built-in generator."""
+    executable = wrk.find()
+    if choice == "wrk" and executable is None:
+        raise SystemExit("--loadgen wrk: wrk is not on PATH (apt-get install wrk)")
+    if choice != "python" and executable is not None:
+        return wrk.WrkLoad(executable)
+    return PythonLoad()
+
+
+def measure(load: LoadGenerator, server: Server, scenario: Scenario,
+            args: argparse.Namespace) -> Measurement:  # fmt: skip
+    """A warm-up run (discarded), then a measured run with CPU accounting."""
+    if args.warmup > 0:
+        load.run(server, scenario, args.connections, args.warmup)
+    probe = machine.Probe(server)
+    return probe.finish(load.run(server, scenario, args.connections, args.duration))
+
+
+def _progress(backend: str, round_no: int, scenario: Scenario, m: Measurement) -> None:
+    cpu = "-" if m.server_cpu is None else f"{m.server_cpu:.0%} of a core"
+    errors = f", {m.errors} errors" if m.errors else ""
+    print(f"  [{backend} round {round_no}] {scenario.label:<22} {m.rps:>9,.0f} req/s"
+          f"  (server CPU {cpu}{errors})", flush=True)  # fmt: skip
+
+
+def _quiet_check(backend: str) -> float | None:
+    """Cores busy while the server idles: other processes that will skew the numbers."""
+    busy = machine.busy_cores(1.0)
+    if busy is not None and busy > BUSY_WARNING:
+        print(f"  WARNING: {busy:.2f} cores already busy before measuring {backend} (other "
+              "processes on this machine); results will be low and noisy", flush=True)  # fmt: skip
+    return busy
+
+
+def bench_backend(backend: str, url: str, args: argparse.Namespace, load: LoadGenerator,
+                  workdir: Path) -> dict[str, Any]:  # fmt: skip
+    """Serve `url`, seed it, check each scenario once, then measure in interleaved rounds."""
+    with serve(url, workdir) as server:
+        flag_body, paths = seed.seed(server.url, args.flags)
+        plan = scenarios(paths, flag_body)
+        sizes = {s.name: seed.check(server.url, s) for s in plan}
+        busy = _quiet_check(backend)
+        runs: dict[str, list[Measurement]] = {s.name: [] for s in plan}
+        for r in range(args.rounds):
+            for s in plan[r % len(plan) :] + plan[: r % len(plan)]:
+                found = measure(load, server, s, args)
+                _progress(backend, r + 1, s, found)
+                runs[s.name].append(found)
+    return {
+        "busy_cores_before": busy,
+        "response_bytes": sizes,
+        "scenarios": report.summarise(plan, runs),
+    }
+
+
+def _git_commit() -> str | None:
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=5, check=True)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip()
+
+
+def _environment(args: argparse.Namespace, load: LoadGenerator) -> dict[str, Any]:
+    return {
+        "when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "commit": _git_commit(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "loadgen": load.name,
+        "settings": {k: str(v) for k, v in vars(args).items()},
+    }
+
+
+def run_backends(args: argparse.Namespace, load: LoadGenerator) -> tuple[dict[str, Any], int]:
+    """Benchmark each selected backend: the results, and how many backends failed to run."""
+    results: dict[str, Any] = {}
+    failed = 0
+    for backend in BACKENDS if args.backend == "all" else (args.backend,):
+        print(f"{backend}:", flush=True)
+        with tempfile.TemporaryDirectory(prefix="safeguard-bench-") as tmp:
+            try:
+                with database(backend, Path(tmp)) as url:
+                    results[backend] = bench_backend(backend, url, args, load, Path(tmp))
+            except UnavailableError as exc:
+                print(f"  skipped: {exc}", flush=True)
+            except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+                print(f"  FAILED: {type(exc).__name__}: {exc}", flush=True)
+                failed += 1
+    return results, failed
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run, print the table, write the JSON; non-zero on errors (or missed targets if strict)."""
+    args = parse_args(argv)
+    load = pick_loadgen(args.loadgen)
+    print(f"load generator: {load.name}; {args.rounds} rounds x {args.duration}s "
+          f"(+{args.warmup}s warm-up), {args.connections} connections", flush=True)  # fmt: skip
+    results, failed = run_backends(args, load)
+    if not results:
+        print("no backend could be benchmarked", file=sys.stderr)
+        return 1
+    print("\n" + report.table(results))
+    report.write_json(args.output, {**_environment(args, load), "backends": results})
+    print(f"\nresults written to {args.output}")
+    rows = [row for found in results.values() for row in found["scenarios"].values()]
+    if failed or any(row["errors"] for row in rows):
+        return 1
+    return 1 if args.strict and any(row["passed"] is False for row in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
