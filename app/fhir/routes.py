@@ -61,12 +61,20 @@ def _deleted(request: Request, result: DeleteResult) -> Response:
     return wire.json_response(request, information(text), 200, headers)
 
 
-async def _resource(request: Request, resource_type: str) -> dict[str, Any]:
+def _type(request: Request) -> str:
+    return wire.require_type(request.path_params["resource_type"])
+
+
+def _instance(request: Request) -> tuple[str, str]:
+    resource_type = _type(request)
+    return resource_type, wire.known_id(resource_type, request.path_params["logical_id"])
+
+
+async def _resource(request: Request) -> tuple[str, dict[str, Any]]:
     wire.check_accept(request)
-    wire.require_type(resource_type)
+    resource_type = _type(request)
     limit = app_context(request).settings.max_body_bytes
-    body = await wire.resource_body(request, resource_type, limit)
-    return body
+    return resource_type, await wire.resource_body(request, resource_type, limit)
 
 
 @router.get("/metadata")
@@ -83,18 +91,18 @@ async def history_system(request: Request) -> Response:
 
 
 @router.get("/{resource_type}/_history")
-async def history_type(request: Request, resource_type: str) -> Response:
+async def history_type(request: Request) -> Response:
     """history-type (http://hl7.org/fhir/R4/http.html#history)."""
-    wire.require_type(resource_type)
+    resource_type = _type(request)
     return await _history(request, f"{resource_type}/_history", resource_type, None)
 
 
 @router.get("/{resource_type}/{logical_id}/_history")
-async def history_instance(request: Request, resource_type: str, logical_id: str) -> Response:
+async def history_instance(request: Request) -> Response:
     """history-instance (http://hl7.org/fhir/R4/http.html#history)."""
-    wire.require_type(resource_type)
+    resource_type, logical_id = _instance(request)
     path = f"{resource_type}/{logical_id}/_history"
-    return await _history(request, path, resource_type, wire.known_id(resource_type, logical_id))
+    return await _history(request, path, resource_type, logical_id)
 
 
 async def _history(
@@ -131,11 +139,11 @@ async def _history(
 
 
 @router.get("/{resource_type}/{logical_id}/_history/{version}")
-async def vread(request: Request, resource_type: str, logical_id: str, version: str) -> Response:
+async def vread(request: Request) -> Response:
     """vread (http://hl7.org/fhir/R4/http.html#vread)."""
     wire.check_accept(request)
-    wire.require_type(resource_type)
-    logical_id = wire.known_id(resource_type, logical_id)
+    resource_type, logical_id = _instance(request)
+    version = request.path_params["version"]
     version_id = wire.version_number(version)
     if version_id is None:
         raise NotFound.of(f"{resource_type}/{logical_id}/_history/{version} is not known")
@@ -149,11 +157,10 @@ async def vread(request: Request, resource_type: str, logical_id: str, version: 
 
 
 @router.get("/{resource_type}/{logical_id}")
-async def read(request: Request, resource_type: str, logical_id: str) -> Response:
+async def read(request: Request) -> Response:
     """read (http://hl7.org/fhir/R4/http.html#read)."""
     wire.check_accept(request)
-    wire.require_type(resource_type)
-    logical_id = wire.known_id(resource_type, logical_id)
+    resource_type, logical_id = _instance(request)
     async with app_context(request).db.reader() as conn:
         current = await reads.read(conn, caller_of(request), resource_type, logical_id)
     headers = {
@@ -165,10 +172,10 @@ async def read(request: Request, resource_type: str, logical_id: str) -> Respons
 
 
 @router.get("/{resource_type}")
-async def search_type(request: Request, resource_type: str) -> Response:
+async def search_type(request: Request) -> Response:
     """search-type (http://hl7.org/fhir/R4/http.html#search)."""
     wire.check_accept(request)
-    wire.require_type(resource_type)
+    resource_type = _type(request)
     context, params = app_context(request), request.query_params
     parsed = search.parse(resource_type, params.multi_items(), context.base)
     if parsed.ignored and wire.prefer(request, "handling") == "strict":
@@ -201,9 +208,9 @@ async def search_type(request: Request, resource_type: str) -> Response:
 
 
 @router.post("/{resource_type}")
-async def create(request: Request, resource_type: str) -> Response:
+async def create(request: Request) -> Response:
     """create and conditional create (http://hl7.org/fhir/R4/http.html#create)."""
-    body = await _resource(request, resource_type)
+    resource_type, body = await _resource(request)
     body.pop("id", None)
     validate_structure(resource_type, body)
     condition = _if_none_exist(request, resource_type)
@@ -215,10 +222,10 @@ async def create(request: Request, resource_type: str) -> Response:
 
 
 @router.put("/{resource_type}/{logical_id}")
-async def update(request: Request, resource_type: str, logical_id: str) -> Response:
+async def update(request: Request) -> Response:
     """update and update-as-create (http://hl7.org/fhir/R4/http.html#update)."""
-    body = await _resource(request, resource_type)
-    wire.require_id(logical_id)
+    resource_type, body = await _resource(request)
+    logical_id = wire.require_id(request.path_params["logical_id"])
     if body.get("id") != logical_id:
         raise Invalid.of(
             f"the body's id ({body.get('id')!r}) must equal the id in the URL ({logical_id})",
@@ -234,9 +241,9 @@ async def update(request: Request, resource_type: str, logical_id: str) -> Respo
 
 
 @router.put("/{resource_type}")
-async def conditional_update(request: Request, resource_type: str) -> Response:
+async def conditional_update(request: Request) -> Response:
     """Conditional update (http://hl7.org/fhir/R4/http.html#cond-update)."""
-    body = await _resource(request, resource_type)
+    resource_type, body = await _resource(request)
     if "id" in body:
         wire.require_id(str(body["id"]), f"{resource_type}.id")
     validate_structure(resource_type, body)
@@ -252,11 +259,10 @@ async def conditional_update(request: Request, resource_type: str) -> Response:
 
 
 @router.patch("/{resource_type}/{logical_id}")
-async def patch(request: Request, resource_type: str, logical_id: str) -> Response:
+async def patch(request: Request) -> Response:
     """patch with JSON Patch (http://hl7.org/fhir/R4/http.html#patch)."""
     wire.check_accept(request)
-    wire.require_type(resource_type)
-    logical_id = wire.known_id(resource_type, logical_id)
+    resource_type, logical_id = _instance(request)
     context, caller = app_context(request), caller_of(request)
     raw = await wire.read_body(request, context.settings.max_body_bytes, wire.PATCH_TYPES)
     patcher = json_patcher(resource_type, logical_id, wire.parse_json(raw))
@@ -270,11 +276,10 @@ async def patch(request: Request, resource_type: str, logical_id: str) -> Respon
 
 
 @router.delete("/{resource_type}/{logical_id}")
-async def delete(request: Request, resource_type: str, logical_id: str) -> Response:
+async def delete(request: Request) -> Response:
     """delete (http://hl7.org/fhir/R4/http.html#delete)."""
     wire.check_accept(request)
-    wire.require_type(resource_type)
-    logical_id = wire.known_id(resource_type, logical_id)
+    resource_type, logical_id = _instance(request)
     version = wire.if_match(request)
     context, caller = app_context(request), caller_of(request)
     result = await context.write(
@@ -284,10 +289,10 @@ async def delete(request: Request, resource_type: str, logical_id: str) -> Respo
 
 
 @router.delete("/{resource_type}")
-async def conditional_delete(request: Request, resource_type: str) -> Response:
+async def conditional_delete(request: Request) -> Response:
     """Conditional delete (http://hl7.org/fhir/R4/http.html#3.1.0.7.1)."""
     wire.check_accept(request)
-    wire.require_type(resource_type)
+    resource_type = _type(request)
     condition = _conditional(request, resource_type)
     context, caller = app_context(request), caller_of(request)
     result = await context.write(lambda conn: service.conditional_delete(conn, caller, condition))

@@ -5,6 +5,7 @@ Spec: http://hl7.org/fhir/R4/http.html#mime-type, #concurrency, #ops (Prefer)
 
 import re
 from email.utils import formatdate
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -60,8 +61,13 @@ def media_type(header: str | None) -> str:
     return (header or "").split(";", 1)[0].strip().lower()
 
 
+_COMMON_ACCEPT = frozenset({None, "*/*", "application/fhir+json", "application/json"})
+
+
 def check_accept(request: Request) -> None:
     """406 unless the client accepts JSON (`_format` overrides `Accept`)."""
+    if not request.scope["query_string"] and request.headers.get("accept") in _COMMON_ACCEPT:
+        return
     requested = request.query_params.get("_format")
     if requested is not None:
         if media_type(requested) not in JSON_FORMATS:
@@ -146,12 +152,17 @@ def prefer(request: Request, key: str) -> str | None:
 
 def pretty(request: Request) -> bool:
     """Whether `_pretty=true` was asked."""
-    return request.query_params.get("_pretty") == "true"
+    return bool(request.scope["query_string"]) and request.query_params.get("_pretty") == "true"
 
 
 def http_date(micros: int) -> str:
     """An RFC 7231 date for Last-Modified."""
-    return formatdate(micros / 1_000_000, usegmt=True)
+    return _http_date(micros // 1_000_000)
+
+
+@lru_cache(maxsize=4096)
+def _http_date(seconds: int) -> str:
+    return formatdate(seconds, usegmt=True)
 
 
 def version_headers(base_url: str, resource_type: str, version: Version) -> dict[str, str]:

@@ -73,18 +73,22 @@ async def check_rules(
     issues = rules.binding_issues(resource_type, resource)
     if resource_type == "Patient":
         issues.extend(rules.nhs_number_issues(resource))
+    targets: dict[tuple[str, str], list[str]] = {}
     for expression, reference in rules.references(resource, resource_type):
         target_type, target_id = split_reference(reference, base_url)
-        if target_type not in RESOURCE_TYPES or target_id == resource.get("id"):
-            continue
-        if not await repo.live_exists(conn, caller, target_type, target_id):
-            issues.append(
-                Issue(
-                    f"{reference} does not exist (or was deleted)",
-                    "not-found",
-                    (expression.removesuffix(".reference"),),
-                )
-            )
+        if target_type in RESOURCE_TYPES and target_id != resource.get("id"):
+            targets.setdefault((target_type, target_id), []).append(expression)
+    live = await repo.live_among(conn, caller, list(targets))
+    issues.extend(
+        Issue(
+            f"{target[0]}/{target[1]} does not exist (or was deleted)",
+            "not-found",
+            (expression.removesuffix(".reference"),),
+        )
+        for target, expressions in targets.items()
+        if target not in live
+        for expression in expressions
+    )
     if issues:
         raise Unprocessable(issues)
 

@@ -15,6 +15,7 @@ from app.access import Caller
 from app.errors import WriteConflict
 from app.storage.db import Connection, Row
 from app.storage.indexer import compartment_patient, index_rows
+from app.storage.writes import NewVersion, write_postgres, write_sqlite
 
 _READ = (
     "SELECT pk, version_id, last_updated, deleted, body FROM resource "
@@ -104,23 +105,6 @@ def _stamp(resource: dict[str, Any], logical_id: str, version_id: int, micros: i
     return orjson.dumps(stamped)
 
 
-async def _write_index(
-    conn: Connection, pk: int, resource_type: str, resource: dict[str, Any], base_url: str
-) -> None:
-    rows = index_rows(resource_type, resource, base_url)
-    if rows.token:
-        await conn.executemany(
-            "INSERT INTO idx_token (resource_pk, param, system, code) VALUES ($1, $2, $3, $4)",
-            [(pk, *row) for row in rows.token],
-        )
-    if rows.reference:
-        await conn.executemany(
-            "INSERT INTO idx_reference (resource_pk, param, target_type, target_id) "
-            "VALUES ($1, $2, $3, $4)",
-            [(pk, *row) for row in rows.reference],
-        )
-
-
 async def _clear_index(conn: Connection, pk: int) -> None:
     await conn.execute("DELETE FROM idx_token WHERE resource_pk = $1", pk)
     await conn.execute("DELETE FROM idx_reference WHERE resource_pk = $1", pk)
@@ -153,41 +137,20 @@ async def save(
     resource_type = resource["resourceType"]
     micros = max(now_micros(), current.last_updated + 1 if current else 0)
     version_id = 1 if current is None else current.version_id + 1
-    body = _stamp(resource, logical_id, version_id, micros)
-    patient_id = compartment_patient(resource_type, resource | {"id": logical_id}, base_url)
-    if current is None:
-        row = await conn.fetchrow(
-            "INSERT INTO resource (resource_type, logical_id, version_id, last_updated, "
-            "deleted, body, patient_id, owner_org) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING pk",
-            resource_type,
-            logical_id,
-            version_id,
-            micros,
-            False,
-            body,
-            patient_id,
-            caller.organisation,
-        )
-        assert row is not None
-        pk = int(row[0])
-    else:
-        pk = current.pk
-        await conn.execute(
-            "UPDATE resource SET version_id = $2, last_updated = $3, deleted = $4, body = $5, "
-            "patient_id = $6 WHERE pk = $1",
-            pk,
-            version_id,
-            micros,
-            False,
-            body,
-            patient_id,
-        )
-        await _clear_index(conn, pk)
-    await _write_index(conn, pk, resource_type, resource, base_url)
-    version = Version(logical_id, version_id, micros, method, body, resource_type)
-    await _append_version(conn, resource_type, version)
-    return pk, version
+    new = NewVersion(
+        resource_type=resource_type,
+        logical_id=logical_id,
+        version_id=version_id,
+        last_updated=micros,
+        method=method,
+        body=_stamp(resource, logical_id, version_id, micros),
+        patient_id=compartment_patient(resource_type, resource | {"id": logical_id}, base_url),
+        owner_org=caller.organisation,
+        index=index_rows(resource_type, resource, base_url),
+    )
+    write = write_postgres if conn.dialect == "postgresql" else write_sqlite
+    pk = await write(conn, new, None if current is None else current.pk)
+    return pk, Version(logical_id, version_id, micros, method, new.body, resource_type)
 
 
 async def delete(
@@ -240,16 +203,21 @@ async def history(
     return [Version(*row) for row in rows]
 
 
-async def live_exists(
-    conn: Connection, caller: Caller, resource_type: str, logical_id: str
-) -> bool:
-    """Whether a non-deleted resource of that type and id exists."""
-    row = await conn.fetchrow(
-        "SELECT 1 FROM resource WHERE resource_type = $1 AND logical_id = $2 AND NOT deleted",
-        resource_type,
-        logical_id,
-    )
-    return row is not None
+async def live_among(
+    conn: Connection, caller: Caller, targets: list[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Those of the (type, id) pairs that name a live resource, a few hundred per query."""
+    live: set[tuple[str, str]] = set()
+    for start in range(0, len(targets), 500):
+        chunk = targets[start : start + 500]
+        pairs = ", ".join(f"(${2 * n + 1}, ${2 * n + 2})" for n in range(len(chunk)))
+        rows = await conn.fetch(
+            "SELECT resource_type, logical_id FROM resource "
+            f"WHERE NOT deleted AND (resource_type, logical_id) IN ({pairs})",
+            *(value for target in chunk for value in target),
+        )
+        live.update((row[0], row[1]) for row in rows)
+    return live
 
 
 async def claim_conditional_key(
