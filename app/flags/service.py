@@ -65,32 +65,50 @@ class DeleteResult:
 Patcher = Callable[[dict[str, Any]], dict[str, Any]]
 
 
-async def check_rules(
-    conn: Connection, caller: Caller, resource: dict[str, Any], base_url: str
-) -> None:
-    """Bindings, NHS number check digits and existence of referenced resources (422)."""
-    resource_type = resource["resourceType"]
-    issues = rules.binding_issues(resource_type, resource)
-    if resource_type == "Patient":
-        issues.extend(rules.nhs_number_issues(resource))
+def _reference_targets(resource: dict[str, Any], base_url: str) -> dict[tuple[str, str], list[str]]:
+    """(type, id) of each hosted resource referenced, with the elements that reference it."""
     targets: dict[tuple[str, str], list[str]] = {}
-    for expression, reference in rules.references(resource, resource_type):
+    for expression, reference in rules.references(resource, resource["resourceType"]):
         target_type, target_id = split_reference(reference, base_url)
         if target_type in RESOURCE_TYPES and target_id != resource.get("id"):
             targets.setdefault((target_type, target_id), []).append(expression)
+    return targets
+
+
+async def _missing_references(
+    conn: Connection, caller: Caller, targets: dict[tuple[str, str], list[str]]
+) -> Unprocessable:
     live = await repo.live_among(conn, caller, list(targets))
-    issues.extend(
-        Issue(
-            f"{target[0]}/{target[1]} does not exist (or was deleted)",
-            "not-found",
-            (expression.removesuffix(".reference"),),
-        )
-        for target, expressions in targets.items()
-        if target not in live
-        for expression in expressions
+    return Unprocessable(
+        [
+            Issue(
+                f"{target[0]}/{target[1]} does not exist (or was deleted)",
+                "not-found",
+                (expression.removesuffix(".reference"),),
+            )
+            for target, expressions in targets.items()
+            if target not in live
+            for expression in expressions
+        ]
     )
-    if issues:
-        raise Unprocessable(issues)
+
+
+async def _claim_nhs_numbers(
+    conn: Connection, caller: Caller, pk: int, resource: dict[str, Any]
+) -> None:
+    numbers = rules.nhs_numbers(resource)
+    clashes = await repo.claim_nhs_numbers(conn, caller, pk, set(numbers.values()))
+    if clashes:
+        raise Unprocessable(
+            [
+                Issue(
+                    f"NHS number {number} already belongs to Patient/{holder}",
+                    "duplicate",
+                    tuple(e for e, n in numbers.items() if n == number),
+                )
+                for number, holder in clashes.items()
+            ]
+        )
 
 
 async def _save(
@@ -101,25 +119,27 @@ async def _save(
     current: repo.Current | None,
     method: str,
     base_url: str,
+    *,
+    last: bool,
 ) -> tuple[int, repo.Version]:
+    """Check the rules, then write; `last` says the caller writes nothing after this."""
     resource = rules.normalise(resource)
-    await check_rules(conn, caller, resource | {"id": logical_id}, base_url)
-    pk, version = await repo.save(conn, caller, resource, logical_id, current, method, base_url)
-    if resource["resourceType"] == "Patient":
-        numbers = rules.nhs_numbers(resource)
-        clashes = await repo.claim_nhs_numbers(conn, caller, pk, set(numbers.values()))
-        if clashes:
-            raise Unprocessable(
-                [
-                    Issue(
-                        f"NHS number {number} already belongs to Patient/{holder}",
-                        "duplicate",
-                        tuple(e for e, n in numbers.items() if n == number),
-                    )
-                    for number, holder in clashes.items()
-                ]
-            )
-    return pk, version
+    resource_type = resource["resourceType"]
+    issues = rules.binding_issues(resource_type, resource)
+    if resource_type == "Patient":
+        issues.extend(rules.nhs_number_issues(resource))
+    if issues:
+        raise Unprocessable(issues)
+    targets = _reference_targets(resource | {"id": logical_id}, base_url)
+    final = last and resource_type != "Patient"
+    saved = await repo.save(
+        conn, caller, resource, logical_id, current, method, base_url, list(targets), final
+    )
+    if saved is None:
+        raise await _missing_references(conn, caller, targets)
+    if resource_type == "Patient":
+        await _claim_nhs_numbers(conn, caller, saved[0], resource)
+    return saved
 
 
 async def _claim(
@@ -166,7 +186,10 @@ async def create(
         if match is not None:
             version = await repo.read_by_pk(conn, caller, match[0])
             return WriteResult(resource_type, version, existing=True)
-    pk, version = await _save(conn, caller, resource, str(uuid.uuid4()), None, "POST", base_url)
+    pk, version = await _save(
+        conn, caller, resource, str(uuid.uuid4()), None, "POST", base_url,
+        last=if_none_exist is None,
+    )  # fmt: skip
     if if_none_exist is not None:
         await _claim(conn, caller, if_none_exist, pk, resource_type)
     return WriteResult(resource_type, version, created=True)
@@ -195,7 +218,9 @@ async def update(
     resource_type = resource["resourceType"]
     current = await repo.read_current(conn, caller, resource_type, logical_id, lock=True)
     _check_version(current, if_match)
-    _, version = await _save(conn, caller, resource, logical_id, current, "PUT", base_url)
+    _, version = await _save(
+        conn, caller, resource, logical_id, current, "PUT", base_url, last=True
+    )
     created = current is None or current.deleted
     return WriteResult(resource_type, version, created=created)
 
@@ -225,7 +250,9 @@ async def conditional_update(
         assert pk_row is not None
         await _claim(conn, caller, conditional, pk_row.pk, resource_type)
         return result
-    pk, version = await _save(conn, caller, resource, str(uuid.uuid4()), None, "PUT", base_url)
+    pk, version = await _save(
+        conn, caller, resource, str(uuid.uuid4()), None, "PUT", base_url, last=False
+    )
     await _claim(conn, caller, conditional, pk, resource_type)
     return WriteResult(resource_type, version, created=True)
 
@@ -247,7 +274,9 @@ async def patch(
         raise Gone.of(f"{resource_type}/{logical_id} was deleted")
     _check_version(current, if_match)
     patched = patcher(orjson.loads(current.body))
-    _, version = await _save(conn, caller, patched, logical_id, current, "PATCH", base_url)
+    _, version = await _save(
+        conn, caller, patched, logical_id, current, "PATCH", base_url, last=True
+    )
     return WriteResult(resource_type, version)
 
 

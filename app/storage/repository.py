@@ -132,8 +132,15 @@ async def save(
     current: Current | None,
     method: str,
     base_url: str,
-) -> tuple[int, Version]:
-    """Write a new version (version 1 when `current` is None); returns (pk, version)."""
+    must_exist: list[tuple[str, str]],
+    final: bool = False,
+) -> tuple[int, Version] | None:
+    """Write a new version (1 when `current` is None) if every `must_exist` (type, id) is live.
+
+    Returns (pk, version), or None when a referenced resource is missing (nothing written).
+    `final` says nothing follows in this unit of work, so on PostgreSQL the write may run
+    as its own implicit transaction when no statement came before it.
+    """
     resource_type = resource["resourceType"]
     micros = max(now_micros(), current.last_updated + 1 if current else 0)
     version_id = 1 if current is None else current.version_id + 1
@@ -148,8 +155,15 @@ async def save(
         owner_org=caller.organisation,
         index=index_rows(resource_type, resource, base_url),
     )
-    write = write_postgres if conn.dialect == "postgresql" else write_sqlite
-    pk = await write(conn, new, None if current is None else current.pk)
+    current_pk = None if current is None else current.pk
+    if conn.dialect == "postgresql":
+        pk = await write_postgres(conn, new, current_pk, must_exist, final)
+    elif len(await live_among(conn, caller, must_exist)) < len(must_exist):
+        pk = None
+    else:
+        pk = await write_sqlite(conn, new, current_pk)
+    if pk is None:
+        return None
     return pk, Version(logical_id, version_id, micros, method, new.body, resource_type)
 
 

@@ -1,7 +1,9 @@
 """How one new version reaches the tables: resource row, version row and index rows.
 
-PostgreSQL gets the whole write as one statement (data-modifying CTEs, index rows as arrays),
-one round trip instead of six; SQLite runs in-process, so plain statements cost nothing extra.
+PostgreSQL gets the whole write, with the check that referenced resources are live, as one
+statement (data-modifying CTEs, index rows as arrays): one round trip instead of seven, and
+without BEGIN/COMMIT when it is all a unit of work does. SQLite runs in-process, so plain
+statements cost nothing extra there.
 """
 
 from dataclasses import dataclass
@@ -25,11 +27,18 @@ class NewVersion:
     index: IndexRows
 
 
+_PG_LIVE = """
+WITH live AS (
+  SELECT count(*) AS n FROM resource
+  WHERE NOT deleted AND (resource_type, logical_id) IN
+    (SELECT * FROM unnest($15::varchar[], $16::varchar[]))
+),"""
+
 _PG_INDEX_AND_VERSION = """
 v AS (
   INSERT INTO resource_version
     (resource_type, logical_id, version_id, last_updated, method, body)
-  VALUES ($1, $2, $3, $4, $8, $5)
+  SELECT $1, $2, $3, $4, $8, $5 FROM r
 ), t AS (
   INSERT INTO idx_token (resource_pk, param, system, code)
   SELECT r.pk, u.param, u.system, u.code FROM r,
@@ -43,45 +52,53 @@ SELECT pk FROM r
 """
 
 _PG_INSERT = (
-    """
-WITH r AS (
+    _PG_LIVE
+    + """
+r AS (
   INSERT INTO resource
     (resource_type, logical_id, version_id, last_updated, deleted, body, patient_id, owner_org)
-  VALUES ($1, $2, $3, $4, false, $5, $6, $7) RETURNING pk
+  SELECT $1, $2, $3, $4, false, $5, $6, $7 WHERE (SELECT n FROM live) = $17
+  RETURNING pk
 ),"""
     + _PG_INDEX_AND_VERSION
 )
 
 _PG_UPDATE = (
-    """
-WITH r AS (
+    _PG_LIVE
+    + """
+r AS (
   UPDATE resource SET version_id = $3, last_updated = $4, deleted = false, body = $5,
     patient_id = $6, owner_org = COALESCE(owner_org, $7::varchar)
-  WHERE pk = $15 RETURNING pk
+  WHERE pk = $18 AND (SELECT n FROM live) = $17 RETURNING pk
 ), dt AS (
-  DELETE FROM idx_token WHERE resource_pk = $15
+  DELETE FROM idx_token WHERE resource_pk IN (SELECT pk FROM r)
 ), dr AS (
-  DELETE FROM idx_reference WHERE resource_pk = $15
+  DELETE FROM idx_reference WHERE resource_pk IN (SELECT pk FROM r)
 ),"""
     + _PG_INDEX_AND_VERSION
 )
 
 
-async def write_postgres(conn: Connection, new: NewVersion, pk: int | None) -> int:
-    """Insert (pk None) or update resource `pk` with its new version, in one statement."""
+async def write_postgres(
+    conn: Connection,
+    new: NewVersion,
+    pk: int | None,
+    must_exist: list[tuple[str, str]],
+    final: bool,
+) -> int | None:
+    """Insert (pk None) or update resource `pk`, in one statement, if every `must_exist`
+    (type, id) is a live resource; None (nothing written) otherwise."""
     tokens, references = new.index.token, new.index.reference
     args = [
         new.resource_type, new.logical_id, new.version_id, new.last_updated, new.body,
         new.patient_id, new.owner_org, new.method,
         [t[0] for t in tokens], [t[1] for t in tokens], [t[2] for t in tokens],
         [r[0] for r in references], [r[1] for r in references], [r[2] for r in references],
+        [m[0] for m in must_exist], [m[1] for m in must_exist], len(must_exist),
     ]  # fmt: skip
-    if pk is None:
-        row = await conn.fetchrow(_PG_INSERT, *args)
-    else:
-        row = await conn.fetchrow(_PG_UPDATE, *args, pk)
-    assert row is not None
-    return int(row[0])
+    run = conn.fetchrow_final if final else conn.fetchrow
+    row = await (run(_PG_INSERT, *args) if pk is None else run(_PG_UPDATE, *args, pk))
+    return None if row is None else int(row[0])
 
 
 async def write_sqlite(conn: Connection, new: NewVersion, pk: int | None) -> int:

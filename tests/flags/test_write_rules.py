@@ -60,6 +60,7 @@ async def test_nhs_number_is_unique_among_live_patients(client: httpx.AsyncClien
     duplicate = await client.post("/Patient", json=f.patient(nhs=number))
     assert duplicate.status_code == 422
     assert first["id"] in duplicate.json()["issue"][0]["diagnostics"]
+    assert len((await client.get("/Patient/_history")).json()["entry"]) == 1
     assert (await client.put(f"/Patient/{first['id']}", json=first)).status_code == 200
     await client.delete(f"/Patient/{first['id']}")
     assert (await client.post("/Patient", json=f.patient(nhs=number))).status_code == 201
