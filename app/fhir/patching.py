@@ -3,16 +3,29 @@
 Spec: http://hl7.org/fhir/R4/http.html#patch
 """
 
+import copy
 from typing import Any
 
 import jsonpatch
 import jsonpointer
 
 from app.errors import Invalid, Unprocessable
-from app.fhir.resources import validate_structure
+from app.fhir.resources import MAX_DEPTH, validate_structure
 from app.flags.service import Patcher
 
 _OPS = frozenset({"add", "remove", "replace", "move", "copy", "test"})
+_WITH_VALUE = frozenset({"add", "replace", "test"})
+_WITH_FROM = frozenset({"move", "copy"})
+
+
+def _check_pointer(operation: dict[str, Any], member: str, index: int) -> None:
+    pointer = operation.get(member)
+    if not isinstance(pointer, str):
+        raise Invalid.of(f"operation {index} has no '{member}'", f"[{index}].{member}")
+    try:
+        jsonpointer.JsonPointer(pointer)
+    except jsonpointer.JsonPointerException as exc:
+        raise Invalid.of(f"operation {index}: {exc}", f"[{index}].{member}") from None
 
 
 def _check_document(document: Any) -> list[dict[str, Any]]:
@@ -21,9 +34,25 @@ def _check_document(document: Any) -> list[dict[str, Any]]:
     for index, operation in enumerate(document):
         if not isinstance(operation, dict) or operation.get("op") not in _OPS:
             raise Invalid.of(f"operation {index} has no valid 'op'", f"[{index}].op")
-        if not isinstance(operation.get("path"), str):
-            raise Invalid.of(f"operation {index} has no 'path'", f"[{index}].path")
+        _check_pointer(operation, "path", index)
+        if operation["op"] in _WITH_FROM:
+            _check_pointer(operation, "from", index)
+        if operation["op"] in _WITH_VALUE and "value" not in operation:
+            raise Invalid.of(f"operation {index} has no 'value'", f"[{index}].value")
     return document
+
+
+def _size(value: Any, cap: int = 10**9) -> int:
+    """How many JSON values `value` holds, counted without recursion and no further than `cap`."""
+    count, stack = 0, [value]
+    while stack and count <= cap:
+        item = stack.pop()
+        count += 1
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return count
 
 
 def json_patcher(resource_type: str, logical_id: str, document: Any) -> Patcher:
@@ -31,8 +60,18 @@ def json_patcher(resource_type: str, logical_id: str, document: Any) -> Patcher:
     operations = _check_document(document)
 
     def apply(current: dict[str, Any]) -> dict[str, Any]:
+        # `copy` is the one operation that can grow a resource beyond the patch's own size
+        # (doubling it each time): all copies together may copy at most as much as there is.
+        allowance = _size(current) + _size(operations)
+        patched: Any = copy.deepcopy(current)
         try:
-            patched = jsonpatch.apply_patch(current, operations)
+            for operation in operations:
+                if operation["op"] == "copy":
+                    source = jsonpointer.resolve_pointer(patched, operation["from"], None)
+                    allowance -= _size(source, allowance)
+                    if allowance < 0:
+                        raise Unprocessable.of("patch copies too much", code="too-costly")
+                patched = jsonpatch.apply_patch(patched, [operation], in_place=True)
         except jsonpatch.JsonPatchTestFailed as exc:
             raise Unprocessable.of(f"patch test failed: {exc}", code="processing") from None
         except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
@@ -41,6 +80,8 @@ def json_patcher(resource_type: str, logical_id: str, document: Any) -> Patcher:
             ) from None
         except (TypeError, ValueError, KeyError, IndexError) as exc:
             raise Invalid.of(f"patch is malformed ({type(exc).__name__})") from None
+        except RecursionError:
+            raise Invalid.of(f"JSON may not nest deeper than {MAX_DEPTH} levels") from None
         if not isinstance(patched, dict) or patched.get("resourceType") != resource_type:
             raise Unprocessable.of("a patch may not change resourceType", "resourceType")
         if patched.get("id") != logical_id:

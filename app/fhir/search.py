@@ -14,6 +14,8 @@ from app.storage.indexer import split_reference
 from app.storage.query import Criterion, Query, ReferenceValue, TokenValue
 
 CONTROL_PARAMS = RESULT_PARAMS | {"_since"}
+MAX_CRITERIA = 20  # parameters in one search; each is a join PostgreSQL must plan
+MAX_VALUES = 100  # values in one search, over all its parameters
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +71,8 @@ def _reference(param: SearchParam, value: str, type_modifier: str | None, base: 
 
 
 def _criterion(param: SearchParam, modifier: str | None, raw: str, base: str) -> Criterion:
+    if "\x00" in raw:
+        raise Invalid.of(f"search parameter {param.name} contains a NUL character", param.name)
     values = [v for v in split_escaped_keep(raw) if v != ""]
     if not values:
         raise Invalid.of(f"search parameter {param.name} has no value", param.name)
@@ -127,6 +131,11 @@ def parse(
             continue
         criteria.append(_criterion(param, modifier or None, raw, base))
         applied.append((key, raw))
+    if len(criteria) > MAX_CRITERIA or sum(len(c.values) for c in criteria) > MAX_VALUES:
+        raise Invalid.of(
+            f"a search may have at most {MAX_CRITERIA} parameters and {MAX_VALUES} values",
+            code="too-costly",
+        )
     return ParsedSearch(tuple(criteria), tuple(applied), ignored)
 
 
@@ -155,19 +164,20 @@ def to_query(resource_type: str, parsed: ParsedSearch, count: int, after: int | 
 
 
 def page_size(raw: str | None, default: int, maximum: int) -> int:
-    """`_count` as an int, clamped to the maximum; malformed is 400."""
+    """`_count` as an int, clamped to the maximum; malformed is 400, and so is 0 (total only)."""
     if raw is None:
         return default
-    if not raw.isdigit():
-        raise Invalid.of("_count must be a non-negative integer", "_count")
-    return min(int(raw), maximum)
+    digits = raw.lstrip("0")
+    if not (raw.isascii() and raw.isdigit()) or not digits:
+        raise Invalid.of("_count must be a positive integer (_count=0 is not supported)", "_count")
+    return maximum if len(digits) > 9 else min(int(digits), maximum)
 
 
 def cursor(raw: str | None) -> int | None:
     """The paging cursor of a `next` link; malformed is 400."""
     if raw is None:
         return None
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise Invalid.of("_cursor is not a cursor this server issued", "_cursor")
     return int(raw)
 

@@ -20,6 +20,7 @@ from app.errors import (
     UnsupportedMediaType,
 )
 from app.fhir.outcomes import FHIR_JSON
+from app.fhir.resources import check_depth
 from app.registry import RESOURCE_TYPES
 from app.storage.repository import Version
 
@@ -53,7 +54,7 @@ def known_id(resource_type: str, logical_id: str) -> str:
 
 def version_number(version: str) -> int | None:
     """A version id from a URL, None if it cannot be one of ours."""
-    return int(version) if version.isdigit() and len(version) <= 9 else None
+    return int(version) if version.isascii() and version.isdigit() and len(version) <= 9 else None
 
 
 def media_type(header: str | None) -> str:
@@ -90,8 +91,8 @@ async def read_body(request: Request, limit: int, allowed: frozenset[str]) -> by
             f"Content-Type {content_type} is not supported; send {', '.join(sorted(allowed))}",
             "Content-Type",
         )
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    declared = request.headers.get("content-length", "").lstrip("0")
+    if declared.isascii() and declared.isdigit() and (len(declared) > 18 or int(declared) > limit):
         raise PayloadTooLarge.of(f"body is over the limit of {limit} bytes")
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -109,9 +110,11 @@ def parse_json(raw: bytes) -> Any:
     if b"\\u0000" in raw:
         raise Invalid.of("the body contains a NUL character, which FHIR strings may not hold")
     try:
-        return orjson.loads(raw)
+        parsed = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise Invalid.of(f"the body is not valid JSON: {exc.msg} at position {exc.pos}") from None
+    check_depth(parsed)
+    return parsed
 
 
 async def resource_body(request: Request, resource_type: str, limit: int) -> dict[str, Any]:
