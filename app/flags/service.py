@@ -70,7 +70,8 @@ def _reference_targets(resource: dict[str, Any], base_url: str) -> dict[tuple[st
     targets: dict[tuple[str, str], list[str]] = {}
     for expression, reference in rules.references(resource, resource["resourceType"]):
         target_type, target_id = split_reference(reference, base_url)
-        if target_type in RESOURCE_TYPES and target_id != resource.get("id"):
+        itself = (resource["resourceType"], resource.get("id"))
+        if target_type in RESOURCE_TYPES and (target_type, target_id) != itself:
             targets.setdefault((target_type, target_id), []).append(expression)
     return targets
 

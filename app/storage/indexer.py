@@ -1,5 +1,6 @@
 """Resource JSON -> search index rows, driven by the parameter registry in `app.registry`."""
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,17 @@ class IndexRows:
 
     token: list[tuple[str, str | None, str | None]]
     reference: list[tuple[str, str | None, str]]
+
+
+LONGEST_INDEXED = 256  # characters; a B-tree entry holds at most ~2700 bytes
+
+
+def indexed_text(text: str | None) -> str | None:
+    """The form a value is indexed and searched in: as it is, or if long, a prefix and hash."""
+    if text is None or len(text) <= LONGEST_INDEXED:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return f"{text[:128]}...sha256:{digest}"
 
 
 def element_values(resource: dict[str, Any], path: str) -> Iterator[Any]:
@@ -64,7 +76,7 @@ def _reference_rows(
     target_type, target_id = split_reference(value["reference"], base_url)
     if param.targets and target_type is not None and target_type not in param.targets:
         return
-    yield param.name, target_type, target_id
+    yield param.name, target_type, indexed_text(target_id) or target_id
 
 
 def index_rows(resource_type: str, resource: dict[str, Any], base_url: str) -> IndexRows:
@@ -74,7 +86,10 @@ def index_rows(resource_type: str, resource: dict[str, Any], base_url: str) -> I
         for path in param.paths:
             for value in element_values(resource, path):
                 if param.type == "token":
-                    rows.token.extend((param.name, s, c) for s, c in token_pairs(value))
+                    rows.token.extend(
+                        (param.name, indexed_text(s), indexed_text(c))
+                        for s, c in token_pairs(value)
+                    )
                 elif param.type == "reference":
                     rows.reference.extend(_reference_rows(param, value, base_url))
     return rows

@@ -5,6 +5,7 @@ from typing import Any
 
 from app.access import Caller
 from app.storage.db import Connection, Row
+from app.storage.indexer import indexed_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +59,12 @@ def _token_clause(sql: _Sql, values: tuple[TokenValue, ...]) -> str:
     for value in values:
         parts = []
         if value.code is not None:
-            parts.append(f"t.code = {sql.arg(value.code)}")
+            parts.append(f"t.code = {sql.arg(indexed_text(value.code))}")
         if value.system_given:
             parts.append(
-                f"t.system = {sql.arg(value.system)}" if value.system else "t.system IS NULL"
+                f"t.system = {sql.arg(indexed_text(value.system))}"
+                if value.system
+                else "t.system IS NULL"
             )
         ors.append("(" + " AND ".join(parts or ["1=1"]) + ")")
     return " OR ".join(ors)
@@ -70,7 +73,7 @@ def _token_clause(sql: _Sql, values: tuple[TokenValue, ...]) -> str:
 def _reference_clause(sql: _Sql, values: tuple[ReferenceValue, ...]) -> str:
     ors = []
     for value in values:
-        clause = f"t.target_id = {sql.arg(value.target_id)}"
+        clause = f"t.target_id = {sql.arg(indexed_text(value.target_id))}"
         if value.target_type is not None:
             clause += f" AND t.target_type = {sql.arg(value.target_type)}"
         ors.append(f"({clause})")

@@ -80,3 +80,12 @@ async def test_snomed_https_system_is_stored_as_http(client: httpx.AsyncClient) 
     body["code"]["coding"][0]["system"] = "https://snomed.info/sct"
     stored = await create(client, body)
     assert stored["code"]["coding"][0]["system"] == f.SNOMED
+
+
+async def test_reference_to_another_type_with_the_same_id_is_still_checked(
+    client: httpx.AsyncClient,
+) -> None:
+    body = f.flag(subject="Patient/shared-id") | {"id": "shared-id"}
+    response = await client.put("/Flag/shared-id", json=body)
+    assert response.status_code == 422
+    assert outcome_expressions(response) == ["Flag.subject"]
