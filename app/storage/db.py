@@ -5,6 +5,7 @@ The one place a transaction is opened, committed or rolled back is `Database.tra
 """
 
 import asyncio
+import contextlib
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -18,6 +19,7 @@ from app.errors import WriteConflict
 
 Row = Sequence[Any]
 _PLACEHOLDER = re.compile(r"\$(\d+)")
+CHECKPOINT_SECONDS = 1.0
 
 
 class Connection(Protocol):
@@ -232,7 +234,11 @@ def connect_sqlite(path: str) -> sqlite3.Connection:
 
 
 class SqliteDatabase:
-    """SQLite through one writer connection (serialised by a lock) and one reader."""
+    """SQLite through one writer connection (serialised by a lock) and one reader.
+
+    Commits do not checkpoint (that can take milliseconds on the event loop); a task copies
+    the WAL back into the database file each second from a worker thread instead.
+    """
 
     dialect = "sqlite"
 
@@ -240,16 +246,34 @@ class SqliteDatabase:
         self._path = path
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
+        self._checkpointer: sqlite3.Connection | None = None
+        self._checkpoints: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
     async def open(self) -> None:
-        """Open both connections."""
+        """Open the connections; WAL checkpoints move off the event loop to a thread."""
         self._writer = connect_sqlite(self._path)
+        self._writer.execute("PRAGMA wal_autocheckpoint=0")
         self._reader = connect_sqlite(self._path)
+        self._checkpointer = connect_sqlite(self._path)
+        self._checkpoints = asyncio.create_task(self._checkpoint_forever())
+
+    async def _checkpoint_forever(self) -> None:
+        """Copy the WAL into the database file every second, in a worker thread."""
+        assert self._checkpointer is not None
+        while True:
+            await asyncio.sleep(CHECKPOINT_SECONDS)
+            await asyncio.to_thread(self._checkpointer.execute, "PRAGMA wal_checkpoint(PASSIVE)")
 
     async def close(self) -> None:
-        """Close both connections."""
-        for conn in (self._writer, self._reader):
+        """Stop checkpointing, write the WAL back, close the connections."""
+        if self._checkpoints is not None:
+            self._checkpoints.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpoints
+        if self._writer is not None:
+            self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        for conn in (self._writer, self._reader, self._checkpointer):
             if conn is not None:
                 conn.close()
 

@@ -59,15 +59,12 @@ resource_version = Table(
 
 
 def _index_table(name: str, *columns: Column[object]) -> Table:
+    # No foreign key: index rows are derived data, written and removed only with their
+    # resource's version in one statement or transaction; a key check per row is pure cost.
     return Table(
         name,
         metadata,
-        Column(
-            "resource_pk",
-            SurrogateKey,
-            ForeignKey("resource.pk", ondelete="CASCADE"),
-            nullable=False,
-        ),
+        Column("resource_pk", SurrogateKey, nullable=False),
         Column("param", String(64), nullable=False),
         *columns,
         Index(None, "resource_pk"),

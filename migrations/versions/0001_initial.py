@@ -60,8 +60,7 @@ def upgrade() -> None:
     sa.Column('resource_pk', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('param', sa.String(length=64), nullable=False),
     sa.Column('target_type', sa.String(length=64), nullable=True),
-    sa.Column('target_id', sa.String(), nullable=False, comment='logical id, or the URL if not ours'),
-    sa.ForeignKeyConstraint(['resource_pk'], ['resource.pk'], name=op.f('fk_idx_reference_resource_pk_resource'), ondelete='CASCADE')
+    sa.Column('target_id', sa.String(), nullable=False, comment='logical id, or the URL if not ours')
     )
     with op.batch_alter_table('idx_reference', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_idx_reference_param_target_id_target_type'), ['param', 'target_id', 'target_type'], unique=False)
@@ -71,8 +70,7 @@ def upgrade() -> None:
     sa.Column('resource_pk', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('param', sa.String(length=64), nullable=False),
     sa.Column('system', sa.String(), nullable=True),
-    sa.Column('code', sa.String(), nullable=True),
-    sa.ForeignKeyConstraint(['resource_pk'], ['resource.pk'], name=op.f('fk_idx_token_resource_pk_resource'), ondelete='CASCADE')
+    sa.Column('code', sa.String(), nullable=True)
     )
     with op.batch_alter_table('idx_token', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_idx_token_param_code_system'), ['param', 'code', 'system'], unique=False)
