@@ -6,6 +6,7 @@ The one place a transaction is opened, committed or rolled back is `Database.tra
 
 import asyncio
 import contextlib
+import logging
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -20,6 +21,7 @@ from app.errors import WriteConflict
 Row = Sequence[Any]
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 CHECKPOINT_SECONDS = 1.0
+log = logging.getLogger("safeguard.storage")
 
 
 class Connection(Protocol):
@@ -248,6 +250,7 @@ class SqliteDatabase:
         self._reader: sqlite3.Connection | None = None
         self._checkpointer: sqlite3.Connection | None = None
         self._checkpoints: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
         self._lock = asyncio.Lock()
 
     async def open(self) -> None:
@@ -261,16 +264,21 @@ class SqliteDatabase:
     async def _checkpoint_forever(self) -> None:
         """Copy the WAL into the database file every second, in a worker thread."""
         assert self._checkpointer is not None
-        while True:
-            await asyncio.sleep(CHECKPOINT_SECONDS)
-            await asyncio.to_thread(self._checkpointer.execute, "PRAGMA wal_checkpoint(PASSIVE)")
+        while not self._closing.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), CHECKPOINT_SECONDS)
+            try:
+                await asyncio.to_thread(
+                    self._checkpointer.execute, "PRAGMA wal_checkpoint(PASSIVE)"
+                )
+            except sqlite3.Error as exc:  # the next round, or the final checkpoint, retries
+                log.warning("WAL checkpoint failed: %s", type(exc).__name__)
 
     async def close(self) -> None:
-        """Stop checkpointing, write the WAL back, close the connections."""
+        """Stop checkpointing (letting a running one finish), write the WAL back, close."""
+        self._closing.set()
         if self._checkpoints is not None:
-            self._checkpoints.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._checkpoints
+            await self._checkpoints
         if self._writer is not None:
             self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         for conn in (self._writer, self._reader, self._checkpointer):

@@ -116,8 +116,8 @@ async def write_sqlite(conn: Connection, new: NewVersion, pk: int | None) -> int
     else:
         await conn.execute(
             "UPDATE resource SET version_id = $2, last_updated = $3, deleted = 0, body = $4, "
-            "patient_id = $5 WHERE pk = $1",
-            pk, new.version_id, new.last_updated, new.body, new.patient_id,
+            "patient_id = $5, owner_org = COALESCE(owner_org, $6) WHERE pk = $1",
+            pk, new.version_id, new.last_updated, new.body, new.patient_id, new.owner_org,
         )  # fmt: skip
         await conn.execute("DELETE FROM idx_token WHERE resource_pk = $1", pk)
         await conn.execute("DELETE FROM idx_reference WHERE resource_pk = $1", pk)
