@@ -111,6 +111,12 @@ async def _end_transaction(conn: Any) -> None:
         await conn.execute("ROLLBACK")
 
 
+# Statements are prepared once per pooled connection. A generic plan made while a table
+# was small (a sequential scan) would be kept as the table grows, making each create
+# O(table); planning each execution with its real values keeps index plans. JIT only
+# costs time on queries this short.
+SESSION_SETTINGS = {"plan_cache_mode": "force_custom_plan", "jit": "off"}
+
 _RETRYABLE_PG = (
     asyncpg.SerializationError,
     asyncpg.DeadlockDetectedError,
@@ -136,7 +142,11 @@ class PostgresDatabase:
 
     async def _create_pool(self, min_size: int) -> Any:
         return await asyncpg.create_pool(
-            self._dsn, min_size=min_size, max_size=self._sizes[1], reset=_end_transaction
+            self._dsn,
+            min_size=min_size,
+            max_size=self._sizes[1],
+            reset=_end_transaction,
+            server_settings=SESSION_SETTINGS,
         )
 
     async def close(self) -> None:
