@@ -10,7 +10,7 @@ import jsonpatch
 import jsonpointer
 
 from app.errors import Invalid, Unprocessable
-from app.fhir.resources import MAX_DEPTH, validate_structure
+from app.fhir.resources import MAX_DEPTH, check_depth, validate_structure
 from app.flags.service import Patcher
 
 _OPS = frozenset({"add", "remove", "replace", "move", "copy", "test"})
@@ -86,6 +86,7 @@ def json_patcher(resource_type: str, logical_id: str, document: Any) -> Patcher:
             raise Unprocessable.of("a patch may not change resourceType", "resourceType")
         if patched.get("id") != logical_id:
             raise Unprocessable.of("a patch may not change the id", f"{resource_type}.id")
+        check_depth(patched, resource_type)
         validate_structure(resource_type, patched)
         return patched
 

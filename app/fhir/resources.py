@@ -24,16 +24,22 @@ MODELS: dict[str, Any] = {
 MAX_DEPTH = 64  # nesting of objects and arrays; far deeper than any resource hosted here needs
 
 
+def _depth_exceeded(value: Any, room: int) -> bool:
+    if isinstance(value, dict):
+        value = value.values()
+    elif not isinstance(value, list):
+        return False
+    if room == 0:
+        return True
+    return any(
+        _depth_exceeded(child, room - 1) for child in value if isinstance(child, dict | list)
+    )
+
+
 def check_depth(value: Any, *expression: str) -> None:
-    """400 if JSON nests deeper than MAX_DEPTH (walked iteratively: the validator recurses)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        children = list(item.values()) if isinstance(item, dict) else item
-        if isinstance(children, list):
-            if depth > MAX_DEPTH:
-                raise Invalid.of(f"JSON may not nest deeper than {MAX_DEPTH} levels", *expression)
-            stack.extend((child, depth + 1) for child in children)
+    """400 if JSON nests deeper than MAX_DEPTH (the validator and serialiser recurse)."""
+    if _depth_exceeded(value, MAX_DEPTH):
+        raise Invalid.of(f"JSON may not nest deeper than {MAX_DEPTH} levels", *expression)
 
 
 def _expression(resource_type: str, location: tuple[Any, ...]) -> str:
@@ -49,9 +55,11 @@ def _expression(resource_type: str, location: tuple[Any, ...]) -> str:
 
 
 def validate_structure(resource_type: str, body: dict[str, Any]) -> None:
-    """Check a resource against its R4 structure; errors are 400 naming each element."""
+    """Check a resource against its R4 structure; errors are 400 naming each element.
+
+    The caller has bounded its depth (`check_depth`): the validator recurses.
+    """
     model = MODELS[resource_type]
-    check_depth(body, resource_type)
     try:
         model.model_validate(body)
     except pydantic.ValidationError as exc:

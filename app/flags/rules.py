@@ -173,15 +173,24 @@ def nhs_number_issues(resource: dict[str, Any]) -> list[Issue]:
 
 def references(value: Any, expression: str) -> Iterator[tuple[str, str]]:
     """(expression, reference string) for every Reference.reference anywhere in a resource."""
+    yield from _references(value, [expression])
+
+
+def _references(value: Any, path: list[str]) -> Iterator[tuple[str, str]]:
     if isinstance(value, list):
         for index, item in enumerate(value):
-            yield from references(item, f"{expression}[{index}]")
+            if isinstance(item, dict | list):
+                path.append(f"[{index}]")
+                yield from _references(item, path)
+                path.pop()
     elif isinstance(value, dict):
         for key, item in value.items():
             if key == "reference" and isinstance(item, str):
-                yield expression, item
-            elif key != "contained":
-                yield from references(item, f"{expression}.{key}")
+                yield ".".join(path).replace(".[", "["), item
+            elif key != "contained" and isinstance(item, dict | list):
+                path.append(key)
+                yield from _references(item, path)
+                path.pop()
 
 
 def normalise(value: Any) -> Any:
