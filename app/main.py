@@ -3,6 +3,7 @@
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
@@ -15,7 +16,8 @@ from app.fhir.capability import capability_statement
 from app.fhir.context import AppContext
 from app.fhir.middleware import RequestIdMiddleware
 from app.fhir.outcomes import error_response, internal_error_response
-from app.fhir.routes import router
+from app.fhir.routes import ROUTES
+from app.openapi import document
 from app.settings import Settings, get_settings
 from app.storage.db import make_database
 from app.storage.repository import instant, now_micros
@@ -69,7 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         default_response_class=Response,
     )
     app.state.context = context
-    app.include_router(router, prefix="/fhir", tags=["FHIR"])
+    app.router.routes.extend(ROUTES)
     app.add_api_route("/_ping", _ping, methods=["GET"], tags=["health"])
     app.add_api_route("/_status", _status, methods=["GET"], tags=["health"])
     app.add_exception_handler(FhirError, _fhir_error)
@@ -77,6 +79,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected)
     app.add_middleware(RequestIdMiddleware)
+
+    def openapi_schema() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document(app)
+        return app.openapi_schema
+
+    app.openapi = openapi_schema  # type: ignore[method-assign]
     return app
 
 

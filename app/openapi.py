@@ -7,6 +7,7 @@ error being an OperationOutcome. Pure: reads the app's routes, returns a new dic
 """
 
 import copy
+import inspect
 import json
 import re
 from dataclasses import dataclass
@@ -14,7 +15,9 @@ from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+from starlette.routing import Route
 
 from app.registry import COMMON_PARAMS, RESOURCE_TYPES
 
@@ -317,23 +320,37 @@ TOP: JSON = {
 }
 
 
+def _documented_routes(app: FastAPI) -> list[tuple[str, str, list[str], JSON]]:
+    """(path, name, methods, what FastAPI knows) of every route that belongs in the document."""
+    generated = get_openapi(title=app.title, version=app.version, routes=app.routes)
+    found = []
+    for route in app.routes:
+        if isinstance(route, APIRoute) and route.include_in_schema:
+            known = generated["paths"][route.path_format]
+        elif isinstance(route, Route) and route.path.startswith("/fhir/"):
+            doc = inspect.getdoc(route.endpoint) or ""
+            known = {m.lower(): {"description": doc, "tags": ["FHIR"]} for m in route.methods or ()}
+        else:
+            continue
+        methods = sorted(m.lower() for m in route.methods or () if m != "HEAD")
+        found.append((route.path, route.name, methods, known))
+    return found
+
+
 def document(app: FastAPI) -> JSON:
     """The app's OpenAPI schema with every route's operation written from OPERATIONS."""
-    generated = app.openapi()
     paths: dict[str, JSON] = {}
-    for route in iter_route_contexts(app.routes):  # included routers' routes, prefixed
-        if not isinstance(route.original_route, APIRoute) or not route.include_in_schema:
-            continue
-        path, name = str(route.path_format), str(route.name)
+    for path, name, methods, known in _documented_routes(app):
         if name not in OPERATIONS:
             raise KeyError(f"route {name} ({path}) is not in app.openapi.OPERATIONS")
-        for method in sorted(m.lower() for m in route.methods or ()):
-            found = generated["paths"][path][method]
-            paths.setdefault(path, {})[method] = _operation(path, name, found)
+        for method in methods:
+            paths.setdefault(path, {})[method] = _operation(path, name, known[method])
     components = {"schemas": SCHEMAS, "headers": HEADERS}
     components["parameters"] = PARAMETERS | search_parameters()
-    info = generated["info"] | {"description": INFO}
-    top = TOP | {"openapi": generated["openapi"], "info": info, "components": components}
+    info = {"title": app.title, "version": app.version, "description": INFO}
+    if app.summary:
+        info["summary"] = app.summary
+    top = TOP | {"openapi": app.openapi_version, "info": info, "components": components}
     return copy.deepcopy(top | {"paths": paths})
 
 
