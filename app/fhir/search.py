@@ -32,8 +32,11 @@ class ParsedSearch:
         return "&".join(f"{k}={v}" for k, v in sorted(self.applied))
 
 
-def split_escaped(text: str, separator: str) -> list[str]:
-    """Split on `separator` unless escaped with a backslash; unescape `\\, \\| \\$ \\\\`."""
+def split_escaped(text: str, separator: str, *, unescape: bool = True) -> list[str]:
+    """Split on `separator` unless escaped with a backslash (search.html#escaping).
+
+    With `unescape`, `\\x` becomes `x`; without, escapes are kept for a later parser.
+    """
     parts, current, escaped = [], [], False
     for char in text:
         if escaped:
@@ -41,6 +44,8 @@ def split_escaped(text: str, separator: str) -> list[str]:
             escaped = False
         elif char == "\\":
             escaped = True
+            if not unescape:
+                current.append(char)
         elif char == separator:
             parts.append("".join(current))
             current = []
@@ -73,7 +78,7 @@ def _reference(param: SearchParam, value: str, type_modifier: str | None, base: 
 def _criterion(param: SearchParam, modifier: str | None, raw: str, base: str) -> Criterion:
     if "\x00" in raw:
         raise Invalid.of(f"search parameter {param.name} contains a NUL character", param.name)
-    values = [v for v in split_escaped_keep(raw) if v != ""]
+    values = [v for v in split_escaped(raw, ",", unescape=False) if v != ""]
     if not values:
         raise Invalid.of(f"search parameter {param.name} has no value", param.name)
     if param.name == "_id":
@@ -86,25 +91,6 @@ def _criterion(param: SearchParam, modifier: str | None, raw: str, base: str) ->
     raise Invalid.of(
         f"modifier :{modifier} is not supported on {param.name}", f"{param.name}:{modifier}"
     )
-
-
-def split_escaped_keep(raw: str) -> list[str]:
-    """Split a value list on unescaped commas, keeping escapes for the type's own parser."""
-    parts, current, escaped = [], [], False
-    for char in raw:
-        if escaped:
-            current.append(char)
-            escaped = False
-        elif char == "\\":
-            current.append(char)
-            escaped = True
-        elif char == ",":
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    parts.append("".join(current))
-    return parts
 
 
 def parse(

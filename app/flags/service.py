@@ -207,6 +207,24 @@ def _check_version(current: repo.Current | None, if_match: int | None) -> None:
         )
 
 
+async def _update(
+    conn: Connection,
+    caller: Caller,
+    resource: dict[str, Any],
+    logical_id: str,
+    base_url: str,
+    if_match: int | None,
+) -> tuple[int, WriteResult]:
+    resource_type = resource["resourceType"]
+    current = await repo.read_current(conn, caller, resource_type, logical_id, lock=True)
+    _check_version(current, if_match)
+    pk, version = await _save(
+        conn, caller, resource, logical_id, current, "PUT", base_url, last=True
+    )
+    created = current is None or current.deleted
+    return pk, WriteResult(resource_type, version, created=created)
+
+
 async def update(
     conn: Connection,
     caller: Caller,
@@ -216,14 +234,8 @@ async def update(
     if_match: int | None = None,
 ) -> WriteResult:
     """update, or update-as-create with a client id (http://hl7.org/fhir/R4/http.html#update)."""
-    resource_type = resource["resourceType"]
-    current = await repo.read_current(conn, caller, resource_type, logical_id, lock=True)
-    _check_version(current, if_match)
-    _, version = await _save(
-        conn, caller, resource, logical_id, current, "PUT", base_url, last=True
-    )
-    created = current is None or current.deleted
-    return WriteResult(resource_type, version, created=created)
+    _, result = await _update(conn, caller, resource, logical_id, base_url, if_match)
+    return result
 
 
 async def conditional_update(
@@ -246,10 +258,8 @@ async def conditional_update(
             )
         return await update(conn, caller, resource, match[1], base_url, if_match)
     if body_id is not None:
-        result = await update(conn, caller, resource, body_id, base_url, if_match)
-        pk_row = await repo.read_current(conn, caller, resource_type, body_id)
-        assert pk_row is not None
-        await _claim(conn, caller, conditional, pk_row.pk, resource_type)
+        pk, result = await _update(conn, caller, resource, body_id, base_url, if_match)
+        await _claim(conn, caller, conditional, pk, resource_type)
         return result
     pk, version = await _save(
         conn, caller, resource, str(uuid.uuid4()), None, "PUT", base_url, last=False

@@ -15,7 +15,7 @@ from app.access import Caller
 from app.errors import WriteConflict
 from app.storage.db import Connection, Row
 from app.storage.indexer import compartment_patient, index_rows
-from app.storage.writes import NewVersion, write_postgres, write_sqlite
+from app.storage.writes import NewVersion, clear_index, write_postgres, write_sqlite
 
 _READ = (
     "SELECT pk, version_id, last_updated, deleted, body FROM resource "
@@ -105,11 +105,6 @@ def _stamp(resource: dict[str, Any], logical_id: str, version_id: int, micros: i
     return orjson.dumps(stamped)
 
 
-async def _clear_index(conn: Connection, pk: int) -> None:
-    await conn.execute("DELETE FROM idx_token WHERE resource_pk = $1", pk)
-    await conn.execute("DELETE FROM idx_reference WHERE resource_pk = $1", pk)
-
-
 async def _append_version(conn: Connection, resource_type: str, version: Version) -> None:
     await conn.execute(
         "INSERT INTO resource_version "
@@ -181,7 +176,7 @@ async def delete(
         micros,
         True,
     )
-    await _clear_index(conn, current.pk)
+    await clear_index(conn, current.pk)
     await conn.execute("DELETE FROM nhs_number_claim WHERE resource_pk = $1", current.pk)
     await _append_version(conn, resource_type, version)
     return version

@@ -101,6 +101,12 @@ async def write_postgres(
     return None if row is None else int(row[0])
 
 
+async def clear_index(conn: Connection, pk: int) -> None:
+    """Remove a resource's index rows (before a new version's, or on delete)."""
+    await conn.execute("DELETE FROM idx_token WHERE resource_pk = $1", pk)
+    await conn.execute("DELETE FROM idx_reference WHERE resource_pk = $1", pk)
+
+
 async def write_sqlite(conn: Connection, new: NewVersion, pk: int | None) -> int:
     """Insert (pk None) or update resource `pk` with its new version, statement by statement."""
     if pk is None:
@@ -119,8 +125,7 @@ async def write_sqlite(conn: Connection, new: NewVersion, pk: int | None) -> int
             "patient_id = $5, owner_org = COALESCE(owner_org, $6) WHERE pk = $1",
             pk, new.version_id, new.last_updated, new.body, new.patient_id, new.owner_org,
         )  # fmt: skip
-        await conn.execute("DELETE FROM idx_token WHERE resource_pk = $1", pk)
-        await conn.execute("DELETE FROM idx_reference WHERE resource_pk = $1", pk)
+        await clear_index(conn, pk)
     await conn.executemany(
         "INSERT INTO idx_token (resource_pk, param, system, code) VALUES ($1, $2, $3, $4)",
         [(pk, *row) for row in new.index.token],
