@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import asyncpg
 
 from app.errors import WriteConflict
+from app.storage.pgpool import ConnectionPool
 
 Row = Sequence[Any]
 _PLACEHOLDER = re.compile(r"\$(\d+)")
@@ -102,20 +103,28 @@ class PgConnection:
 
 
 async def _end_transaction(conn: Any) -> None:
-    """Pool reset on release: only a transaction left open needs undoing.
+    """Make a connection fit to lend again: roll back what is left open, or terminate it.
 
-    The app keeps no session state (no LISTEN, advisory locks, SET or cursors), so asyncpg's
-    default reset query would cost a round trip per request for nothing.
+    The app keeps no session state (no LISTEN, advisory locks, SET or cursors), so a
+    connection outside a transaction needs no reset query.
     """
-    if conn.is_in_transaction():
-        await conn.execute("ROLLBACK")
+    if conn.is_closed():
+        return
+    try:
+        if conn.is_in_transaction():
+            await conn.execute("ROLLBACK")
+    except Exception:  # broken: never lend it again
+        conn.terminate()
+    except BaseException:
+        conn.terminate()
+        raise
 
 
-# Statements are prepared once per pooled connection. A generic plan made while a table
-# was small (a sequential scan) would be kept as the table grows, making each create
-# O(table); planning each execution with its real values keeps index plans. JIT only
+# Statements are prepared once per pooled connection and PostgreSQL's default plan cache
+# mode applies: statements whose plans do not depend on their parameters' values (the
+# write statement, lookups by id) settle on one generic plan and skip planning. JIT only
 # costs time on queries this short.
-SESSION_SETTINGS = {"plan_cache_mode": "force_custom_plan", "jit": "off"}
+SESSION_SETTINGS = {"jit": "off"}
 
 _RETRYABLE_PG = (
     asyncpg.SerializationError,
@@ -124,57 +133,56 @@ _RETRYABLE_PG = (
 
 
 class PostgresDatabase:
-    """PostgreSQL through a long-lived asyncpg pool."""
+    """PostgreSQL through a long-lived pool of asyncpg connections."""
 
     dialect = "postgresql"
 
     def __init__(self, dsn: str, min_size: int = 8, max_size: int = 16) -> None:
-        self._dsn = dsn
-        self._sizes = (min_size, max_size)
-        self._pool: Any = None
+        self._pool = ConnectionPool(dsn, min_size, max_size, SESSION_SETTINGS)
 
     async def open(self) -> None:
-        """Create the pool; if the server is unreachable now, connect lazily later."""
-        try:
-            self._pool = await self._create_pool(self._sizes[0])
-        except (OSError, asyncpg.PostgresError):
-            self._pool = await self._create_pool(0)
-
-    async def _create_pool(self, min_size: int) -> Any:
-        return await asyncpg.create_pool(
-            self._dsn,
-            min_size=min_size,
-            max_size=self._sizes[1],
-            reset=_end_transaction,
-            server_settings=SESSION_SETTINGS,
-        )
+        """Open the pool; if the server is unreachable now, connect lazily later."""
+        await self._pool.open()
 
     async def close(self) -> None:
         """Close the pool."""
-        if self._pool is not None:
-            await self._pool.close()
+        await self._pool.close()
+
+    @asynccontextmanager
+    async def _borrow(self) -> AsyncIterator[Any]:
+        """A pooled connection, given back outside any transaction (or terminated)."""
+        raw = await self._pool.acquire()
+        try:
+            yield raw
+        except (
+            asyncio.CancelledError,
+            asyncpg.InterfaceError,
+            asyncpg.PostgresConnectionError,
+            OSError,
+        ):
+            raw.terminate()  # possibly cut off mid-statement: its state is unknown
+            raise
+        finally:
+            await _end_transaction(raw)
+            self._pool.release(raw)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[PgConnection]:
         """A connection inside one transaction, committed on success, rolled back on error."""
-        async with self._pool.acquire() as raw:
+        async with self._borrow() as raw:
             conn = PgConnection(raw, deferred_begin=True)
             try:
                 yield conn
                 if conn.in_transaction:
                     await raw.execute("COMMIT")
             except _RETRYABLE_PG as exc:
-                await _end_transaction(raw)
                 raise WriteConflict(str(exc)) from exc
-            except BaseException:
-                await _end_transaction(raw)
-                raise
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[PgConnection]:
         """A connection for reads outside an explicit transaction."""
-        async with self._pool.acquire() as conn:
-            yield PgConnection(conn)
+        async with self._borrow() as raw:
+            yield PgConnection(raw)
 
 
 class SqliteConnection:
