@@ -20,7 +20,7 @@ from app.errors import (
     UnsupportedMediaType,
 )
 from app.fhir.outcomes import FHIR_JSON
-from app.fhir.resources import check_depth
+from app.fhir.resources import MAX_DEPTH, check_depth
 from app.registry import RESOURCE_TYPES
 from app.storage.repository import Version
 
@@ -115,7 +115,8 @@ def parse_json(raw: bytes) -> Any:
         parsed = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise Invalid.of(f"the body is not valid JSON: {exc.msg} at position {exc.pos}") from None
-    check_depth(parsed)
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH:  # fewer brackets cannot nest deeper
+        check_depth(parsed)
     return parsed
 
 
