@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from app.errors import FhirError, Invalid, MethodNotAllowed, NotFound
+from app.fhir import conformance
 from app.fhir.capability import capability_statement
 from app.fhir.context import AppContext
 from app.fhir.middleware import RequestIdMiddleware
@@ -57,7 +58,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await context.db.open()
         published = instant(now_micros())
-        context.capability = orjson.dumps(capability_statement(context.base, published))
+        context.capability = orjson.dumps(
+            capability_statement(context.base, published, context.settings.canonical_base)
+        )
         try:
             yield
         finally:
@@ -71,7 +74,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         default_response_class=Response,
     )
     app.state.context = context
-    app.router.routes.extend(ROUTES)
+    # SearchParameter first: the generic /{resource_type} routes would answer 404 for its paths.
+    app.router.routes.extend([*conformance.ROUTES, *ROUTES])
     app.add_api_route("/_ping", _ping, methods=["GET"], tags=["health"])
     app.add_api_route("/_status", _status, methods=["GET"], tags=["health"])
     app.add_exception_handler(FhirError, _fhir_error)

@@ -19,6 +19,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from starlette.routing import Route
 
+from app.fhir import conformance
 from app.registry import COMMON_PARAMS, RESOURCE_TYPES
 
 JSON = dict[str, Any]
@@ -119,6 +120,13 @@ SCHEMAS: dict[str, JSON] = {
     "CapabilityStatement": _object(
         "http://hl7.org/fhir/R4/capabilitystatement.html", ["resourceType"], {}
     ),
+    "SearchParameter": _object(
+        "A search parameter this server defines; http://hl7.org/fhir/R4/searchparameter.html",
+        ["resourceType", "url", "name", "status", "description", "code", "base", "type"],
+        {"resourceType": {"const": "SearchParameter"}, "id": STRING, "url": STRING}
+        | {"code": STRING, "base": {"type": "array", "items": STRING}, "type": STRING}
+        | {"expression": STRING, "modifier": {"type": "array", "items": STRING}},
+    ),
     "Written": {
         "description": "The resource as stored (Prefer: return=representation, the default) or "
         "an OperationOutcome (return=OperationOutcome); no body for return=minimal",
@@ -174,8 +182,25 @@ PARAMETERS: dict[str, JSON] = {
     "_count": _param("_count", "query", "Page size (default 20, at most 500)", "50"),
     "_cursor": _param("_cursor", "query", "Opaque; copied from a Bundle's next link"),
     "_since": _param("_since", "query", "Versions written at or after this instant", "2026-01-01"),
+    "_sort": _param("_sort", "query", "Sort keys, comma-separated; - for descending", "-date"),
+    "_total": _param("_total", "query", "none | estimate | accurate"),
+    "_summary": _param("_summary", "query", "true | text | data | count | false"),
+    "_elements": _param("_elements", "query", "Top-level elements to return", "status,code"),
+    "_include": _param(
+        "_include", "query", "Type:param[:Target] or *; :iterate repeats it", "Flag:patient"
+    ),
+    "_revinclude": _param(
+        "_revinclude", "query", "Type:param[:Target] referring to matches", "Flag:patient"
+    ),
 }
-SYNTAX = {"token": "code, system|code, |code or system|", "reference": "Type/id or id"}
+SYNTAX = {
+    "token": "code, system|code, |code or system|",
+    "reference": "Type/id or id",
+    "string": "starts-with, case- and accent-insensitive; :exact, :contains",
+    "date": "[eq|ne|gt|lt|ge|le|sa|eb|ap]YYYY[-MM[-DD[Thh:mm:ss]]]",
+    "quantity": "[prefix]number[|system|code]",
+    "uri": "exact URI",
+}
 
 
 def search_parameters() -> dict[str, JSON]:
@@ -187,6 +212,17 @@ def search_parameters() -> dict[str, JSON]:
     return {
         name: _param(name, "query", f"{p.type} ({SYNTAX[p.type]}) on {', '.join(types)}")
         for name, (p, types) in hosts.items()
+    }
+
+
+def definition_parameters() -> dict[str, JSON]:
+    """The query parameters of `GET /SearchParameter`, keyed apart from the hosted types' ones."""
+    examples = {"_id": "Flag-status", "base": "Flag", "code": "status"}
+    return {
+        f"SearchParameter-{name}": _param(
+            name, "query", f"{p.type} ({SYNTAX[p.type]}): {p.description}", examples.get(name)
+        )
+        for name, p in conformance.SEARCH_PARAMS.items()
     }
 
 
@@ -204,16 +240,28 @@ class Op:
 
 WRITE = (400, 409, 412, 413, 415, 422)
 HISTORY = ("_since", "_count", "_cursor")
-SEARCH = ("search", "_count", "_cursor", "Prefer-handling")
+SEARCH = ("search", "_count", "_cursor", "_sort", "_total", "_summary", "_elements", "_include",
+          "_revinclude", "Prefer-handling")  # fmt: skip
 VERSIONED = ("If-Match", "Prefer-return")
 OPERATIONS: dict[str, Op] = {
     "metadata": Op("Capabilities", (200,), "CapabilityStatement"),
+    "read_definition": Op("Read a SearchParameter", (200,), "SearchParameter"),
+    "search_definitions": Op(
+        "Search the SearchParameters", (200,), "Bundle", (400,), ("definitions", "Prefer-handling")
+    ),
     "history_system": Op("History of every resource", (200,), "Bundle", (400,), HISTORY),
     "history_type": Op("History of a type", (200,), "Bundle", (400,), HISTORY),
     "history_instance": Op("History of a resource", (200,), "Bundle", (400,), HISTORY),
     "vread": Op("Read a version", (200,), "Resource", (410,)),
     "read": Op("Read", (200,), "Resource", (410,)),
     "search_type": Op("Search", (200,), "Bundle", (400,), SEARCH),
+    "search_post": Op("Search by POST", (200,), "Bundle", (400, 413, 415), SEARCH, "form"),
+    **{
+        f"search_patient_{member.lower()}": Op(
+            f"{member}s in a Patient's compartment", (200,), "Bundle", (400,), SEARCH
+        )
+        for member in ("Flag", "Condition", "RelatedPerson")
+    },
     "create": Op("Create", (201, 200), "Written", WRITE, ("If-None-Exist", VERSIONED[1]), "create"),
     "update": Op("Update", (200, 201), "Written", WRITE, VERSIONED, "update"),
     "conditional_update": Op(
@@ -229,6 +277,11 @@ OPERATIONS: dict[str, Op] = {
 }
 DESCRIPTIONS = {
     "metadata": "The hosted types, their interactions and search parameters.",
+    "read_definition": "A search parameter this server defines (R4 has no Flag status, category "
+    "or code parameter); its url is the definition the CapabilityStatement names. Read-only: "
+    "other methods are 405.",
+    "search_definitions": "The search parameters this server defines, by url, code, base or "
+    "_id; unknown parameters are ignored and reported. Read-only: other methods are 405.",
     "history_system": "Every version of every resource, newest first; deletions have no resource.",
     "history_type": "Every version of every resource of the type, newest first.",
     "history_instance": "Every version of the resource, newest first.",
@@ -264,6 +317,10 @@ def _response(text: str, schema: str, media: str, headers: tuple[str, ...] = ())
 
 
 def _body(kind: str) -> JSON:
+    if kind == "form":
+        form = {"schema": {"type": "object", "additionalProperties": {"type": "string"}},
+                "example": {"patient": PATIENT_ID, "status": "active"}}  # fmt: skip
+        return {"required": False, "content": {"application/x-www-form-urlencoded": form}}
     if kind == "patch":
         test = {"op": "test", "path": "/status", "value": "active"}
         replace = {"op": "replace", "path": "/status", "value": "inactive"}
@@ -282,7 +339,12 @@ def _operation(path: str, name: str, found: JSON) -> JSON:
     op, fhir = OPERATIONS[name], path.startswith("/fhir/")
     names = re.findall(r"{(\w+)}", path)
     for param in op.parameters:
-        names.extend(search_parameters() if param == "search" else [param])
+        if param == "search":
+            names.extend(search_parameters())
+        elif param == "definitions":
+            names.extend(definition_parameters())
+        else:
+            names.append(param)
     names.extend([*(["_format", "_pretty"] if fhir else []), "X-Request-ID", "X-Correlation-ID"])
     media, headers = FHIR_JSON if fhir else "application/json", SUCCESS_HEADERS.get(op.schema, ())
     responses = {
@@ -327,7 +389,9 @@ def _documented_routes(app: FastAPI) -> list[tuple[str, str, list[str], JSON]]:
     for route in app.routes:
         if isinstance(route, APIRoute) and route.include_in_schema:
             known = generated["paths"][route.path_format]
-        elif isinstance(route, Route) and route.path.startswith("/fhir/"):
+        elif (
+            isinstance(route, Route) and route.include_in_schema and route.path.startswith("/fhir/")
+        ):
             doc = inspect.getdoc(route.endpoint) or ""
             known = {m.lower(): {"description": doc, "tags": ["FHIR"]} for m in route.methods or ()}
         else:
@@ -346,7 +410,7 @@ def document(app: FastAPI) -> JSON:
         for method in methods:
             paths.setdefault(path, {})[method] = _operation(path, name, known[method])
     components = {"schemas": SCHEMAS, "headers": HEADERS}
-    components["parameters"] = PARAMETERS | search_parameters()
+    components["parameters"] = PARAMETERS | search_parameters() | definition_parameters()
     info = {"title": app.title, "version": app.version, "description": INFO}
     if app.summary:
         info["summary"] = app.summary

@@ -1,6 +1,7 @@
 """Service settings, read from the environment with the SAFEGUARD_ prefix."""
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,8 +22,25 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     default_page_size: int = Field(default=20, ge=1)
     max_page_size: int = Field(default=500, ge=1)
+    count_over_max: Literal["clamp", "refuse"] = Field(
+        default="clamp", description="A _count over max_page_size: clamp it, or refuse (400)."
+    )
+    include_depth: int = Field(
+        default=3, ge=1, le=10, description="Rounds of _include:iterate/_revinclude:iterate."
+    )
+    max_included: int = Field(default=1000, ge=1, description="Included resources per page.")
+    canonical_base_url: str | None = Field(
+        default=None,
+        description="Base of the canonical URLs of this server's own definitions "
+        "(SearchParameters...); the FHIR base URL when unset.",
+    )
     write_retries: int = Field(default=5, ge=1)
     log_level: str = "INFO"
+
+    @property
+    def canonical_base(self) -> str:
+        """Where this server's own definitions live, without a trailing slash."""
+        return (self.canonical_base_url or self.base_url).rstrip("/")
 
 
 @lru_cache

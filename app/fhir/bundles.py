@@ -4,7 +4,7 @@ Spec: http://hl7.org/fhir/R4/bundle.html, http://hl7.org/fhir/R4/http.html#histo
 """
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
@@ -24,11 +24,8 @@ def page_url(base: str, path: str, params: Sequence[tuple[str, str]]) -> str:
     return f"{base}/{path}" + (f"?{query}" if query else "")
 
 
-def _links(self_url: str, next_url: str | None) -> bytes:
-    links = [{"relation": "self", "url": self_url}]
-    if next_url is not None:
-        links.append({"relation": "next", "url": next_url})
-    return orjson.dumps(links)
+def _links(links: Sequence[tuple[str, str]]) -> bytes:
+    return orjson.dumps([{"relation": relation, "url": url} for relation, url in links])
 
 
 def _bundle(kind: str, links: bytes, entries: list[bytes], total: int | None) -> bytes:
@@ -45,28 +42,37 @@ def _bundle(kind: str, links: bytes, entries: list[bytes], total: int | None) ->
     )
 
 
+def _entry(full_url: str, body: bytes, mode: str) -> bytes:
+    return (
+        b'{"fullUrl":' + orjson.dumps(full_url) + b',"resource":' + body
+        + b',"search":{"mode":"' + mode.encode() + b'"}}'
+    )  # fmt: skip
+
+
 def searchset(
     base: str,
     resource_type: str,
-    rows: Sequence[Row],
+    matches: Sequence[Row],
+    included: Sequence[Row],
     *,
-    self_url: str,
-    next_url: str | None,
+    links: Sequence[tuple[str, str]],
     total: int | None,
     warnings: list[Issue],
+    shape: Callable[[bytes, bool], bytes],
 ) -> bytes:
-    """A searchset Bundle of stored resources, with an outcome entry for ignored parameters."""
+    """A searchset Bundle: matches (pk, id, body...), then included resources (pk, type, id,
+    body), then an outcome entry for parameters ignored or results cut short."""
     entries = [
-        b'{"fullUrl":'
-        + orjson.dumps(f"{base}/{resource_type}/{row[1]}")
-        + b',"resource":'
-        + bytes(row[2])
-        + b',"search":{"mode":"match"}}'
-        for row in rows
+        _entry(f"{base}/{resource_type}/{row[1]}", shape(bytes(row[2]), True), "match")
+        for row in matches
+    ]
+    entries += [
+        _entry(f"{base}/{row[1]}/{row[2]}", shape(bytes(row[3]), False), "include")
+        for row in included
     ]
     if warnings:
         entries.append(orjson.dumps({"resource": outcome(warnings), "search": {"mode": "outcome"}}))
-    return _bundle("searchset", _links(self_url, next_url), entries, total)
+    return _bundle("searchset", _links(links), entries, total)
 
 
 def _history_entry(base: str, version: Version) -> bytes:
@@ -94,4 +100,5 @@ def history(
 ) -> bytes:
     """A history Bundle, newest first, deletions included as entries without a resource."""
     entries = [_history_entry(base, version) for version in versions]
-    return _bundle("history", _links(self_url, next_url), entries, None)
+    links = [("self", self_url)] + ([("next", next_url)] if next_url else [])
+    return _bundle("history", _links(links), entries, None)

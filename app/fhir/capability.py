@@ -6,12 +6,25 @@ Spec: http://hl7.org/fhir/R4/capabilitystatement.html
 from typing import Any
 
 from app import __doc__ as description
-from app.registry import COMMON_PARAMS, FHIR_VERSION, RESOURCE_TYPES, ResourceType
+from app.fhir import conformance
+from app.registry import COMMON_PARAMS, FHIR_VERSION, RESOURCE_TYPES, ResourceType, SearchParam
 
 SOFTWARE_VERSION = "0.1.0"
 
 
-def _resource(rtype: ResourceType) -> dict[str, Any]:
+def _search_params(params: dict[str, SearchParam], canonical_base: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": param.name,
+            "definition": conformance.definition_url(param, canonical_base),
+            "type": param.type,
+            "documentation": param.description,
+        }
+        for param in params.values()
+    ]
+
+
+def _resource(rtype: ResourceType, canonical_base: str) -> dict[str, Any]:
     params = {**COMMON_PARAMS, **rtype.params}
     return {
         "type": rtype.name,
@@ -25,20 +38,30 @@ def _resource(rtype: ResourceType) -> dict[str, Any]:
         "conditionalUpdate": True,
         "conditionalDelete": "single",
         "referencePolicy": ["literal", "enforced", "local"],
-        "searchParam": [
-            {
-                "name": param.name,
-                "definition": param.definition,
-                "type": param.type,
-                "documentation": param.description,
-            }
-            for param in params.values()
-        ],
+        "searchParam": _search_params(params, canonical_base),
     }
 
 
-def capability_statement(base_url: str, published: str) -> dict[str, Any]:
-    """What this server does, for `GET /metadata`."""
+def _definitions(canonical_base: str) -> dict[str, Any]:
+    """The SearchParameters this server defines: read and search only."""
+    return {
+        "type": conformance.RESOURCE_TYPE,
+        "profile": f"http://hl7.org/fhir/StructureDefinition/{conformance.RESOURCE_TYPE}",
+        "documentation": "The search parameters this server defines itself (read-only).",
+        "interaction": [{"code": code} for code in conformance.INTERACTIONS],
+        "versioning": "no-version",
+        "readHistory": False,
+        "updateCreate": False,
+        "conditionalCreate": False,
+        "conditionalRead": "not-supported",
+        "conditionalUpdate": False,
+        "conditionalDelete": "not-supported",
+        "searchParam": _search_params(conformance.SEARCH_PARAMS, canonical_base),
+    }
+
+
+def capability_statement(base_url: str, published: str, canonical_base: str) -> dict[str, Any]:
+    """What this server does, for `GET /metadata`; our own definitions live at `canonical_base`."""
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -53,7 +76,10 @@ def capability_statement(base_url: str, published: str) -> dict[str, Any]:
         "rest": [
             {
                 "mode": "server",
-                "resource": [_resource(rtype) for rtype in RESOURCE_TYPES.values()],
+                "resource": [
+                    *(_resource(rtype, canonical_base) for rtype in RESOURCE_TYPES.values()),
+                    _definitions(canonical_base),
+                ],
                 "interaction": [{"code": "history-system"}],
             }
         ],

@@ -3,6 +3,8 @@ wire-compatible with R4 4.0.1 for the types hosted here). Models are built and d
 nothing on the response path uses them. Spec: http://hl7.org/fhir/R4/validation.html
 """
 
+from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 import pydantic
@@ -11,6 +13,7 @@ from fhir.resources.R4B.flag import Flag
 from fhir.resources.R4B.organization import Organization
 from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.relatedperson import RelatedPerson
+from pydantic.fields import FieldInfo
 
 from app.errors import Invalid, Issue
 
@@ -76,3 +79,39 @@ def validate_structure(resource_type: str, body: dict[str, Any]) -> None:
         raise Invalid.of(
             f"{resource_type} is not structurally valid ({type(exc).__name__})", resource_type
         ) from None
+
+
+def _top_level(
+    resource_type: str, wanted: Callable[[FieldInfo, dict[str, Any]], bool]
+) -> frozenset[str]:
+    """JSON names of the type's elements whose field passes `wanted` (each choice variant apart)."""
+    names: set[str] = set()
+    for name, field in MODELS[resource_type].model_fields.items():
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        if extra.get("element_property") and wanted(field, extra):
+            names.add(field.alias or name)
+    return frozenset(names)
+
+
+def _is_summary(field: FieldInfo, extra: dict[str, Any]) -> bool:
+    return bool(extra.get("summary_element_property"))
+
+
+def _is_mandatory(field: FieldInfo, extra: dict[str, Any]) -> bool:
+    # A required complex element is a required field; a required primitive is only flagged,
+    # since its `_name` extension may stand in for the value; a required choice flags each variant.
+    return field.is_required() or bool(
+        extra.get("element_required") or extra.get("one_of_many_required")
+    )
+
+
+@cache
+def summary_elements(resource_type: str) -> frozenset[str]:
+    """Top-level elements marked isSummary. Spec: http://hl7.org/fhir/R4/search.html#summary"""
+    return _top_level(resource_type, _is_summary)
+
+
+@cache
+def mandatory_elements(resource_type: str) -> frozenset[str]:
+    """Top-level elements of min cardinality 1. Spec: http://hl7.org/fhir/R4/search.html#elements"""
+    return _top_level(resource_type, _is_mandatory)

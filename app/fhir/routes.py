@@ -12,19 +12,22 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.errors import Invalid, NotFound
-from app.fhir import bundles, search, wire
+from app.fhir import bundles, search, search_options, searching, wire
 from app.fhir.context import app_context, caller_of
 from app.fhir.outcomes import information
 from app.fhir.patching import json_patcher
 from app.fhir.resources import validate_structure
 from app.flags import reads, service
 from app.flags.service import Conditional, DeleteResult, WriteResult
+from app.storage.query import Query
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 ROUTES: list[Route] = []
+FORM = frozenset({"application/x-www-form-urlencoded"})
+COMPARTMENT_TYPES = ("Flag", "Condition", "RelatedPerson")
 
 
-def _route(path: str, method: str) -> Callable[[Endpoint], Endpoint]:
+def _route(path: str, method: str, name: str | None = None) -> Callable[[Endpoint], Endpoint]:
     """Register an endpoint at `/fhir{path}` as a plain Starlette route.
 
     FastAPI's parameter machinery costs ~50 us a request and these endpoints take only the
@@ -32,7 +35,7 @@ def _route(path: str, method: str) -> Callable[[Endpoint], Endpoint]:
     """
 
     def register(endpoint: Endpoint) -> Endpoint:
-        route = Route(f"/fhir{path}", endpoint, methods=[method], name=endpoint.__name__)
+        route = Route(f"/fhir{path}", endpoint, methods=[method], name=name or endpoint.__name__)
         ROUTES.append(route)
         return endpoint
 
@@ -46,7 +49,7 @@ def _conditional(request: Request, resource_type: str, query: str | None = None)
         else list(request.query_params.multi_items())
     )
     parsed = search.conditional(resource_type, pairs, app_context(request).base)
-    return Conditional(search.to_query(resource_type, parsed, 2, None), parsed.normalised)
+    return Conditional(Query(resource_type, parsed.criteria, 2), parsed.normalised)
 
 
 def _if_none_exist(request: Request, resource_type: str) -> Conditional | None:
@@ -128,10 +131,12 @@ async def _history(
 ) -> Response:
     wire.check_accept(request)
     context, params = app_context(request), request.query_params
-    count = search.page_size(
+    count = search_options.page_size(
         params.get("_count"), context.settings.default_page_size, context.settings.max_page_size
     )
-    since = search.since(params.get("_since"))
+    if count == 0:
+        raise Invalid.of("_count=0 is not supported on history", "_count")
+    since = search_options.since(params.get("_since"))
     async with context.db.reader() as conn:
         versions = await reads.history(
             conn,
@@ -139,7 +144,7 @@ async def _history(
             resource_type=resource_type,
             logical_id=logical_id,
             since=since,
-            before_seq=search.cursor(params.get("_cursor")),
+            before_seq=search_options.history_cursor(params.get("_cursor")),
             count=count + 1,
         )
     kept = [(k, v) for k, v in params.multi_items() if k in ("_since", "_count")]
@@ -194,35 +199,42 @@ async def search_type(request: Request) -> Response:
     """search-type (http://hl7.org/fhir/R4/http.html#search)."""
     wire.check_accept(request)
     resource_type = _type(request)
-    context, params = app_context(request), request.query_params
-    parsed = search.parse(resource_type, params.multi_items(), context.base)
-    if parsed.ignored and wire.prefer(request, "handling") == "strict":
-        raise Invalid(parsed.ignored)
-    count = search.page_size(
-        params.get("_count"), context.settings.default_page_size, context.settings.max_page_size
+    pairs = list(request.query_params.multi_items())
+    return await searching.run(request, resource_type, pairs, resource_type)
+
+
+@_route("/{resource_type}/_search", "POST")
+async def search_post(request: Request) -> Response:
+    """search-type by POST with a form body (http://hl7.org/fhir/R4/http.html#search)."""
+    wire.check_accept(request)
+    resource_type = _type(request)
+    limit = app_context(request).settings.max_body_bytes
+    has_body = (
+        "content-type" in request.headers or request.headers.get("content-length", "0") != "0"
     )
-    after = search.cursor(params.get("_cursor"))
-    async with context.db.reader() as conn:
-        query = search.to_query(resource_type, parsed, count + 1, after)
-        rows = await reads.search(conn, caller_of(request), query)
-    applied = [*parsed.applied, ("_count", str(count))]
-    next_url = None
-    if len(rows) > count:
-        rows = rows[:count]
-        next_url = bundles.page_url(
-            context.base, resource_type, [*applied, ("_cursor", str(rows[-1][0]))]
-        )
-    total = len(rows) if after is None and next_url is None else None
-    body = bundles.searchset(
-        context.base,
-        resource_type,
-        rows,
-        total=total,
-        warnings=parsed.ignored,
-        self_url=bundles.page_url(context.base, resource_type, applied),
-        next_url=next_url,
+    raw = await wire.read_body(request, limit, FORM) if has_body else b""
+    try:
+        form = parse_qsl(raw.decode(), keep_blank_values=True, strict_parsing=bool(raw))
+    except (UnicodeDecodeError, ValueError):
+        raise Invalid.of("the body is not an application/x-www-form-urlencoded form") from None
+    pairs = [*request.query_params.multi_items(), *form]
+    return await searching.run(request, resource_type, pairs, resource_type)
+
+
+async def search_compartment(request: Request) -> Response:
+    """Patient compartment search (http://hl7.org/fhir/R4/compartmentdefinition-patient.html)."""
+    wire.check_accept(request)
+    patient_id = wire.known_id("Patient", request.path_params["logical_id"])
+    resource_type = request.url.path.rstrip("/").rsplit("/", 1)[-1]
+    pairs = list(request.query_params.multi_items())
+    path = f"Patient/{patient_id}/{resource_type}"
+    return await searching.run(request, resource_type, pairs, path, compartment=patient_id)
+
+
+for _member in COMPARTMENT_TYPES:
+    _route(f"/Patient/{{logical_id}}/{_member}", "GET", f"search_patient_{_member.lower()}")(
+        search_compartment
     )
-    return wire.json_response(request, body)
 
 
 @_route("/{resource_type}", "POST")

@@ -1,22 +1,40 @@
-"""Resource JSON -> search index rows, driven by the parameter registry in `app.registry`."""
+"""Resource JSON -> search index rows, driven by the parameter registry in `app.registry`.
+
+Besides one row set per parameter, three modifiers get rows of their own, under derived
+parameter names: `identifier:of-type` (type code and value), `<reference>:identifier` (a
+reference's identifier) and `<token>:text` (codings' display and concepts' text).
+"""
 
 import hashlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from app.registry import RESOURCE_TYPES, SearchParam
+from app.registry import COMMON_PARAMS, RESOURCE_TYPES, SearchParam
+from app.storage.normalise import EARLIEST, LATEST, date_range, fold, soundex
+
+TokenRow = tuple[str, str | None, str | None]
+ReferenceRow = tuple[str, str | None, str]
+StringRow = tuple[str, str, str]
+DateRow = tuple[str, int, int]
+QuantityRow = tuple[str, float, float, str | None, str | None]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class IndexRows:
-    """Index rows of one resource, by index kind."""
+    """Index rows of one resource, by index kind (the `INDEX_TABLES` of `tables`)."""
 
-    token: list[tuple[str, str | None, str | None]]
-    reference: list[tuple[str, str | None, str]]
+    token: list[TokenRow] = field(default_factory=list)
+    reference: list[ReferenceRow] = field(default_factory=list)
+    string: list[StringRow] = field(default_factory=list)
+    date: list[DateRow] = field(default_factory=list)
+    quantity: list[QuantityRow] = field(default_factory=list)
 
 
 LONGEST_INDEXED = 256  # characters; a B-tree entry holds at most ~2700 bytes
+INDEXED_COMMON = tuple(p for p in COMMON_PARAMS.values() if p.name not in ("_id", "_lastUpdated"))
+_STRING_PARTS = ("text", "family", "given", "prefix", "suffix", "line", "city", "district",
+                 "state", "postalCode", "country")  # fmt: skip
 
 
 def indexed_text(text: str | None) -> str | None:
@@ -41,7 +59,8 @@ def element_values(resource: dict[str, Any], path: str) -> Iterator[Any]:
 
 
 def token_pairs(value: Any) -> Iterator[tuple[str | None, str | None]]:
-    """(system, code) pairs of a code, Coding, CodeableConcept, Identifier or boolean."""
+    """(system, code) pairs of a code, Coding, CodeableConcept, Identifier, ContactPoint,
+    uri or boolean."""
     if isinstance(value, bool):
         yield None, "true" if value else "false"
     elif isinstance(value, str):
@@ -56,6 +75,55 @@ def token_pairs(value: Any) -> Iterator[tuple[str | None, str | None]]:
             yield value.get("system"), value["code"]
 
 
+def token_texts(value: Any) -> Iterator[str]:
+    """The human text of a CodeableConcept or Coding (`:text` searches it)."""
+    if isinstance(value, dict):
+        for text in (value.get("text"), value.get("display")):
+            if isinstance(text, str):
+                yield text
+        for coding in value.get("coding") or ():
+            yield from token_texts(coding)
+
+
+def string_values(value: Any) -> Iterator[str]:
+    """The strings of a string, HumanName or Address."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for part in _STRING_PARTS:
+            found = value.get(part)
+            for item in found if isinstance(found, list) else [found]:
+                if isinstance(item, str):
+                    yield item
+
+
+def date_bounds(value: Any) -> tuple[int, int] | None:
+    """[low, high) of a date, dateTime, instant or Period (open ends unbounded)."""
+    if isinstance(value, str):
+        return date_range(value)
+    if isinstance(value, dict) and ("start" in value or "end" in value):
+        start = date_range(value["start"]) if isinstance(value.get("start"), str) else None
+        end = date_range(value["end"]) if isinstance(value.get("end"), str) else None
+        return (start[0] if start else EARLIEST, end[1] if end else LATEST)
+    return None
+
+
+def quantity_bounds(value: Any) -> QuantityRow | None:
+    """('', low, high, system, code) of a Quantity (a point) or Range."""
+    if not isinstance(value, dict):
+        return None
+    if isinstance(value.get("value"), int | float):
+        number = float(value["value"])
+        return "", number, number, value.get("system"), value.get("code")
+    low, high = value.get("low") or {}, value.get("high") or {}
+    if not isinstance(low, dict) or not isinstance(high, dict) or not (low or high):
+        return None
+    unit = low if "value" in low else high
+    low_value = float(low["value"]) if isinstance(low.get("value"), int | float) else -1e308
+    high_value = float(high["value"]) if isinstance(high.get("value"), int | float) else 1e308
+    return "", low_value, high_value, unit.get("system"), unit.get("code")
+
+
 def split_reference(reference: str, base_url: str) -> tuple[str | None, str]:
     """(type, id) of a relative or own-base absolute reference; (None, url) for others."""
     local = reference.removeprefix(base_url.rstrip("/") + "/")
@@ -68,30 +136,76 @@ def split_reference(reference: str, base_url: str) -> tuple[str | None, str]:
     return None, reference
 
 
-def _reference_rows(
-    param: SearchParam, value: Any, base_url: str
-) -> Iterator[tuple[str, str | None, str]]:
-    if not isinstance(value, dict) or not isinstance(value.get("reference"), str):
+def _reference(rows: IndexRows, param: SearchParam, value: Any, base_url: str) -> None:
+    if not isinstance(value, dict):
+        return
+    identifier = value.get("identifier")
+    if isinstance(identifier, dict):
+        rows.token.extend(
+            (f"{param.name}:identifier", indexed_text(s), indexed_text(c))
+            for s, c in token_pairs(identifier)
+        )
+    if not isinstance(value.get("reference"), str):
         return
     target_type, target_id = split_reference(value["reference"], base_url)
     if param.targets and target_type is not None and target_type not in param.targets:
         return
-    yield param.name, target_type, indexed_text(target_id) or target_id
+    rows.reference.append((param.name, target_type, indexed_text(target_id) or target_id))
+
+
+def _token(rows: IndexRows, param: SearchParam, value: Any) -> None:
+    name = param.name
+    if name == "deceased" and not isinstance(value, bool):
+        value = True  # a death date means deceased
+    rows.token.extend((name, indexed_text(s), indexed_text(c)) for s, c in token_pairs(value))
+    for text in token_texts(value):  # from each word on, so a word inside the text matches
+        words = fold(text).split(" ")
+        rows.string.extend(
+            (f"{name}:text", " ".join(words[i:]), indexed_text(text) or text)
+            for i in range(len(words))
+        )
+    if isinstance(value, dict) and isinstance(value.get("value"), str) and "type" in value:
+        for system, code in token_pairs(value["type"]):
+            of_type = f"{code}|{value['value']}"
+            rows.token.append((f"{name}:of-type", indexed_text(system), indexed_text(of_type)))
+
+
+def _index_value(rows: IndexRows, param: SearchParam, value: Any, base_url: str) -> None:
+    if param.where is not None:
+        key, wanted = param.where
+        if not isinstance(value, dict) or value.get(key) != wanted:
+            return
+    kind = param.type
+    if kind in ("token", "uri"):
+        _token(rows, param, value)
+    elif kind == "reference":
+        _reference(rows, param, value, base_url)
+    elif kind == "string":
+        for text in string_values(value):
+            if param.name == "phonetic":
+                rows.string.append((param.name, soundex(text), soundex(text)))
+            else:
+                rows.string.append((param.name, fold(text), indexed_text(text) or text))
+    elif kind == "date":
+        bounds = date_bounds(value)
+        if bounds is not None:
+            rows.date.append((param.name, *bounds))
+    elif kind == "quantity":
+        found = quantity_bounds(value)
+        if found is not None:
+            rows.quantity.append((param.name, *found[1:]))
 
 
 def index_rows(resource_type: str, resource: dict[str, Any], base_url: str) -> IndexRows:
     """The index rows a resource gets, for every parameter the registry defines on its type."""
-    rows = IndexRows(token=[], reference=[])
-    for param in RESOURCE_TYPES[resource_type].params.values():
+    rows = IndexRows()
+    for param in (*RESOURCE_TYPES[resource_type].params.values(), *INDEXED_COMMON):
         for path in param.paths:
             for value in element_values(resource, path):
-                if param.type == "token":
-                    rows.token.extend(
-                        (param.name, indexed_text(s), indexed_text(c))
-                        for s, c in token_pairs(value)
-                    )
-                elif param.type == "reference":
-                    rows.reference.extend(_reference_rows(param, value, base_url))
+                _index_value(rows, param, value, base_url)
+    for kind in ("token", "reference", "string", "date", "quantity"):
+        found = getattr(rows, kind)
+        setattr(rows, kind, list(dict.fromkeys(found)))  # one row per distinct value
     return rows
 
 

@@ -1,114 +1,127 @@
-"""The storage-level search model and the SQL it becomes (search over index tables, keyset)."""
+"""The storage-level search model and the SQL it becomes (index tables, keyset paging).
+
+A Query selects live resources of one type by ANDed criteria, ordered by sort keys with the
+primary key last, so that a page boundary is a keyset (the last row's keys), never an offset.
+"""
 
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from app.access import Caller
+from app.storage.clauses import Criterion, Sql, criterion_sql, sort_expression
 from app.storage.db import Connection, Row
-from app.storage.indexer import indexed_text
+
+__all__ = ["Criterion", "Query", "SortKey", "count", "search", "search_sql"]
 
 
 @dataclass(frozen=True, slots=True)
-class TokenValue:
-    """One token to match: `code`, `system|code`, `|code` (no system) or `system|`."""
-
-    system: str | None
-    code: str | None
-    system_given: bool
-
-
-@dataclass(frozen=True, slots=True)
-class ReferenceValue:
-    """One reference to match: a target id, with the target type if known."""
-
-    target_type: str | None
-    target_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Criterion:
-    """One search parameter; its values are ORed, criteria are ANDed."""
+class SortKey:
+    """One `_sort` key: a parameter (or _id/_lastUpdated), its index kind, the direction."""
 
     param: str
     kind: str
-    values: tuple[Any, ...]
+    descending: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Query:
-    """A parsed search of one resource type."""
+    """A parsed search of one resource type.
+
+    `after` is the keyset of the row a page starts after (its sort values, then pk);
+    `backwards` reads the page before `after` instead (for `previous` links).
+    """
 
     resource_type: str
     criteria: tuple[Criterion, ...]
     count: int
-    after_pk: int | None = None
+    sort: tuple[SortKey, ...] = ()
+    after: tuple[Any, ...] | None = None
+    backwards: bool = False
     exclude_pk: int | None = None
+    compartment: str | None = None
+    dialect: str = field(default="postgresql", compare=False)
 
 
-@dataclass(slots=True)
-class _Sql:
-    args: list[Any] = field(default_factory=list)
-
-    def arg(self, value: Any) -> str:
-        self.args.append(value)
-        return f"${len(self.args)}"
-
-
-def _token_clause(sql: _Sql, values: tuple[TokenValue, ...]) -> str:
-    ors = []
-    for value in values:
-        parts = []
-        if value.code is not None:
-            parts.append(f"t.code = {sql.arg(indexed_text(value.code))}")
-        if value.system_given:
-            parts.append(
-                f"t.system = {sql.arg(indexed_text(value.system))}"
-                if value.system
-                else "t.system IS NULL"
-            )
-        ors.append("(" + " AND ".join(parts or ["1=1"]) + ")")
-    return " OR ".join(ors)
+def _where(sql: Sql, query: Query) -> list[str]:
+    where = [f"r.resource_type = {sql.arg(query.resource_type)}", "NOT r.deleted"]
+    if query.compartment is not None:
+        where.append(f"r.patient_id = {sql.arg(query.compartment)}")
+    ordered = _driving_first(query)
+    where.extend(criterion_sql(sql, c, "r", driving=i == 0) for i, c in enumerate(ordered))
+    if query.exclude_pk is not None:
+        where.append(f"r.pk <> {sql.arg(query.exclude_pk)}")
+    return where
 
 
-def _reference_clause(sql: _Sql, values: tuple[ReferenceValue, ...]) -> str:
-    ors = []
-    for value in values:
-        clause = f"t.target_id = {sql.arg(indexed_text(value.target_id))}"
-        if value.target_type is not None:
-            clause += f" AND t.target_type = {sql.arg(value.target_type)}"
-        ors.append(f"({clause})")
-    return " OR ".join(ors)
+def _driving_first(query: Query) -> tuple[Criterion, ...]:
+    """Criteria with the likely most selective first (SQLite drives the search by it)."""
+    return tuple(sorted(query.criteria, key=lambda c: c.selectivity_rank))
 
 
-def _criterion_sql(sql: _Sql, criterion: Criterion) -> str:
-    if criterion.kind == "id":
-        marks = ", ".join(sql.arg(v) for v in criterion.values)
-        return f"r.logical_id IN ({marks})"
-    table, clause = (
-        ("idx_token", _token_clause(sql, criterion.values))
-        if criterion.kind == "token"
-        else ("idx_reference", _reference_clause(sql, criterion.values))
+def _keyset(sql: Sql, columns: list[tuple[str, bool]], after: tuple[Any, ...]) -> str:
+    """Rows strictly after `after` in the order of `columns` ((expression, descending))."""
+    clause = ""
+    for (expression, descending), value in reversed(list(zip(columns, after, strict=True))):
+        mark = sql.arg(value)
+        beyond = f"{expression} {'<' if descending else '>'} {mark}"
+        clause = beyond if not clause else f"({beyond} OR ({expression} = {mark} AND {clause}))"
+    return clause
+
+
+def search_sql(query: Query) -> tuple[str, list[Any]]:
+    """The SELECT for a page of `query`: pk, logical_id, body, then the sort values."""
+    sql = Sql(dialect=query.dialect)
+    flip = query.backwards
+    columns = [
+        (sort_expression(sql, key.param, key.kind, key.descending), key.descending != flip)
+        for key in query.sort
+    ]
+    columns.append(("r.pk", flip))
+    select = ", ".join(f"{expression} AS s{i}" for i, (expression, _) in enumerate(columns))
+    inner = f"SELECT r.pk, r.logical_id, r.body, {select} FROM resource r WHERE " + " AND ".join(
+        _where(sql, query)
     )
-    param = sql.arg(criterion.param)
-    return (
-        f"EXISTS (SELECT 1 FROM {table} t WHERE t.resource_pk = r.pk "
-        f"AND t.param = {param} AND ({clause}))"
-    )
+    outer = f"SELECT * FROM ({inner}) q"
+    aliases = [(f"q.s{i}", descending) for i, (_, descending) in enumerate(columns)]
+    if query.after is not None:
+        outer += " WHERE " + _keyset(sql, aliases, query.after)
+    order = ", ".join(f"{a} {'DESC' if d else 'ASC'}" for a, d in aliases)
+    return f"{outer} ORDER BY {order} LIMIT {sql.arg(query.count)}", sql.args
 
 
 async def search(conn: Connection, caller: Caller, query: Query) -> list[Row]:
-    """Matching live resources as (pk, logical_id, body), in pk order after the cursor."""
-    sql = _Sql()
-    where = [f"r.resource_type = {sql.arg(query.resource_type)}", "NOT r.deleted"]
-    where.extend(_criterion_sql(sql, c) for c in query.criteria)
-    if query.after_pk is not None:
-        where.append(f"r.pk > {sql.arg(query.after_pk)}")
-    if query.exclude_pk is not None:
-        where.append(f"r.pk <> {sql.arg(query.exclude_pk)}")
-    limit = sql.arg(query.count)
-    text = (
-        "SELECT r.pk, r.logical_id, r.body FROM resource r WHERE "
-        + " AND ".join(where)
-        + f" ORDER BY r.pk LIMIT {limit}"
-    )
-    return await conn.fetch(text, *sql.args)
+    """Matching live resources as (pk, logical_id, body, *sort values, pk), in page order."""
+    text, args = search_sql(_for(conn, query))
+    rows = await conn.fetch(text, *args)
+    return list(reversed(rows)) if query.backwards else rows
+
+
+async def count(conn: Connection, caller: Caller, query: Query) -> int:
+    """How many live resources match (the Bundle's `total`)."""
+    sql = Sql(dialect=conn.dialect)
+    text = "SELECT count(*) FROM resource r WHERE " + " AND ".join(_where(sql, query))
+    row = await conn.fetchrow(text, *sql.args)
+    return int(row[0]) if row else 0
+
+
+async def estimate(conn: Connection, caller: Caller, query: Query) -> int:
+    """The planner's estimate of the matches on PostgreSQL (`_total=estimate`); exact on SQLite."""
+    if conn.dialect != "postgresql":
+        return await count(conn, caller, query)
+    sql = Sql(dialect=conn.dialect)
+    text = "SELECT r.pk FROM resource r WHERE " + " AND ".join(_where(sql, query))
+    row = await conn.fetchrow("EXPLAIN (FORMAT JSON) " + text, *sql.args)
+    plan = row[0] if row else "[]"
+    document = plan if isinstance(plan, list) else orjson.loads(plan)
+    return int(document[0]["Plan"]["Plan Rows"])
+
+
+def _for(conn: Connection, query: Query) -> Query:
+    if query.dialect == conn.dialect:
+        return query
+    return Query(
+        query.resource_type, query.criteria, query.count, query.sort, query.after,
+        query.backwards, query.exclude_pk, query.compartment, conn.dialect,
+    )  # fmt: skip

@@ -96,7 +96,8 @@ async def read_version(
     return None if row is None else Version(logical_id, row[0], row[1], row[2], row[3])
 
 
-def _stamp(resource: dict[str, Any], logical_id: str, version_id: int, micros: int) -> bytes:
+def stamp(resource: dict[str, Any], logical_id: str, version_id: int, micros: int) -> bytes:
+    """The stored JSON of a version: id and meta.versionId/lastUpdated set, resourceType first."""
     meta = dict(resource.get("meta") or {})
     meta["versionId"] = str(version_id)
     meta["lastUpdated"] = instant(micros)
@@ -145,7 +146,7 @@ async def save(
         version_id=version_id,
         last_updated=micros,
         method=method,
-        body=_stamp(resource, logical_id, version_id, micros),
+        body=stamp(resource, logical_id, version_id, micros),
         patient_id=compartment_patient(resource_type, resource | {"id": logical_id}, base_url),
         owner_org=caller.organisation,
         index=index_rows(resource_type, resource, base_url),

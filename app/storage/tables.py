@@ -4,6 +4,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -40,6 +41,7 @@ resource = Table(
     Column("owner_org", String(64), nullable=True),
     UniqueConstraint("resource_type", "logical_id"),
     Index(None, "resource_type", "patient_id"),
+    Index(None, "resource_type", "last_updated"),
 )
 
 resource_version = Table(
@@ -85,6 +87,34 @@ idx_reference = _index_table(
 )
 Index(None, idx_reference.c.param, idx_reference.c.target_id, idx_reference.c.target_type)
 
+# Normalised text compares byte-wise ("C") on PostgreSQL, as SQLite always does, so that a
+# starts-with search is an index range whatever the database's locale.
+NormalisedText = String(collation="C").with_variant(String(), "sqlite")
+
+idx_string = _index_table(
+    "idx_string",
+    Column("value", NormalisedText, nullable=False, comment="accents removed, case folded"),
+    Column("exact", String, nullable=False, comment="as written (long values hashed)"),
+)
+Index(None, idx_string.c.param, idx_string.c.value)
+
+idx_date = _index_table(
+    "idx_date",
+    Column("low", BigInteger, nullable=False, comment="first microsecond of the range"),
+    Column("high", BigInteger, nullable=False, comment="first microsecond after the range"),
+)
+Index(None, idx_date.c.param, idx_date.c.low, idx_date.c.high)
+Index(None, idx_date.c.param, idx_date.c.high, idx_date.c.low)
+
+idx_quantity = _index_table(
+    "idx_quantity",
+    Column("low", Float, nullable=False),
+    Column("high", Float, nullable=False),
+    Column("system", String, nullable=True),
+    Column("code", String, nullable=True),
+)
+Index(None, idx_quantity.c.param, idx_quantity.c.low, idx_quantity.c.high)
+
 conditional_key = Table(
     "conditional_key",
     metadata,
@@ -106,4 +136,10 @@ nhs_number_claim = Table(
     Index(None, "resource_pk"),
 )
 
-INDEX_TABLES = {"token": idx_token, "reference": idx_reference}
+INDEX_TABLES = {
+    "token": idx_token,
+    "reference": idx_reference,
+    "string": idx_string,
+    "date": idx_date,
+    "quantity": idx_quantity,
+}

@@ -28,22 +28,40 @@ class NewVersion:
     index: IndexRows
 
 
-_PG_INDEX_AND_VERSION = """
+# Index kinds: (table, columns after resource_pk and param, PostgreSQL array types).
+INDEX_KINDS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    "token": ("idx_token", ("system", "code"), ("varchar", "varchar")),
+    "reference": ("idx_reference", ("target_type", "target_id"), ("varchar", "varchar")),
+    "string": ("idx_string", ("value", "exact"), ("varchar", "varchar")),
+    "date": ("idx_date", ("low", "high"), ("int8", "int8")),
+    "quantity": ("idx_quantity", ("low", "high", "system", "code"),
+                 ("float8", "float8", "varchar", "varchar")),
+}  # fmt: skip
+FIRST_INDEX_ARG = 9  # $1..$8 are the resource's own columns
+
+
+def _pg_index_inserts() -> tuple[str, int]:
+    """CTEs inserting every index kind's rows from parallel arrays; and the next free $n."""
+    ctes, arg = [], FIRST_INDEX_ARG
+    for kind, (table, columns, types) in INDEX_KINDS.items():
+        names = ("param", *columns)
+        arrays = ", ".join(f"${arg + i}::{t}[]" for i, t in enumerate(("varchar", *types)))
+        arg += len(names)
+        ctes.append(
+            f"i_{kind} AS (INSERT INTO {table} (resource_pk, {', '.join(names)}) "
+            f"SELECT r.pk, u.* FROM r, unnest({arrays}) AS u({', '.join(names)}))"
+        )
+    return ",\n".join(ctes), arg
+
+
+_PG_INDEX_INSERTS, _PG_NEXT_ARG = _pg_index_inserts()
+
+_PG_VERSION = """
 v AS (
   INSERT INTO resource_version
     (resource_type, logical_id, version_id, last_updated, method, body)
   SELECT $1, $2, $3, $4, $8, $5 FROM r
-), t AS (
-  INSERT INTO idx_token (resource_pk, param, system, code)
-  SELECT r.pk, u.param, u.system, u.code FROM r,
-    unnest($9::varchar[], $10::varchar[], $11::varchar[]) AS u(param, system, code)
-), f AS (
-  INSERT INTO idx_reference (resource_pk, param, target_type, target_id)
-  SELECT r.pk, u.param, u.target_type, u.target_id FROM r,
-    unnest($12::varchar[], $13::varchar[], $14::varchar[]) AS u(param, target_type, target_id)
-)
-SELECT pk FROM r
-"""
+),"""
 
 _PG_INSERT = """
 WITH r AS (
@@ -57,12 +75,11 @@ _PG_UPDATE = """
 WITH r AS (
   UPDATE resource SET version_id = $3, last_updated = $4, deleted = false, body = $5,
     patient_id = $6, owner_org = COALESCE(owner_org, $7::varchar)
-  WHERE pk = $15 AND {live} RETURNING pk
-), dt AS (
-  DELETE FROM idx_token WHERE resource_pk IN (SELECT pk FROM r)
-), dr AS (
-  DELETE FROM idx_reference WHERE resource_pk IN (SELECT pk FROM r)
-),"""
+  WHERE pk = ${pk} AND {live} RETURNING pk
+),""" + "".join(
+    f"\nd_{kind} AS (DELETE FROM {table} WHERE resource_pk IN (SELECT pk FROM r)),"
+    for kind, (table, _, _) in INDEX_KINDS.items()
+)
 
 _PG_LIVE = (
     "EXISTS (SELECT FROM resource WHERE resource_type = ${} AND logical_id = ${} AND NOT deleted)"
@@ -77,10 +94,19 @@ def _pg_write_sql(update: bool, targets: int) -> str:
     the same with or without its parameters' values, so PostgreSQL settles on one generic
     plan instead of planning every execution.
     """
-    first = 16 if update else 15  # $15 is the pk of the resource updated
+    first = _PG_NEXT_ARG + 1 if update else _PG_NEXT_ARG  # the updated pk comes first
     checks = [_PG_LIVE.format(first + 2 * n, first + 2 * n + 1) for n in range(targets)]
     live = " AND ".join(checks) or "true"
-    return (_PG_UPDATE if update else _PG_INSERT).format(live=live) + _PG_INDEX_AND_VERSION
+    head = (_PG_UPDATE if update else _PG_INSERT).format(live=live, pk=_PG_NEXT_ARG)
+    return head + _PG_VERSION + _PG_INDEX_INSERTS + "\nSELECT pk FROM r"
+
+
+def _index_arrays(new: "NewVersion") -> list[list[object]]:
+    arrays: list[list[object]] = []
+    for kind, (_, columns, _) in INDEX_KINDS.items():
+        rows = getattr(new.index, kind)
+        arrays.extend([row[i] for row in rows] for i in range(len(columns) + 1))
+    return arrays
 
 
 async def write_postgres(
@@ -92,12 +118,9 @@ async def write_postgres(
 ) -> int | None:
     """Insert (pk None) or update resource `pk`, in one statement, if every `must_exist`
     (type, id) is a live resource; None (nothing written) otherwise."""
-    tokens, references = new.index.token, new.index.reference
     args = [
         new.resource_type, new.logical_id, new.version_id, new.last_updated, new.body,
-        new.patient_id, new.owner_org, new.method,
-        [t[0] for t in tokens], [t[1] for t in tokens], [t[2] for t in tokens],
-        [r[0] for r in references], [r[1] for r in references], [r[2] for r in references],
+        new.patient_id, new.owner_org, new.method, *_index_arrays(new),
         *([] if pk is None else [pk]), *(part for target in must_exist for part in target),
     ]  # fmt: skip
     run = conn.fetchrow_final if final else conn.fetchrow
@@ -107,8 +130,8 @@ async def write_postgres(
 
 async def clear_index(conn: Connection, pk: int) -> None:
     """Remove a resource's index rows (before a new version's, or on delete)."""
-    await conn.execute("DELETE FROM idx_token WHERE resource_pk = $1", pk)
-    await conn.execute("DELETE FROM idx_reference WHERE resource_pk = $1", pk)
+    for table, _, _ in INDEX_KINDS.values():
+        await conn.execute(f"DELETE FROM {table} WHERE resource_pk = $1", pk)
 
 
 async def write_sqlite(conn: Connection, new: NewVersion, pk: int | None) -> int:
@@ -130,15 +153,7 @@ async def write_sqlite(conn: Connection, new: NewVersion, pk: int | None) -> int
             pk, new.version_id, new.last_updated, new.body, new.patient_id, new.owner_org,
         )  # fmt: skip
         await clear_index(conn, pk)
-    await conn.executemany(
-        "INSERT INTO idx_token (resource_pk, param, system, code) VALUES ($1, $2, $3, $4)",
-        [(pk, *row) for row in new.index.token],
-    )
-    await conn.executemany(
-        "INSERT INTO idx_reference (resource_pk, param, target_type, target_id) "
-        "VALUES ($1, $2, $3, $4)",
-        [(pk, *row) for row in new.index.reference],
-    )
+    await insert_index_rows(conn, pk, new.index)
     await conn.execute(
         "INSERT INTO resource_version "
         "(resource_type, logical_id, version_id, last_updated, method, body) "
@@ -147,3 +162,16 @@ async def write_sqlite(conn: Connection, new: NewVersion, pk: int | None) -> int
         new.body,
     )  # fmt: skip
     return pk
+
+
+async def insert_index_rows(conn: Connection, pk: int, index: IndexRows) -> None:
+    """Insert a resource's index rows, one statement per kind that has any."""
+    for kind, (table, columns, _) in INDEX_KINDS.items():
+        rows = getattr(index, kind)
+        if rows:
+            names = ("param", *columns)
+            marks = ", ".join(f"${i}" for i in range(2, len(names) + 2))
+            await conn.executemany(
+                f"INSERT INTO {table} (resource_pk, {', '.join(names)}) VALUES ($1, {marks})",
+                [(pk, *row) for row in rows],
+            )

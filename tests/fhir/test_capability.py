@@ -1,8 +1,19 @@
 """The CapabilityStatement describes what the routes do (http://hl7.org/fhir/R4/http.html#capabilities)."""
 
+from typing import Any
+
 import httpx
+from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 
 from app.registry import COMMON_PARAMS, RESOURCE_TYPES
+from tests.conftest import BASE
+
+HL7 = "http://hl7.org/fhir/SearchParameter/"
+
+
+async def _resources(client: httpx.AsyncClient) -> dict[str, dict[str, Any]]:
+    statement = (await client.get("/metadata")).json()
+    return {r["type"]: r for r in statement["rest"][0]["resource"]}
 
 
 async def test_metadata_lists_every_type_with_interactions_and_search_params(
@@ -14,7 +25,7 @@ async def test_metadata_lists_every_type_with_interactions_and_search_params(
     assert statement["format"] == ["json"]
     rest = statement["rest"][0]
     resources = {r["type"]: r for r in rest["resource"]}
-    assert set(resources) == set(RESOURCE_TYPES)
+    assert set(resources) == set(RESOURCE_TYPES) | {"SearchParameter"}
     for name, rtype in RESOURCE_TYPES.items():
         declared = resources[name]
         assert {i["code"] for i in declared["interaction"]} >= {
@@ -35,4 +46,58 @@ async def test_metadata_lists_every_type_with_interactions_and_search_params(
         assert declared["updateCreate"] is True
         params = {p["name"] for p in declared["searchParam"]}
         assert params == set(rtype.params) | set(COMMON_PARAMS)
+        for param in declared["searchParam"]:
+            assert param["documentation"], (name, param["name"])
     assert {"code": "history-system"} in rest["interaction"]
+
+
+async def test_metadata_is_a_valid_capability_statement(client: httpx.AsyncClient) -> None:
+    CapabilityStatement.model_validate((await client.get("/metadata")).json())
+
+
+async def test_standard_parameters_are_defined_by_hl7(client: httpx.AsyncClient) -> None:
+    for name, declared in (await _resources(client)).items():
+        custom = (
+            {p.name for p in RESOURCE_TYPES[name].params.values() if p.custom}
+            if (name in RESOURCE_TYPES)
+            else set()
+        )
+        for param in declared["searchParam"]:
+            if param["name"] not in custom:
+                assert param["definition"].startswith(HL7), (name, param)
+
+
+async def test_custom_parameters_are_defined_by_readable_search_parameters(
+    client: httpx.AsyncClient,
+) -> None:
+    flag = (await _resources(client))["Flag"]
+    custom = {p.name for p in RESOURCE_TYPES["Flag"].params.values() if p.custom}
+    assert custom == {"status", "category", "code"}
+    for param in flag["searchParam"]:
+        if param["name"] not in custom:
+            continue
+        definition = param["definition"]
+        assert definition == f"{BASE}/SearchParameter/Flag-{param['name']}"
+        response = await client.get(definition.removeprefix(BASE))
+        assert response.status_code == 200, response.text
+        published = response.json()
+        assert published["url"] == definition
+        assert (published["code"], published["type"]) == (param["name"], param["type"])
+        assert published["base"] == ["Flag"]
+
+
+async def test_search_parameters_are_read_and_search_only(client: httpx.AsyncClient) -> None:
+    declared = (await _resources(client))["SearchParameter"]
+    assert [i["code"] for i in declared["interaction"]] == ["read", "search-type"]
+    assert declared["documentation"]
+    assert declared["conditionalCreate"] is False
+    assert declared["conditionalUpdate"] is False
+    assert declared["conditionalDelete"] == "not-supported"
+    assert declared["updateCreate"] is False
+    params = {p["name"]: p["definition"] for p in declared["searchParam"]}
+    assert params == {
+        "_id": f"{HL7}Resource-id",
+        "base": f"{HL7}SearchParameter-base",
+        "code": f"{HL7}SearchParameter-code",
+        "url": f"{HL7}conformance-url",
+    }

@@ -1,0 +1,300 @@
+"""Search criteria and the SQL each becomes: a test on the index rows of a resource.
+
+Spec: http://hl7.org/fhir/R4/search.html (prefixes: #prefix, chaining: #chaining, _has: #has)
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.storage.normalise import EARLIEST, LATEST
+
+TABLES = {
+    "token": "idx_token",
+    "uri": "idx_token",
+    "reference": "idx_reference",
+    "string": "idx_string",
+    "date": "idx_date",
+    "quantity": "idx_quantity",
+}
+_RANK = {"id": 0, "has": 1, "reference": 1, "chain": 2, "token": 3, "string": 3, "quantity": 4}
+_TOP_TEXT = "\U0010ffff"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenValue:
+    """One token to match: `code`, `system|code`, `|code` (no system) or `system|`."""
+
+    system: str | None
+    code: str | None
+    system_given: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceValue:
+    """One reference to match: a target id, with the target type if known."""
+
+    target_type: str | None
+    target_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StringValue:
+    """Folded text to match: `start` (starts with), `exact`, `contains` or `phonetic`."""
+
+    mode: str
+    folded: str
+    exact: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RangeValue:
+    """A date or number with its prefix: the range its precision covers, [low, high)."""
+
+    prefix: str
+    low: Any
+    high: Any
+    number: float = 0.0
+    system: str | None = None
+    code: str | None = None
+    unit_given: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Chain:
+    """`param.inner`: resources whose `param` references a resource matching `inner`."""
+
+    target_types: tuple[str, ...]
+    inner: "Criterion"
+
+
+@dataclass(frozen=True, slots=True)
+class Has:
+    """`_has:Source:param:inner`: resources referenced by a Source (via `param`) matching it."""
+
+    source_type: str
+    inner: "Criterion"
+
+
+@dataclass(frozen=True, slots=True)
+class Criterion:
+    """One search parameter: values are ORed; criteria are ANDed.
+
+    `kind` is id, last_updated, token, uri, reference, string, date, quantity, chain or has;
+    `negate` is `:not`; `missing` is `:missing=true|false` (then `values` is empty).
+    """
+
+    param: str
+    kind: str
+    values: tuple[Any, ...]
+    negate: bool = False
+    missing: bool | None = None
+
+    @property
+    def selectivity_rank(self) -> int:
+        """Lower for criteria that usually match few resources (they drive the search)."""
+        if self.negate or self.missing is not None:
+            return 9
+        if self.kind == "token" and self.param in ("identifier", "_tag", "_security"):
+            return 1
+        return _RANK.get(self.kind, 5)
+
+
+@dataclass(slots=True)
+class Sql:
+    """Arguments of a statement being built, and fresh table aliases for it."""
+
+    args: list[Any] = field(default_factory=list)
+    dialect: str = "postgresql"
+    aliases: int = 0
+
+    def arg(self, value: Any) -> str:
+        """A placeholder for `value`."""
+        self.args.append(value)
+        return f"${len(self.args)}"
+
+    def alias(self, prefix: str) -> str:
+        """A table alias not used elsewhere in the statement."""
+        self.aliases += 1
+        return f"{prefix}{self.aliases}"
+
+
+def _token(sql: Sql, t: str, value: TokenValue) -> str:
+    parts = []
+    if value.code is not None:
+        parts.append(f"{t}.code = {sql.arg(value.code)}")
+    if value.system_given:
+        system = value.system
+        parts.append(f"{t}.system = {sql.arg(system)}" if system else f"{t}.system IS NULL")
+    return "(" + " AND ".join(parts or ["1 = 1"]) + ")"
+
+
+def _reference(sql: Sql, t: str, value: ReferenceValue) -> str:
+    clause = f"{t}.target_id = {sql.arg(value.target_id)}"
+    if value.target_type is not None:
+        clause += f" AND {t}.target_type = {sql.arg(value.target_type)}"
+    return f"({clause})"
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _string(sql: Sql, t: str, value: StringValue) -> str:
+    if value.mode == "exact":
+        return f"({t}.value = {sql.arg(value.folded)} AND {t}.exact = {sql.arg(value.exact)})"
+    if value.mode == "contains":
+        return f"({t}.value LIKE {sql.arg(_like_pattern(value.folded))} ESCAPE '\\')"
+    if value.mode == "phonetic":
+        return f"({t}.value = {sql.arg(value.folded)})"
+    upper = value.folded[:-1] + chr(ord(value.folded[-1]) + 1)
+    return f"({t}.value >= {sql.arg(value.folded)} AND {t}.value < {sql.arg(upper)})"
+
+
+def range_test(sql: Sql, low: str, high: str, value: RangeValue, closed: bool = False) -> str:
+    """A target range [low, high) (or [low, high] for quantities) against a prefixed value.
+
+    Dates compare ranges (search.html#prefix); quantities compare `eq`/`ne`/`ap` by the
+    value's precision range and the others by the value itself.
+    """
+    prefix = value.prefix
+    if prefix in ("eq", "ne", "ap") or not closed:
+        sl, sh = sql.arg(value.low), sql.arg(value.high)
+        lte, gte = ("<=", ">=") if closed else ("<", ">")
+        within = f"({low} >= {sl} AND {high} {'<' if closed else '<='} {sh})"
+        tests = {
+            "eq": within,
+            "ne": f"NOT {within}",
+            "ap": f"({low} {lte} {sh} AND {high} {gte} {sl})",
+            "gt": f"{high} > {sh}",
+            "lt": f"{low} < {sl}",
+            "ge": f"({high} > {sh} OR {within})",
+            "le": f"({low} < {sl} OR {within})",
+            "sa": f"{low} >= {sh}",
+            "eb": f"{high} <= {sl}",
+        }
+        return f"({tests[prefix]})"
+    n = sql.arg(value.number)
+    comparisons = {"gt": (high, ">"), "lt": (low, "<"), "ge": (high, ">="), "le": (low, "<="),
+                   "sa": (low, ">"), "eb": (high, "<")}  # fmt: skip
+    column, operator = comparisons[prefix]
+    return f"({column} {operator} {n})"
+
+
+def _quantity(sql: Sql, t: str, value: RangeValue) -> str:
+    clause = range_test(sql, f"{t}.low", f"{t}.high", value, closed=True)
+    if value.unit_given:
+        if value.system:
+            clause += f" AND {t}.system = {sql.arg(value.system)}"
+        if value.code:
+            clause += f" AND {t}.code = {sql.arg(value.code)}"
+    return f"({clause})"
+
+
+def _values(sql: Sql, criterion: Criterion, t: str) -> str:
+    kind = criterion.kind
+    if kind in ("token", "uri"):
+        tests = [_token(sql, t, v) for v in criterion.values]
+    elif kind == "reference":
+        tests = [_reference(sql, t, v) for v in criterion.values]
+    elif kind == "string":
+        tests = [_string(sql, t, v) for v in criterion.values]
+    elif kind == "date":
+        tests = [range_test(sql, f"{t}.low", f"{t}.high", v) for v in criterion.values]
+    else:
+        tests = [_quantity(sql, t, v) for v in criterion.values]
+    return "(" + " OR ".join(tests) + ")"
+
+
+def _index_test(sql: Sql, criterion: Criterion, outer: str, driving: bool) -> str:
+    """A test on the resource `outer` through its rows in one index table."""
+    t = sql.alias("t")
+    table = TABLES[criterion.kind]
+    conditions = [f"{t}.param = {sql.arg(criterion.param)}"]
+    if criterion.missing is None:
+        conditions.append(_values(sql, criterion, t))
+    where = " AND ".join(conditions)
+    if driving and not criterion.negate and criterion.missing is not True:
+        return f"{outer}.pk IN (SELECT {t}.resource_pk FROM {table} {t} WHERE {where})"
+    exists = f"EXISTS (SELECT 1 FROM {table} {t} WHERE {t}.resource_pk = {outer}.pk AND {where})"
+    return f"NOT {exists}" if criterion.negate or criterion.missing is True else exists
+
+
+def _chain(sql: Sql, criterion: Criterion, outer: str) -> str:
+    tests = []
+    for chain in criterion.values:
+        c, target = sql.alias("c"), sql.alias("r")
+        types = ", ".join(sql.arg(t) for t in chain.target_types)
+        inner = criterion_sql(sql, chain.inner, target)
+        tests.append(
+            f"EXISTS (SELECT 1 FROM idx_reference {c} JOIN resource {target} "
+            f"ON {target}.resource_type = {c}.target_type AND {target}.logical_id = {c}.target_id "
+            f"WHERE {c}.resource_pk = {outer}.pk AND {c}.param = {sql.arg(criterion.param)} "
+            f"AND {c}.target_type IN ({types}) AND NOT {target}.deleted AND {inner})"
+        )
+    return "(" + " OR ".join(tests) + ")"
+
+
+def _has(sql: Sql, criterion: Criterion, outer: str) -> str:
+    tests = []
+    for has in criterion.values:
+        h, source = sql.alias("h"), sql.alias("r")
+        inner = criterion_sql(sql, has.inner, source)
+        tests.append(
+            f"{outer}.logical_id IN (SELECT {h}.target_id FROM idx_reference {h} "
+            f"JOIN resource {source} ON {source}.pk = {h}.resource_pk "
+            f"WHERE {h}.param = {sql.arg(criterion.param)} AND {h}.target_type = "
+            f"{outer}.resource_type AND {source}.resource_type = {sql.arg(has.source_type)} "
+            f"AND NOT {source}.deleted AND {inner})"
+        )
+    return "(" + " OR ".join(tests) + ")"
+
+
+def criterion_sql(sql: Sql, criterion: Criterion, outer: str, driving: bool = False) -> str:
+    """The SQL test of one criterion on the resource aliased `outer`."""
+    kind = criterion.kind
+    if kind == "id":
+        marks = ", ".join(sql.arg(v) for v in criterion.values)
+        return f"{outer}.logical_id {'NOT IN' if criterion.negate else 'IN'} ({marks})"
+    if kind == "last_updated":
+        low, high = f"{outer}.last_updated", f"({outer}.last_updated + 1)"
+        return "(" + " OR ".join(range_test(sql, low, high, v) for v in criterion.values) + ")"
+    if kind == "chain":
+        return _chain(sql, criterion, outer)
+    if kind == "has":
+        return _has(sql, criterion, outer)
+    return _index_test(sql, criterion, outer, driving)
+
+
+_SORT_COLUMNS = {
+    "string": ("idx_string", "value", "value"),
+    "token": ("idx_token", "code", "code"),
+    "uri": ("idx_token", "code", "code"),
+    "reference": ("idx_reference", "target_id", "target_id"),
+    "date": ("idx_date", "low", "high"),
+    "quantity": ("idx_quantity", "low", "high"),
+}
+
+
+def sort_expression(sql: Sql, param: str, kind: str, descending: bool) -> str:
+    """A resource's sort value for a parameter: its least value ascending, greatest descending;
+    resources without one sort last either way."""
+    if param == "_id":
+        return "r.logical_id"
+    if param == "_lastUpdated":
+        return "r.last_updated"
+    table, ascending_column, descending_column = _SORT_COLUMNS[kind]
+    column = descending_column if descending else ascending_column
+    t = sql.alias("o")
+    pick = "max" if descending else "min"
+    last: object
+    if kind == "date":
+        last = EARLIEST if descending else LATEST
+    elif kind == "quantity":
+        last = -1e308 if descending else 1e308
+    else:
+        last = "" if descending else _TOP_TEXT
+    return (
+        f"COALESCE((SELECT {pick}({t}.{column}) FROM {table} {t} WHERE {t}.resource_pk = r.pk "
+        f"AND {t}.param = {sql.arg(param)}), {sql.arg(last)})"
+    )

@@ -1,0 +1,94 @@
+"""Values in the forms they are indexed and searched in: folded text, sound codes, date ranges.
+
+Spec: http://hl7.org/fhir/R4/search.html#string, #date
+"""
+
+import re
+import unicodedata
+from datetime import UTC, datetime, timedelta
+
+LONGEST_TEXT = 512  # characters of normalised text kept in an index entry
+EARLIEST = -(2**62)  # open start of a period
+LATEST = 2**62  # open end of a period
+
+_DATE = re.compile(
+    r"^(?P<year>\d{4})(?:-(?P<month>\d{2})(?:-(?P<day>\d{2})"
+    r"(?:T(?P<hour>\d{2}):(?P<minute>\d{2})(?::(?P<second>\d{2})(?:\.(?P<fraction>\d{1,9}))?)?"
+    r"(?P<zone>Z|[+-]\d{2}:\d{2})?)?)?)?$"
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def fold(text: str) -> str:
+    """Case- and accent-insensitive form: compatibility-decomposed, marks dropped, casefolded."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(bare.casefold().split())[:LONGEST_TEXT]
+
+
+_SOUNDEX = {c: str(d) for d, letters in enumerate(
+    ("aeiouyhw", "bfpv", "cgjkqsxz", "dt", "l", "mn", "r")) for c in letters}  # fmt: skip
+
+
+def soundex(text: str) -> str:
+    """American Soundex of the first word (the phonetic match of `phonetic` parameters)."""
+    letters = [c for c in fold(text) if "a" <= c <= "z"]
+    if not letters:
+        return ""
+    code, previous = letters[0].upper(), _SOUNDEX[letters[0]]
+    for letter in letters[1:]:
+        digit = _SOUNDEX[letter]
+        if digit not in ("0", previous):
+            code += digit
+        if letter not in "hw":
+            previous = digit
+    return (code + "000")[:4]
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def _add_months(moment: datetime, months: int) -> datetime:
+    total = moment.month - 1 + months
+    return moment.replace(year=moment.year + total // 12, month=total % 12 + 1)
+
+
+def date_range(text: str) -> tuple[int, int] | None:
+    """[low, high) in microseconds since the epoch that a date, dateTime or instant covers.
+
+    A value stands for every moment its precision allows: `2015` is all of 2015, `2015-03-01`
+    that whole day (UTC when no zone is given), `...T10:00:05` that second. None if malformed.
+    """
+    match = _DATE.match(text)
+    if match is None:
+        return None
+    parts = match.groupdict()
+    try:
+        start = datetime(
+            int(parts["year"]), int(parts["month"] or 1), int(parts["day"] or 1),
+            int(parts["hour"] or 0), int(parts["minute"] or 0), int(parts["second"] or 0),
+            tzinfo=UTC,
+        )  # fmt: skip
+    except ValueError:
+        return None
+    zone = parts["zone"]
+    if zone and zone != "Z":
+        sign = 1 if zone[0] == "+" else -1
+        start -= sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
+    fraction = parts["fraction"]
+    if fraction:
+        start += timedelta(microseconds=int(fraction[:6].ljust(6, "0")))
+        low = _micros(start)
+        return low, low + max(1, 10 ** (6 - min(len(fraction), 6)))
+    if parts["second"]:
+        end = start + timedelta(seconds=1)
+    elif parts["minute"]:
+        end = start + timedelta(minutes=1)
+    elif parts["day"]:
+        end = start + timedelta(days=1)
+    elif parts["month"]:
+        end = _add_months(start, 1)
+    else:
+        end = start.replace(year=start.year + 1)
+    return _micros(start), _micros(end)
