@@ -24,8 +24,21 @@ def _search_params(params: dict[str, SearchParam], canonical_base: str) -> list[
     ]
 
 
+def _includes(rtype: ResourceType) -> tuple[list[str], list[str]]:
+    """`_include` values on this type, and `_revinclude` values that can point at it."""
+    forward = [f"{rtype.name}:{p.name}" for p in rtype.params.values() if p.type == "reference"]
+    backward = [
+        f"{other.name}:{p.name}"
+        for other in RESOURCE_TYPES.values()
+        for p in other.params.values()
+        if p.type == "reference" and rtype.name in p.targets
+    ]
+    return [*forward, "*"], [*backward, "*"]
+
+
 def _resource(rtype: ResourceType, canonical_base: str) -> dict[str, Any]:
     params = {**COMMON_PARAMS, **rtype.params}
+    search_include, search_revinclude = _includes(rtype)
     return {
         "type": rtype.name,
         "profile": f"http://hl7.org/fhir/StructureDefinition/{rtype.name}",
@@ -38,6 +51,8 @@ def _resource(rtype: ResourceType, canonical_base: str) -> dict[str, Any]:
         "conditionalUpdate": True,
         "conditionalDelete": "single",
         "referencePolicy": ["literal", "enforced", "local"],
+        "searchInclude": search_include,
+        "searchRevInclude": search_revinclude,
         "searchParam": _search_params(params, canonical_base),
     }
 

@@ -101,3 +101,18 @@ async def test_search_parameters_are_read_and_search_only(client: httpx.AsyncCli
         "code": f"{HL7}SearchParameter-code",
         "url": f"{HL7}conformance-url",
     }
+
+
+async def test_includes_declared_are_the_ones_search_accepts(client: httpx.AsyncClient) -> None:
+    statement = (await client.get("/metadata")).json()
+    resources = {r["type"]: r for r in statement["rest"][0]["resource"]}
+    assert "Flag:patient" in resources["Flag"]["searchInclude"]
+    assert "Flag:patient" in resources["Patient"]["searchRevInclude"]
+    assert "RelatedPerson:patient" in resources["Patient"]["searchRevInclude"]
+    for name in RESOURCE_TYPES:
+        for value in resources[name]["searchInclude"]:
+            response = await client.get(f"/{name}", params={"_include": value})
+            assert response.status_code == 200, (name, value, response.text)
+        for value in resources[name]["searchRevInclude"]:
+            response = await client.get(f"/{name}", params={"_revinclude": value})
+            assert response.status_code == 200, (name, value, response.text)
