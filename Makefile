@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SRC := $(wildcard app tests bench migrations)
 
-.PHONY: run test lint typecheck pytest bench openapi migrate clean
+.PHONY: run test lint typecheck pytest bench bench-search openapi migrate clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ bench: $(STAMP)
 	@command -v wrk >/dev/null 2>&1 || apt-get install -y -qq wrk >/dev/null 2>&1 || \
 		echo "wrk is not installed: the bench uses its own asyncio load generator"
 	$(BIN)/python -m bench.run
+
+bench-search: $(STAMP)
+	$(BIN)/python -m bench.search_volume
 
 openapi: $(STAMP)
 	$(BIN)/python -m app.openapi > openapi/openapi.json
