@@ -74,7 +74,7 @@ def _has(resource_type: str, key: str, raw: str, base: str, depth: int) -> Crite
     if param is None or param.type != "reference" or resource_type not in param.targets:
         raise Invalid.of(f"{key}: {source}.{name} cannot refer to a {resource_type}", key)
     inner = _key_criterion(source, rest, raw, base, depth + 1)
-    return Criterion(name, "has", (Has(source, inner),))
+    return Criterion(name, "has", (Has(source, inner, resource_type),))
 
 
 def _key_criterion(resource_type: str, key: str, raw: str, base: str, depth: int = 0) -> Criterion:

@@ -73,6 +73,7 @@ class Has:
 
     source_type: str
     inner: "Criterion"
+    target_type: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,18 +221,22 @@ def _index_test(sql: Sql, criterion: Criterion, outer: str, driving: bool) -> st
     return f"NOT {exists}" if criterion.negate or criterion.missing is True else exists
 
 
-def _chain(sql: Sql, criterion: Criterion, outer: str) -> str:
+def _chain(sql: Sql, criterion: Criterion, outer: str, driving: bool) -> str:
     tests = []
     for chain in criterion.values:
         c, target = sql.alias("c"), sql.alias("r")
         types = ", ".join(sql.arg(t) for t in chain.target_types)
-        inner = criterion_sql(sql, chain.inner, target)
-        tests.append(
-            f"EXISTS (SELECT 1 FROM idx_reference {c} JOIN resource {target} "
+        inner = criterion_sql(sql, chain.inner, target, driving=True)
+        joined = (
+            f"FROM idx_reference {c} JOIN resource {target} "
             f"ON {target}.resource_type = {c}.target_type AND {target}.logical_id = {c}.target_id "
-            f"WHERE {c}.resource_pk = {outer}.pk AND {c}.param = {sql.arg(criterion.param)} "
-            f"AND {c}.target_type IN ({types}) AND NOT {target}.deleted AND {inner})"
+            f"WHERE {c}.param = {sql.arg(criterion.param)} AND {c}.target_type IN ({types}) "
+            f"AND NOT {target}.deleted AND {inner}"
         )
+        if driving:
+            tests.append(f"{outer}.pk IN (SELECT {c}.resource_pk {joined})")
+        else:
+            tests.append(f"EXISTS (SELECT 1 {joined} AND {c}.resource_pk = {outer}.pk)")
     return "(" + " OR ".join(tests) + ")"
 
 
@@ -239,12 +244,12 @@ def _has(sql: Sql, criterion: Criterion, outer: str) -> str:
     tests = []
     for has in criterion.values:
         h, source = sql.alias("h"), sql.alias("r")
-        inner = criterion_sql(sql, has.inner, source)
+        inner = criterion_sql(sql, has.inner, source, driving=True)
         tests.append(
             f"{outer}.logical_id IN (SELECT {h}.target_id FROM idx_reference {h} "
             f"JOIN resource {source} ON {source}.pk = {h}.resource_pk "
             f"WHERE {h}.param = {sql.arg(criterion.param)} AND {h}.target_type = "
-            f"{outer}.resource_type AND {source}.resource_type = {sql.arg(has.source_type)} "
+            f"{sql.arg(has.target_type)} AND {source}.resource_type = {sql.arg(has.source_type)} "
             f"AND NOT {source}.deleted AND {inner})"
         )
     return "(" + " OR ".join(tests) + ")"
@@ -260,7 +265,7 @@ def criterion_sql(sql: Sql, criterion: Criterion, outer: str, driving: bool = Fa
         low, high = f"{outer}.last_updated", f"({outer}.last_updated + 1)"
         return "(" + " OR ".join(range_test(sql, low, high, v) for v in criterion.values) + ")"
     if kind == "chain":
-        return _chain(sql, criterion, outer)
+        return _chain(sql, criterion, outer, driving)
     if kind == "has":
         return _has(sql, criterion, outer)
     return _index_test(sql, criterion, outer, driving)
