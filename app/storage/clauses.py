@@ -3,6 +3,7 @@
 Spec: http://hl7.org/fhir/R4/search.html (prefixes: #prefix, chaining: #chaining, _has: #has)
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -160,21 +161,36 @@ def range_test(sql: Sql, low: str, high: str, value: RangeValue, closed: bool = 
     """
     prefix = value.prefix
     if prefix in ("eq", "ne", "ap") or not closed:
-        sl, sh = sql.arg(value.low), sql.arg(value.high)
+        marks: dict[str, str] = {}
+
+        def mark(end: str) -> str:
+            if end not in marks:
+                marks[end] = sql.arg(value.low if end == "low" else value.high)
+            return marks[end]
+
+        def sl() -> str:
+            return mark("low")
+
+        def sh() -> str:
+            return mark("high")
+
         lte, gte = ("<=", ">=") if closed else ("<", ">")
-        within = f"({low} >= {sl} AND {high} {'<' if closed else '<='} {sh})"
-        tests = {
+
+        def within() -> str:
+            return f"({low} >= {sl()} AND {high} {'<' if closed else '<='} {sh()})"
+
+        tests: dict[str, Callable[[], str]] = {
             "eq": within,
-            "ne": f"NOT {within}",
-            "ap": f"({low} {lte} {sh} AND {high} {gte} {sl})",
-            "gt": f"{high} > {sh}",
-            "lt": f"{low} < {sl}",
-            "ge": f"({high} > {sh} OR {within})",
-            "le": f"({low} < {sl} OR {within})",
-            "sa": f"{low} >= {sh}",
-            "eb": f"{high} <= {sl}",
+            "ne": lambda: f"NOT {within()}",
+            "ap": lambda: f"({low} {lte} {sh()} AND {high} {gte} {sl()})",
+            "gt": lambda: f"{high} > {sh()}",
+            "lt": lambda: f"{low} < {sl()}",
+            "ge": lambda: f"({high} > {sh()} OR {within()})",
+            "le": lambda: f"({low} < {sl()} OR {within()})",
+            "sa": lambda: f"{low} >= {sh()}",
+            "eb": lambda: f"{high} <= {sl()}",
         }
-        return f"({tests[prefix]})"
+        return f"({tests[prefix]()})"
     n = sql.arg(value.number)
     comparisons = {"gt": (high, ">"), "lt": (low, "<"), "ge": (high, ">="), "le": (low, "<="),
                    "sa": (low, ">"), "eb": (high, "<")}  # fmt: skip
@@ -215,9 +231,15 @@ def _index_test(sql: Sql, criterion: Criterion, outer: str, driving: bool) -> st
     if criterion.missing is None:
         conditions.append(_values(sql, criterion, t))
     where = " AND ".join(conditions)
-    if driving and not criterion.negate and criterion.missing is not True:
+    if driving and not criterion.negate and criterion.missing is None:
         return f"{outer}.pk IN (SELECT {t}.resource_pk FROM {table} {t} WHERE {where})"
     exists = f"EXISTS (SELECT 1 FROM {table} {t} WHERE {t}.resource_pk = {outer}.pk AND {where})"
+    if criterion.missing is not None and criterion.kind == "reference":
+        i = sql.alias("t")  # a reference by identifier alone is a value too
+        exists = (
+            f"({exists} OR EXISTS (SELECT 1 FROM idx_token {i} WHERE {i}.resource_pk = "
+            f"{outer}.pk AND {i}.param = {sql.arg(criterion.param + ':identifier')}))"
+        )
     return f"NOT {exists}" if criterion.negate or criterion.missing is True else exists
 
 

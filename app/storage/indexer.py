@@ -158,7 +158,11 @@ def _token(rows: IndexRows, param: SearchParam, value: Any) -> None:
     if name == "deceased" and not isinstance(value, bool):
         value = True  # a death date means deceased
     rows.token.extend((name, indexed_text(s), indexed_text(c)) for s, c in token_pairs(value))
-    for text in token_texts(value):  # from each word on, so a word inside the text matches
+    texts = [
+        *token_texts(value),
+        *token_texts(value.get("type") if isinstance(value, dict) else None),
+    ]
+    for text in texts:  # from each word on, so a word inside the text matches
         words = fold(text).split(" ")
         rows.string.extend(
             (f"{name}:text", " ".join(words[i:]), indexed_text(text) or text)
@@ -203,6 +207,8 @@ def index_rows(resource_type: str, resource: dict[str, Any], base_url: str) -> I
         for path in param.paths:
             for value in element_values(resource, path):
                 _index_value(rows, param, value, base_url)
+    if resource_type == "Patient" and not any(k.startswith("deceased") for k in resource):
+        rows.token.append(("deceased", None, "false"))  # deceased.exists() and ... is false
     for kind in ("token", "reference", "string", "date", "quantity"):
         found = getattr(rows, kind)
         setattr(rows, kind, list(dict.fromkeys(found)))  # one row per distinct value
