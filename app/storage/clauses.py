@@ -223,13 +223,17 @@ def _values(sql: Sql, criterion: Criterion, t: str) -> str:
     return "(" + " OR ".join(tests) + ")"
 
 
-def _index_test(sql: Sql, criterion: Criterion, outer: str, driving: bool) -> str:
+def _index_test(
+    sql: Sql, criterion: Criterion, outer: str, driving: bool, bound: tuple[str, int] | None
+) -> str:
     """A test on the resource `outer` through its rows in one index table."""
     t = sql.alias("t")
     table = TABLES[criterion.kind]
     conditions = [f"{t}.param = {sql.arg(criterion.param)}"]
     if criterion.missing is None:
         conditions.append(_values(sql, criterion, t))
+    if driving and bound is not None:
+        conditions.append(f"{t}.resource_pk {bound[0]} {sql.arg(bound[1])}")
     where = " AND ".join(conditions)
     if driving and not criterion.negate and criterion.missing is None:
         return f"{outer}.pk IN (SELECT {t}.resource_pk FROM {table} {t} WHERE {where})"
@@ -277,7 +281,13 @@ def _has(sql: Sql, criterion: Criterion, outer: str) -> str:
     return "(" + " OR ".join(tests) + ")"
 
 
-def criterion_sql(sql: Sql, criterion: Criterion, outer: str, driving: bool = False) -> str:
+def criterion_sql(
+    sql: Sql,
+    criterion: Criterion,
+    outer: str,
+    driving: bool = False,
+    bound: tuple[str, int] | None = None,
+) -> str:
     """The SQL test of one criterion on the resource aliased `outer`."""
     kind = criterion.kind
     if kind == "id":
@@ -290,7 +300,7 @@ def criterion_sql(sql: Sql, criterion: Criterion, outer: str, driving: bool = Fa
         return _chain(sql, criterion, outer, driving)
     if kind == "has":
         return _has(sql, criterion, outer)
-    return _index_test(sql, criterion, outer, driving)
+    return _index_test(sql, criterion, outer, driving, bound)
 
 
 _SORT_COLUMNS = {

@@ -49,10 +49,20 @@ def _where(sql: Sql, query: Query) -> list[str]:
     if query.compartment is not None:
         where.append(f"r.patient_id = {sql.arg(query.compartment)}")
     ordered = _driving_first(query)
-    where.extend(criterion_sql(sql, c, "r", driving=i == 0) for i, c in enumerate(ordered))
+    bound = _pk_bound(query)
+    where.extend(
+        criterion_sql(sql, c, "r", driving=i == 0, bound=bound) for i, c in enumerate(ordered)
+    )
     if query.exclude_pk is not None:
         where.append(f"r.pk <> {sql.arg(query.exclude_pk)}")
     return where
+
+
+def _pk_bound(query: Query) -> tuple[str, int] | None:
+    """In pk order, the cursor bounds the driving index scan too (its entries are pk-ordered)."""
+    if query.sort or query.after is None or not isinstance(query.after[-1], int):
+        return None
+    return ("<" if query.backwards else ">", query.after[-1])
 
 
 def _driving_first(query: Query) -> tuple[Criterion, ...]:

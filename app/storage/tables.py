@@ -78,14 +78,22 @@ idx_token = _index_table(
     Column("system", String, nullable=True),
     Column("code", String, nullable=True),
 )
-Index(None, idx_token.c.param, idx_token.c.code, idx_token.c.system)
+# resource_pk last: equal values list their resources in pk order, so a page of a search in
+# pk order reads the index from the cursor on instead of collecting every match first.
+Index(None, idx_token.c.param, idx_token.c.code, idx_token.c.system, idx_token.c.resource_pk)
 
 idx_reference = _index_table(
     "idx_reference",
     Column("target_type", String(64), nullable=True),
     Column("target_id", String, nullable=False, comment="logical id, or the URL if not ours"),
 )
-Index(None, idx_reference.c.param, idx_reference.c.target_id, idx_reference.c.target_type)
+Index(
+    None,
+    idx_reference.c.param,
+    idx_reference.c.target_id,
+    idx_reference.c.target_type,
+    idx_reference.c.resource_pk,
+)
 
 # Normalised text compares byte-wise ("C") on PostgreSQL, as SQLite always does, so that a
 # starts-with search is an index range whatever the database's locale.
