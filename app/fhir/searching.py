@@ -147,7 +147,7 @@ async def run(request: Request, resource_type: str, pairs: list[tuple[str, str]]
     warnings = list(parsed.ignored)
     included: list[Row] = []
     total: int | None
-    async with context.db.reader() as conn:
+    async with context.db.searcher() as conn:
         if opts.summary == "count" or opts.count == 0:
             total = await sq.count(conn, caller_of(request), query)
             page = Page([], False, False)

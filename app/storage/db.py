@@ -46,6 +46,7 @@ class Database(Protocol):
     async def close(self) -> None: ...
     def transaction(self) -> Any: ...
     def reader(self) -> Any: ...
+    def searcher(self) -> Any: ...
 
 
 class PgConnection:
@@ -125,6 +126,10 @@ async def _end_transaction(conn: Any) -> None:
 # write statement, lookups by id) settle on one generic plan and skip planning. JIT only
 # costs time on queries this short.
 SESSION_SETTINGS = {"jit": "off"}
+# Searches are the exception: how many rows a code or a name matches varies a thousandfold,
+# and a generic plan, blind to the value, hashes every match of a common code to show 50.
+# Their connections plan each execution with its values (a few hundred microseconds).
+SEARCH_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
 
 _RETRYABLE_PG = (
     asyncpg.SerializationError,
@@ -139,19 +144,25 @@ class PostgresDatabase:
 
     def __init__(self, dsn: str, min_size: int = 8, max_size: int = 16) -> None:
         self._pool = ConnectionPool(dsn, min_size, max_size, SESSION_SETTINGS)
+        self._search_pool = ConnectionPool(
+            dsn, min(min_size, 2), max_size, SESSION_SETTINGS | SEARCH_SETTINGS
+        )
 
     async def open(self) -> None:
-        """Open the pool; if the server is unreachable now, connect lazily later."""
+        """Open the pools; if the server is unreachable now, connect lazily later."""
         await self._pool.open()
+        await self._search_pool.open()
 
     async def close(self) -> None:
-        """Close the pool."""
+        """Close the pools."""
         await self._pool.close()
+        await self._search_pool.close()
 
     @asynccontextmanager
-    async def _borrow(self) -> AsyncIterator[Any]:
+    async def _borrow(self, pool: ConnectionPool | None = None) -> AsyncIterator[Any]:
         """A pooled connection, given back outside any transaction (or terminated)."""
-        raw = await self._pool.acquire()
+        pool = pool or self._pool
+        raw = await pool.acquire()
         try:
             yield raw
         except (
@@ -164,7 +175,7 @@ class PostgresDatabase:
             raise
         finally:
             await _end_transaction(raw)
-            self._pool.release(raw)
+            pool.release(raw)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[PgConnection]:
@@ -182,6 +193,12 @@ class PostgresDatabase:
     async def reader(self) -> AsyncIterator[PgConnection]:
         """A connection for reads outside an explicit transaction."""
         async with self._borrow() as raw:
+            yield PgConnection(raw)
+
+    @asynccontextmanager
+    async def searcher(self) -> AsyncIterator[PgConnection]:
+        """A connection for searches: every statement planned for its own values."""
+        async with self._borrow(self._search_pool) as raw:
             yield PgConnection(raw)
 
 
@@ -325,6 +342,10 @@ class SqliteDatabase:
         """The reader connection (sees committed data only)."""
         assert self._reader is not None, "database not open"
         yield SqliteConnection(self._reader)
+
+    def searcher(self) -> Any:
+        """Searches read through the reader connection."""
+        return self.reader()
 
 
 def sqlite_path(url: str) -> str:
