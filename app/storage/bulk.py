@@ -1,0 +1,168 @@
+"""Bulk load: many new resources straight into the tables, a batch per transaction.
+
+Each resource gets exactly the rows a create writes (`repository.save`): version 1 in
+`resource` and `resource_version` (method POST), its index rows, and the NHS numbers a Patient
+claims. Nothing is checked (no rules, no reference checks, no uniqueness beyond the tables'
+keys): the caller supplies valid, normalised resources whose references already hold, with
+ids of its own if it wants to refer to them before loading. PostgreSQL gets each table by
+COPY on a connection of its own; SQLite gets one `executemany` per table on its own
+connection. Meant for test and benchmark populations.
+"""
+
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any
+
+import asyncpg
+
+from app.access import SYSTEM, Caller
+from app.storage.db import asyncpg_dsn, connect_sqlite, sqlite_path
+from app.storage.indexer import compartment_patient, index_rows
+from app.storage.repository import now_micros, stamp
+from app.storage.writes import INDEX_KINDS, NewVersion
+
+ClaimedNumbers = Callable[[dict[str, Any]], Iterable[str]]
+Record = tuple[Any, ...]
+
+RESOURCE_COLUMNS = ("pk", "resource_type", "logical_id", "version_id", "last_updated",
+                    "deleted", "body", "patient_id", "owner_org")  # fmt: skip
+VERSION_COLUMNS = ("resource_type", "logical_id", "version_id", "last_updated", "method", "body")
+CLAIM_COLUMNS = ("nhs_number", "resource_pk")
+
+
+@dataclass(slots=True)
+class Batch:
+    """One batch's rows, by table: the columns, then the records."""
+
+    tables: dict[str, tuple[tuple[str, ...], list[Record]]] = field(default_factory=dict)
+
+    def add(self, table: str, columns: tuple[str, ...], records: Iterable[Record]) -> None:
+        """Append records to a table's rows."""
+        self.tables.setdefault(table, (columns, []))[1].extend(records)
+
+
+def new_version(resource: dict[str, Any], logical_id: str, base_url: str,
+                caller: Caller) -> NewVersion:  # fmt: skip
+    """Version 1 of a resource, derived exactly as `repository.save` derives a create."""
+    resource_type = resource["resourceType"]
+    micros = now_micros()
+    return NewVersion(
+        resource_type=resource_type,
+        logical_id=logical_id,
+        version_id=1,
+        last_updated=micros,
+        method="POST",
+        body=stamp(resource, logical_id, 1, micros),
+        patient_id=compartment_patient(resource_type, resource | {"id": logical_id}, base_url),
+        owner_org=caller.organisation,
+        index=index_rows(resource_type, resource, base_url),
+    )
+
+
+def batch_rows(news: Sequence[NewVersion], pks: Sequence[int],
+               claims: Sequence[Iterable[str]]) -> Batch:  # fmt: skip
+    """Every row a batch of new resources (with their pks and NHS number claims) writes."""
+    batch = Batch()
+    batch.add("resource", RESOURCE_COLUMNS, (
+        (pk, n.resource_type, n.logical_id, n.version_id, n.last_updated, False, n.body,
+         n.patient_id, n.owner_org) for n, pk in zip(news, pks, strict=True)
+    ))  # fmt: skip
+    batch.add("resource_version", VERSION_COLUMNS, (
+        (n.resource_type, n.logical_id, n.version_id, n.last_updated, n.method, n.body)
+        for n in news
+    ))  # fmt: skip
+    for kind, (table, columns, _) in INDEX_KINDS.items():
+        names = ("resource_pk", "param", *columns)
+        for n, pk in zip(news, pks, strict=True):
+            batch.add(table, names, ((pk, *row) for row in getattr(n.index, kind)))
+    for numbers, pk in zip(claims, pks, strict=True):
+        batch.add("nhs_number_claim", CLAIM_COLUMNS, ((number, pk) for number in numbers))
+    return batch
+
+
+def _chunks(resources: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    items = iter(resources)
+    while chunk := list(islice(items, size)):
+        yield chunk
+
+
+def _prepare(chunk: list[dict[str, Any]], base_url: str, caller: Caller,
+             claimed: ClaimedNumbers) -> tuple[list[NewVersion], list[list[str]]]:  # fmt: skip
+    """The new versions of a chunk and each one's NHS number claims (Patients only)."""
+    news = [new_version(r, r.get("id") or str(uuid.uuid4()), base_url, caller) for r in chunk]
+    claims = [sorted(set(claimed(r))) if r["resourceType"] == "Patient" else [] for r in chunk]
+    return news, claims
+
+
+async def bulk_load(
+    url: str,
+    resources: Iterable[dict[str, Any]],
+    base_url: str,
+    *,
+    claimed_numbers: ClaimedNumbers,
+    caller: Caller = SYSTEM,
+    batch: int = 5000,
+) -> list[str]:
+    """Load new resources into the database at `url`; their ids, in order.
+
+    `claimed_numbers` gives the NHS numbers a Patient claims (the rule lives in `app.flags`);
+    each batch commits on its own, so a failure leaves the earlier batches loaded.
+    """
+    chunks = (_prepare(c, base_url, caller, claimed_numbers) for c in _chunks(resources, batch))
+    if url.startswith("postgres"):
+        return await _load_postgres(asyncpg_dsn(url), chunks)
+    if url.startswith("sqlite"):
+        return _load_sqlite(sqlite_path(url), chunks)
+    raise ValueError(f"unsupported database URL scheme: {url.split(':', 1)[0]}")
+
+
+Chunks = Iterable[tuple[list[NewVersion], list[list[str]]]]
+
+
+async def _load_postgres(dsn: str, chunks: Chunks) -> list[str]:
+    """COPY each batch's rows, pks reserved from the resource table's sequence."""
+    ids: list[str] = []
+    conn = await asyncpg.connect(dsn)
+    try:
+        sequence = await conn.fetchval("SELECT pg_get_serial_sequence('resource', 'pk')")
+        for news, claims in chunks:
+            async with conn.transaction():
+                pks = [row[0] for row in await conn.fetch(
+                    "SELECT nextval($1::regclass) FROM generate_series(1, $2)",
+                    sequence, len(news),
+                )]  # fmt: skip
+                for table, (columns, records) in batch_rows(news, pks, claims).tables.items():
+                    if records:
+                        await conn.copy_records_to_table(table, records=records, columns=columns)
+            ids.extend(n.logical_id for n in news)
+    finally:
+        await conn.close()
+    return ids
+
+
+def _load_sqlite(path: str, chunks: Chunks) -> list[str]:
+    """Insert each batch's rows with explicit pks after the largest, under the write lock."""
+    ids: list[str] = []
+    conn = connect_sqlite(path)
+    try:
+        for news, claims in chunks:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                (last,) = conn.execute("SELECT COALESCE(MAX(pk), 0) FROM resource").fetchone()
+                pks = range(last + 1, last + 1 + len(news))
+                for table, (columns, records) in batch_rows(news, pks, claims).tables.items():
+                    marks = ", ".join("?" * len(columns))
+                    conn.executemany(
+                        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})",
+                        records,
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            ids.extend(n.logical_id for n in news)
+    finally:
+        conn.close()
+    return ids
