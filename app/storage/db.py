@@ -1,28 +1,25 @@
-"""Connections: asyncpg pool for PostgreSQL, stdlib sqlite3 for the embedded default.
+"""Connections: asyncpg pools for PostgreSQL; SQLite, the embedded default, in `sqlite`.
 
 SQL is written once with `$1` placeholders; SQLite gets them as `?1` (same numbering).
 The one place a transaction is opened, committed or rolled back is `Database.transaction`.
 """
 
 import asyncio
-import contextlib
-import logging
 import re
-import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any, Protocol
 
 import asyncpg
 
 from app.errors import WriteConflict
 from app.storage.pgpool import ConnectionPool
+from app.storage.sqlite import SqliteDatabase, connect_sqlite, sqlite_path
+
+__all__ = ["Connection", "Database", "PostgresDatabase", "Row", "SqliteDatabase",
+           "asyncpg_dsn", "connect_sqlite", "make_database", "sqlite_path"]  # fmt: skip
 
 Row = Sequence[Any]
-_PLACEHOLDER = re.compile(r"\$(\d+)")
-CHECKPOINT_SECONDS = 1.0
-log = logging.getLogger("safeguard.storage")
 
 
 class Connection(Protocol):
@@ -200,157 +197,6 @@ class PostgresDatabase:
         """A connection for searches: every statement planned for its own values."""
         async with self._borrow(self._search_pool) as raw:
             yield PgConnection(raw)
-
-
-class SqliteConnection:
-    """A stdlib sqlite3 connection seen through the Connection protocol.
-
-    Calls run inline on the event loop: a primary-key read costs tens of microseconds, far
-    less than a hop to a thread would.
-    """
-
-    dialect = "sqlite"
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-
-    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
-        try:
-            row: Row | None = self._conn.execute(_sqlite_sql(sql), args).fetchone()
-        except sqlite3.IntegrityError as exc:
-            raise _integrity(exc) from exc
-        return row
-
-    async def fetchrow_final(self, sql: str, *args: Any) -> Row | None:
-        """The unit of work's last statement (no difference on SQLite)."""
-        return await self.fetchrow(sql, *args)
-
-    async def fetch(self, sql: str, *args: Any) -> list[Row]:
-        return self._conn.execute(_sqlite_sql(sql), args).fetchall()
-
-    async def execute(self, sql: str, *args: Any) -> None:
-        try:
-            self._conn.execute(_sqlite_sql(sql), args)
-        except sqlite3.IntegrityError as exc:
-            raise _integrity(exc) from exc
-
-    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        try:
-            self._conn.executemany(_sqlite_sql(sql), rows)
-        except sqlite3.IntegrityError as exc:
-            raise _integrity(exc) from exc
-
-
-def _integrity(exc: sqlite3.IntegrityError) -> Exception:
-    if "UNIQUE" in str(exc):
-        return WriteConflict(str(exc))
-    return exc
-
-
-_SQL_CACHE: dict[str, str] = {}
-
-
-def _sqlite_sql(sql: str) -> str:
-    cached = _SQL_CACHE.get(sql)
-    if cached is None:
-        cached = _PLACEHOLDER.sub(r"?\1", sql)
-        _SQL_CACHE[sql] = cached
-    return cached
-
-
-def connect_sqlite(path: str) -> sqlite3.Connection:
-    """A connection in autocommit mode with WAL, foreign keys and a busy timeout."""
-    if path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("PRAGMA busy_timeout=10000")
-    return conn
-
-
-class SqliteDatabase:
-    """SQLite through one writer connection (serialised by a lock) and one reader.
-
-    Commits do not checkpoint (that can take milliseconds on the event loop); a task copies
-    the WAL back into the database file each second from a worker thread instead.
-    """
-
-    dialect = "sqlite"
-
-    def __init__(self, path: str) -> None:
-        self._path = path
-        self._writer: sqlite3.Connection | None = None
-        self._reader: sqlite3.Connection | None = None
-        self._checkpointer: sqlite3.Connection | None = None
-        self._checkpoints: asyncio.Task[None] | None = None
-        self._closing = asyncio.Event()
-        self._lock = asyncio.Lock()
-
-    async def open(self) -> None:
-        """Open the connections; WAL checkpoints move off the event loop to a thread."""
-        self._writer = connect_sqlite(self._path)
-        self._writer.execute("PRAGMA wal_autocheckpoint=0")
-        self._reader = connect_sqlite(self._path)
-        self._checkpointer = connect_sqlite(self._path)
-        self._checkpoints = asyncio.create_task(self._checkpoint_forever())
-
-    async def _checkpoint_forever(self) -> None:
-        """Copy the WAL into the database file every second, in a worker thread."""
-        assert self._checkpointer is not None
-        while not self._closing.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), CHECKPOINT_SECONDS)
-            try:
-                await asyncio.to_thread(
-                    self._checkpointer.execute, "PRAGMA wal_checkpoint(PASSIVE)"
-                )
-            except sqlite3.Error as exc:  # the next round, or the final checkpoint, retries
-                log.warning("WAL checkpoint failed: %s", type(exc).__name__)
-
-    async def close(self) -> None:
-        """Stop checkpointing (letting a running one finish), write the WAL back, close."""
-        self._closing.set()
-        if self._checkpoints is not None:
-            await self._checkpoints
-        if self._writer is not None:
-            self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        for conn in (self._writer, self._reader, self._checkpointer):
-            if conn is not None:
-                conn.close()
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[SqliteConnection]:
-        """The writer inside BEGIN IMMEDIATE, committed on success, rolled back on error."""
-        assert self._writer is not None, "database not open"
-        async with self._lock:
-            try:
-                self._writer.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:  # another process holds the write lock
-                raise WriteConflict(str(exc)) from exc
-            try:
-                yield SqliteConnection(self._writer)
-                self._writer.execute("COMMIT")
-            except BaseException:
-                if self._writer.in_transaction:
-                    self._writer.execute("ROLLBACK")
-                raise
-
-    @asynccontextmanager
-    async def reader(self) -> AsyncIterator[SqliteConnection]:
-        """The reader connection (sees committed data only)."""
-        assert self._reader is not None, "database not open"
-        yield SqliteConnection(self._reader)
-
-    def searcher(self) -> Any:
-        """Searches read through the reader connection."""
-        return self.reader()
-
-
-def sqlite_path(url: str) -> str:
-    """The file path in a `sqlite:///path` URL."""
-    return url.split(":///", 1)[1] if ":///" in url else ":memory:"
 
 
 def asyncpg_dsn(url: str) -> str:

@@ -8,6 +8,7 @@ reference's identifier) and `<token>:text` (codings' display and concepts' text)
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from app.registry import COMMON_PARAMS, RESOURCE_TYPES, SearchParam
@@ -45,10 +46,18 @@ def indexed_text(text: str | None) -> str | None:
     return f"{text[:128]}...sha256:{digest}"
 
 
+@cache
+def _keys(path: str) -> tuple[str, ...]:
+    return tuple(path.split(".")[1:])
+
+
 def element_values(resource: dict[str, Any], path: str) -> Iterator[Any]:
     """Every value at a dotted path (`Flag.subject`), flattening lists on the way."""
+    keys = _keys(path)
+    if keys[0] not in resource:
+        return
     current: list[Any] = [resource]
-    for key in path.split(".")[1:]:
+    for key in keys:
         following: list[Any] = []
         for value in current:
             if isinstance(value, dict) and key in value:
@@ -162,12 +171,7 @@ def _token(rows: IndexRows, param: SearchParam, value: Any) -> None:
         *token_texts(value),
         *token_texts(value.get("type") if isinstance(value, dict) else None),
     ]
-    for text in texts:  # from each word on, so a word inside the text matches
-        words = fold(text).split(" ")
-        rows.string.extend(
-            (f"{name}:text", " ".join(words[i:]), indexed_text(text) or text)
-            for i in range(len(words))
-        )
+    rows.string.extend((f"{name}:text", fold(t), indexed_text(t) or t) for t in texts)
     if isinstance(value, dict) and isinstance(value.get("value"), str) and "type" in value:
         for system, code in token_pairs(value["type"]):
             of_type = f"{code}|{value['value']}"
