@@ -204,18 +204,31 @@ def _index_value(rows: IndexRows, param: SearchParam, value: Any, base_url: str)
             rows.quantity.append((param.name, *found[1:]))
 
 
+@cache
+def _plan(resource_type: str) -> dict[str, list[tuple[SearchParam, str]]]:
+    """The type's (parameter, path) pairs by the top-level element each path starts at."""
+    plan: dict[str, list[tuple[SearchParam, str]]] = {}
+    for param in (*RESOURCE_TYPES[resource_type].params.values(), *INDEXED_COMMON):
+        for path in param.paths:
+            plan.setdefault(_keys(path)[0], []).append((param, path))
+    return plan
+
+
 def index_rows(resource_type: str, resource: dict[str, Any], base_url: str) -> IndexRows:
     """The index rows a resource gets, for every parameter the registry defines on its type."""
     rows = IndexRows()
-    for param in (*RESOURCE_TYPES[resource_type].params.values(), *INDEXED_COMMON):
-        for path in param.paths:
+    plan = _plan(resource_type)
+    for element in resource.keys() & plan.keys():
+        for param, path in plan[element]:
             for value in element_values(resource, path):
                 _index_value(rows, param, value, base_url)
     if resource_type == "Patient" and not any(k.startswith("deceased") for k in resource):
         rows.token.append(("deceased", None, "false"))  # deceased.exists() and ... is false
-    for kind in ("token", "reference", "string", "date", "quantity"):
-        found = getattr(rows, kind)
-        setattr(rows, kind, list(dict.fromkeys(found)))  # one row per distinct value
+    rows.token = list(dict.fromkeys(rows.token))  # one row per distinct value
+    rows.string = list(dict.fromkeys(rows.string))
+    rows.reference = list(dict.fromkeys(rows.reference))
+    rows.date = list(dict.fromkeys(rows.date))
+    rows.quantity = list(dict.fromkeys(rows.quantity))
     return rows
 
 

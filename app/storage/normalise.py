@@ -6,6 +6,7 @@ Spec: http://hl7.org/fhir/R4/search.html#string, #date
 import re
 import unicodedata
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 LONGEST_TEXT = 512  # characters of normalised text kept in an index entry
 EARLIEST = -(2**62)  # open start of a period
@@ -19,6 +20,7 @@ _DATE = re.compile(
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+@lru_cache(maxsize=16384)  # codes' displays and common names repeat across resources
 def fold(text: str) -> str:
     """Case- and accent-insensitive form: compatibility-decomposed, marks dropped, casefolded."""
     decomposed = unicodedata.normalize("NFKD", text)
@@ -54,6 +56,7 @@ def _add_months(moment: datetime, months: int) -> datetime:
     return moment.replace(year=moment.year + total // 12, month=total % 12 + 1)
 
 
+@lru_cache(maxsize=16384)  # dates repeat: a day's flags, a cohort's birth dates
 def date_range(text: str) -> tuple[int, int] | None:
     """[low, high) in microseconds since the epoch that a date, dateTime or instant covers.
 
