@@ -149,8 +149,21 @@ def _string(sql: Sql, t: str, value: StringValue) -> str:
         return f"({t}.value LIKE {sql.arg(_like_pattern(value.folded))} ESCAPE '\\')"
     if value.mode == "phonetic":
         return f"({t}.value = {sql.arg(value.folded)})"
-    upper = value.folded[:-1] + chr(ord(value.folded[-1]) + 1)
-    return f"({t}.value >= {sql.arg(value.folded)} AND {t}.value < {sql.arg(upper)})"
+    upper = _successor(value.folded)
+    start = f"{t}.value >= {sql.arg(value.folded)}"
+    return f"({start} AND {t}.value < {sql.arg(upper)})" if upper else f"({start})"
+
+
+def _successor(prefix: str) -> str | None:
+    """The least string above every string that starts with `prefix` (code point order)."""
+    while prefix:
+        following = ord(prefix[-1]) + 1
+        if following == 0xD800:  # surrogates cannot be stored; skip past them
+            following = 0xE000
+        if following <= 0x10FFFF:
+            return prefix[:-1] + chr(following)
+        prefix = prefix[:-1]
+    return None
 
 
 def range_test(sql: Sql, low: str, high: str, value: RangeValue, closed: bool = False) -> str:
