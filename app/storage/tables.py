@@ -104,7 +104,7 @@ idx_string = _index_table(
     Column("value", NormalisedText, nullable=False, comment="accents removed, case folded"),
     Column("exact", String, nullable=False, comment="as written (long values hashed)"),
 )
-Index(None, idx_string.c.param, idx_string.c.value)
+Index(None, idx_string.c.param, idx_string.c.value, idx_string.c.resource_pk)
 
 idx_date = _index_table(
     "idx_date",
