@@ -20,7 +20,7 @@ from app.fhir import bundles, wire
 from app.fhir.context import app_context
 from app.fhir.outcomes import error_response
 from app.fhir.search import CONTROL_PARAMS
-from app.fhir.search_values import MODIFIERS, PREFIXES, split_escaped
+from app.fhir.search_values import PREFIXES, allowed_modifiers, split_escaped
 from app.registry import COMMON_PARAMS, SearchParam, custom_params
 
 RESOURCE_TYPE = "SearchParameter"
@@ -56,9 +56,7 @@ def _id(param: SearchParam) -> str:
 
 def _modifiers(param: SearchParam) -> list[str]:
     """The modifiers the search code accepts on `param`, as search-modifier-code codes."""
-    allowed = set(MODIFIERS.get(param.type, ()))
-    if param.name != "identifier":
-        allowed.discard("of-type")
+    allowed = allowed_modifiers(param)
     if param.targets:
         allowed.add("type")  # `:[type]` on a reference
     return sorted("ofType" if code == "of-type" else code for code in allowed)

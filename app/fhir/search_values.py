@@ -142,17 +142,22 @@ def _missing(param: SearchParam, raw: str, key: str) -> Criterion:
     return Criterion(param.name, kind, (), missing=raw == "true")
 
 
+def allowed_modifiers(param: SearchParam) -> set[str]:
+    """The modifiers a parameter takes, besides `:[type]` on references."""
+    if param.name == "_id":
+        return {"not"}
+    allowed = set(MODIFIERS.get(param.type, set()))
+    if param.name != "identifier":
+        allowed.discard("of-type")
+    return allowed
+
+
 def _check_modifier(param: SearchParam, modifier: str | None, key: str) -> None:
     if modifier is None:
         return
-    allowed = MODIFIERS.get(param.type, set())
     if param.type == "reference" and modifier in param.targets:
         return
-    if modifier == "of-type" and param.name != "identifier":
-        allowed = allowed - {"of-type"}
-    if param.name == "_id":
-        allowed = {"not"}
-    if modifier not in allowed:
+    if modifier not in allowed_modifiers(param):
         raise Invalid.of(f"modifier :{modifier} is not supported on {param.name}", key)
 
 

@@ -4,7 +4,7 @@ A Query selects live resources of one type by ANDed criteria, ordered by sort ke
 primary key last, so that a page boundary is a keyset (the last row's keys), never an offset.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -131,7 +131,4 @@ async def estimate(conn: Connection, caller: Caller, query: Query) -> int:
 def _for(conn: Connection, query: Query) -> Query:
     if query.dialect == conn.dialect:
         return query
-    return Query(
-        query.resource_type, query.criteria, query.count, query.sort, query.after,
-        query.backwards, query.exclude_pk, query.compartment, conn.dialect,
-    )  # fmt: skip
+    return replace(query, dialect=conn.dialect)
