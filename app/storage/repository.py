@@ -154,10 +154,8 @@ async def save(
     current_pk = None if current is None else current.pk
     if conn.dialect == "postgresql":
         pk = await write_postgres(conn, new, current_pk, must_exist, final)
-    elif len(await live_among(conn, caller, must_exist)) < len(must_exist):
-        pk = None
     else:
-        pk = await write_sqlite(conn, new, current_pk)
+        pk = await write_sqlite(conn, new, current_pk, must_exist)
     if pk is None:
         return None
     return pk, Version(logical_id, version_id, micros, method, new.body, resource_type)

@@ -136,24 +136,50 @@ async def clear_index(conn: Connection, pk: int) -> None:
         await conn.execute(f"DELETE FROM {table} WHERE resource_pk = $1", pk)
 
 
-async def write_sqlite(conn: Connection, new: NewVersion, pk: int | None) -> int:
-    """Insert (pk None) or update resource `pk` with its new version, statement by statement."""
+_SQLITE_INSERT = (
+    "INSERT INTO resource (resource_type, logical_id, version_id, last_updated, deleted, body, "
+    "patient_id, owner_org) SELECT $1, $2, $3, $4, 0, $5, $6, $7 WHERE {live} RETURNING pk"
+)
+_SQLITE_UPDATE = (
+    "UPDATE resource SET version_id = $2, last_updated = $3, deleted = 0, body = $4, "
+    "patient_id = $5, owner_org = COALESCE(owner_org, $6) WHERE pk = $1 AND {live} RETURNING pk"
+)
+
+_SQLITE_LIVE = (
+    "EXISTS (SELECT 1 FROM resource WHERE resource_type = ${} AND logical_id = ${} AND NOT deleted)"
+)
+
+
+@cache
+def _sqlite_write_sql(update: bool, targets: int) -> str:
+    """The resource row's INSERT or UPDATE, written only if each referenced resource is live."""
+    first = 7 if update else 8  # parameters after the row's own
+    checks = [_SQLITE_LIVE.format(first + 2 * n, first + 2 * n + 1) for n in range(targets)]
+    return (_SQLITE_UPDATE if update else _SQLITE_INSERT).format(live=" AND ".join(checks) or "1")
+
+
+async def write_sqlite(
+    conn: Connection, new: NewVersion, pk: int | None, must_exist: list[tuple[str, str]]
+) -> int | None:
+    """Insert (pk None) or update resource `pk` with its new version, statement by statement,
+    if every `must_exist` (type, id) is a live resource; None (nothing written) otherwise."""
+    targets = [part for target in must_exist for part in target]
+    updating = pk is not None
+    sql = _sqlite_write_sql(updating, len(must_exist))
     if pk is None:
         row = await conn.fetchrow(
-            "INSERT INTO resource (resource_type, logical_id, version_id, last_updated, "
-            "deleted, body, patient_id, owner_org) VALUES ($1, $2, $3, $4, 0, $5, $6, $7) "
-            "RETURNING pk",
-            new.resource_type, new.logical_id, new.version_id, new.last_updated, new.body,
-            new.patient_id, new.owner_org,
+            sql, new.resource_type, new.logical_id, new.version_id, new.last_updated, new.body,
+            new.patient_id, new.owner_org, *targets,
         )  # fmt: skip
-        assert row is not None
-        pk = int(row[0])
     else:
-        await conn.execute(
-            "UPDATE resource SET version_id = $2, last_updated = $3, deleted = 0, body = $4, "
-            "patient_id = $5, owner_org = COALESCE(owner_org, $6) WHERE pk = $1",
-            pk, new.version_id, new.last_updated, new.body, new.patient_id, new.owner_org,
+        row = await conn.fetchrow(
+            sql, pk, new.version_id, new.last_updated, new.body, new.patient_id, new.owner_org,
+            *targets,
         )  # fmt: skip
+    if row is None:
+        return None
+    pk = int(row[0])
+    if updating:
         await clear_index(conn, pk)
     await insert_index_rows(conn, pk, new.index)
     await conn.execute(
