@@ -245,9 +245,8 @@ async def create(request: Request) -> Response:
     validate_structure(resource_type, body)
     condition = _if_none_exist(request, resource_type)
     context, caller = app_context(request), caller_of(request)
-    result = await context.write(
-        lambda conn: service.create(conn, caller, body, context.base, condition)
-    )
+    prepared = service.prepare(body, context.base)
+    result = await context.write(lambda conn: service.create(conn, caller, prepared, condition))
     return _written(request, result)
 
 
@@ -264,9 +263,8 @@ async def update(request: Request) -> Response:
     validate_structure(resource_type, body)
     version = wire.if_match(request)
     context, caller = app_context(request), caller_of(request)
-    result = await context.write(
-        lambda conn: service.update(conn, caller, body, logical_id, context.base, version)
-    )
+    prepared = service.prepare(body, context.base, logical_id)
+    result = await context.write(lambda conn: service.update(conn, caller, prepared, version))
     return _written(request, result)
 
 

@@ -5,7 +5,6 @@ the transaction. Spec: http://hl7.org/fhir/R4/http.html
 """
 
 import hashlib
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +26,8 @@ from app.registry import RESOURCE_TYPES
 from app.storage import query as sq
 from app.storage import repository as repo
 from app.storage.db import Connection
-from app.storage.indexer import split_reference
+from app.storage.ids import new_logical_id
+from app.storage.indexer import Derived, derive, split_reference
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,30 +112,57 @@ async def _claim_nhs_numbers(
         )
 
 
-async def _save(
-    conn: Connection,
-    caller: Caller,
-    resource: dict[str, Any],
-    logical_id: str,
-    current: repo.Current | None,
-    method: str,
-    base_url: str,
-    *,
-    last: bool,
-) -> tuple[int, repo.Version]:
-    """Check the rules, then write; `last` says the caller writes nothing after this."""
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A resource checked against the rules that need no database, and what its write stores.
+
+    Built before the transaction opens, so the writer is held only for the database work;
+    `issues` are raised when the write is attempted, after the preconditions (RFC 9110 13.2.2).
+    """
+
+    resource: dict[str, Any]
+    logical_id: str
+    issues: list[Issue]
+    targets: dict[tuple[str, str], list[str]]
+    derived: Derived
+
+
+def prepare(resource: dict[str, Any], base_url: str, logical_id: str | None = None) -> Prepared:
+    """Normalise and check `resource`, and derive its rows; a new id when none is given."""
     resource = rules.normalise(resource)
     resource_type = resource["resourceType"]
     issues = rules.binding_issues(resource_type, resource)
     if resource_type == "Patient":
         issues.extend(rules.nhs_number_issues(resource))
-    if issues:
-        raise Unprocessable(issues)
-    targets = _reference_targets(resource | {"id": logical_id}, base_url)
+    logical_id = logical_id or new_logical_id()
+    return Prepared(
+        resource,
+        logical_id,
+        issues,
+        _reference_targets(resource | {"id": logical_id}, base_url),
+        derive(resource, logical_id, base_url),
+    )
+
+
+async def _save(
+    conn: Connection,
+    caller: Caller,
+    prepared: Prepared,
+    current: repo.Current | None,
+    method: str,
+    *,
+    last: bool,
+) -> tuple[int, repo.Version]:
+    """Write a prepared resource (422 if it broke a rule); `last`: nothing is written after."""
+    if prepared.issues:
+        raise Unprocessable(prepared.issues)
+    resource, targets = prepared.resource, prepared.targets
+    resource_type = resource["resourceType"]
     final = last and resource_type != "Patient"
     saved = await repo.save(
-        conn, caller, resource, logical_id, current, method, base_url, list(targets), final
-    )
+        conn, caller, resource, prepared.logical_id, current, method, prepared.derived,
+        list(targets), final,
+    )  # fmt: skip
     if saved is None:
         raise await _missing_references(conn, caller, targets)
     if resource_type == "Patient":
@@ -176,21 +203,17 @@ async def _single_match(
 async def create(
     conn: Connection,
     caller: Caller,
-    resource: dict[str, Any],
-    base_url: str,
+    prepared: Prepared,
     if_none_exist: Conditional | None = None,
 ) -> WriteResult:
-    """create, or conditional create (http://hl7.org/fhir/R4/http.html#ccreate)."""
-    resource_type = resource["resourceType"]
+    """create, or conditional create (http://hl7.org/fhir/R4/http.html#create)."""
+    resource_type = prepared.resource["resourceType"]
     if if_none_exist is not None:
         match = await _single_match(conn, caller, if_none_exist, "create")
         if match is not None:
             version = await repo.read_by_pk(conn, caller, match[0])
             return WriteResult(resource_type, version, existing=True)
-    pk, version = await _save(
-        conn, caller, resource, str(uuid.uuid4()), None, "POST", base_url,
-        last=if_none_exist is None,
-    )  # fmt: skip
+    pk, version = await _save(conn, caller, prepared, None, "POST", last=if_none_exist is None)
     if if_none_exist is not None:
         await _claim(conn, caller, if_none_exist, pk, resource_type)
     return WriteResult(resource_type, version, created=True)
@@ -208,33 +231,21 @@ def _check_version(current: repo.Current | None, if_match: int | None) -> None:
 
 
 async def _update(
-    conn: Connection,
-    caller: Caller,
-    resource: dict[str, Any],
-    logical_id: str,
-    base_url: str,
-    if_match: int | None,
+    conn: Connection, caller: Caller, prepared: Prepared, if_match: int | None
 ) -> tuple[int, WriteResult]:
-    resource_type = resource["resourceType"]
-    current = await repo.read_current(conn, caller, resource_type, logical_id, lock=True)
+    resource_type = prepared.resource["resourceType"]
+    current = await repo.read_current(conn, caller, resource_type, prepared.logical_id, lock=True)
     _check_version(current, if_match)
-    pk, version = await _save(
-        conn, caller, resource, logical_id, current, "PUT", base_url, last=True
-    )
+    pk, version = await _save(conn, caller, prepared, current, "PUT", last=True)
     created = current is None or current.deleted
     return pk, WriteResult(resource_type, version, created=created)
 
 
 async def update(
-    conn: Connection,
-    caller: Caller,
-    resource: dict[str, Any],
-    logical_id: str,
-    base_url: str,
-    if_match: int | None = None,
+    conn: Connection, caller: Caller, prepared: Prepared, if_match: int | None = None
 ) -> WriteResult:
     """update, or update-as-create with a client id (http://hl7.org/fhir/R4/http.html#update)."""
-    _, result = await _update(conn, caller, resource, logical_id, base_url, if_match)
+    _, result = await _update(conn, caller, prepared, if_match)
     return result
 
 
@@ -256,16 +267,15 @@ async def conditional_update(
                 f"resource id {body_id} differs from the matched {resource_type}/{match[1]}",
                 f"{resource_type}.id",
             )
-        return await update(conn, caller, resource, match[1], base_url, if_match)
+        return await update(conn, caller, prepare(resource, base_url, match[1]), if_match)
+    prepared = prepare(resource, base_url, body_id)
     if body_id is not None:
-        pk, result = await _update(conn, caller, resource, body_id, base_url, if_match)
-        await _claim(conn, caller, conditional, pk, resource_type)
-        return result
-    pk, version = await _save(
-        conn, caller, resource, str(uuid.uuid4()), None, "PUT", base_url, last=False
-    )
+        pk, result = await _update(conn, caller, prepared, if_match)
+    else:
+        pk, version = await _save(conn, caller, prepared, None, "PUT", last=False)
+        result = WriteResult(resource_type, version, created=True)
     await _claim(conn, caller, conditional, pk, resource_type)
-    return WriteResult(resource_type, version, created=True)
+    return result
 
 
 async def patch(
@@ -284,10 +294,8 @@ async def patch(
     if current.deleted or current.body is None:
         raise Gone.of(f"{resource_type}/{logical_id} was deleted")
     _check_version(current, if_match)
-    patched = patcher(orjson.loads(current.body))
-    _, version = await _save(
-        conn, caller, patched, logical_id, current, "PATCH", base_url, last=True
-    )
+    prepared = prepare(patcher(orjson.loads(current.body)), base_url, logical_id)
+    _, version = await _save(conn, caller, prepared, current, "PATCH", last=True)
     return WriteResult(resource_type, version)
 
 

@@ -9,7 +9,6 @@ COPY on a connection of its own; SQLite gets one `executemany` per table on its 
 connection. Meant for test and benchmark populations.
 """
 
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
@@ -19,7 +18,8 @@ import asyncpg
 
 from app.access import SYSTEM, Caller
 from app.storage.db import asyncpg_dsn, connect_sqlite, sqlite_path
-from app.storage.indexer import compartment_patient, index_rows
+from app.storage.ids import new_logical_id
+from app.storage.indexer import derive
 from app.storage.repository import now_micros, stamp
 from app.storage.writes import INDEX_KINDS, NewVersion
 
@@ -46,18 +46,18 @@ class Batch:
 def new_version(resource: dict[str, Any], logical_id: str, base_url: str,
                 caller: Caller) -> NewVersion:  # fmt: skip
     """Version 1 of a resource, derived exactly as `repository.save` derives a create."""
-    resource_type = resource["resourceType"]
     micros = now_micros()
+    derived = derive(resource, logical_id, base_url)
     return NewVersion(
-        resource_type=resource_type,
+        resource_type=resource["resourceType"],
         logical_id=logical_id,
         version_id=1,
         last_updated=micros,
         method="POST",
         body=stamp(resource, logical_id, 1, micros),
-        patient_id=compartment_patient(resource_type, resource | {"id": logical_id}, base_url),
+        patient_id=derived.patient_id,
         owner_org=caller.organisation,
-        index=index_rows(resource_type, resource, base_url),
+        index=derived.index,
     )
 
 
@@ -91,7 +91,7 @@ def _chunks(resources: Iterable[dict[str, Any]], size: int) -> Iterator[list[dic
 def _prepare(chunk: list[dict[str, Any]], base_url: str, caller: Caller,
              claimed: ClaimedNumbers) -> tuple[list[NewVersion], list[list[str]]]:  # fmt: skip
     """The new versions of a chunk and each one's NHS number claims (Patients only)."""
-    news = [new_version(r, r.get("id") or str(uuid.uuid4()), base_url, caller) for r in chunk]
+    news = [new_version(r, r.get("id") or new_logical_id(), base_url, caller) for r in chunk]
     claims = [sorted(set(claimed(r))) if r["resourceType"] == "Patient" else [] for r in chunk]
     return news, claims
 

@@ -246,3 +246,20 @@ def compartment_patient(resource_type: str, resource: dict[str, Any], base_url: 
             if target_type == "Patient":
                 return target_id
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class Derived:
+    """What a resource's content puts in the tables besides its body."""
+
+    patient_id: str | None  # the Patient compartment it is in
+    index: IndexRows
+
+
+def derive(resource: dict[str, Any], logical_id: str, base_url: str) -> Derived:
+    """The compartment and index rows of `resource` stored under `logical_id`."""
+    resource_type = resource["resourceType"]
+    return Derived(
+        compartment_patient(resource_type, resource | {"id": logical_id}, base_url),
+        index_rows(resource_type, resource, base_url),
+    )

@@ -14,7 +14,7 @@ import orjson
 from app.access import Caller
 from app.errors import WriteConflict
 from app.storage.db import Connection, Row
-from app.storage.indexer import compartment_patient, index_rows
+from app.storage.indexer import Derived
 from app.storage.writes import NewVersion, clear_index, write_postgres, write_sqlite
 
 _READ = (
@@ -127,7 +127,7 @@ async def save(
     logical_id: str,
     current: Current | None,
     method: str,
-    base_url: str,
+    derived: Derived,
     must_exist: list[tuple[str, str]],
     final: bool = False,
 ) -> tuple[int, Version] | None:
@@ -147,9 +147,9 @@ async def save(
         last_updated=micros,
         method=method,
         body=stamp(resource, logical_id, version_id, micros),
-        patient_id=compartment_patient(resource_type, resource | {"id": logical_id}, base_url),
+        patient_id=derived.patient_id,
         owner_org=caller.organisation,
-        index=index_rows(resource_type, resource, base_url),
+        index=derived.index,
     )
     current_pk = None if current is None else current.pk
     if conn.dialect == "postgresql":

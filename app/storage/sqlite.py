@@ -1,11 +1,10 @@
 """SQLite, the embedded default: stdlib sqlite3 behind the Connection protocol of `db`.
 
-One writer connection (its units of work grouped into shared commits) and one reader; WAL
-checkpoints run off the event loop. Spec of the settings: https://sqlite.org/wal.html
+One writer connection (its units of work grouped into shared commits) and one reader; commits
+and WAL checkpoints run off the event loop. Spec of the settings: https://sqlite.org/wal.html
 """
 
 import asyncio
-import contextlib
 import logging
 import re
 import sqlite3
@@ -18,8 +17,9 @@ from app.errors import WriteConflict
 
 Row = Sequence[Any]
 _PLACEHOLDER = re.compile(r"\$(\d+)")
-CHECKPOINT_SECONDS = 1.0
 MAX_GROUP = 64  # SQLite units of work committed together at most
+CHECKPOINT_COMMITS = 32  # group commits between WAL checkpoints (a few MB of WAL)
+WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes of WAL file kept after a checkpoint resets it
 log = logging.getLogger("safeguard.storage")
 
 
@@ -99,8 +99,11 @@ class SqliteDatabase:
     in a savepoint, so a failure undoes only its own changes; the commit waits until the
     requests ready to run have had their turn, and each unit waits for it before returning.
     A commit writes every page its units touched to the WAL, so the busiest pages are
-    written once per group instead of once per request. Commits do not checkpoint (that can
-    take milliseconds on the event loop); a task copies the WAL back each second from a thread.
+    written once per group instead of once per request. COMMIT runs in a worker thread
+    while the writer stays held; every CHECKPOINT_COMMITS commits that thread also copies
+    the WAL back into the database file before letting go, so the next transaction starts
+    the WAL afresh. (A checkpoint racing the writers never catches up under steady load:
+    the WAL then grows without bound, and every page lookup in it slows down.)
     """
 
     dialect = "sqlite"
@@ -109,48 +112,29 @@ class SqliteDatabase:
         self._path = path
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
-        self._checkpointer: sqlite3.Connection | None = None
-        self._checkpoints: asyncio.Task[None] | None = None
-        self._closing = asyncio.Event()
         self._lock = asyncio.Lock()
         self._queued = 0  # units waiting for the lock
         self._commit_scheduled = False
         self._group_size = 0
         self._group: asyncio.Future[None] | None = None
         self._committer: asyncio.Task[None] | None = None
+        self._commits = 0  # since the last checkpoint
 
     async def open(self) -> None:
-        """Open the connections; WAL checkpoints move off the event loop to a thread."""
+        """Open the writer (which alone checkpoints) and the reader."""
         self._writer = connect_sqlite(self._path)
         self._writer.execute("PRAGMA wal_autocheckpoint=0")
+        self._writer.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         self._reader = connect_sqlite(self._path)
-        self._checkpointer = connect_sqlite(self._path)
-        self._checkpoints = asyncio.create_task(self._checkpoint_forever())
-
-    async def _checkpoint_forever(self) -> None:
-        """Copy the WAL into the database file every second, in a worker thread."""
-        assert self._checkpointer is not None
-        while not self._closing.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), CHECKPOINT_SECONDS)
-            try:
-                await asyncio.to_thread(
-                    self._checkpointer.execute, "PRAGMA wal_checkpoint(PASSIVE)"
-                )
-            except sqlite3.Error as exc:  # the next round, or the final checkpoint, retries
-                log.warning("WAL checkpoint failed: %s", type(exc).__name__)
 
     async def close(self) -> None:
-        """Stop checkpointing (letting a running one finish), write the WAL back, close."""
-        self._closing.set()
-        if self._checkpoints is not None:
-            await self._checkpoints
+        """Let a running commit finish, commit what is left, write the WAL back, close."""
         if self._committer is not None:
             await self._committer
         if self._writer is not None:
             self._commit()
             self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        for conn in (self._writer, self._reader, self._checkpointer):
+        for conn in (self._writer, self._reader):
             if conn is not None:
                 conn.close()
 
@@ -196,7 +180,8 @@ class SqliteDatabase:
         """Give the writer back; commit once the requests ready to run have had their turn."""
         self._group_size += 1
         if self._group_size >= MAX_GROUP:  # bound the wait and the WAL a group writes
-            self._commit()
+            self._committer = asyncio.create_task(self._commit_and_release())
+            return  # the writer passes to the commit still held
         self._lock.release()
         if not self._commit_scheduled:
             self._commit_scheduled = True
@@ -209,24 +194,30 @@ class SqliteDatabase:
             self._committer = asyncio.create_task(self._commit_off_loop())
 
     async def _commit_off_loop(self) -> None:
-        """Hold the writer while a thread runs COMMIT; the loop meanwhile reads and validates.
+        await self._lock.acquire()
+        await self._commit_and_release()
 
-        COMMIT writes the group's pages to the WAL: a fifth of a write's time, spent in
-        system calls that need neither the event loop nor the GIL.
+    async def _commit_and_release(self) -> None:
+        """With the writer held, COMMIT in a thread while the loop reads and validates.
+
+        COMMIT writes the group's pages to the WAL in system calls that need neither the
+        loop nor the GIL.
         """
-        async with self._lock:
+        try:
             group, self._group, self._group_size = self._group, None, 0
             if group is not None:
                 _settle(group, await asyncio.to_thread(self._end_transaction))
+        finally:
+            self._lock.release()
 
     def _commit(self) -> None:
-        """Commit the group on the loop's thread (a full group, or closing)."""
+        """Commit the group on the loop's thread (when closing)."""
         group, self._group, self._group_size = self._group, None, 0
         if group is not None:
             _settle(group, self._end_transaction())
 
     def _end_transaction(self) -> sqlite3.Error | None:
-        """COMMIT the writer's transaction (ROLLBACK if that fails); the error, if any."""
+        """COMMIT (ROLLBACK if that fails), then checkpoint if due; the commit's error, if any."""
         assert self._writer is not None
         try:
             if self._writer.in_transaction:
@@ -235,6 +226,13 @@ class SqliteDatabase:
             if self._writer.in_transaction:
                 self._writer.execute("ROLLBACK")
             return exc
+        self._commits += 1
+        if self._commits >= CHECKPOINT_COMMITS:
+            self._commits = 0
+            try:
+                self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error as exc:  # the next one retries; the data is safe in the WAL
+                log.warning("WAL checkpoint failed: %s", type(exc).__name__)
         return None
 
     @asynccontextmanager
