@@ -201,12 +201,16 @@ class SqliteDatabase:
         """With the writer held, COMMIT in a thread while the loop reads and validates.
 
         COMMIT writes the group's pages to the WAL in system calls that need neither the
-        loop nor the GIL.
+        loop nor the GIL. A due checkpoint follows once the group's units have been told,
+        so they answer their requests while it runs.
         """
         try:
             group, self._group, self._group_size = self._group, None, 0
             if group is not None:
                 _settle(group, await asyncio.to_thread(self._end_transaction))
+            if self._commits >= CHECKPOINT_COMMITS:
+                self._commits = 0
+                await asyncio.to_thread(self._checkpoint)
         finally:
             self._lock.release()
 
@@ -217,7 +221,7 @@ class SqliteDatabase:
             _settle(group, self._end_transaction())
 
     def _end_transaction(self) -> sqlite3.Error | None:
-        """COMMIT (ROLLBACK if that fails), then checkpoint if due; the commit's error, if any."""
+        """COMMIT the writer's transaction (ROLLBACK if that fails); the error, if any."""
         assert self._writer is not None
         try:
             if self._writer.in_transaction:
@@ -227,13 +231,15 @@ class SqliteDatabase:
                 self._writer.execute("ROLLBACK")
             return exc
         self._commits += 1
-        if self._commits >= CHECKPOINT_COMMITS:
-            self._commits = 0
-            try:
-                self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            except sqlite3.Error as exc:  # the next one retries; the data is safe in the WAL
-                log.warning("WAL checkpoint failed: %s", type(exc).__name__)
         return None
+
+    def _checkpoint(self) -> None:
+        """Copy the whole WAL back (no write can start meanwhile), so the next one restarts it."""
+        assert self._writer is not None
+        try:
+            self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as exc:  # the next one retries; the data is safe in the WAL
+            log.warning("WAL checkpoint failed: %s", type(exc).__name__)
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[SqliteConnection]:

@@ -192,14 +192,19 @@ async def write_sqlite(
     return pk
 
 
+def _index_insert(table: str, columns: tuple[str, ...]) -> str:
+    marks = ", ".join(f"${i}" for i in range(1, len(columns) + 3))
+    return f"INSERT INTO {table} (resource_pk, param, {', '.join(columns)}) VALUES ({marks})"
+
+
+_INDEX_INSERTS = [
+    (kind, _index_insert(table, columns)) for kind, (table, columns, _) in INDEX_KINDS.items()
+]
+
+
 async def insert_index_rows(conn: Connection, pk: int, index: IndexRows) -> None:
     """Insert a resource's index rows, one statement per kind that has any."""
-    for kind, (table, columns, _) in INDEX_KINDS.items():
+    for kind, sql in _INDEX_INSERTS:
         rows = getattr(index, kind)
         if rows:
-            names = ("param", *columns)
-            marks = ", ".join(f"${i}" for i in range(2, len(names) + 2))
-            await conn.executemany(
-                f"INSERT INTO {table} (resource_pk, {', '.join(names)}) VALUES ($1, {marks})",
-                [(pk, *row) for row in rows],
-            )
+            await conn.executemany(sql, [(pk, *row) for row in rows])
