@@ -11,6 +11,7 @@ from app.errors import Issue
 
 NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
 SNOMED = "http://snomed.info/sct"
+HTTPS_SNOMED = "https://snomed.info/sct"  # a common misspelling, normalised on input
 
 GENDER = frozenset({"male", "female", "other", "unknown"})
 IDENTIFIER_USE = frozenset({"usual", "official", "temp", "secondary", "old"})
@@ -171,35 +172,50 @@ def nhs_number_issues(resource: dict[str, Any]) -> list[Issue]:
     ]
 
 
-def references(value: Any, expression: str) -> Iterator[tuple[str, str]]:
+def references(value: Any, expression: str) -> list[tuple[str, str]]:
     """(expression, reference string) for every Reference.reference anywhere in a resource."""
-    yield from _references(value, [expression])
+    found: list[tuple[str, str]] = []
+    _survey(value, expression, found)
+    return found
 
 
-def _references(value: Any, path: list[str]) -> Iterator[tuple[str, str]]:
+def survey(resource: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """One walk of a resource: it normalised (`normalise`), and its `references`."""
+    found: list[tuple[str, str]] = []
+    https_snomed = _survey(resource, resource["resourceType"], found)
+    return (_normalised(resource) if https_snomed else resource), found
+
+
+def _survey(value: Any, path: str, found: list[tuple[str, str]]) -> bool:
+    """Collect references under `value` into `found`; whether any system is https SNOMED."""
+    https_snomed = False
     if isinstance(value, list):
         for index, item in enumerate(value):
             if isinstance(item, dict | list):
-                path.append(f"[{index}]")
-                yield from _references(item, path)
-                path.pop()
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if key == "reference" and isinstance(item, str):
-                yield ".".join(path).replace(".[", "["), item
-            elif key != "contained" and isinstance(item, dict | list):
-                path.append(key)
-                yield from _references(item, path)
-                path.pop()
+                https_snomed |= _survey(item, f"{path}[{index}]", found)
+        return https_snomed
+    for key, item in value.items():
+        if isinstance(item, str):
+            if key == "reference":
+                found.append((path, item))
+            elif key == "system" and item == HTTPS_SNOMED:
+                https_snomed = True
+        elif isinstance(item, dict | list):  # contained resources' references are their own
+            https_snomed |= _survey(item, f"{path}.{key}", [] if key == "contained" else found)
+    return https_snomed
 
 
 def normalise(value: Any) -> Any:
     """Input normalisation: SNOMED written as `https://snomed.info/sct` becomes `http://`."""
+    return _normalised(value) if _survey(value, "", []) else value
+
+
+def _normalised(value: Any) -> Any:
     if isinstance(value, dict):
         return {
-            k: (SNOMED if k == "system" and v == "https://snomed.info/sct" else normalise(v))
+            k: (SNOMED if k == "system" and v == HTTPS_SNOMED else _normalised(v))
             for k, v in value.items()
         }
     if isinstance(value, list):
-        return [normalise(item) for item in value]
+        return [_normalised(item) for item in value]
     return value

@@ -65,13 +65,17 @@ class DeleteResult:
 Patcher = Callable[[dict[str, Any]], dict[str, Any]]
 
 
-def _reference_targets(resource: dict[str, Any], base_url: str) -> dict[tuple[str, str], list[str]]:
+def _reference_targets(
+    resource_type: str, logical_id: str, found: list[tuple[str, str]], base_url: str
+) -> dict[tuple[str, str], list[str]]:
     """(type, id) of each hosted resource referenced, with the elements that reference it."""
     targets: dict[tuple[str, str], list[str]] = {}
-    for expression, reference in rules.references(resource, resource["resourceType"]):
+    for expression, reference in found:
         target_type, target_id = split_reference(reference, base_url)
-        itself = (resource["resourceType"], resource.get("id"))
-        if target_type in RESOURCE_TYPES and (target_type, target_id) != itself:
+        if target_type in RESOURCE_TYPES and (target_type, target_id) != (
+            resource_type,
+            logical_id,
+        ):
             targets.setdefault((target_type, target_id), []).append(expression)
     return targets
 
@@ -129,7 +133,7 @@ class Prepared:
 
 def prepare(resource: dict[str, Any], base_url: str, logical_id: str | None = None) -> Prepared:
     """Normalise and check `resource`, and derive its rows; a new id when none is given."""
-    resource = rules.normalise(resource)
+    resource, found = rules.survey(resource)
     resource_type = resource["resourceType"]
     issues = rules.binding_issues(resource_type, resource)
     if resource_type == "Patient":
@@ -139,7 +143,7 @@ def prepare(resource: dict[str, Any], base_url: str, logical_id: str | None = No
         resource,
         logical_id,
         issues,
-        _reference_targets(resource | {"id": logical_id}, base_url),
+        _reference_targets(resource_type, logical_id, found, base_url),
         derive(resource, logical_id, base_url),
     )
 

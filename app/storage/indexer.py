@@ -6,7 +6,6 @@ reference's identifier) and `<token>:text` (codings' display and concepts' text)
 """
 
 import hashlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -51,59 +50,68 @@ def _keys(path: str) -> tuple[str, ...]:
     return tuple(path.split(".")[1:])
 
 
-def element_values(resource: dict[str, Any], path: str) -> Iterator[Any]:
+def element_values(resource: dict[str, Any], path: str) -> list[Any]:
     """Every value at a dotted path (`Flag.subject`), flattening lists on the way."""
-    keys = _keys(path)
-    if keys[0] not in resource:
-        return
     current: list[Any] = [resource]
-    for key in keys:
+    for key in _keys(path):
         following: list[Any] = []
         for value in current:
             if isinstance(value, dict) and key in value:
                 found = value[key]
-                following.extend(found if isinstance(found, list) else [found])
+                if isinstance(found, list):
+                    following.extend(found)
+                else:
+                    following.append(found)
+        if not following:
+            return following
         current = following
-    yield from current
+    return current
 
 
-def token_pairs(value: Any) -> Iterator[tuple[str | None, str | None]]:
+def token_pairs(value: Any) -> list[tuple[str | None, str | None]]:
     """(system, code) pairs of a code, Coding, CodeableConcept, Identifier, ContactPoint,
     uri or boolean."""
     if isinstance(value, bool):
-        yield None, "true" if value else "false"
-    elif isinstance(value, str):
-        yield None, value
-    elif isinstance(value, dict):
-        if "coding" in value:
-            for coding in value["coding"]:
-                yield from token_pairs(coding)
-        elif "value" in value and isinstance(value["value"], str):
-            yield value.get("system"), value["value"]
-        elif "code" in value:
-            yield value.get("system"), value["code"]
+        return [(None, "true" if value else "false")]
+    if isinstance(value, str):
+        return [(None, value)]
+    if not isinstance(value, dict):
+        return []
+    if "coding" in value:
+        pairs: list[tuple[str | None, str | None]] = []
+        for coding in value["coding"]:
+            pairs.extend(token_pairs(coding))
+        return pairs
+    if "value" in value and isinstance(value["value"], str):
+        return [(value.get("system"), value["value"])]
+    if "code" in value:
+        return [(value.get("system"), value["code"])]
+    return []
 
 
-def token_texts(value: Any) -> Iterator[str]:
+def token_texts(value: Any) -> list[str]:
     """The human text of a CodeableConcept or Coding (`:text` searches it)."""
-    if isinstance(value, dict):
-        for text in (value.get("text"), value.get("display")):
-            if isinstance(text, str):
-                yield text
-        for coding in value.get("coding") or ():
-            yield from token_texts(coding)
+    if not isinstance(value, dict):
+        return []
+    texts = [text for text in (value.get("text"), value.get("display")) if isinstance(text, str)]
+    for coding in value.get("coding") or ():
+        texts.extend(token_texts(coding))
+    return texts
 
 
-def string_values(value: Any) -> Iterator[str]:
+def string_values(value: Any) -> list[str]:
     """The strings of a string, HumanName or Address."""
     if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for part in _STRING_PARTS:
-            found = value.get(part)
-            for item in found if isinstance(found, list) else [found]:
-                if isinstance(item, str):
-                    yield item
+        return [value]
+    if not isinstance(value, dict):
+        return []
+    strings = []
+    for part in _STRING_PARTS:
+        found = value.get(part)
+        for item in found if isinstance(found, list) else [found]:
+            if isinstance(item, str):
+                strings.append(item)
+    return strings
 
 
 def date_bounds(value: Any) -> tuple[int, int] | None:
@@ -166,13 +174,16 @@ def _token(rows: IndexRows, param: SearchParam, value: Any) -> None:
     name = param.name
     if name == "deceased" and not isinstance(value, bool):
         value = True  # a death date means deceased
-    rows.token.extend((name, indexed_text(s), indexed_text(c)) for s, c in token_pairs(value))
-    texts = [
-        *token_texts(value),
-        *token_texts(value.get("type") if isinstance(value, dict) else None),
-    ]
-    rows.string.extend((f"{name}:text", fold(t), indexed_text(t) or t) for t in texts)
-    if isinstance(value, dict) and isinstance(value.get("value"), str) and "type" in value:
+    rows.token.extend([(name, indexed_text(s), indexed_text(c)) for s, c in token_pairs(value)])
+    if not isinstance(value, dict):
+        return
+    texts = token_texts(value)
+    if "type" in value:
+        texts.extend(token_texts(value["type"]))
+    if texts:
+        text_param = f"{name}:text"
+        rows.string.extend([(text_param, fold(t), indexed_text(t) or t) for t in texts])
+    if isinstance(value.get("value"), str) and "type" in value:
         for system, code in token_pairs(value["type"]):
             of_type = f"{code}|{value['value']}"
             rows.token.append((f"{name}:of-type", indexed_text(system), indexed_text(of_type)))
@@ -218,17 +229,23 @@ def index_rows(resource_type: str, resource: dict[str, Any], base_url: str) -> I
     """The index rows a resource gets, for every parameter the registry defines on its type."""
     rows = IndexRows()
     plan = _plan(resource_type)
-    for element in resource.keys() & plan.keys():
-        for param, path in plan[element]:
+    for element in resource:
+        for param, path in plan.get(element, ()):
             for value in element_values(resource, path):
                 _index_value(rows, param, value, base_url)
     if resource_type == "Patient" and not any(k.startswith("deceased") for k in resource):
         rows.token.append(("deceased", None, "false"))  # deceased.exists() and ... is false
-    rows.token = list(dict.fromkeys(rows.token))  # one row per distinct value
-    rows.string = list(dict.fromkeys(rows.string))
-    rows.reference = list(dict.fromkeys(rows.reference))
-    rows.date = list(dict.fromkeys(rows.date))
-    rows.quantity = list(dict.fromkeys(rows.quantity))
+    # one row per distinct value
+    if len(rows.token) > 1:
+        rows.token = list(dict.fromkeys(rows.token))
+    if len(rows.string) > 1:
+        rows.string = list(dict.fromkeys(rows.string))
+    if len(rows.reference) > 1:
+        rows.reference = list(dict.fromkeys(rows.reference))
+    if len(rows.date) > 1:
+        rows.date = list(dict.fromkeys(rows.date))
+    if len(rows.quantity) > 1:
+        rows.quantity = list(dict.fromkeys(rows.quantity))
     return rows
 
 
