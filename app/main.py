@@ -75,7 +75,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.context = context
     # SearchParameter first: the generic /{resource_type} routes would answer 404 for its paths.
-    app.router.routes.extend([*conformance.ROUTES, *ROUTES])
+    # Then the writes: no write can fully match a GET route, and only GET routes must keep
+    # specific paths before generic ones, so a create tries 12 fewer patterns this way.
+    writes_first = sorted(ROUTES, key=lambda route: "GET" in (route.methods or ()))
+    app.router.routes.extend([*conformance.ROUTES, *writes_first])
     app.add_api_route("/_ping", _ping, methods=["GET"], tags=["health"])
     app.add_api_route("/_status", _status, methods=["GET"], tags=["health"])
     app.add_exception_handler(FhirError, _fhir_error)
