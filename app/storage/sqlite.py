@@ -179,8 +179,8 @@ class SqliteDatabase:
     def _leave_group(self) -> None:
         """Give the writer back; commit once the requests ready to run have had their turn."""
         self._group_size += 1
-        if self._group_size >= MAX_GROUP:  # bound the wait and the WAL a group writes
-            self._committer = asyncio.create_task(self._commit_and_release())
+        if self._group_size >= MAX_GROUP:  # bound the wait, and overlap it with later requests
+            self._committer = asyncio.create_task(self._commit_and_release(self._start_commit()))
             return  # the writer passes to the commit still held
         self._lock.release()
         if not self._commit_scheduled:
@@ -195,19 +195,30 @@ class SqliteDatabase:
 
     async def _commit_off_loop(self) -> None:
         await self._lock.acquire()
-        await self._commit_and_release()
+        await self._commit_and_release(self._start_commit())
 
-    async def _commit_and_release(self) -> None:
-        """With the writer held, COMMIT in a thread while the loop reads and validates.
+    def _start_commit(self) -> "tuple[asyncio.Future[None] | None, asyncio.Future[Any]]":
+        """Hand the group's COMMIT to a worker thread now; the group and its pending result.
 
         COMMIT writes the group's pages to the WAL in system calls that need neither the
-        loop nor the GIL. A due checkpoint follows once the group's units have been told,
-        so they answer their requests while it runs.
+        loop nor the GIL, so the loop meanwhile serves the requests that are not in it.
         """
+        group, self._group, self._group_size = self._group, None, 0
+        loop = asyncio.get_running_loop()
+        return group, loop.run_in_executor(None, self._end_transaction)
+
+    async def _commit_and_release(
+        self, started: "tuple[asyncio.Future[None] | None, asyncio.Future[Any]]"
+    ) -> None:
+        """Tell the group how its commit ended, checkpoint if due, then give the writer back.
+
+        The checkpoint comes after the units are told, so they answer while it runs.
+        """
+        group, committed = started
         try:
-            group, self._group, self._group_size = self._group, None, 0
+            error = await committed
             if group is not None:
-                _settle(group, await asyncio.to_thread(self._end_transaction))
+                _settle(group, error)
             if self._commits >= CHECKPOINT_COMMITS:
                 self._commits = 0
                 await asyncio.to_thread(self._checkpoint)

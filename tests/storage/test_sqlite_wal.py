@@ -1,10 +1,11 @@
 """The SQLite WAL stays bounded under steady writes: commits restart it after a checkpoint."""
 
+import asyncio
 import os
 from pathlib import Path
 
 from app.storage.migrate import upgrade
-from app.storage.sqlite import CHECKPOINT_COMMITS, SqliteDatabase
+from app.storage.sqlite import CHECKPOINT_COMMITS, MAX_GROUP, SqliteDatabase
 
 PAGE = 4096
 FRAME = PAGE + 24  # a WAL frame: header and page
@@ -40,3 +41,18 @@ async def test_the_wal_file_stops_growing_however_many_commits(tmp_path: Path) -
     # would hold 20 times as much.
     assert wal_frames < 10 * CHECKPOINT_COMMITS, wal_frames
     assert _size(f"{path}-wal") == 0  # closing truncates it
+
+
+async def test_more_concurrent_units_than_a_group_holds_all_commit(tmp_path: Path) -> None:
+    path = tmp_path / "groups.db"
+    upgrade(f"sqlite:///{path}")
+    db = SqliteDatabase(str(path))
+    await db.open()
+    try:
+        units = 3 * MAX_GROUP + 5  # full groups commit while the rest queue behind them
+        await asyncio.gather(*(_write_version(db, n) for n in range(units)))
+        async with db.reader() as conn:
+            rows = await conn.fetch("SELECT logical_id FROM resource_version")
+    finally:
+        await db.close()
+    assert sorted(row[0] for row in rows) == sorted(f"wal-{n}" for n in range(units))
