@@ -1,5 +1,6 @@
 """The application factory: settings -> database -> routes -> error handlers."""
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -49,6 +50,22 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return internal_error_response()
 
 
+GC_THRESHOLDS = (10_000, 20, 20)  # CPython's defaults are (700, 10, 10)
+
+
+def _tune_garbage_collector() -> None:
+    """Freeze what start-up built and collect less often.
+
+    Validating a resource allocates hundreds of short-lived objects, so at the default young
+    threshold the collector ran every few requests and swept the whole heap every few hundred:
+    8% of a create's time. Frozen objects are never scanned again; cyclic garbage now waits
+    for 10,000 allocations, a few MB at most.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """A FastAPI app serving FHIR at /fhir; connects to the database in its lifespan."""
     settings = settings or get_settings()
@@ -61,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         context.capability = orjson.dumps(
             capability_statement(context.base, published, context.settings.canonical_base)
         )
+        _tune_garbage_collector()
         try:
             yield
         finally:
