@@ -122,3 +122,32 @@ def related_person(
     if nhs is not None:
         resource["identifier"] = [{"system": NHS, "value": nhs}]
     return resource
+
+
+def entry(
+    *,
+    method: str,
+    url: str,
+    resource: dict[str, Any] | None = None,
+    full_url: str | None = None,
+    if_none_exist: str | None = None,
+    if_match: str | None = None,
+) -> dict[str, Any]:
+    """A Bundle entry with its request (http://hl7.org/fhir/R4/bundle.html)."""
+    request: dict[str, Any] = {"method": method, "url": url}
+    if if_none_exist is not None:
+        request["ifNoneExist"] = if_none_exist
+    if if_match is not None:
+        request["ifMatch"] = if_match
+    found: dict[str, Any] = {}
+    if full_url is not None:
+        found["fullUrl"] = full_url
+    if resource is not None:
+        found["resource"] = resource
+    found["request"] = request
+    return found
+
+
+def bundle(*, kind: str = "transaction", entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """A transaction (or batch) Bundle."""
+    return {"resourceType": "Bundle", "type": kind, "entry": entries}
