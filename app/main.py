@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from app.errors import FhirError, Invalid, MethodNotAllowed, NotFound
-from app.fhir import conformance
+from app.fhir import conformance, transactions
 from app.fhir.capability import capability_statement
 from app.fhir.context import AppContext
 from app.fhir.middleware import RequestIdMiddleware
@@ -96,7 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Then the writes: no write can fully match a GET route, and only GET routes must keep
     # specific paths before generic ones, so a create tries 12 fewer patterns this way.
     writes_first = sorted(ROUTES, key=lambda route: "GET" in (route.methods or ()))
-    app.router.routes.extend([*conformance.ROUTES, *writes_first])
+    app.router.routes.extend([*conformance.ROUTES, *transactions.ROUTES, *writes_first])
     app.add_api_route("/_ping", _ping, methods=["GET"], tags=["health"])
     app.add_api_route("/_status", _status, methods=["GET"], tags=["health"])
     app.add_exception_handler(FhirError, _fhir_error)

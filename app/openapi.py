@@ -175,7 +175,14 @@ PARAMETERS: dict[str, JSON] = {
     "If-None-Exist": _param("If-None-Exist", "header", "Conditional create query", NHS_NUMBER),
     "Prefer-return": _param("Prefer", "header", "return=representation|minimal|OperationOutcome"),
     "Prefer-handling": _param("Prefer", "header", "handling=strict: unknown parameters are 400"),
-    "X-Request-ID": _param("X-Request-ID", "header", "Tracing id, echoed back", "4f1c2a"),
+    "X-Request-ID": _param(
+        "X-Request-ID",
+        "header",
+        "Tracing id, echoed back. A UUID makes a write idempotent: "
+        "sent again within SAFEGUARD_IDEMPOTENCY_WINDOW_SECONDS (24 h), it gets the first "
+        "answer and writes nothing; with a different request it is 422.",
+        "8f14e45f-ceea-467f-a8f6-3a2b5c7d9e01",
+    ),
     "X-Correlation-ID": _param("X-Correlation-ID", "header", "Tracing id, echoed back"),
     "_format": _param("_format", "query", "json (overrides Accept); nothing else is produced"),
     "_pretty": _param("_pretty", "query", "true indents the JSON", "true"),
@@ -272,6 +279,9 @@ OPERATIONS: dict[str, Op] = {
     "conditional_delete": Op(
         "Conditional delete", (200,), "OperationOutcome", (400, 409, 412), ("search",)
     ),
+    "transaction": Op(
+        "Transaction or batch", (200,), "Bundle", (*WRITE, 404, 410), ("Prefer-return",), "bundle"
+    ),
     "_ping": Op("Alive", (200,), "Health"),
     "_status": Op("Ready", (200, 503), "Health"),
 }
@@ -299,6 +309,11 @@ DESCRIPTIONS = {
     "delete": "Reads become 410; history keeps every version. Deleting an unknown or deleted "
     "resource is 200 too.",
     "conditional_delete": "Deletes the one resource the query matches; several matches are 412.",
+    "transaction": "A transaction Bundle is all or nothing: its entries run (DELETE, POST, "
+    "PUT/PATCH, GET) in one database transaction, `urn:uuid:` fullUrls and conditional "
+    "references become ids, and the first failure is answered alone, naming its entry "
+    "(`Bundle.entry[3].resource.subject`). A batch's entries run on their own; each failure is "
+    "reported in its entry. A retry with the same X-Request-ID (a UUID) gets the first answer.",
 }
 VERSION_HEADERS = ("ETag", "Last-Modified", "Location")
 SUCCESS_HEADERS = {
@@ -321,6 +336,19 @@ def _body(kind: str) -> JSON:
         form = {"schema": {"type": "object", "additionalProperties": {"type": "string"}},
                 "example": {"patient": PATIENT_ID, "status": "active"}}  # fmt: skip
         return {"required": False, "content": {"application/x-www-form-urlencoded": form}}
+    if kind == "bundle":
+        patient = "urn:uuid:9a5f1c33-8e7e-4c1a-9d64-2b0c8f0e6a11"
+        flag = EXAMPLES["Flag"] | {"subject": {"reference": patient}}
+        flag.pop("author")
+        entries = [
+            {"fullUrl": patient, "resource": EXAMPLES["Patient"],
+             "request": {"method": "POST", "url": "Patient",
+                         "ifNoneExist": "identifier=https://fhir.nhs.uk/Id/nhs-number|9449306753"}},
+            {"resource": flag, "request": {"method": "POST", "url": "Flag"}},
+        ]  # fmt: skip
+        example: JSON = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+        bundle: JSON = {"schema": _ref("schemas", "Bundle"), "example": example}
+        return {"required": True, "content": {FHIR_JSON: bundle}}
     if kind == "patch":
         test = {"op": "test", "path": "/status", "value": "active"}
         replace = {"op": "replace", "path": "/status", "value": "inactive"}
@@ -336,7 +364,7 @@ def _body(kind: str) -> JSON:
 
 def _operation(path: str, name: str, found: JSON) -> JSON:
     """The operation of route `name` at `path`, from OPERATIONS and what FastAPI `found`."""
-    op, fhir = OPERATIONS[name], path.startswith("/fhir/")
+    op, fhir = OPERATIONS[name], path == "/fhir" or path.startswith("/fhir/")
     names = re.findall(r"{(\w+)}", path)
     for param in op.parameters:
         if param == "search":
@@ -389,9 +417,7 @@ def _documented_routes(app: FastAPI) -> list[tuple[str, str, list[str], JSON]]:
     for route in app.routes:
         if isinstance(route, APIRoute) and route.include_in_schema:
             known = generated["paths"][route.path_format]
-        elif (
-            isinstance(route, Route) and route.include_in_schema and route.path.startswith("/fhir/")
-        ):
+        elif isinstance(route, Route) and route.include_in_schema and route.path[:5] == "/fhir":
             doc = inspect.getdoc(route.endpoint) or ""
             known = {m.lower(): {"description": doc, "tags": ["FHIR"]} for m in route.methods or ()}
         else:

@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     pg_pool_min: int = Field(default=8, ge=1)
     pg_pool_max: int = Field(default=16, ge=1)
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    max_bundle_entries: int = Field(
+        default=1000, ge=1, description="Entries in a transaction or batch Bundle (413 beyond)."
+    )
     default_page_size: int = Field(default=20, ge=1)
     max_page_size: int = Field(default=500, ge=1)
     count_over_max: Literal["clamp", "refuse"] = Field(
@@ -35,6 +38,13 @@ class Settings(BaseSettings):
         "(SearchParameters...); the FHIR base URL when unset.",
     )
     write_retries: int = Field(default=5, ge=1)
+    idempotency_window_seconds: int = Field(
+        default=86400,
+        ge=0,
+        description="How long a write's answer is kept for retries that send the same "
+        "X-Request-ID (a UUID): within it they get that answer and write nothing; "
+        "0 keeps none.",
+    )
     log_level: str = "INFO"
 
     @property

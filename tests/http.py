@@ -5,6 +5,7 @@ from typing import Any
 import httpx
 
 FHIR_JSON = "application/fhir+json"
+BASE = "http://test/fhir"
 
 
 async def create(
@@ -31,3 +32,19 @@ def outcome_expressions(response: httpx.Response) -> list[str]:
     body = response.json()
     assert body["resourceType"] == "OperationOutcome", body
     return [e for issue in body["issue"] for e in issue.get("expression", [])]
+
+
+async def post_bundle(
+    client: httpx.AsyncClient, bundle: dict[str, Any], **headers: str
+) -> httpx.Response:
+    """POST a transaction or batch Bundle to the base URL itself (no trailing slash)."""
+    return await client.post(BASE, json=bundle, headers={"content-type": FHIR_JSON, **headers})
+
+
+def answered_entries(response: httpx.Response, kind: str) -> list[dict[str, Any]]:
+    """The entries of a 200 `transaction-response` or `batch-response` Bundle."""
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["resourceType"] == "Bundle" and body["type"] == kind, body
+    entries: list[dict[str, Any]] = body["entry"]
+    return entries

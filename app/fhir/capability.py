@@ -95,7 +95,11 @@ def capability_statement(base_url: str, published: str, canonical_base: str) -> 
                     *(_resource(rtype, canonical_base) for rtype in RESOURCE_TYPES.values()),
                     _definitions(canonical_base),
                 ],
-                "interaction": [{"code": "history-system"}],
+                "interaction": [
+                    {"code": "transaction"},
+                    {"code": "batch"},
+                    {"code": "history-system"},
+                ],
             }
         ],
     }

@@ -1,16 +1,125 @@
 """Idempotent retries: a write sent again with the same X-Request-ID gets the first answer.
 
-(Interface in place; the request log behind it is being built.)
+Only a UUID X-Request-ID makes a write idempotent (other values are just traced). The first
+2xx answer to a (client, request id) is stored in the write's own transaction, and for
+`idempotency_window_seconds` a request with that id gets it back without writing again; the
+same id on a different request (method, URL or body) is 422. The id is claimed (its row
+inserted) before the write runs, so of concurrent first attempts one writes: the others'
+claims wait for it, fail on the primary key once it commits, and are retried by
+`AppContext.write`, which then replays its answer. (Claiming after the write would let a
+loser's write fail first, on a rule such as a Patient's NHS number held by the winner.)
+Spec: http://hl7.org/fhir/R4/http.html#custom (X-Request-Id); the pattern is that of
+https://datatracker.ietf.org/doc/draft-ietf-httpapi-idempotency-key-header/
 """
 
+import hashlib
+import re
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from app.access import Caller
+from app.errors import Unprocessable
+from app.fhir import wire
 from app.fhir.context import AppContext
+from app.storage import request_log
 from app.storage.db import Connection
+from app.storage.repository import now_micros
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+PURGE_INTERVAL = 60.0  # seconds between purges of expired records, per process
+PURGE_LIMIT = 1000  # records removed by one purge at most
+
+
+@dataclass(slots=True)
+class _PurgeClock:
+    """When this process next removes expired records (on storing a new one)."""
+
+    due: float = 0.0
+
+    def take(self) -> bool:
+        """Whether a purge is due now; if so the next one is an interval away."""
+        now = time.monotonic()
+        if now < self.due:
+            return False
+        self.due = now + PURGE_INTERVAL
+        return True
+
+
+_purge_clock = _PurgeClock()
+
+
+def request_id(request: Request) -> str | None:
+    """The request's X-Request-ID (lower case) if it is a UUID, else None."""
+    value = request.headers.get("x-request-id")
+    if value is None or not _UUID.fullmatch(value):
+        return None
+    return value.lower()
+
+
+async def _fingerprint(request: Request, context: AppContext) -> str:
+    """sha256 of the method, path, query string and raw body, each length-prefixed."""
+    body = await wire.sized_body(request, context.settings.max_body_bytes)
+    digest = hashlib.sha256()
+    for part in (request.method.encode(), request.url.path.encode(), request.scope["query_string"]):
+        digest.update(len(part).to_bytes(8, "big") + part)
+    digest.update(body)
+    return digest.hexdigest()
+
+
+def _record(fingerprint: str, response: Response) -> request_log.Record:
+    headers = [
+        [name.decode("latin-1"), value.decode("latin-1")] for name, value in response.raw_headers
+    ]
+    body = bytes(response.body)
+    return request_log.Record(
+        fingerprint, response.status_code, orjson.dumps(headers).decode(), body
+    )
+
+
+def _replayed(record: request_log.Record) -> Response:
+    response = Response(record.body, status_code=record.status)
+    response.raw_headers = [
+        (name.encode("latin-1"), value.encode("latin-1"))
+        for name, value in orjson.loads(record.headers)
+    ]
+    return response
+
+
+def _window(context: AppContext) -> int:
+    return context.settings.idempotency_window_seconds * 1_000_000
+
+
+async def _recall(
+    conn: Connection, caller: Caller, key: str, fingerprint: str, window: int
+) -> Response | None:
+    """The stored answer to `key` if it is still kept; an expired one is removed."""
+    record = await request_log.find(conn, caller, key)
+    if record is None:
+        return None
+    if now_micros() - record.created_at >= window:
+        await request_log.forget(conn, caller, key)
+        return None
+    if record.fingerprint != fingerprint:
+        raise Unprocessable.of(
+            f"X-Request-ID {key} was already used for a different request "
+            "(method, URL or body); send a new id for a new request",
+            "X-Request-ID",
+        )
+    return _replayed(record)
+
+
+async def _purge_if_due(conn: Connection, window: int) -> None:
+    if _purge_clock.take():
+        await request_log.purge(conn, now_micros() - window, PURGE_LIMIT)
+
+
+def _succeeded(response: Response) -> bool:
+    return 200 <= response.status_code < 300
 
 
 async def write_once(
@@ -20,4 +129,49 @@ async def write_once(
     work: Callable[[Connection], Awaitable[Response]],
 ) -> Response:
     """Run `work` (which renders the response) in one write transaction, once per request id."""
-    return await context.write(work)
+    key = request_id(request)
+    if key is None:
+        return await context.write(work)
+    fingerprint, window = await _fingerprint(request, context), _window(context)
+
+    async def once(conn: Connection) -> Response:
+        # The look-up is the first statement, so the claim and the write share one explicit
+        # transaction (PostgreSQL's BEGIN waits for the first statement).
+        replayed = await _recall(conn, caller, key, fingerprint, window)
+        if replayed is not None:
+            return replayed
+        await request_log.claim(conn, caller, key, fingerprint)
+        response = await work(conn)
+        if not _succeeded(response):
+            await request_log.forget(conn, caller, key)
+            return response
+        await request_log.complete(conn, caller, key, _record(fingerprint, response))
+        await _purge_if_due(conn, window)
+        return response
+
+    return await context.write(once)
+
+
+async def replay(request: Request, context: AppContext, caller: Caller) -> Response | None:
+    """A batch Bundle's stored answer, or None; 422 if its id was used for another request."""
+    key = request_id(request)
+    if key is None:
+        return None
+    fingerprint, window = await _fingerprint(request, context), _window(context)
+    return await context.write(lambda conn: _recall(conn, caller, key, fingerprint, window))
+
+
+async def remember(
+    request: Request, context: AppContext, caller: Caller, response: Response
+) -> None:
+    """Keep a batch Bundle's 2xx answer for its request id; an answer already kept stays."""
+    key = request_id(request)
+    if key is None or not _succeeded(response):
+        return
+    record, window = _record(await _fingerprint(request, context), response), _window(context)
+
+    async def keep(conn: Connection) -> None:
+        await request_log.store_if_absent(conn, caller, key, record)
+        await _purge_if_due(conn, window)
+
+    await context.write(keep)

@@ -11,14 +11,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app.access import Caller
 from app.errors import Invalid, NotFound
-from app.fhir import bundles, search, search_options, searching, wire
-from app.fhir.context import app_context, caller_of
+from app.fhir import bundles, idempotency, search, search_options, searching, wire
+from app.fhir.context import AppContext, app_context, caller_of
 from app.fhir.outcomes import information
 from app.fhir.patching import json_patcher
 from app.fhir.resources import validate_structure
 from app.flags import reads, service
 from app.flags.service import Conditional, DeleteResult, WriteResult
+from app.storage.db import Connection
 from app.storage.query import Query
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -80,6 +82,30 @@ def _deleted(request: Request, result: DeleteResult) -> Response:
     text = f"deleted {result.resource_type}/{result.logical_id}"
     headers = {"ETag": f'W/"{result.version.version_id}"'}
     return wire.json_response(request, information(text), 200, headers)
+
+
+async def _write_once(
+    request: Request,
+    context: AppContext,
+    caller: Caller,
+    write: Callable[[Connection], Awaitable[WriteResult]],
+) -> Response:
+    async def work(conn: Connection) -> Response:
+        return _written(request, await write(conn))
+
+    return await idempotency.write_once(request, context, caller, work)
+
+
+async def _delete_once(
+    request: Request,
+    context: AppContext,
+    caller: Caller,
+    delete: Callable[[Connection], Awaitable[DeleteResult]],
+) -> Response:
+    async def work(conn: Connection) -> Response:
+        return _deleted(request, await delete(conn))
+
+    return await idempotency.write_once(request, context, caller, work)
 
 
 def _type(request: Request) -> str:
@@ -246,8 +272,9 @@ async def create(request: Request) -> Response:
     condition = _if_none_exist(request, resource_type)
     context, caller = app_context(request), caller_of(request)
     prepared = service.prepare(body, context.base)
-    result = await context.write(lambda conn: service.create(conn, caller, prepared, condition))
-    return _written(request, result)
+    return await _write_once(
+        request, context, caller, lambda conn: service.create(conn, caller, prepared, condition)
+    )
 
 
 @_route("/{resource_type}/{logical_id}", "PUT")
@@ -264,8 +291,9 @@ async def update(request: Request) -> Response:
     version = wire.if_match(request)
     context, caller = app_context(request), caller_of(request)
     prepared = service.prepare(body, context.base, logical_id)
-    result = await context.write(lambda conn: service.update(conn, caller, prepared, version))
-    return _written(request, result)
+    return await _write_once(
+        request, context, caller, lambda conn: service.update(conn, caller, prepared, version)
+    )
 
 
 @_route("/{resource_type}", "PUT")
@@ -278,12 +306,14 @@ async def conditional_update(request: Request) -> Response:
     condition = _conditional(request, resource_type)
     version = wire.if_match(request)
     context, caller = app_context(request), caller_of(request)
-    result = await context.write(
+    return await _write_once(
+        request,
+        context,
+        caller,
         lambda conn: service.conditional_update(
             conn, caller, body, condition, context.base, version
-        )
+        ),
     )
-    return _written(request, result)
 
 
 @_route("/{resource_type}/{logical_id}", "PATCH")
@@ -295,12 +325,14 @@ async def patch(request: Request) -> Response:
     raw = await wire.read_body(request, context.settings.max_body_bytes, wire.PATCH_TYPES)
     patcher = json_patcher(resource_type, logical_id, wire.parse_json(raw))
     version = wire.if_match(request)
-    result = await context.write(
+    return await _write_once(
+        request,
+        context,
+        caller,
         lambda conn: service.patch(
             conn, caller, resource_type, logical_id, patcher, context.base, version
-        )
+        ),
     )
-    return _written(request, result)
 
 
 @_route("/{resource_type}/{logical_id}", "DELETE")
@@ -310,10 +342,12 @@ async def delete(request: Request) -> Response:
     resource_type, logical_id = _instance(request)
     version = wire.if_match(request)
     context, caller = app_context(request), caller_of(request)
-    result = await context.write(
-        lambda conn: service.delete(conn, caller, resource_type, logical_id, version)
+    return await _delete_once(
+        request,
+        context,
+        caller,
+        lambda conn: service.delete(conn, caller, resource_type, logical_id, version),
     )
-    return _deleted(request, result)
 
 
 @_route("/{resource_type}", "DELETE")
@@ -323,5 +357,6 @@ async def conditional_delete(request: Request) -> Response:
     resource_type = _type(request)
     condition = _conditional(request, resource_type)
     context, caller = app_context(request), caller_of(request)
-    result = await context.write(lambda conn: service.conditional_delete(conn, caller, condition))
-    return _deleted(request, result)
+    return await _delete_once(
+        request, context, caller, lambda conn: service.conditional_delete(conn, caller, condition)
+    )

@@ -136,6 +136,15 @@ def _options(context: AppContext, resource_type: str, pairs: list[tuple[str, str
 async def run(request: Request, resource_type: str, pairs: list[tuple[str, str]], path: str,
               compartment: str | None = None) -> Response:  # fmt: skip
     """Answer a search of `resource_type` (in a Patient's compartment if given)."""
+    async with app_context(request).db.searcher() as conn:
+        body = await searchset(conn, request, resource_type, pairs, path, compartment)
+    return wire.json_response(request, body)
+
+
+async def searchset(conn: Connection, request: Request, resource_type: str,
+                    pairs: list[tuple[str, str]], path: str,
+                    compartment: str | None = None) -> bytes:  # fmt: skip
+    """The searchset Bundle of a search, read through `conn` (a bundle's own transaction)."""
     context = app_context(request)
     parsed = search.parse(resource_type, pairs, context.base)
     if parsed.ignored and wire.prefer(request, "handling") == "strict":
@@ -147,25 +156,23 @@ async def run(request: Request, resource_type: str, pairs: list[tuple[str, str]]
     warnings = list(parsed.ignored)
     included: list[Row] = []
     total: int | None
-    async with context.db.searcher() as conn:
-        if opts.summary == "count" or opts.count == 0:
-            total = await sq.count(conn, caller_of(request), query)
-            page = Page([], False, False)
-        else:
-            rows = await sq.search(conn, caller_of(request), query)
-            page = _page(rows, opts.count, after, backwards)
-            included, capped = await _included(conn, request, resource_type, page, opts.includes)
-            if capped:
-                warnings.append(Issue(f"included resources were cut off at "
-                                      f"{context.settings.max_included}", "too-costly",
-                                      severity="warning"))  # fmt: skip
-            total = await _total(conn, request, query, opts.total, page, after is None)
+    if opts.summary == "count" or opts.count == 0:
+        total = await sq.count(conn, caller_of(request), query)
+        page = Page([], False, False)
+    else:
+        rows = await sq.search(conn, caller_of(request), query)
+        page = _page(rows, opts.count, after, backwards)
+        included, capped = await _included(conn, request, resource_type, page, opts.includes)
+        if capped:
+            warnings.append(Issue(f"included resources were cut off at "
+                                  f"{context.settings.max_included}", "too-costly",
+                                  severity="warning"))  # fmt: skip
+        total = await _total(conn, request, query, opts.total, page, after is None)
     links = _links(context.base, path, parsed, pairs, opts, page)
-    body = bundles.searchset(
+    return bundles.searchset(
         context.base, resource_type, page.rows, included, links=links, total=total,
         warnings=warnings, shape=lambda b, main: _shape(b, opts, main),
     )  # fmt: skip
-    return wire.json_response(request, body)
 
 
 def _shape(body: bytes, opts: Options, main: bool) -> bytes:

@@ -91,6 +91,11 @@ async def read_body(request: Request, limit: int, allowed: frozenset[str]) -> by
             f"Content-Type {content_type} is not supported; send {', '.join(sorted(allowed))}",
             "Content-Type",
         )
+    return await sized_body(request, limit)
+
+
+async def sized_body(request: Request, limit: int) -> bytes:
+    """The raw body if it is within the size limit; read once, so later calls are free."""
     declared = request.headers.get("content-length", "").lstrip("0")
     if declared.isascii() and declared.isdigit():
         if len(declared) > 18 or int(declared) > limit:
@@ -102,7 +107,8 @@ async def read_body(request: Request, limit: int, allowed: frozenset[str]) -> by
         if size > limit:
             raise PayloadTooLarge.of(f"body is over the limit of {limit} bytes")
         chunks.append(chunk)
-    return b"".join(chunks)
+    request._body = b"".join(chunks)  # where request.body() and stream() look first
+    return request._body
 
 
 def parse_json(raw: bytes) -> Any:
@@ -137,12 +143,16 @@ async def resource_body(request: Request, resource_type: str, limit: int) -> dic
 
 def if_match(request: Request) -> int | None:
     """The version in If-Match (`W/"3"`), None if absent; malformed is 400."""
-    header = request.headers.get("if-match")
-    if header is None:
+    return etag_version(request.headers.get("if-match"), "If-Match")
+
+
+def etag_version(etag: str | None, expression: str) -> int | None:
+    """The version in a weak ETag (`W/"3"`), None if absent; malformed is 400."""
+    if etag is None:
         return None
-    found = _ETAG.match(header.strip())
+    found = _ETAG.match(etag.strip())
     if found is None:
-        raise Invalid.of('If-Match must be an ETag such as W/"3"', "If-Match")
+        raise Invalid.of(f'{expression} must be an ETag such as W/"3"', expression)
     return int(found.group(1))
 
 

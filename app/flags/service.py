@@ -131,21 +131,27 @@ class Prepared:
     derived: Derived
 
 
-def prepare(resource: dict[str, Any], base_url: str, logical_id: str | None = None) -> Prepared:
-    """Normalise and check `resource`, and derive its rows; a new id when none is given."""
+def prepare(
+    resource: dict[str, Any],
+    base_url: str,
+    logical_id: str | None = None,
+    written_together: frozenset[tuple[str, str]] = frozenset(),
+) -> Prepared:
+    """Normalise and check `resource`, and derive its rows; a new id when none is given.
+
+    References to `written_together` resources (created by the same transaction Bundle,
+    which stands or falls as one) are not required to be live when this one is written.
+    """
     resource, found = rules.survey(resource)
     resource_type = resource["resourceType"]
     issues = rules.binding_issues(resource_type, resource)
     if resource_type == "Patient":
         issues.extend(rules.nhs_number_issues(resource))
     logical_id = logical_id or new_logical_id()
-    return Prepared(
-        resource,
-        logical_id,
-        issues,
-        _reference_targets(resource_type, logical_id, found, base_url),
-        derive(resource, logical_id, base_url),
-    )
+    targets = _reference_targets(resource_type, logical_id, found, base_url)
+    for target in written_together & targets.keys():
+        del targets[target]
+    return Prepared(resource, logical_id, issues, targets, derive(resource, logical_id, base_url))
 
 
 async def _save(
@@ -190,7 +196,7 @@ async def _claim(
     )
 
 
-async def _single_match(
+async def single_match(
     conn: Connection, caller: Caller, conditional: Conditional, interaction: str
 ) -> Any:
     """The pk and id of the only match, None for none; several matches are 412."""
@@ -213,13 +219,22 @@ async def create(
     """create, or conditional create (http://hl7.org/fhir/R4/http.html#create)."""
     resource_type = prepared.resource["resourceType"]
     if if_none_exist is not None:
-        match = await _single_match(conn, caller, if_none_exist, "create")
+        match = await single_match(conn, caller, if_none_exist, "create")
         if match is not None:
             version = await repo.read_by_pk(conn, caller, match[0])
             return WriteResult(resource_type, version, existing=True)
-    pk, version = await _save(conn, caller, prepared, None, "POST", last=if_none_exist is None)
-    if if_none_exist is not None:
-        await _claim(conn, caller, if_none_exist, pk, resource_type)
+    if if_none_exist is None:
+        pk, version = await _save(conn, caller, prepared, None, "POST", last=True)
+        return WriteResult(resource_type, version, created=True)
+    try:
+        pk, version = await _save(conn, caller, prepared, None, "POST", last=False)
+    except Unprocessable as error:
+        if any(issue.code == "duplicate" for issue in error.issues):
+            # An identical conditional create committed the same NHS number first: the
+            # retry will find its resource through the condition.
+            raise WriteConflict("a concurrent conditional create claimed it first") from error
+        raise
+    await _claim(conn, caller, if_none_exist, pk, resource_type)
     return WriteResult(resource_type, version, created=True)
 
 
@@ -264,7 +279,7 @@ async def conditional_update(
     """Conditional update (http://hl7.org/fhir/R4/http.html#cond-update)."""
     resource_type = resource["resourceType"]
     body_id = resource.get("id")
-    match = await _single_match(conn, caller, conditional, "update")
+    match = await single_match(conn, caller, conditional, "update")
     if match is not None:
         if body_id is not None and body_id != match[1]:
             raise Invalid.of(
@@ -325,7 +340,7 @@ async def conditional_delete(
 ) -> DeleteResult:
     """Conditional delete of a single match (http://hl7.org/fhir/R4/http.html#3.1.0.7.1)."""
     resource_type = conditional.query.resource_type
-    match = await _single_match(conn, caller, conditional, "delete")
+    match = await single_match(conn, caller, conditional, "delete")
     if match is None:
         return DeleteResult(resource_type, None, None)
     return await delete(conn, caller, resource_type, match[1])

@@ -32,6 +32,7 @@ class Connection(Protocol):
     async def fetch(self, sql: str, *args: Any) -> list[Row]: ...
     async def execute(self, sql: str, *args: Any) -> None: ...
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+    def expect_more(self) -> None: ...
 
 
 class Database(Protocol):
@@ -59,7 +60,12 @@ class PgConnection:
     def __init__(self, conn: Any, *, deferred_begin: bool = False) -> None:
         self._conn = conn
         self._begin_pending = deferred_begin
+        self._may_run_alone = deferred_begin
         self.in_transaction = False
+
+    def expect_more(self) -> None:
+        """Several writes follow (a transaction Bundle): none may commit on its own."""
+        self._may_run_alone = False
 
     async def _begin_if_pending(self) -> None:
         if self._begin_pending:
@@ -77,7 +83,8 @@ class PgConnection:
 
     async def fetchrow_final(self, sql: str, *args: Any) -> Row | None:
         """The unit of work's last statement: alone, it needs no explicit transaction."""
-        self._begin_pending = False
+        if self._may_run_alone:
+            self._begin_pending = False
         return await self.fetchrow(sql, *args)
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:

@@ -42,6 +42,9 @@ class SqliteConnection:
             raise _integrity(exc) from exc
         return row
 
+    def expect_more(self) -> None:
+        """Several writes follow: nothing to do, every statement is in the unit's savepoint."""
+
     async def fetchrow_final(self, sql: str, *args: Any) -> Row | None:
         """The unit of work's last statement (no difference on SQLite)."""
         return await self.fetchrow(sql, *args)

@@ -12,6 +12,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 
@@ -142,6 +143,19 @@ nhs_number_claim = Table(
         nullable=False,
     ),
     Index(None, "resource_pk"),
+)
+
+request_log = Table(
+    "request_log",
+    metadata,
+    Column("client", String, primary_key=True, comment="subject|organisation of the caller"),
+    Column("request_id", String(36), primary_key=True, comment="X-Request-ID, a lower-case UUID"),
+    Column("fingerprint", String(64), nullable=False, comment="sha256 of method, URL and body"),
+    Column("status", Integer, nullable=False),
+    Column("headers", Text, nullable=False, comment="JSON list of [name, value] pairs"),
+    Column("body", LargeBinary, nullable=False),
+    Column("created_at", BigInteger, nullable=False, comment="microseconds since epoch, UTC"),
+    Index(None, "created_at"),
 )
 
 INDEX_TABLES = {

@@ -49,6 +49,8 @@ async def test_metadata_lists_every_type_with_interactions_and_search_params(
         for param in declared["searchParam"]:
             assert param["documentation"], (name, param["name"])
     assert {"code": "history-system"} in rest["interaction"]
+    assert {"code": "transaction"} in rest["interaction"]
+    assert {"code": "batch"} in rest["interaction"]
 
 
 async def test_metadata_is_a_valid_capability_statement(client: httpx.AsyncClient) -> None:

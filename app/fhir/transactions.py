@@ -1,0 +1,276 @@
+"""`POST /fhir` with a transaction or batch Bundle: every entry through the same service
+functions as a single request; a transaction in one database transaction, all or nothing.
+
+Spec: http://hl7.org/fhir/R4/http.html#transaction
+"""
+
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from app.errors import FhirError, Unprocessable
+from app.fhir import bundle_refs, entry_results, idempotency, search, searching, wire
+from app.fhir.bundle_entries import (
+    ORDER,
+    Entry,
+    entries_of,
+    identity_clashes,
+    in_entry,
+    parse_entry,
+)
+from app.fhir.context import app_context, caller_of
+from app.fhir.patching import json_patcher
+from app.flags import reads, service
+from app.storage.db import Connection
+from app.storage.ids import new_logical_id
+from app.storage.query import Query
+
+Targets = dict[str, str]  # reference as written -> Type/id
+
+
+async def transaction_or_batch(request: Request) -> Response:
+    """batch/transaction (http://hl7.org/fhir/R4/http.html#transaction)."""
+    wire.check_accept(request)
+    context, caller = app_context(request), caller_of(request)
+    raw = await wire.read_body(request, context.settings.max_body_bytes, wire.JSON_TYPES)
+    kind, raw_entries = entries_of(wire.parse_json(raw), context.settings.max_bundle_entries)
+    if kind == "batch":
+        return await _batch(request, raw_entries)
+    entries = [parse_entry(found, index, context.base) for index, found in enumerate(raw_entries)]
+    identity_clashes(entries)
+    return await idempotency.write_once(
+        request, context, caller, lambda conn: _transaction(conn, request, entries)
+    )
+
+
+ROUTES = [Route("/fhir", transaction_or_batch, methods=["POST"], name="transaction")]
+
+
+async def _transaction(conn: Connection, request: Request, entries: list[Entry]) -> Response:
+    """Deletes, then ids for creates and updates, then references, then the writes and reads."""
+    conn.expect_more()
+    results: dict[int, bytes] = {}
+    ordered = sorted(entries, key=lambda e: (ORDER[e.method], e.index))
+    deletes = [e for e in ordered if e.method == "DELETE"]
+    for entry in deletes:
+        results[entry.index] = await _run(conn, request, entry, {})
+    targets = await _assign_ids(conn, request, entries)
+    targets.update(await _conditional_targets(conn, request, entries))
+    _no_loose_placeholders(entries, targets)
+    written = frozenset(
+        (e.resource_type, e.logical_id)
+        for e in entries
+        if e.method in ("POST", "PUT") and e.logical_id is not None
+    )
+    for entry in entries:
+        entry.written_together = written
+    for entry in ordered[len(deletes) :]:
+        results[entry.index] = await _run(conn, request, entry, targets)
+    body = entry_results.bundle("transaction-response", [results[e.index] for e in entries])
+    return wire.json_response(request, body)
+
+
+async def _run(conn: Connection, request: Request, entry: Entry, targets: Targets) -> bytes:
+    """One entry processed; its errors name the entry."""
+    try:
+        return await _process(conn, request, entry, targets)
+    except FhirError as error:
+        raise in_entry(error, entry.index, entry.resource_type) from None
+
+
+def _condition(resource_type: str, query: str | None, base: str, where: str) -> service.Conditional:
+    """The criteria of a conditional URL, ifNoneExist or reference; errors name `where`."""
+    pairs = parse_qsl(query or "", keep_blank_values=True)
+    try:
+        parsed = search.conditional(resource_type, pairs, base)
+    except FhirError as error:
+        raise _located(error, where) from None
+    return service.Conditional(Query(resource_type, parsed.criteria, 2), parsed.normalised)
+
+
+def _located(error: FhirError, where: str) -> FhirError:
+    return type(error)([replace(issue, expression=(where,)) for issue in error.issues])
+
+
+async def _assign_ids(conn: Connection, request: Request, entries: list[Entry]) -> Targets:
+    """The id each create and update will have, and fullUrl -> Type/id for references."""
+    context, caller = app_context(request), caller_of(request)
+    targets: Targets = {}
+    for entry in entries:
+        try:
+            if entry.method == "POST" or (entry.method == "PUT" and entry.logical_id is None):
+                query = entry.if_none_exist if entry.method == "POST" else entry.query
+                match = None
+                if query is not None:
+                    where = f"{entry.where}.request." + ("url" if entry.query else "ifNoneExist")
+                    condition = _condition(entry.resource_type, query, context.base, where)
+                    match = await service.single_match(conn, caller, condition, "create")
+                body_id = entry.resource.get("id") if entry.resource else None
+                entry.logical_id = match[1] if match else body_id or new_logical_id()
+        except FhirError as error:
+            raise in_entry(error, entry.index, entry.resource_type) from None
+        if entry.full_url is not None and entry.logical_id is not None:
+            targets[entry.full_url] = f"{entry.resource_type}/{entry.logical_id}"
+    return targets
+
+
+async def _conditional_targets(conn: Connection, request: Request, entries: list[Entry]) -> Targets:
+    """Each conditional reference (`Patient?identifier=...`) -> its one match (0 is 422)."""
+    context, caller = app_context(request), caller_of(request)
+    targets: Targets = {}
+    for entry in entries:
+        found = bundle_refs.all_references(entry.resource or {}, f"{entry.where}.resource")
+        for element, reference in found:
+            if reference in targets or not bundle_refs.is_conditional(reference):
+                continue
+            resource_type, _, query = reference.partition("?")
+            condition = _condition(resource_type, query, context.base, element)
+            try:
+                match = await service.single_match(conn, caller, condition, "reference")
+            except FhirError as error:
+                raise _located(error, element) from None
+            if match is None:
+                raise Unprocessable.of(f"no {resource_type} matches {reference}", element,
+                                       code="not-found")  # fmt: skip
+            targets[reference] = f"{resource_type}/{match[1]}"
+    return targets
+
+
+def _no_loose_placeholders(entries: list[Entry], targets: Targets) -> None:
+    """422 for a urn:uuid/urn:oid reference that no entry's fullUrl declares."""
+    for entry in entries:
+        for element, reference in bundle_refs.all_references(
+            entry.resource or {}, f"{entry.where}.resource"
+        ):
+            if bundle_refs.is_placeholder(reference) and reference not in targets:
+                raise Unprocessable.of(f"no entry has the fullUrl {reference}", element,
+                                       code="not-found")  # fmt: skip
+
+
+async def _process(conn: Connection, request: Request, entry: Entry, targets: Targets) -> bytes:
+    """One entry through the service function of its interaction; its response entry."""
+    caller, base = caller_of(request), app_context(request).base
+    resource = bundle_refs.rewrite(entry.resource, targets) if entry.resource else None
+    if entry.method == "POST" and resource is not None:
+        return entry_results.written(request, await _create(conn, request, entry, resource))
+    if entry.method == "PUT" and resource is not None:
+        return entry_results.written(request, await _update(conn, request, entry, resource))
+    if entry.method == "PATCH" and entry.logical_id is not None:
+        patcher = json_patcher(entry.resource_type, entry.logical_id, entry.patch)
+        result = await service.patch(conn, caller, entry.resource_type, entry.logical_id, patcher,
+                                     base, entry.if_match)  # fmt: skip
+        return entry_results.written(request, result)
+    if entry.method == "DELETE":
+        return entry_results.deleted(await _delete(conn, request, entry))
+    return await _read(conn, request, entry, base)
+
+
+async def _create(
+    conn: Connection, request: Request, entry: Entry, resource: dict[str, Any]
+) -> service.WriteResult:
+    base = app_context(request).base
+    condition = None
+    if entry.if_none_exist is not None:
+        where = f"{entry.where}.request.ifNoneExist"
+        condition = _condition(entry.resource_type, entry.if_none_exist, base, where)
+    prepared = service.prepare(resource, base, entry.logical_id, entry.written_together)
+    return await service.create(conn, caller_of(request), prepared, condition)
+
+
+async def _update(
+    conn: Connection, request: Request, entry: Entry, resource: dict[str, Any]
+) -> service.WriteResult:
+    caller, base = caller_of(request), app_context(request).base
+    assert entry.logical_id is not None
+    if entry.query is None:
+        prepared = service.prepare(resource, base, entry.logical_id, entry.written_together)
+        return await service.update(conn, caller, prepared, entry.if_match)
+    condition = _condition(entry.resource_type, entry.query, base, f"{entry.where}.request.url")
+    resource["id"] = entry.logical_id  # the match's, or the one assigned to a new resource
+    return await service.conditional_update(conn, caller, resource, condition, base,
+                                            entry.if_match)  # fmt: skip
+
+
+async def _delete(conn: Connection, request: Request, entry: Entry) -> service.DeleteResult:
+    caller, base = caller_of(request), app_context(request).base
+    if entry.logical_id is not None:
+        return await service.delete(conn, caller, entry.resource_type, entry.logical_id,
+                                    entry.if_match)  # fmt: skip
+    condition = _condition(entry.resource_type, entry.query, base, f"{entry.where}.request.url")
+    return await service.conditional_delete(conn, caller, condition)
+
+
+async def _read(conn: Connection, request: Request, entry: Entry, base: str) -> bytes:
+    """read, vread or search inside the Bundle's transaction (it sees the entries' writes)."""
+    caller, resource_type = caller_of(request), entry.resource_type
+    if entry.logical_id is None:
+        pairs = parse_qsl(entry.query or "", keep_blank_values=True)
+        found = await searching.searchset(conn, request, resource_type, pairs, resource_type)
+        return entry_results.read(None, found)
+    full_url = f"{base}/{resource_type}/{entry.logical_id}"
+    if entry.version is not None:
+        version = await reads.vread(conn, caller, resource_type, entry.logical_id, entry.version)
+        assert version.body is not None
+        return entry_results.read(full_url, version.body, version.version_id,
+                                  version.last_updated)  # fmt: skip
+    current = await reads.read(conn, caller, resource_type, entry.logical_id)
+    assert current.body is not None
+    return entry_results.read(full_url, bytes(current.body), current.version_id,
+                              current.last_updated)  # fmt: skip
+
+
+async def _batch(request: Request, raw_entries: list[Any]) -> Response:
+    """Each entry on its own, in its own transaction; a failure is reported in its entry."""
+    context, caller = app_context(request), caller_of(request)
+    replayed = await idempotency.replay(request, context, caller)
+    if replayed is not None:
+        return replayed
+    results: dict[int, bytes] = {}
+    parsed: list[Entry] = []
+    for index, found in enumerate(raw_entries):
+        try:
+            parsed.append(_independent(parse_entry(found, index, context.base)))
+        except FhirError as error:
+            results[index] = entry_results.failed(in_entry(error, index, _type_of(found)))
+    for entry in sorted(parsed, key=lambda e: (ORDER[e.method], e.index)):
+        try:
+            results[entry.index] = await context.write(_alone(request, entry))
+        except FhirError as error:
+            results[entry.index] = entry_results.failed(error)
+    body = entry_results.bundle("batch-response", [results[i] for i in range(len(raw_entries))])
+    response = wire.json_response(request, body)
+    await idempotency.remember(request, context, caller, response)
+    return response
+
+
+def _alone(request: Request, entry: Entry) -> "Callable[[Connection], Awaitable[bytes]]":
+    async def work(conn: Connection) -> bytes:
+        try:
+            targets = await _conditional_targets(conn, request, [entry])
+        except FhirError as error:
+            raise in_entry(error, entry.index, entry.resource_type) from None
+        return await _run(conn, request, entry, targets)
+
+    return work
+
+
+def _independent(entry: Entry) -> Entry:
+    """A batch entry may not lean on another entry: placeholders are for transactions."""
+    for element, reference in bundle_refs.all_references(entry.resource or {}, entry.where):
+        if bundle_refs.is_placeholder(reference):
+            raise Unprocessable.of(
+                f"{reference} names another entry: batch entries are independent (send a "
+                "transaction)", element.replace(entry.where, f"{entry.where}.resource", 1),
+            )  # fmt: skip
+    return entry
+
+
+def _type_of(found: Any) -> str | None:
+    resource = found.get("resource") if isinstance(found, dict) else None
+    kind = resource.get("resourceType") if isinstance(resource, dict) else None
+    return kind if isinstance(kind, str) else None

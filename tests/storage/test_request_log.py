@@ -1,0 +1,64 @@
+"""The request log: one claim per (client, request id), answers kept, old ones purged."""
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from app.access import ANONYMOUS, SYSTEM
+from app.errors import WriteConflict
+from app.storage import request_log
+from app.storage.repository import now_micros
+from tests.conftest import app_context
+
+ANSWER = request_log.Record("f" * 64, 201, '[["etag", "W/\\"1\\""]]', b"{}")
+
+
+async def test_a_second_claim_conflicts_and_undoes_only_its_own_unit(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    db = app_context(app).db
+    async with db.transaction() as conn:
+        await request_log.claim(conn, ANONYMOUS, "r1", ANSWER.fingerprint)
+        await request_log.complete(conn, ANONYMOUS, "r1", ANSWER)
+    with pytest.raises(WriteConflict):
+        async with db.transaction() as conn:
+            await request_log.claim(conn, ANONYMOUS, "r2", "other")
+            await request_log.claim(conn, ANONYMOUS, "r1", "other")
+    async with db.transaction() as conn:
+        await request_log.claim(conn, SYSTEM, "r1", "other")  # ids are per client
+        assert await request_log.find(conn, ANONYMOUS, "r2") is None
+        found = await request_log.find(conn, ANONYMOUS, "r1")
+    assert found is not None
+    assert (found.fingerprint, found.status, found.headers, found.body) == (
+        ANSWER.fingerprint, ANSWER.status, ANSWER.headers, ANSWER.body,
+    )  # fmt: skip
+
+
+async def test_store_if_absent_keeps_the_first_answer(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    db = app_context(app).db
+    for status in (200, 201):
+        async with db.transaction() as conn:
+            await request_log.store_if_absent(
+                conn, ANONYMOUS, "batch", request_log.Record("f" * 64, status, "[]", b"")
+            )
+    async with db.reader() as conn:
+        found = await request_log.find(conn, ANONYMOUS, "batch")
+    assert found is not None and found.status == 200
+
+
+async def test_purge_removes_at_most_its_limit_of_records_older_than_the_cutoff(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    db = app_context(app).db
+    async with db.transaction() as conn:
+        for n in range(5):
+            await request_log.store_if_absent(conn, ANONYMOUS, f"r{n}", ANSWER)
+    cutoff = now_micros() + 1
+    async with db.transaction() as conn:
+        await request_log.purge(conn, cutoff - 60_000_000, 10)  # none is a minute old
+        await request_log.purge(conn, cutoff, 3)
+    async with db.reader() as conn:
+        left = await conn.fetch("SELECT request_id FROM request_log")
+    assert len(left) == 2
