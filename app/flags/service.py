@@ -84,18 +84,52 @@ async def _missing_references(
     conn: Connection, caller: Caller, targets: dict[tuple[str, str], list[str]]
 ) -> Unprocessable:
     live = await repo.live_among(conn, caller, list(targets))
-    return Unprocessable(
-        [
-            Issue(
-                f"{target[0]}/{target[1]} does not exist (or was deleted)",
-                "not-found",
-                (expression.removesuffix(".reference"),),
-            )
-            for target, expressions in targets.items()
-            if target not in live
-            for expression in expressions
-        ]
+    return _unresolved(targets, live) or Unprocessable()
+
+
+def _unresolved(
+    targets: dict[tuple[str, str], list[str]], live: set[tuple[str, str]]
+) -> Unprocessable | None:
+    """422 naming each element whose referenced resource is not in `live`; None if all are."""
+    issues = [
+        Issue(
+            f"{target[0]}/{target[1]} does not exist (or was deleted)",
+            "not-found",
+            (expression.removesuffix(".reference"),),
+        )
+        for target, expressions in targets.items()
+        if target not in live
+        for expression in expressions
+    ]
+    return Unprocessable(issues) if issues else None
+
+
+async def live_targets(conn: Connection, caller: Caller, prepared: "list[Prepared]") -> set[Any]:
+    """The live resources among those `prepared` writes reference, locked until commit."""
+    wanted = {target for item in prepared for target in item.targets}
+    return await repo.live_among(conn, caller, sorted(wanted), lock=True)
+
+
+def refusal(prepared: "Prepared", live: set[tuple[str, str]]) -> Unprocessable | None:
+    """Why `create_checked` may not write `prepared`: a broken rule or a missing reference."""
+    if prepared.issues:
+        return Unprocessable(prepared.issues)
+    return _unresolved(prepared.targets, live)
+
+
+async def create_checked(
+    conn: Connection, caller: Caller, prepared: "list[Prepared]"
+) -> list[WriteResult]:
+    """Plain creates written together, each passed by `refusal` against `live_targets`.
+
+    For a transaction Bundle's many creates: the rules are `create`'s, the writes one round
+    trip. Patients are not for this (their NHS numbers are claimed one by one).
+    """
+    assert all(item.resource["resourceType"] != "Patient" for item in prepared)
+    versions = await repo.create_all(
+        conn, caller, [(item.resource, item.logical_id, item.derived) for item in prepared]
     )
+    return [WriteResult(v.resource_type, v, created=True) for v in versions]
 
 
 async def _claim_nhs_numbers(

@@ -15,7 +15,13 @@ from app.access import Caller
 from app.errors import WriteConflict
 from app.storage.db import Connection, Row
 from app.storage.indexer import Derived
-from app.storage.writes import NewVersion, clear_index, write_postgres, write_sqlite
+from app.storage.writes import (
+    NewVersion,
+    clear_index,
+    write_postgres,
+    write_postgres_many,
+    write_sqlite,
+)
 
 _READ = (
     "SELECT pk, version_id, last_updated, deleted, body FROM resource "
@@ -137,11 +143,30 @@ async def save(
     `final` says nothing follows in this unit of work, so on PostgreSQL the write may run
     as its own implicit transaction when no statement came before it.
     """
-    resource_type = resource["resourceType"]
+    new = _new_version(caller, resource, logical_id, current, method, derived)
+    current_pk = None if current is None else current.pk
+    if conn.dialect == "postgresql":
+        pk = await write_postgres(conn, new, current_pk, must_exist, final)
+    else:
+        pk = await write_sqlite(conn, new, current_pk, must_exist)
+    if pk is None:
+        return None
+    return pk, _version(new)
+
+
+def _new_version(
+    caller: Caller,
+    resource: dict[str, Any],
+    logical_id: str,
+    current: Current | None,
+    method: str,
+    derived: Derived,
+) -> NewVersion:
+    """The rows of the version after `current` (version 1 when None), stamped and serialised."""
     micros = max(now_micros(), current.last_updated + 1 if current else 0)
     version_id = 1 if current is None else current.version_id + 1
-    new = NewVersion(
-        resource_type=resource_type,
+    return NewVersion(
+        resource_type=resource["resourceType"],
         logical_id=logical_id,
         version_id=version_id,
         last_updated=micros,
@@ -151,14 +176,25 @@ async def save(
         owner_org=caller.organisation,
         index=derived.index,
     )
-    current_pk = None if current is None else current.pk
+
+
+def _version(new: NewVersion) -> Version:
+    return Version(new.logical_id, new.version_id, new.last_updated, new.method, new.body,
+                   new.resource_type)  # fmt: skip
+
+
+async def create_all(
+    conn: Connection, caller: Caller, resources: list[tuple[dict[str, Any], str, Derived]]
+) -> list[Version]:
+    """Version 1 of each (resource, id, derived rows), written together, without checking
+    references: the caller has checked (and on PostgreSQL locked) them with `live_among`."""
+    news = [_new_version(caller, r, logical_id, None, "POST", d) for r, logical_id, d in resources]
     if conn.dialect == "postgresql":
-        pk = await write_postgres(conn, new, current_pk, must_exist, final)
+        await write_postgres_many(conn, news)
     else:
-        pk = await write_sqlite(conn, new, current_pk, must_exist)
-    if pk is None:
-        return None
-    return pk, Version(logical_id, version_id, micros, method, new.body, resource_type)
+        for new in news:
+            await write_sqlite(conn, new, None, [])
+    return [_version(new) for new in news]
 
 
 async def delete(
@@ -212,16 +248,18 @@ async def history(
 
 
 async def live_among(
-    conn: Connection, caller: Caller, targets: list[tuple[str, str]]
+    conn: Connection, caller: Caller, targets: list[tuple[str, str]], *, lock: bool = False
 ) -> set[tuple[str, str]]:
-    """Those of the (type, id) pairs that name a live resource, a few hundred per query."""
+    """Those of the (type, id) pairs that name a live resource, a few hundred per query;
+    with `lock`, on PostgreSQL, none of them can be deleted or changed until commit."""
+    suffix = " FOR SHARE" if lock and conn.dialect == "postgresql" else ""
     live: set[tuple[str, str]] = set()
     for start in range(0, len(targets), 500):
         chunk = targets[start : start + 500]
         pairs = ", ".join(f"(${2 * n + 1}, ${2 * n + 2})" for n in range(len(chunk)))
         rows = await conn.fetch(
             "SELECT resource_type, logical_id FROM resource "
-            f"WHERE NOT deleted AND (resource_type, logical_id) IN ({pairs})",
+            f"WHERE NOT deleted AND (resource_type, logical_id) IN ({pairs}){suffix}",
             *(value for target in chunk for value in target),
         )
         live.update((row[0], row[1]) for row in rows)

@@ -130,6 +130,16 @@ async def write_postgres(
     return None if row is None else int(row[0])
 
 
+async def write_postgres_many(conn: Connection, news: list[NewVersion]) -> None:
+    """Insert new resources, each by the one-statement write, sent together (asyncpg
+    pipelines an executemany: one round trip). References are not checked here."""
+    await conn.executemany(_pg_write_sql(False, 0), [
+        (n.resource_type, n.logical_id, n.version_id, n.last_updated, n.body, n.patient_id,
+         n.owner_org, n.method, _index_json(n))
+        for n in news
+    ])  # fmt: skip
+
+
 async def clear_index(conn: Connection, pk: int) -> None:
     """Remove a resource's index rows (before a new version's, or on delete)."""
     for table, _, _ in INDEX_KINDS.values():
