@@ -28,15 +28,18 @@ MAX_DEPTH = 64  # nesting of objects and arrays; far deeper than any resource ho
 
 
 def _depth_exceeded(value: Any, room: int) -> bool:
-    if isinstance(value, dict):
-        value = value.values()
-    elif not isinstance(value, list):
+    """Whether containers nest more than `room` levels below `value` (no recursion)."""
+    if not isinstance(value, dict | list):
         return False
-    if room == 0:
-        return True
-    return any(
-        _depth_exceeded(child, room - 1) for child in value if isinstance(child, dict | list)
-    )
+    stack = [(value, room)]
+    while stack:
+        node, left = stack.pop()
+        if left == 0:
+            return True
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, dict | list):
+                stack.append((child, left - 1))
+    return False
 
 
 def check_depth(value: Any, *expression: str) -> None:

@@ -60,8 +60,7 @@ async def _transaction(conn: Connection, request: Request, entries: list[Entry])
     for entry in deletes:
         results[entry.index] = await _run(conn, request, entry, {})
     targets = await _assign_ids(conn, request, entries)
-    targets.update(await _conditional_targets(conn, request, entries))
-    _no_loose_placeholders(entries, targets)
+    await _resolve_references(conn, request, entries, targets)
     written = frozenset(
         (e.resource_type, e.logical_id)
         for e in entries
@@ -157,14 +156,21 @@ async def _assign_ids(conn: Connection, request: Request, entries: list[Entry]) 
     return targets
 
 
-async def _conditional_targets(conn: Connection, request: Request, entries: list[Entry]) -> Targets:
-    """Each conditional reference (`Patient?identifier=...`) -> its one match (0 is 422)."""
+async def _resolve_references(
+    conn: Connection, request: Request, entries: list[Entry], targets: Targets
+) -> None:
+    """Add each conditional reference's one match to `targets` (none is 422, several 412);
+    a placeholder no entry's fullUrl declares is 422."""
     context, caller = app_context(request), caller_of(request)
-    targets: Targets = {}
     for entry in entries:
         found = bundle_refs.all_references(entry.resource or {}, f"{entry.where}.resource")
         for element, reference in found:
-            if reference in targets or not bundle_refs.is_conditional(reference):
+            if reference in targets:
+                continue
+            if bundle_refs.is_placeholder(reference):
+                raise Unprocessable.of(f"no entry has the fullUrl {reference}", element,
+                                       code="not-found")  # fmt: skip
+            if not bundle_refs.is_conditional(reference):
                 continue
             resource_type, _, query = reference.partition("?")
             condition = _condition(resource_type, query, context.base, element)
@@ -176,18 +182,6 @@ async def _conditional_targets(conn: Connection, request: Request, entries: list
                 raise Unprocessable.of(f"no {resource_type} matches {reference}", element,
                                        code="not-found")  # fmt: skip
             targets[reference] = f"{resource_type}/{match[1]}"
-    return targets
-
-
-def _no_loose_placeholders(entries: list[Entry], targets: Targets) -> None:
-    """422 for a urn:uuid/urn:oid reference that no entry's fullUrl declares."""
-    for entry in entries:
-        for element, reference in bundle_refs.all_references(
-            entry.resource or {}, f"{entry.where}.resource"
-        ):
-            if bundle_refs.is_placeholder(reference) and reference not in targets:
-                raise Unprocessable.of(f"no entry has the fullUrl {reference}", element,
-                                       code="not-found")  # fmt: skip
 
 
 async def _process(conn: Connection, request: Request, entry: Entry, targets: Targets) -> bytes:
@@ -288,8 +282,9 @@ async def _batch(request: Request, raw_entries: list[Any]) -> Response:
 
 def _alone(request: Request, entry: Entry) -> "Callable[[Connection], Awaitable[bytes]]":
     async def work(conn: Connection) -> bytes:
+        targets: Targets = {}
         try:
-            targets = await _conditional_targets(conn, request, [entry])
+            await _resolve_references(conn, request, [entry], targets)
         except FhirError as error:
             raise in_entry(error, entry.index, entry.resource_type) from None
         return await _run(conn, request, entry, targets)

@@ -8,6 +8,7 @@ statements cost nothing extra there.
 
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import orjson
 
@@ -130,14 +131,49 @@ async def write_postgres(
     return None if row is None else int(row[0])
 
 
+def _pg_many_sql() -> str:
+    """One statement creating many resources (arrays unnested), their version rows and their
+    index rows (one JSON array per kind of [type, id, param, ...], joined back to the pks)."""
+    ctes = []
+    for number, (kind, (table, columns, types)) in enumerate(INDEX_KINDS.items()):
+        names = ("param", *columns)
+        values = ", ".join(f"(e->>{i + 2})::{t}" for i, t in enumerate(("varchar", *types)))
+        ctes.append(
+            f"i_{kind} AS (INSERT INTO {table} (resource_pk, {', '.join(names)}) "
+            f"SELECT r.pk, {values} FROM json_array_elements($8::json -> {number}) AS e "
+            "JOIN r ON r.resource_type = e->>0 AND r.logical_id = e->>1)"
+        )
+    return (
+        "WITH u AS (SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::int[], $4::int8[], "
+        "$5::bytea[], $6::varchar[], $7::varchar[]) AS u(t, i, v, l, b, p, o)),\n"
+        "r AS (INSERT INTO resource (resource_type, logical_id, version_id, last_updated, "
+        "deleted, body, patient_id, owner_org) SELECT t, i, v, l, false, b, p, o FROM u "
+        "RETURNING pk, resource_type, logical_id),\n"
+        "v AS (INSERT INTO resource_version (resource_type, logical_id, version_id, last_updated, "
+        "method, body) SELECT t, i, v, l, 'POST', b FROM u),\n"
+        + ",\n".join(ctes)
+        + "\nSELECT count(*) FROM r"
+    )
+
+
+_PG_MANY = _pg_many_sql()
+
+
 async def write_postgres_many(conn: Connection, news: list[NewVersion]) -> None:
-    """Insert new resources, each by the one-statement write, sent together (asyncpg
-    pipelines an executemany: one round trip). References are not checked here."""
-    await conn.executemany(_pg_write_sql(False, 0), [
-        (n.resource_type, n.logical_id, n.version_id, n.last_updated, n.body, n.patient_id,
-         n.owner_org, n.method, _index_json(n))
-        for n in news
-    ])  # fmt: skip
+    """Insert new resources, their versions and index rows in one statement. References are
+    not checked here."""
+    index: list[list[Any]] = [[] for _ in INDEX_KINDS]
+    for new in news:
+        for number, kind in enumerate(INDEX_KINDS):
+            index[number].extend(
+                [new.resource_type, new.logical_id, *row] for row in getattr(new.index, kind)
+            )
+    await conn.execute(
+        _PG_MANY,
+        [n.resource_type for n in news], [n.logical_id for n in news],
+        [n.version_id for n in news], [n.last_updated for n in news], [n.body for n in news],
+        [n.patient_id for n in news], [n.owner_org for n in news], orjson.dumps(index).decode(),
+    )  # fmt: skip
 
 
 async def clear_index(conn: Connection, pk: int) -> None:
