@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SRC := $(wildcard app tests bench migrations)
 
-.PHONY: run test lint typecheck pytest bench bench-search openapi migrate clean
+.PHONY: run test lint typecheck pytest bench bench-search bench-bundles openapi migrate clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,9 @@ bench: $(STAMP)
 
 bench-search: $(STAMP)
 	$(BIN)/python -m bench.search_volume
+
+bench-bundles: $(STAMP)
+	$(BIN)/python -m bench.bundles
 
 openapi: $(STAMP)
 	$(BIN)/python -m app.openapi > openapi/openapi.json
