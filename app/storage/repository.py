@@ -7,6 +7,7 @@ here in one place later. Only the current version of a resource is indexed.
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -60,7 +61,13 @@ def now_micros() -> int:
 
 def instant(micros: int) -> str:
     """A FHIR instant with microseconds: `2026-11-26T22:00:00.123456+00:00`."""
-    return datetime.fromtimestamp(micros / 1_000_000, UTC).isoformat(timespec="microseconds")
+    seconds, fraction = divmod(micros, 1_000_000)
+    return f"{_instant_second(seconds)}.{fraction:06d}+00:00"
+
+
+@lru_cache(maxsize=64)
+def _instant_second(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat()[:19]
 
 
 def _current(row: Row | None) -> Current | None:
