@@ -90,6 +90,9 @@ async def _write_once(
     caller: Caller,
     write: Callable[[Connection], Awaitable[WriteResult]],
 ) -> Response:
+    if idempotency.request_id(request) is None:  # rendered after the commit, not under it
+        return _written(request, await context.write(write))
+
     async def work(conn: Connection) -> Response:
         return _written(request, await write(conn))
 
@@ -102,6 +105,9 @@ async def _delete_once(
     caller: Caller,
     delete: Callable[[Connection], Awaitable[DeleteResult]],
 ) -> Response:
+    if idempotency.request_id(request) is None:
+        return _deleted(request, await context.write(delete))
+
     async def work(conn: Connection) -> Response:
         return _deleted(request, await delete(conn))
 
