@@ -12,6 +12,7 @@ FhirError                    500 (never raised on purpose)
  +-- PayloadTooLarge         413
  +-- UnsupportedMediaType    415  XML or another body type
  +-- Unprocessable           422  well-formed, but breaks a rule (binding, reference, NHS no.)
+      +-- NhsNumberHeld           an NHS number another live Patient holds
 WriteConflict                storage-level: a concurrent writer won; the write is retried
 """
 
@@ -121,6 +122,13 @@ class Unprocessable(FhirError):
 
     status = 422
     default_code = "business-rule"
+
+
+@dataclass
+class NhsNumberHeld(Unprocessable):
+    """A Patient's NHS number already belongs to other live Patients (422): their ids."""
+
+    holders: frozenset[str] = frozenset()
 
 
 class WriteConflict(Exception):

@@ -36,8 +36,6 @@ class Entry:
     full_url: str | None = None
     if_none_exist: str | None = None
     if_match: int | None = None
-    # Resources the entry's transaction writes: references to them need not be live yet.
-    written_together: frozenset[tuple[str, str]] = frozenset()
 
     @property
     def where(self) -> str:
@@ -50,7 +48,7 @@ def entries_of(body: Any, max_entries: int) -> tuple[str, list[Any]]:
     if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
         raise Invalid.of("the body must be a Bundle of type transaction or batch", "resourceType")
     kind = body.get("type")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         raise Invalid.of(f"Bundle.type must be transaction or batch, not {kind!r}", "Bundle.type")
     entries = body.get("entry", [])
     if not isinstance(entries, list):
@@ -69,7 +67,7 @@ def parse_entry(raw: Any, index: int, base: str) -> Entry:
         raise Invalid.of("each entry needs a request", f"{where}.request")
     request = raw["request"]
     method = request.get("method")
-    if method not in ORDER:
+    if not isinstance(method, str) or method not in ORDER:
         raise Invalid.of(f"request.method {method!r} is not supported", f"{where}.request.method")
     entry = _target(index, method, request.get("url"), base)
     entry.full_url = raw.get("fullUrl") if isinstance(raw.get("fullUrl"), str) else None
@@ -161,6 +159,8 @@ def identity_clashes(entries: list[Entry]) -> None:
         keys: list[tuple[str, ...]] = []
         if entry.full_url is not None:
             keys.append(("fullUrl", entry.full_url))
+        if entry.if_none_exist is not None:
+            keys.append(("ifNoneExist", entry.resource_type, entry.if_none_exist))
         if entry.method in ("PUT", "PATCH", "DELETE"):
             if entry.logical_id is not None:
                 keys.append(("id", entry.resource_type, entry.logical_id))

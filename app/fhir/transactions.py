@@ -5,7 +5,7 @@ Spec: http://hl7.org/fhir/R4/http.html#transaction
 """
 
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -13,7 +13,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.errors import FhirError, Unprocessable
+from app.access import Caller
+from app.errors import Conflict, FhirError, Unprocessable, WriteConflict
 from app.fhir import bundle_refs, entry_results, idempotency, search, searching, wire
 from app.fhir.bundle_entries import (
     ORDER,
@@ -31,6 +32,20 @@ from app.storage.ids import new_logical_id
 from app.storage.query import Query
 
 Targets = dict[str, str]  # reference as written -> Type/id
+
+
+@dataclass(slots=True)
+class Plan:
+    """One attempt's decisions (a retried transaction decides afresh): what references become,
+    the id each create and conditional update writes, and every resource the Bundle writes."""
+
+    targets: Targets = field(default_factory=dict)
+    ids: dict[int, str] = field(default_factory=dict)
+    written: frozenset[tuple[str, str]] = frozenset()
+
+    def id_of(self, entry: Entry) -> str | None:
+        """The entry's id: from its URL, or assigned in this attempt."""
+        return self.ids.get(entry.index, entry.logical_id)
 
 
 async def transaction_or_batch(request: Request) -> Response:
@@ -52,29 +67,41 @@ ROUTES = [Route("/fhir", transaction_or_batch, methods=["POST"], name="transacti
 
 
 async def _transaction(conn: Connection, request: Request, entries: list[Entry]) -> Response:
-    """Deletes, then ids for creates and updates, then references, then the writes and reads."""
+    """Deletes; then ids and references; then conditional creates and Patients, the other
+    creates together, updates and patches; then reads. Every resource promised is written."""
     conn.expect_more()
     results: dict[int, bytes] = {}
     ordered = sorted(entries, key=lambda e: (ORDER[e.method], e.index))
     deletes = [e for e in ordered if e.method == "DELETE"]
     for entry in deletes:
-        results[entry.index] = await _run(conn, request, entry, {})
-    targets = await _assign_ids(conn, request, entries)
-    await _resolve_references(conn, request, entries, targets)
-    written = frozenset(
-        (e.resource_type, e.logical_id)
-        for e in entries
-        if e.method in ("POST", "PUT") and e.logical_id is not None
-    )
-    for entry in entries:
-        entry.written_together = written
+        results[entry.index] = await _run(conn, request, entry, Plan())
+    plan = await _assign_ids(conn, request, entries)
+    await _resolve_references(conn, request, entries, plan.targets)
     rest = ordered[len(deletes) :]
-    results.update(await _create_together(conn, request, [e for e in rest if _plain(e)], targets))
-    for entry in rest:
-        if entry.index not in results:
-            results[entry.index] = await _run(conn, request, entry, targets)
+    for entry in [e for e in rest if e.method == "POST" and not _plain(e)]:
+        results[entry.index] = await _run(conn, request, entry, plan)
+    results.update(await _create_together(conn, request, [e for e in rest if _plain(e)], plan))
+    for entry in [e for e in rest if e.method != "POST"]:
+        results[entry.index] = await _run(conn, request, entry, plan)
+    await _check_written(conn, request, entries, plan)
     body = entry_results.bundle("transaction-response", [results[e.index] for e in entries])
     return wire.json_response(request, body)
+
+
+async def _check_written(
+    conn: Connection, request: Request, entries: list[Entry], plan: Plan
+) -> None:
+    """409 if an id other entries now reference was not written after all (a conditional
+    create or update matched a resource an earlier entry wrote): nothing may dangle."""
+    live = await service.live(conn, caller_of(request), sorted(plan.written))
+    for entry in entries:
+        target = (entry.resource_type, plan.id_of(entry))
+        if target in plan.written and target not in live:
+            raise Conflict.of(
+                f"{target[0]}/{target[1]} was not written: its condition matched a resource "
+                "another entry wrote; make the entries' conditions distinct",
+                f"{entry.where}.request",
+            )
 
 
 def _plain(entry: Entry) -> bool:
@@ -87,16 +114,16 @@ def _plain(entry: Entry) -> bool:
 
 
 async def _create_together(
-    conn: Connection, request: Request, entries: list[Entry], targets: Targets
+    conn: Connection, request: Request, entries: list[Entry], plan: Plan
 ) -> dict[int, bytes]:
     """Plain creates: each checked as `service.create` would, then all written at once."""
     caller, base = caller_of(request), app_context(request).base
     prepared = [
         service.prepare(
-            bundle_refs.rewrite(entry.resource, targets),
+            bundle_refs.rewrite(entry.resource, plan.targets),
             base,
-            entry.logical_id,
-            entry.written_together,
+            plan.id_of(entry),
+            plan.written,
         )
         for entry in entries
     ]
@@ -112,10 +139,10 @@ async def _create_together(
     }
 
 
-async def _run(conn: Connection, request: Request, entry: Entry, targets: Targets) -> bytes:
+async def _run(conn: Connection, request: Request, entry: Entry, plan: Plan) -> bytes:
     """One entry processed; its errors name the entry."""
     try:
-        return await _process(conn, request, entry, targets)
+        return await _process(conn, request, entry, plan)
     except FhirError as error:
         raise in_entry(error, entry.index, entry.resource_type) from None
 
@@ -134,26 +161,35 @@ def _located(error: FhirError, where: str) -> FhirError:
     return type(error)([replace(issue, expression=(where,)) for issue in error.issues])
 
 
-async def _assign_ids(conn: Connection, request: Request, entries: list[Entry]) -> Targets:
+async def _assign_ids(conn: Connection, request: Request, entries: list[Entry]) -> Plan:
     """The id each create and update will have, and fullUrl -> Type/id for references."""
     context, caller = app_context(request), caller_of(request)
-    targets: Targets = {}
+    plan = Plan()
     for entry in entries:
-        try:
-            if entry.method == "POST" or (entry.method == "PUT" and entry.logical_id is None):
-                query = entry.if_none_exist if entry.method == "POST" else entry.query
-                match = None
-                if query is not None:
-                    where = f"{entry.where}.request." + ("url" if entry.query else "ifNoneExist")
-                    condition = _condition(entry.resource_type, query, context.base, where)
-                    match = await service.single_match(conn, caller, condition, "create")
-                body_id = entry.resource.get("id") if entry.resource else None
-                entry.logical_id = match[1] if match else body_id or new_logical_id()
-        except FhirError as error:
-            raise in_entry(error, entry.index, entry.resource_type) from None
-        if entry.full_url is not None and entry.logical_id is not None:
-            targets[entry.full_url] = f"{entry.resource_type}/{entry.logical_id}"
-    return targets
+        if entry.method == "POST" or (entry.method == "PUT" and entry.logical_id is None):
+            try:
+                plan.ids[entry.index] = await _id_for(conn, caller, entry, context.base)
+            except FhirError as error:
+                raise in_entry(error, entry.index, entry.resource_type) from None
+        logical_id = plan.id_of(entry)
+        if entry.method in ("POST", "PUT") and logical_id is not None:
+            plan.written |= {(entry.resource_type, logical_id)}
+            if entry.full_url is not None:
+                plan.targets[entry.full_url] = f"{entry.resource_type}/{logical_id}"
+    return plan
+
+
+async def _id_for(conn: Connection, caller: Caller, entry: Entry, base: str) -> str:
+    """A create's or conditional update's id: its condition's match, the body's, or new."""
+    query = entry.if_none_exist if entry.method == "POST" else entry.query
+    if query is not None:
+        where = f"{entry.where}.request." + ("url" if entry.query else "ifNoneExist")
+        condition = _condition(entry.resource_type, query, base, where)
+        match = await service.single_match(conn, caller, condition, "create")
+        if match is not None:
+            return str(match[1])
+    body_id = entry.resource.get("id") if entry.resource and entry.method == "PUT" else None
+    return body_id if isinstance(body_id, str) else new_logical_id()
 
 
 async def _resolve_references(
@@ -184,14 +220,14 @@ async def _resolve_references(
             targets[reference] = f"{resource_type}/{match[1]}"
 
 
-async def _process(conn: Connection, request: Request, entry: Entry, targets: Targets) -> bytes:
+async def _process(conn: Connection, request: Request, entry: Entry, plan: Plan) -> bytes:
     """One entry through the service function of its interaction; its response entry."""
     caller, base = caller_of(request), app_context(request).base
-    resource = bundle_refs.rewrite(entry.resource, targets) if entry.resource else None
+    resource = bundle_refs.rewrite(entry.resource, plan.targets) if entry.resource else None
     if entry.method == "POST" and resource is not None:
-        return entry_results.written(request, await _create(conn, request, entry, resource))
+        return entry_results.written(request, await _create(conn, request, entry, resource, plan))
     if entry.method == "PUT" and resource is not None:
-        return entry_results.written(request, await _update(conn, request, entry, resource))
+        return entry_results.written(request, await _update(conn, request, entry, resource, plan))
     if entry.method == "PATCH" and entry.logical_id is not None:
         patcher = json_patcher(entry.resource_type, entry.logical_id, entry.patch)
         result = await service.patch(conn, caller, entry.resource_type, entry.logical_id, patcher,
@@ -203,29 +239,40 @@ async def _process(conn: Connection, request: Request, entry: Entry, targets: Ta
 
 
 async def _create(
-    conn: Connection, request: Request, entry: Entry, resource: dict[str, Any]
+    conn: Connection, request: Request, entry: Entry, resource: dict[str, Any], plan: Plan
 ) -> service.WriteResult:
     base = app_context(request).base
     condition = None
     if entry.if_none_exist is not None:
         where = f"{entry.where}.request.ifNoneExist"
         condition = _condition(entry.resource_type, entry.if_none_exist, base, where)
-    prepared = service.prepare(resource, base, entry.logical_id, entry.written_together)
-    return await service.create(conn, caller_of(request), prepared, condition)
+    prepared = service.prepare(resource, base, plan.id_of(entry), plan.written)
+    return _as_promised(plan, entry, await service.create(conn, caller_of(request), prepared,
+                                                          condition))  # fmt: skip
 
 
 async def _update(
-    conn: Connection, request: Request, entry: Entry, resource: dict[str, Any]
+    conn: Connection, request: Request, entry: Entry, resource: dict[str, Any], plan: Plan
 ) -> service.WriteResult:
     caller, base = caller_of(request), app_context(request).base
-    assert entry.logical_id is not None
+    logical_id = plan.id_of(entry)
     if entry.query is None:
-        prepared = service.prepare(resource, base, entry.logical_id, entry.written_together)
+        assert logical_id is not None
+        prepared = service.prepare(resource, base, logical_id, plan.written)
         return await service.update(conn, caller, prepared, entry.if_match)
     condition = _condition(entry.resource_type, entry.query, base, f"{entry.where}.request.url")
-    resource["id"] = entry.logical_id  # the match's, or the one assigned to a new resource
-    return await service.conditional_update(conn, caller, resource, condition, base,
-                                            entry.if_match)  # fmt: skip
+    result = await service.conditional_update(conn, caller, resource, condition, base,
+                                              entry.if_match, new_id=logical_id)  # fmt: skip
+    return _as_promised(plan, entry, result)
+
+
+def _as_promised(plan: Plan, entry: Entry, result: service.WriteResult) -> service.WriteResult:
+    """The result, if it has the id other entries were told; if a concurrent write changed the
+    condition's match since, the whole transaction is retried and decides afresh."""
+    promised = plan.ids.get(entry.index)
+    if promised is not None and result.version.logical_id != promised:
+        raise WriteConflict(f"{entry.where}: the condition's match changed meanwhile")
+    return result
 
 
 async def _delete(conn: Connection, request: Request, entry: Entry) -> service.DeleteResult:
@@ -282,12 +329,12 @@ async def _batch(request: Request, raw_entries: list[Any]) -> Response:
 
 def _alone(request: Request, entry: Entry) -> "Callable[[Connection], Awaitable[bytes]]":
     async def work(conn: Connection) -> bytes:
-        targets: Targets = {}
+        plan = Plan()
         try:
-            await _resolve_references(conn, request, [entry], targets)
+            await _resolve_references(conn, request, [entry], plan.targets)
         except FhirError as error:
             raise in_entry(error, entry.index, entry.resource_type) from None
-        return await _run(conn, request, entry, targets)
+        return await _run(conn, request, entry, plan)
 
     return work
 

@@ -16,6 +16,7 @@ from app.errors import (
     Gone,
     Invalid,
     Issue,
+    NhsNumberHeld,
     NotFound,
     PreconditionFailed,
     Unprocessable,
@@ -110,6 +111,11 @@ async def live_targets(conn: Connection, caller: Caller, prepared: "list[Prepare
     return await repo.live_among(conn, caller, sorted(wanted), lock=True)
 
 
+async def live(conn: Connection, caller: Caller, targets: list[tuple[str, str]]) -> set[Any]:
+    """Those of the (type, id) pairs that name a live resource."""
+    return await repo.live_among(conn, caller, targets)
+
+
 def refusal(prepared: "Prepared", live: set[tuple[str, str]]) -> Unprocessable | None:
     """Why `create_checked` may not write `prepared`: a broken rule or a missing reference."""
     if prepared.issues:
@@ -138,7 +144,7 @@ async def _claim_nhs_numbers(
     numbers = rules.nhs_numbers(resource)
     clashes = await repo.claim_nhs_numbers(conn, caller, pk, set(numbers.values()))
     if clashes:
-        raise Unprocessable(
+        raise NhsNumberHeld(
             [
                 Issue(
                     f"NHS number {number} already belongs to Patient/{holder}",
@@ -146,7 +152,8 @@ async def _claim_nhs_numbers(
                     tuple(e for e, n in numbers.items() if n == number),
                 )
                 for number, holder in clashes.items()
-            ]
+            ],
+            frozenset(clashes.values()),
         )
 
 
@@ -262,11 +269,13 @@ async def create(
         return WriteResult(resource_type, version, created=True)
     try:
         pk, version = await _save(conn, caller, prepared, None, "POST", last=False)
-    except Unprocessable as error:
-        if any(issue.code == "duplicate" for issue in error.issues):
-            # An identical conditional create committed the same NHS number first: the
-            # retry will find its resource through the condition.
-            raise WriteConflict("a concurrent conditional create claimed it first") from error
+    except NhsNumberHeld as held:
+        query = if_none_exist.query
+        matches = await sq.search(conn, caller, sq.Query(query.resource_type, query.criteria, 3))
+        if any(match[1] in held.holders for match in matches):
+            # A concurrent create matching the condition committed the same NHS number
+            # first: the retry will find it through the condition.
+            raise WriteConflict("a concurrent conditional create claimed it first") from held
         raise
     await _claim(conn, caller, if_none_exist, pk, resource_type)
     return WriteResult(resource_type, version, created=True)
@@ -309,8 +318,10 @@ async def conditional_update(
     conditional: Conditional,
     base_url: str,
     if_match: int | None = None,
+    new_id: str | None = None,
 ) -> WriteResult:
-    """Conditional update (http://hl7.org/fhir/R4/http.html#cond-update)."""
+    """Conditional update (http://hl7.org/fhir/R4/http.html#cond-update); with no match and no
+    id in the body, the new resource gets `new_id` (or a fresh one)."""
     resource_type = resource["resourceType"]
     body_id = resource.get("id")
     match = await single_match(conn, caller, conditional, "update")
@@ -321,7 +332,7 @@ async def conditional_update(
                 f"{resource_type}.id",
             )
         return await update(conn, caller, prepare(resource, base_url, match[1]), if_match)
-    prepared = prepare(resource, base_url, body_id)
+    prepared = prepare(resource, base_url, body_id or new_id)
     if body_id is not None:
         pk, result = await _update(conn, caller, prepared, if_match)
     else:
