@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app.access import Caller
-from app.errors import Unprocessable
+from app.errors import Conflict, Unprocessable
 from app.fhir import wire
 from app.fhir.context import AppContext
 from app.storage import request_log
@@ -33,6 +33,8 @@ from app.storage.repository import now_micros
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 PURGE_INTERVAL = 60.0  # seconds between purges of expired records, per process
 PURGE_LIMIT = 1000  # records removed by one purge at most
+IN_PROGRESS = 0  # the status of a claimed id whose answer is not stored yet
+ABANDONED = 600 * 1_000_000  # microseconds after which an unanswered batch claim is dropped
 
 
 @dataclass(slots=True)
@@ -101,9 +103,15 @@ async def _recall(
     record = await request_log.find(conn, caller, key)
     if record is None:
         return None
-    if now_micros() - record.created_at >= window:
+    age = now_micros() - record.created_at
+    if age >= window or (record.status == IN_PROGRESS and age >= ABANDONED):
         await request_log.forget(conn, caller, key)
         return None
+    if record.status == IN_PROGRESS:  # a batch claimed it and is still running
+        raise Conflict.of(
+            f"the request with X-Request-ID {key} is still being processed; retry it later",
+            "X-Request-ID",
+        )
     if record.fingerprint != fingerprint:
         raise Unprocessable.of(
             f"X-Request-ID {key} was already used for a different request "
@@ -152,26 +160,37 @@ async def write_once(
     return await context.write(once)
 
 
-async def replay(request: Request, context: AppContext, caller: Caller) -> Response | None:
-    """A batch Bundle's stored answer, or None; 422 if its id was used for another request."""
+async def batch_once(
+    request: Request,
+    context: AppContext,
+    caller: Caller,
+    run: Callable[[], Awaitable[Response]],
+) -> Response:
+    """A batch Bundle once per request id. Its entries commit one by one, so the id is claimed
+    in a transaction of its own first: a duplicate sent meanwhile is 409 (retry later), one
+    sent afterwards gets the stored answer."""
     key = request_id(request)
     if key is None:
-        return None
+        return await run()
     fingerprint, window = await _fingerprint(request, context), _window(context)
-    return await context.write(lambda conn: _recall(conn, caller, key, fingerprint, window))
 
+    async def claim(conn: Connection) -> Response | None:
+        replayed = await _recall(conn, caller, key, fingerprint, window)
+        if replayed is None:
+            await request_log.claim(conn, caller, key, fingerprint)
+        return replayed
 
-async def remember(
-    request: Request, context: AppContext, caller: Caller, response: Response
-) -> None:
-    """Keep a batch Bundle's 2xx answer for its request id; an answer already kept stays."""
-    key = request_id(request)
-    if key is None or not _succeeded(response):
-        return
-    record, window = _record(await _fingerprint(request, context), response), _window(context)
-
-    async def keep(conn: Connection) -> None:
-        await request_log.store_if_absent(conn, caller, key, record)
-        await _purge_if_due(conn, window)
-
-    await context.write(keep)
+    replayed = await context.write(claim)
+    if replayed is not None:
+        return replayed
+    try:
+        response = await run()
+    except BaseException:
+        await context.write(lambda conn: request_log.forget(conn, caller, key))
+        raise
+    if _succeeded(response):
+        record = _record(fingerprint, response)
+        await context.write(lambda conn: request_log.complete(conn, caller, key, record))
+    else:
+        await context.write(lambda conn: request_log.forget(conn, caller, key))
+    return response

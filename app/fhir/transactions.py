@@ -306,9 +306,13 @@ async def _read(conn: Connection, request: Request, entry: Entry, base: str) -> 
 async def _batch(request: Request, raw_entries: list[Any]) -> Response:
     """Each entry on its own, in its own transaction; a failure is reported in its entry."""
     context, caller = app_context(request), caller_of(request)
-    replayed = await idempotency.replay(request, context, caller)
-    if replayed is not None:
-        return replayed
+    return await idempotency.batch_once(
+        request, context, caller, lambda: _batch_entries(request, raw_entries)
+    )
+
+
+async def _batch_entries(request: Request, raw_entries: list[Any]) -> Response:
+    context = app_context(request)
     results: dict[int, bytes] = {}
     parsed: list[Entry] = []
     for index, found in enumerate(raw_entries):
@@ -322,9 +326,7 @@ async def _batch(request: Request, raw_entries: list[Any]) -> Response:
         except FhirError as error:
             results[entry.index] = entry_results.failed(error)
     body = entry_results.bundle("batch-response", [results[i] for i in range(len(raw_entries))])
-    response = wire.json_response(request, body)
-    await idempotency.remember(request, context, caller, response)
-    return response
+    return wire.json_response(request, body)
 
 
 def _alone(request: Request, entry: Entry) -> "Callable[[Connection], Awaitable[bytes]]":

@@ -79,17 +79,6 @@ async def complete(conn: Connection, caller: Caller, request_id: str, record: Re
     )
 
 
-async def store_if_absent(
-    conn: Connection, caller: Caller, request_id: str, record: Record
-) -> None:
-    """Keep the answer to a request id, stamped now, unless one is kept already (it stays)."""
-    await conn.execute(
-        _INSERT + " ON CONFLICT (client, request_id) DO NOTHING",
-        client_key(caller), request_id, record.fingerprint, record.status, record.headers,
-        record.body, now_micros(),
-    )  # fmt: skip
-
-
 _PURGE = (
     "DELETE FROM request_log WHERE (client, request_id) IN ("
     "SELECT client, request_id FROM request_log WHERE created_at < $1 "

@@ -225,24 +225,49 @@ def _request(method: str, path: str, body: bytes, request_id: str) -> Request:
     return Request(scope, receive)
 
 
-async def test_a_batch_answer_is_remembered_and_replayed(
+async def test_a_batch_answer_is_kept_and_replayed_without_running_again(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:
     context, caller, request_id = app_context(app), ANONYMOUS, str(uuid.uuid4())
     answer = Response(b'{"resourceType":"Bundle"}', 200, {"etag": 'W/"1"'}, FHIR_JSON)
-    assert (
-        await idempotency.replay(_request("POST", "/fhir", b"{}", request_id), context, caller)
-        is None
-    )
-    await idempotency.remember(
-        _request("POST", "/fhir", b"{}", request_id), context, caller, answer
-    )
-    replayed = await idempotency.replay(
-        _request("POST", "/fhir", b"{}", request_id), context, caller
-    )
-    assert replayed is not None
+    runs: list[int] = []
+
+    async def run() -> Response:
+        runs.append(1)
+        return answer
+
+    def batch(body: bytes) -> Any:
+        return idempotency.batch_once(
+            _request("POST", "/fhir", body, request_id), context, caller, run
+        )
+
+    first, replayed = await batch(b"{}"), await batch(b"{}")
+    assert len(runs) == 1
     assert (replayed.status_code, replayed.raw_headers, replayed.body) == (
-        answer.status_code, answer.raw_headers, answer.body,
+        first.status_code, first.raw_headers, first.body,
     )  # fmt: skip
     with pytest.raises(Unprocessable):
-        await idempotency.replay(_request("POST", "/fhir", b"[]", request_id), context, caller)
+        await batch(b"[]")
+
+
+async def test_a_batch_that_raises_leaves_its_id_free(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    context, caller, request_id = app_context(app), ANONYMOUS, str(uuid.uuid4())
+
+    async def failing() -> Response:
+        raise RuntimeError("the batch broke")
+
+    with pytest.raises(RuntimeError):
+        await idempotency.batch_once(
+            _request("POST", "/fhir", b"{}", request_id), context, caller, failing
+        )
+    answer = Response(b"{}", 200)
+    again = await idempotency.batch_once(
+        _request("POST", "/fhir", b"{}", request_id), context, caller, lambda: _ready(answer)
+    )
+    assert again is answer
+
+
+async def _ready(response: Response) -> Response:
+    return response

@@ -96,3 +96,20 @@ async def test_an_nhs_number_held_by_a_patient_the_condition_misses_is_422(
         "/Patient", json=other, headers=FHIR_JSON | {"if-none-exist": f"identifier={ORG}|q"}
     )
     assert response.status_code == 422, response.text
+
+
+async def test_concurrent_duplicates_of_a_batch_write_once(client: httpx.AsyncClient) -> None:
+    entry = f.entry(method="POST", url="Organization", resource=_org("batch-once"))
+    bundle = orjson.dumps(f.bundle(kind="batch", entries=[entry]))
+    headers = FHIR_JSON | {"x-request-id": "6f1d2c3b-4a5e-4f60-8b7a-9c0d1e2f3a4b"}
+    responses = await asyncio.gather(
+        *(client.post(BASE, content=bundle, headers=headers) for _ in range(6))
+    )
+    statuses = sorted(r.status_code for r in responses)
+    assert set(statuses) <= {200, 409} and 200 in statuses, statuses
+    answers = {r.content for r in responses if r.status_code == 200}
+    assert len(answers) == 1  # the first answer, replayed
+    found = (await client.get("/Organization", params={"identifier": f"{ORG}|batch-once"})).json()
+    assert len(found.get("entry", [])) == 1
+    again = await client.post(BASE, content=bundle, headers=headers)
+    assert again.status_code == 200 and again.content in answers

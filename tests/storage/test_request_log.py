@@ -34,27 +34,13 @@ async def test_a_second_claim_conflicts_and_undoes_only_its_own_unit(
     )  # fmt: skip
 
 
-async def test_store_if_absent_keeps_the_first_answer(
-    app: FastAPI, client: httpx.AsyncClient
-) -> None:
-    db = app_context(app).db
-    for status in (200, 201):
-        async with db.transaction() as conn:
-            await request_log.store_if_absent(
-                conn, ANONYMOUS, "batch", request_log.Record("f" * 64, status, "[]", b"")
-            )
-    async with db.reader() as conn:
-        found = await request_log.find(conn, ANONYMOUS, "batch")
-    assert found is not None and found.status == 200
-
-
 async def test_purge_removes_at_most_its_limit_of_records_older_than_the_cutoff(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:
     db = app_context(app).db
     async with db.transaction() as conn:
         for n in range(5):
-            await request_log.store_if_absent(conn, ANONYMOUS, f"r{n}", ANSWER)
+            await request_log.claim(conn, ANONYMOUS, f"r{n}", ANSWER.fingerprint)
     cutoff = now_micros() + 1
     async with db.transaction() as conn:
         await request_log.purge(conn, cutoff - 60_000_000, 10)  # none is a minute old
