@@ -44,16 +44,18 @@ def is_conditional(reference: str) -> bool:
 
 
 def rewrite(value: Any, targets: dict[str, str]) -> Any:
-    """A copy of `value` with each reference found in `targets` replaced by its target."""
+    """A copy of `value` with each reference found in `targets` replaced by its target, and
+    any other value (a uri, a url) that is exactly a placeholder in `targets` too."""
     if isinstance(value, list):
-        return [rewrite(item, targets) if isinstance(item, dict | list) else item for item in value]
-    return {
-        key: (
-            targets.get(item, item)
-            if key == "reference" and isinstance(item, str)
-            else rewrite(item, targets)
-            if isinstance(item, dict | list)
-            else item
-        )
-        for key, item in value.items()
-    }
+        return [_rewritten(item, "", targets) for item in value]
+    return {key: _rewritten(item, key, targets) for key, item in value.items()}
+
+
+def _rewritten(item: Any, key: str, targets: dict[str, str]) -> Any:
+    if isinstance(item, str):
+        if key == "reference" or item.startswith(PLACEHOLDERS):
+            return targets.get(item, item)
+        return item
+    if isinstance(item, dict | list):
+        return rewrite(item, targets)
+    return item

@@ -113,3 +113,20 @@ async def test_concurrent_duplicates_of_a_batch_write_once(client: httpx.AsyncCl
     assert len(found.get("entry", [])) == 1
     again = await client.post(BASE, content=bundle, headers=headers)
     assert again.status_code == 200 and again.content in answers
+
+
+async def test_a_placeholder_in_a_uri_element_is_rewritten_too(client: httpx.AsyncClient) -> None:
+    flag = f.flag(subject=ORG_URN.replace("3d6f", "4e7a"))
+    child = flag["subject"]["reference"]
+    flag["extension"] = [{"url": "https://example.org/about", "valueUri": child}]
+    entries = [
+        f.entry(method="POST", url="Patient", full_url=child, resource=f.patient()),
+        f.entry(method="POST", url="Flag", resource=flag),
+    ]
+    response = await _post(client, entries, "transaction")
+    assert response.status_code == 200, response.text
+    patient_path = "/".join(response.json()["entry"][0]["response"]["location"].split("/")[:2])
+    flag_path = "/".join(response.json()["entry"][1]["response"]["location"].split("/")[:2])
+    stored = (await client.get(f"/{flag_path}")).json()
+    assert stored["subject"]["reference"] == patient_path
+    assert stored["extension"][0]["valueUri"] == patient_path
