@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.access import Caller
-from app.errors import Conflict, FhirError, Unprocessable, WriteConflict
+from app.errors import FhirError, Unprocessable, WriteConflict
 from app.fhir import bundle_refs, entry_results, idempotency, search, searching, wire
 from app.fhir.bundle_entries import (
     ORDER,
@@ -68,7 +68,8 @@ ROUTES = [Route("/fhir", transaction_or_batch, methods=["POST"], name="transacti
 
 async def _transaction(conn: Connection, request: Request, entries: list[Entry]) -> Response:
     """Deletes; then ids and references; then conditional creates and Patients, the other
-    creates together, updates and patches; then reads. Every resource promised is written."""
+    creates together, updates and patches; then reads. Every id promised to other entries is
+    written (`_as_promised`), so no reference dangles."""
     conn.expect_more()
     results: dict[int, bytes] = {}
     ordered = sorted(entries, key=lambda e: (ORDER[e.method], e.index))
@@ -83,25 +84,8 @@ async def _transaction(conn: Connection, request: Request, entries: list[Entry])
     results.update(await _create_together(conn, request, [e for e in rest if _plain(e)], plan))
     for entry in [e for e in rest if e.method != "POST"]:
         results[entry.index] = await _run(conn, request, entry, plan)
-    await _check_written(conn, request, entries, plan)
     body = entry_results.bundle("transaction-response", [results[e.index] for e in entries])
     return wire.json_response(request, body)
-
-
-async def _check_written(
-    conn: Connection, request: Request, entries: list[Entry], plan: Plan
-) -> None:
-    """409 if an id other entries now reference was not written after all (a conditional
-    create or update matched a resource an earlier entry wrote): nothing may dangle."""
-    live = await service.live(conn, caller_of(request), sorted(plan.written))
-    for entry in entries:
-        target = (entry.resource_type, plan.id_of(entry))
-        if target in plan.written and target not in live:
-            raise Conflict.of(
-                f"{target[0]}/{target[1]} was not written: its condition matched a resource "
-                "another entry wrote; make the entries' conditions distinct",
-                f"{entry.where}.request",
-            )
 
 
 def _plain(entry: Entry) -> bool:

@@ -111,11 +111,6 @@ async def live_targets(conn: Connection, caller: Caller, prepared: "list[Prepare
     return await repo.live_among(conn, caller, sorted(wanted), lock=True)
 
 
-async def live(conn: Connection, caller: Caller, targets: list[tuple[str, str]]) -> set[Any]:
-    """Those of the (type, id) pairs that name a live resource."""
-    return await repo.live_among(conn, caller, targets)
-
-
 def refusal(prepared: "Prepared", live: set[tuple[str, str]]) -> Unprocessable | None:
     """Why `create_checked` may not write `prepared`: a broken rule or a missing reference."""
     if prepared.issues:

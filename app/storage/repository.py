@@ -254,19 +254,32 @@ async def history(
     return [Version(*row) for row in rows]
 
 
+def live_sql(pairs: int, lock: bool, dialect: str) -> str:
+    """The query of `live_among` for a number of (type, id) pairs.
+
+    The pairs are joined as a VALUES list: SQLite scans the whole table for a row-value IN
+    list of more than one pair, but probes the (type, id) index once per joined row.
+    """
+    values = ", ".join(f"(${2 * n + 1}, ${2 * n + 2})" for n in range(pairs))
+    suffix = " FOR SHARE OF r" if lock and dialect == "postgresql" else ""
+    return (
+        f"WITH t (resource_type, logical_id) AS (VALUES {values}) "
+        "SELECT r.resource_type, r.logical_id FROM t JOIN resource r "
+        "ON r.resource_type = t.resource_type AND r.logical_id = t.logical_id "
+        f"WHERE NOT r.deleted{suffix}"
+    )
+
+
 async def live_among(
     conn: Connection, caller: Caller, targets: list[tuple[str, str]], *, lock: bool = False
 ) -> set[tuple[str, str]]:
     """Those of the (type, id) pairs that name a live resource, a few hundred per query;
     with `lock`, on PostgreSQL, none of them can be deleted or changed until commit."""
-    suffix = " FOR SHARE" if lock and conn.dialect == "postgresql" else ""
     live: set[tuple[str, str]] = set()
     for start in range(0, len(targets), 500):
         chunk = targets[start : start + 500]
-        pairs = ", ".join(f"(${2 * n + 1}, ${2 * n + 2})" for n in range(len(chunk)))
         rows = await conn.fetch(
-            "SELECT resource_type, logical_id FROM resource "
-            f"WHERE NOT deleted AND (resource_type, logical_id) IN ({pairs}){suffix}",
+            live_sql(len(chunk), lock, conn.dialect),
             *(value for target in chunk for value in target),
         )
         live.update((row[0], row[1]) for row in rows)
