@@ -22,6 +22,7 @@ from app.storage.writes import (
     write_postgres,
     write_postgres_many,
     write_sqlite,
+    write_sqlite_many,
 )
 
 _READ = (
@@ -199,8 +200,7 @@ async def create_all(
     if conn.dialect == "postgresql":
         await write_postgres_many(conn, news)
     else:
-        for new in news:
-            await write_sqlite(conn, new, None, [])
+        await write_sqlite_many(conn, news)
     return [_version(new) for new in news]
 
 

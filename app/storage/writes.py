@@ -248,6 +248,39 @@ _INDEX_INSERTS = [
 ]
 
 
+_SQLITE_MANY_RESOURCES = (
+    "INSERT INTO resource (pk, resource_type, logical_id, version_id, last_updated, deleted, "
+    "body, patient_id, owner_org) VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8)"
+)
+_SQLITE_MANY_VERSIONS = (
+    "INSERT INTO resource_version (resource_type, logical_id, version_id, last_updated, "
+    "method, body) VALUES ($1, $2, $3, $4, 'POST', $5)"
+)
+
+
+async def write_sqlite_many(conn: Connection, news: list[NewVersion]) -> None:
+    """Insert new resources, their versions and index rows: one statement a table for all.
+
+    The unit of work holds SQLite's only write lock, so the next pks are known in advance.
+    References are not checked here.
+    """
+    row = await conn.fetchrow("SELECT COALESCE(MAX(pk), 0) FROM resource")
+    first = int(row[0]) + 1 if row is not None else 1
+    pks = range(first, first + len(news))
+    await conn.executemany(_SQLITE_MANY_RESOURCES, [
+        (pk, n.resource_type, n.logical_id, n.version_id, n.last_updated, n.body, n.patient_id,
+         n.owner_org)
+        for pk, n in zip(pks, news, strict=True)
+    ])  # fmt: skip
+    await conn.executemany(_SQLITE_MANY_VERSIONS, [
+        (n.resource_type, n.logical_id, n.version_id, n.last_updated, n.body) for n in news
+    ])  # fmt: skip
+    for kind, sql in _INDEX_INSERTS:
+        rows = [(pk, *r) for pk, n in zip(pks, news, strict=True) for r in getattr(n.index, kind)]
+        if rows:
+            await conn.executemany(sql, rows)
+
+
 async def insert_index_rows(conn: Connection, pk: int, index: IndexRows) -> None:
     """Insert a resource's index rows, one statement per kind that has any."""
     for kind, sql in _INDEX_INSERTS:
