@@ -4,6 +4,8 @@ from typing import Any
 
 import httpx
 
+from tests import factories
+
 FHIR_JSON = "application/fhir+json"
 BASE = "http://test/fhir"
 
@@ -48,3 +50,14 @@ def answered_entries(response: httpx.Response, kind: str) -> list[dict[str, Any]
     assert body["resourceType"] == "Bundle" and body["type"] == kind, body
     entries: list[dict[str, Any]] = body["entry"]
     return entries
+
+
+async def stale_if_match(client: httpx.AsyncClient, _reference: str) -> dict[str, Any]:
+    """A Bundle entry updating a new Patient (at version 1) with If-Match W/"2": 412."""
+    existing = await create(client, factories.patient(family="Existing"))
+    return factories.entry(
+        method="PUT",
+        url=reference(existing),
+        resource=existing | {"gender": "male"},
+        if_match='W/"2"',
+    )

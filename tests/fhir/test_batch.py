@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests import factories as f
-from tests.http import answered_entries, create, post_bundle, reference
+from tests.http import answered_entries, create, post_bundle, reference, stale_if_match
 
 RESPONSE = "batch-response"
 
@@ -53,16 +53,6 @@ async def _read_of_an_unknown_id(client: httpx.AsyncClient, first: str) -> dict[
     return f.entry(method="GET", url="Patient/no-such-patient")
 
 
-async def _stale_if_match(client: httpx.AsyncClient, first: str) -> dict[str, Any]:
-    existing = await create(client, f.patient(family="Existing"))
-    return f.entry(
-        method="PUT",
-        url=reference(existing),
-        resource=existing | {"gender": "male"},
-        if_match='W/"2"',
-    )
-
-
 async def _reference_to_another_entry(client: httpx.AsyncClient, first: str) -> dict[str, Any]:
     return f.entry(method="POST", url="Flag", resource=f.flag(subject=first))
 
@@ -76,7 +66,7 @@ async def _reference_to_another_entry(client: httpx.AsyncClient, first: str) -> 
          "Bundle.entry[1].resource.status", True),
         (_structurally_invalid_flag, "400 Bad Request", "Bundle.entry[1].resource", False),
         (_read_of_an_unknown_id, "404 Not Found", "Bundle.entry[1]", False),
-        (_stale_if_match, "412 Precondition Failed", "Bundle.entry[1]", False),
+        (stale_if_match, "412 Precondition Failed", "Bundle.entry[1]", False),
         (_reference_to_another_entry, "422 Unprocessable Entity",
          "Bundle.entry[1].resource.subject", False),
     ],

@@ -24,6 +24,7 @@ from tests.http import (
     outcome_expressions,
     post_bundle,
     reference,
+    stale_if_match,
 )
 
 INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
@@ -554,23 +555,13 @@ async def _flag_breaking_its_status_binding(
     return f.entry(method="POST", url="Flag", resource=f.flag(subject=child, status="bogus"))
 
 
-async def _stale_if_match(client: httpx.AsyncClient, child: str) -> dict[str, Any]:
-    existing = await create(client, f.patient(family="Existing"))
-    return f.entry(
-        method="PUT",
-        url=reference(existing),
-        resource=existing | {"gender": "male"},
-        if_match='W/"2"',
-    )
-
-
 @pytest.mark.parametrize(
     ("fourth", "status", "expression", "exact"),
     [
         (_flag_on_a_missing_patient, 422, "Bundle.entry[3].resource.subject", True),
         (_structurally_invalid_flag, 400, "Bundle.entry[3].resource", False),
         (_flag_breaking_its_status_binding, 422, "Bundle.entry[3].resource.status", True),
-        (_stale_if_match, 412, None, False),
+        (stale_if_match, 412, None, False),
     ],
     ids=["missing-reference", "invalid-structure", "binding", "if-match"],
 )
