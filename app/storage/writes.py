@@ -43,20 +43,26 @@ INDEX_KINDS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
 FIRST_INDEX_ARG = 9  # $1..$8 are the resource's own columns
 
 
+def _index_ctes(rows_from: str, first: int) -> str:
+    """CTEs inserting every index kind's rows from JSON arrays `e`, their values from element
+    `first` on; `rows_from` (with `{number}`, the kind's array) gives `e` and the pk `r.pk`."""
+    ctes = []
+    for number, (kind, (table, columns, types)) in enumerate(INDEX_KINDS.items()):
+        names = ("param", *columns)
+        values = ", ".join(f"(e->>{first + i})::{t}" for i, t in enumerate(("varchar", *types)))
+        ctes.append(
+            f"i_{kind} AS (INSERT INTO {table} (resource_pk, {', '.join(names)}) "
+            f"SELECT r.pk, {values} FROM {rows_from.format(number=number)})"
+        )
+    return ",\n".join(ctes)
+
+
 def _pg_index_inserts() -> tuple[str, int]:
     """CTEs inserting every index kind's rows, all sent as one JSON array of arrays (one
     parameter: encoding a dozen typed arrays costs the client more than PostgreSQL's parse).
     """
-    ctes = []
-    for number, (kind, (table, columns, types)) in enumerate(INDEX_KINDS.items()):
-        names = ("param", *columns)
-        values = ", ".join(f"(e->>{i})::{t}" for i, t in enumerate(("varchar", *types)))
-        ctes.append(
-            f"i_{kind} AS (INSERT INTO {table} (resource_pk, {', '.join(names)}) "
-            f"SELECT r.pk, {values} FROM r, "
-            f"json_array_elements(${FIRST_INDEX_ARG}::json -> {number}) AS e)"
-        )
-    return ",\n".join(ctes), FIRST_INDEX_ARG + 1
+    rows_from = f"r, json_array_elements(${FIRST_INDEX_ARG}::json -> {{number}}) AS e"
+    return _index_ctes(rows_from, 0), FIRST_INDEX_ARG + 1
 
 
 _PG_INDEX_INSERTS, _PG_NEXT_ARG = _pg_index_inserts()
@@ -134,15 +140,11 @@ async def write_postgres(
 def _pg_many_sql() -> str:
     """One statement creating many resources (arrays unnested), their version rows and their
     index rows (one JSON array per kind of [type, id, param, ...], joined back to the pks)."""
-    ctes = []
-    for number, (kind, (table, columns, types)) in enumerate(INDEX_KINDS.items()):
-        names = ("param", *columns)
-        values = ", ".join(f"(e->>{i + 2})::{t}" for i, t in enumerate(("varchar", *types)))
-        ctes.append(
-            f"i_{kind} AS (INSERT INTO {table} (resource_pk, {', '.join(names)}) "
-            f"SELECT r.pk, {values} FROM json_array_elements($8::json -> {number}) AS e "
-            "JOIN r ON r.resource_type = e->>0 AND r.logical_id = e->>1)"
-        )
+    rows_from = (
+        "json_array_elements($8::json -> {number}) AS e "
+        "JOIN r ON r.resource_type = e->>0 AND r.logical_id = e->>1"
+    )
+    ctes = _index_ctes(rows_from, 2)
     return (
         "WITH u AS (SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::int[], $4::int8[], "
         "$5::bytea[], $6::varchar[], $7::varchar[]) AS u(t, i, v, l, b, p, o)),\n"
@@ -150,9 +152,7 @@ def _pg_many_sql() -> str:
         "deleted, body, patient_id, owner_org) SELECT t, i, v, l, false, b, p, o FROM u "
         "RETURNING pk, resource_type, logical_id),\n"
         "v AS (INSERT INTO resource_version (resource_type, logical_id, version_id, last_updated, "
-        "method, body) SELECT t, i, v, l, 'POST', b FROM u),\n"
-        + ",\n".join(ctes)
-        + "\nSELECT count(*) FROM r"
+        "method, body) SELECT t, i, v, l, 'POST', b FROM u),\n" + ctes + "\nSELECT count(*) FROM r"
     )
 
 
