@@ -27,7 +27,6 @@ from bench.report import write_json
 
 OUTPUT = ROOT / "bench" / "results" / "bundles.json"
 TARGET_RATIO, TARGET_PG_RATE = 5.0, 3000.0
-BUSY_WARNING = 0.25
 COLUMNS = ("backend", "clients", "transaction res/s", "single-POST res/s", "ratio", "tx srv us/res",
            "single srv us/res", "by srv CPU", "cores busy", "target", "result")  # fmt: skip
 
@@ -100,15 +99,6 @@ def progress(backend: str, round_no: int, run: Run) -> None:
           f"{_fmt(run.machine_cores, '.1f')} cores busy{errors}", flush=True)  # fmt: skip
 
 
-def quiet_check(backend: str) -> float | None:
-    """Cores busy while the server idles (other processes that will skew the numbers)."""
-    busy = machine.busy_cores(1.0)
-    if busy is not None and busy > BUSY_WARNING:
-        print(f"  WARNING: {busy:.2f} cores already busy before measuring {backend}; results "
-              "will be low and noisy", flush=True)  # fmt: skip
-    return busy
-
-
 def checked_modes(server: Server, bodies: Bodies, serials: Serials) -> dict[str, str | None]:
     """Each mode tried once with one family: what went wrong, per mode."""
     problems = {mode: check(server, bodies, serials, mode) for mode in MODES}
@@ -126,7 +116,7 @@ def bench_backend(backend: str, url: str, workdir: Path, bodies: Bodies, serials
     with serve(url, workdir) as server:
         problems = checked_modes(server, bodies, serials)
         modes = [mode for mode in MODES if problems[mode] is None]
-        busy = quiet_check(backend)
+        busy = machine.quiet_check(backend)
         for r in range(args.rounds):
             for clients in args.clients:
                 for mode in modes[r % 2 :] + modes[: r % 2]:

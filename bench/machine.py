@@ -28,6 +28,18 @@ def busy_cores(seconds: float = 1.0) -> float | None:
     return _cores(before, after, seconds)
 
 
+BUSY_WARNING = 0.25  # cores busy while the server idles, above which results will be noisy
+
+
+def quiet_check(backend: str) -> float | None:
+    """Cores busy while the server idles: other processes that will skew the numbers."""
+    busy = busy_cores(1.0)
+    if busy is not None and busy > BUSY_WARNING:
+        print(f"  WARNING: {busy:.2f} cores already busy before measuring {backend} (other "
+              "processes on this machine); results will be low and noisy", flush=True)  # fmt: skip
+    return busy
+
+
 def _cores(before: tuple[int, int] | None, after: tuple[int, int] | None,
            seconds: float) -> float | None:  # fmt: skip
     if before is None or after is None or seconds <= 0:

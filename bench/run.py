@@ -21,7 +21,6 @@ from bench.process import ROOT, Server, serve
 from bench.scenario import Measurement, Scenario, scenarios
 
 OUTPUT = ROOT / "bench" / "results" / "latest.json"
-BUSY_WARNING = 0.25
 
 
 class LoadGenerator(Protocol):
@@ -75,15 +74,6 @@ def _progress(backend: str, round_no: int, scenario: Scenario, m: Measurement) -
           f"  (server CPU {cpu}{errors})", flush=True)  # fmt: skip
 
 
-def _quiet_check(backend: str) -> float | None:
-    """Cores busy while the server idles: other processes that will skew the numbers."""
-    busy = machine.busy_cores(1.0)
-    if busy is not None and busy > BUSY_WARNING:
-        print(f"  WARNING: {busy:.2f} cores already busy before measuring {backend} (other "
-              "processes on this machine); results will be low and noisy", flush=True)  # fmt: skip
-    return busy
-
-
 def bench_backend(backend: str, url: str, args: argparse.Namespace, load: LoadGenerator,
                   workdir: Path) -> dict[str, Any]:  # fmt: skip
     """Serve `url`, seed it, check each scenario once, then measure in interleaved rounds."""
@@ -91,7 +81,7 @@ def bench_backend(backend: str, url: str, args: argparse.Namespace, load: LoadGe
         flag_body, paths = seed.seed(server.url, args.flags)
         plan = scenarios(paths, flag_body)
         sizes = {s.name: seed.check(server.url, s) for s in plan}
-        busy = _quiet_check(backend)
+        busy = machine.quiet_check(backend)
         runs: dict[str, list[Measurement]] = {s.name: [] for s in plan}
         for r in range(args.rounds):
             for s in plan[r % len(plan) :] + plan[: r % len(plan)]:
