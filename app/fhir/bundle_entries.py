@@ -5,13 +5,14 @@ Spec: http://hl7.org/fhir/R4/http.html#transaction, http://hl7.org/fhir/R4/bundl
 
 import base64
 import binascii
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
 
 from app.errors import FhirError, Invalid, PayloadTooLarge
 from app.fhir import wire
+from app.fhir.bundle_refs import Slot, slots_of
 from app.fhir.resources import validate_structure
 from app.registry import RESOURCE_TYPES
 
@@ -36,6 +37,7 @@ class Entry:
     full_url: str | None = None
     if_none_exist: str | None = None
     if_match: int | None = None
+    slots: list[Slot] = field(default_factory=list)  # the resource's strings a Bundle rewrites
 
     @property
     def where(self) -> str:
@@ -128,6 +130,7 @@ def _resource(found: Any, entry: Entry, where: str) -> dict[str, Any]:
         entry.logical_id
     ):
         raise Invalid.of("the resource id must equal the id in request.url", f"{where}.resource.id")
+    entry.slots = slots_of(resource, f"{where}.resource")  # bounds the depth, too
     try:
         validate_structure(entry.resource_type, resource)
     except FhirError as error:

@@ -1,35 +1,76 @@
 """References between a transaction's entries: placeholders (`urn:uuid:`) and conditional
 references (`Patient?identifier=...`), found anywhere in a resource and rewritten to `Type/id`.
 
+Each entry's resource is walked once, when the Bundle is parsed: the walk bounds its depth
+(the structural validator recurses) and records every string a transaction may rewrite as a
+`Slot`. An attempt then rewrites only those strings, from the text as sent, so a retried
+transaction starts from the same references.
+
 Spec: http://hl7.org/fhir/R4/http.html#trules, http://hl7.org/fhir/R4/bundle.html#references
 """
 
+from dataclasses import dataclass
 from typing import Any
 
+from app.errors import Invalid
+from app.fhir.resources import MAX_DEPTH
 from app.registry import RESOURCE_TYPES
 
 PLACEHOLDERS = ("urn:uuid:", "urn:oid:")
 
 
-def all_references(value: Any, path: str) -> list[tuple[str, str]]:
-    """(element, reference) of every Reference.reference, contained resources and extensions
-    included."""
-    found: list[tuple[str, str]] = []
-    _collect(value, path, found)
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """A string a transaction may rewrite: the dict or list holding it, its key there, the
+    text as sent, its element (FHIRPath; of a Reference.reference, the Reference's), and
+    whether it is a Reference.reference."""
+
+    holder: Any
+    key: Any
+    text: str
+    element: str
+    is_reference: bool
+
+
+def slots_of(resource: dict[str, Any], path: str) -> list[Slot]:
+    """Every Reference.reference (contained resources and extensions included), and every
+    other string that is a placeholder; 400 naming the element if JSON nests deeper than
+    MAX_DEPTH."""
+    found: list[Slot] = []
+    _walk(resource, path, MAX_DEPTH, found)
     return found
 
 
-def _collect(value: Any, path: str, found: list[tuple[str, str]]) -> None:
+def _walk(value: Any, path: str, room: int, found: list[Slot]) -> None:
+    if room == 0:
+        raise Invalid.of(f"JSON may not nest deeper than {MAX_DEPTH} levels", path)
     if isinstance(value, list):
         for index, item in enumerate(value):
-            if isinstance(item, dict | list):
-                _collect(item, f"{path}[{index}]", found)
+            if isinstance(item, str):
+                if item.startswith(PLACEHOLDERS):
+                    found.append(Slot(value, index, item, f"{path}[{index}]", False))
+            elif isinstance(item, dict | list):
+                _walk(item, f"{path}[{index}]", room - 1, found)
         return
     for key, item in value.items():
-        if key == "reference" and isinstance(item, str):
-            found.append((path, item))
+        if isinstance(item, str):
+            if key == "reference":  # the element is the Reference itself
+                found.append(Slot(value, key, item, path, True))
+            elif item.startswith(PLACEHOLDERS):
+                found.append(Slot(value, key, item, f"{path}.{key}", False))
         elif isinstance(item, dict | list):
-            _collect(item, f"{path}.{key}", found)
+            _walk(item, f"{path}.{key}", room - 1, found)
+
+
+def references(slots: list[Slot]) -> list[tuple[str, str]]:
+    """(element, reference as sent) of the slots that are Reference.reference."""
+    return [(slot.element, slot.text) for slot in slots if slot.is_reference]
+
+
+def rewrite(slots: list[Slot], targets: dict[str, str]) -> None:
+    """Set each slot to its target in `targets`, or back to its text as sent."""
+    for slot in slots:
+        slot.holder[slot.key] = targets.get(slot.text, slot.text)
 
 
 def is_placeholder(reference: str) -> bool:
@@ -41,21 +82,3 @@ def is_conditional(reference: str) -> bool:
     """Whether a reference is a search (`Type?criteria`) to be resolved to its one match."""
     resource_type, mark, _ = reference.partition("?")
     return bool(mark) and resource_type in RESOURCE_TYPES
-
-
-def rewrite(value: Any, targets: dict[str, str]) -> Any:
-    """A copy of `value` with each reference found in `targets` replaced by its target, and
-    any other value (a uri, a url) that is exactly a placeholder in `targets` too."""
-    if isinstance(value, list):
-        return [_rewritten(item, "", targets) for item in value]
-    return {key: _rewritten(item, key, targets) for key, item in value.items()}
-
-
-def _rewritten(item: Any, key: str, targets: dict[str, str]) -> Any:
-    if isinstance(item, str):
-        if key == "reference" or item.startswith(PLACEHOLDERS):
-            return targets.get(item, item)
-        return item
-    if isinstance(item, dict | list):
-        return rewrite(item, targets)
-    return item

@@ -3,7 +3,7 @@
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from starlette.requests import Request
@@ -23,11 +23,10 @@ class AppContext:
     settings: Settings
     db: Database
     capability: bytes = b""
+    base: str = field(init=False)  # the public FHIR base URL, without a trailing slash
 
-    @property
-    def base(self) -> str:
-        """The public FHIR base URL, without a trailing slash."""
-        return self.settings.base_url.rstrip("/")
+    def __post_init__(self) -> None:
+        self.base = self.settings.base_url.rstrip("/")
 
     async def write(self, work: Callable[[Connection], Awaitable[T]]) -> T:
         """Run `work` in one transaction, committed here; lost races are retried."""

@@ -53,7 +53,8 @@ async def transaction_or_batch(request: Request) -> Response:
     wire.check_accept(request)
     context, caller = app_context(request), caller_of(request)
     raw = await wire.read_body(request, context.settings.max_body_bytes, wire.JSON_TYPES)
-    kind, raw_entries = entries_of(wire.parse_json(raw), context.settings.max_bundle_entries)
+    body = wire.parse_json(raw, bounded=False)
+    kind, raw_entries = entries_of(body, context.settings.max_bundle_entries)
     if kind == "batch":
         return await _batch(request, raw_entries)
     entries = [parse_entry(found, index, context.base) for index, found in enumerate(raw_entries)]
@@ -102,15 +103,11 @@ async def _create_together(
 ) -> dict[int, bytes]:
     """Plain creates: each checked as `service.create` would, then all written at once."""
     caller, base = caller_of(request), app_context(request).base
-    prepared = [
-        service.prepare(
-            bundle_refs.rewrite(entry.resource, plan.targets),
-            base,
-            plan.id_of(entry),
-            plan.written,
-        )
-        for entry in entries
-    ]
+    prepared = []
+    for entry in entries:
+        bundle_refs.rewrite(entry.slots, plan.targets)
+        assert entry.resource is not None  # a POST entry has one (parse_entry)
+        prepared.append(service.prepare(entry.resource, base, plan.id_of(entry), plan.written))
     live = await service.live_targets(conn, caller, prepared)
     for entry, item in zip(entries, prepared, strict=True):
         refused = service.refusal(item, live)
@@ -183,8 +180,7 @@ async def _resolve_references(
     a placeholder no entry's fullUrl declares is 422."""
     context, caller = app_context(request), caller_of(request)
     for entry in entries:
-        found = bundle_refs.all_references(entry.resource or {}, f"{entry.where}.resource")
-        for element, reference in found:
+        for element, reference in bundle_refs.references(entry.slots):
             if reference in targets:
                 continue
             if bundle_refs.is_placeholder(reference):
@@ -207,7 +203,8 @@ async def _resolve_references(
 async def _process(conn: Connection, request: Request, entry: Entry, plan: Plan) -> bytes:
     """One entry through the service function of its interaction; its response entry."""
     caller, base = caller_of(request), app_context(request).base
-    resource = bundle_refs.rewrite(entry.resource, plan.targets) if entry.resource else None
+    bundle_refs.rewrite(entry.slots, plan.targets)
+    resource = entry.resource
     if entry.method == "POST" and resource is not None:
         return entry_results.written(request, await _create(conn, request, entry, resource, plan))
     if entry.method == "PUT" and resource is not None:
@@ -327,11 +324,11 @@ def _alone(request: Request, entry: Entry) -> "Callable[[Connection], Awaitable[
 
 def _independent(entry: Entry) -> Entry:
     """A batch entry may not lean on another entry: placeholders are for transactions."""
-    for element, reference in bundle_refs.all_references(entry.resource or {}, entry.where):
+    for element, reference in bundle_refs.references(entry.slots):
         if bundle_refs.is_placeholder(reference):
             raise Unprocessable.of(
                 f"{reference} names another entry: batch entries are independent (send a "
-                "transaction)", element.replace(entry.where, f"{entry.where}.resource", 1),
+                "transaction)", element,
             )  # fmt: skip
     return entry
 

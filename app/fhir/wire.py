@@ -111,8 +111,9 @@ async def sized_body(request: Request, limit: int) -> bytes:
     return request._body
 
 
-def parse_json(raw: bytes) -> Any:
-    """Parse JSON; malformed JSON is 400."""
+def parse_json(raw: bytes, *, bounded: bool = True) -> Any:
+    """Parse JSON; malformed JSON is 400, and so (if `bounded`) is JSON nesting deeper than
+    MAX_DEPTH. Bundles pass False: each entry's resource is bounded as it is walked."""
     if not raw.strip():
         raise Invalid.of("the request body is empty")
     if b"\\u0000" in raw:
@@ -121,7 +122,7 @@ def parse_json(raw: bytes) -> Any:
         parsed = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise Invalid.of(f"the body is not valid JSON: {exc.msg} at position {exc.pos}") from None
-    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH:  # fewer brackets cannot nest deeper
+    if bounded and raw.count(b"[") + raw.count(b"{") > MAX_DEPTH:  # fewer cannot nest deeper
         check_depth(parsed)
     return parsed
 

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from tests import factories as f
-from tests.fhir.test_hostile import assert_outcome, history_size, send
+from tests.fhir.test_hostile import assert_outcome, history_size, nested, send
 
 BASE = "http://test/fhir"
 FHIR_JSON = "application/fhir+json"
@@ -93,6 +93,9 @@ ENTRY_CASES: list[tuple[str, Any, int, str]] = [
      "Bundle.entry[0].resource.subject"),
     ("nested-bundle", _bundle(f.entry(method="POST", url="Bundle", resource=_bundle())), 400,
      "Bundle.entry[0].request.url"),
+    # 64 levels below the resource: where the walk of the entry stops, before validation
+    ("resource-nested-too-deep", _bundle(_post(extension=[nested(100)])), 400,
+     "Bundle.entry[0].resource" + ".extension[0]" * 32),
 ]  # fmt: skip
 
 
@@ -141,6 +144,8 @@ BUNDLE_CASES: list[tuple[str, bytes, dict[str, str], int]] = [
     ("over-the-size-limit", orjson.dumps(_bundle(_post(text={"status": "generated",
                                                              "div": "x" * 70_000}))), {}, 413),
     ("accept-xml", orjson.dumps(_bundle()), {"accept": "application/fhir+xml"}, 406),
+    ("nested-too-deep-to-parse", b'{"resourceType":"Bundle","type":"batch","meta":' + b"[" * 5000
+     + b"]" * 5000 + b"}", {}, 400),
 ]  # fmt: skip
 
 
