@@ -248,18 +248,28 @@ _INDEX_INSERTS = [
 ]
 
 
+# A many-resource SQLite write: each table's rows as one JSON array (json_each), bodies as
+# byte ranges of one BLOB, so each table takes one statement that runs wholly inside SQLite.
 _SQLITE_MANY_RESOURCES = (
     "INSERT INTO resource (pk, resource_type, logical_id, version_id, last_updated, deleted, "
-    "body, patient_id, owner_org) VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8)"
+    "body, patient_id, owner_org) SELECT value->>0, value->>1, value->>2, value->>3, "
+    "value->>4, 0, substr($2, value->>5, value->>6), value->>7, value->>8 FROM json_each($1)"
 )
 _SQLITE_MANY_VERSIONS = (
     "INSERT INTO resource_version (resource_type, logical_id, version_id, last_updated, "
-    "method, body) VALUES ($1, $2, $3, $4, 'POST', $5)"
+    "method, body) SELECT value->>1, value->>2, value->>3, value->>4, 'POST', "
+    "substr($2, value->>5, value->>6) FROM json_each($1)"
 )
+_SQLITE_MANY_INDEX = [
+    (kind, f"INSERT INTO {table} (resource_pk, param, {', '.join(columns)}) SELECT "
+           + ", ".join(f"value->>{i}" for i in range(len(columns) + 2)) + " FROM json_each($1)")
+    for kind, (table, columns, _) in INDEX_KINDS.items()
+]  # fmt: skip
 
 
 async def write_sqlite_many(conn: Connection, news: list[NewVersion]) -> None:
-    """Insert new resources, their versions and index rows: one statement a table for all.
+    """Insert new resources, their versions and index rows: one statement a table for all
+    (cheaper than binding each row from Python).
 
     The unit of work holds SQLite's only write lock, so the next pks are known in advance.
     References are not checked here.
@@ -267,18 +277,18 @@ async def write_sqlite_many(conn: Connection, news: list[NewVersion]) -> None:
     row = await conn.fetchrow("SELECT COALESCE(MAX(pk), 0) FROM resource")
     first = int(row[0]) + 1 if row is not None else 1
     pks = range(first, first + len(news))
-    await conn.executemany(_SQLITE_MANY_RESOURCES, [
-        (pk, n.resource_type, n.logical_id, n.version_id, n.last_updated, n.body, n.patient_id,
-         n.owner_org)
-        for pk, n in zip(pks, news, strict=True)
-    ])  # fmt: skip
-    await conn.executemany(_SQLITE_MANY_VERSIONS, [
-        (n.resource_type, n.logical_id, n.version_id, n.last_updated, n.body) for n in news
-    ])  # fmt: skip
-    for kind, sql in _INDEX_INSERTS:
-        rows = [(pk, *r) for pk, n in zip(pks, news, strict=True) for r in getattr(n.index, kind)]
-        if rows:
-            await conn.executemany(sql, rows)
+    bodies, rows, start = b"".join(n.body for n in news), [], 1
+    for pk, n in zip(pks, news, strict=True):
+        rows.append((pk, n.resource_type, n.logical_id, n.version_id, n.last_updated, start,
+                     len(n.body), n.patient_id, n.owner_org))  # fmt: skip
+        start += len(n.body)
+    resources = orjson.dumps(rows)
+    await conn.execute(_SQLITE_MANY_RESOURCES, resources, bodies)
+    await conn.execute(_SQLITE_MANY_VERSIONS, resources, bodies)
+    for kind, sql in _SQLITE_MANY_INDEX:
+        index = [(pk, *r) for pk, n in zip(pks, news, strict=True) for r in getattr(n.index, kind)]
+        if index:
+            await conn.execute(sql, orjson.dumps(index))
 
 
 async def insert_index_rows(conn: Connection, pk: int, index: IndexRows) -> None:
