@@ -4,6 +4,7 @@ functions as a single request; a transaction in one database transaction, all or
 Spec: http://hl7.org/fhir/R4/http.html#transaction
 """
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -32,6 +33,7 @@ from app.storage.ids import new_logical_id
 from app.storage.query import Query
 
 Targets = dict[str, str]  # reference as written -> Type/id
+YIELD_EVERY = 16  # entries parsed and validated between turns of the event loop
 
 
 @dataclass(slots=True)
@@ -57,7 +59,10 @@ async def transaction_or_batch(request: Request) -> Response:
     kind, raw_entries = entries_of(body, context.settings.max_bundle_entries)
     if kind == "batch":
         return await _batch(request, raw_entries)
-    entries = [parse_entry(found, index, context.base) for index, found in enumerate(raw_entries)]
+    entries = []
+    for index, found in enumerate(raw_entries):
+        await _turn(index)
+        entries.append(parse_entry(found, index, context.base))
     identity_clashes(entries)
     return await idempotency.write_once(
         request, context, caller, lambda conn: _transaction(conn, request, entries)
@@ -65,6 +70,13 @@ async def transaction_or_batch(request: Request) -> Response:
 
 
 ROUTES = [Route("/fhir", transaction_or_batch, methods=["POST"], name="transaction")]
+
+
+async def _turn(index: int) -> None:
+    """Let the event loop run every YIELD_EVERY entries: validating a large Bundle in one go
+    would hold up every other request (and a write holding the writer) for all of it."""
+    if index and index % YIELD_EVERY == 0:
+        await asyncio.sleep(0)
 
 
 async def _transaction(conn: Connection, request: Request, entries: list[Entry]) -> Response:
@@ -297,6 +309,7 @@ async def _batch_entries(request: Request, raw_entries: list[Any]) -> Response:
     results: dict[int, bytes] = {}
     parsed: list[Entry] = []
     for index, found in enumerate(raw_entries):
+        await _turn(index)
         try:
             parsed.append(_independent(parse_entry(found, index, context.base)))
         except FhirError as error:
