@@ -78,7 +78,8 @@ def is_placeholder(reference: str) -> bool:
     return reference.startswith(PLACEHOLDERS)
 
 
-def is_conditional(reference: str) -> bool:
-    """Whether a reference is a search (`Type?criteria`) to be resolved to its one match."""
-    resource_type, mark, _ = reference.partition("?")
-    return bool(mark) and resource_type in RESOURCE_TYPES
+def conditional(reference: str, base: str) -> tuple[str, str] | None:
+    """(type, criteria) of a reference that is a search to be resolved to its one match:
+    `Type?criteria`, or the same on this server's base URL; None for any other reference."""
+    resource_type, mark, criteria = reference.removeprefix(f"{base}/").partition("?")
+    return (resource_type, criteria) if mark and resource_type in RESOURCE_TYPES else None

@@ -198,9 +198,10 @@ async def _resolve_references(
             if bundle_refs.is_placeholder(reference):
                 raise Unprocessable.of(f"no entry has the fullUrl {reference}", element,
                                        code="not-found")  # fmt: skip
-            if not bundle_refs.is_conditional(reference):
+            search = bundle_refs.conditional(reference, context.base)
+            if search is None:
                 continue
-            resource_type, _, query = reference.partition("?")
+            resource_type, query = search
             condition = _condition(resource_type, query, context.base, element)
             try:
                 match = await service.single_match(conn, caller, condition, "reference")

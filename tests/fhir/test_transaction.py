@@ -455,14 +455,15 @@ async def test_if_match_on_a_stale_version_fails_the_transaction_with_412(
 # --- conditional references ----------------------------------------------------------------
 
 
+@pytest.mark.parametrize("base", ["", f"{BASE}/"], ids=["relative", "absolute"])
 async def test_a_conditional_reference_resolves_to_the_single_match(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, base: str
 ) -> None:
     number = f.nhs_number(140)
     child = await create(client, f.patient(nhs=number))
+    subject = f"{base}Patient?{nhs_query(number)}"
     response = await transaction(
-        client,
-        f.entry(method="POST", url="Flag", resource=f.flag(subject=f"Patient?{nhs_query(number)}")),
+        client, f.entry(method="POST", url="Flag", resource=f.flag(subject=subject))
     )
     (entry,) = answered_entries(response, RESPONSE)
     stored_flag = await stored(client, f"Flag/{located(entry)[1]}")
