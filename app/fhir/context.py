@@ -10,6 +10,7 @@ from starlette.requests import Request
 
 from app.access import ANONYMOUS, Caller
 from app.errors import Conflict, WriteConflict
+from app.flags.codes import Vocabulary, vocabulary
 from app.settings import Settings
 from app.storage.db import Connection, Database
 
@@ -18,15 +19,17 @@ T = TypeVar("T")
 
 @dataclass(slots=True)
 class AppContext:
-    """Settings, database and the prebuilt CapabilityStatement of one app instance."""
+    """Settings, database, vocabulary and the prebuilt CapabilityStatement of one app instance."""
 
     settings: Settings
     db: Database
     capability: bytes = b""
     base: str = field(init=False)  # the public FHIR base URL, without a trailing slash
+    vocabulary: Vocabulary = field(init=False)  # code systems under the canonical base
 
     def __post_init__(self) -> None:
         self.base = self.settings.base_url.rstrip("/")
+        self.vocabulary = vocabulary(self.settings.canonical_base)
 
     async def write(self, work: Callable[[Connection], Awaitable[T]]) -> T:
         """Run `work` in one transaction, committed here; lost races are retried."""
