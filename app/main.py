@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from app.errors import FhirError, Invalid, MethodNotAllowed, NotFound
-from app.fhir import conformance, transactions
+from app.fhir import conformance, summary_routes, terminology, transactions
 from app.fhir.capability import capability_statement
 from app.fhir.context import AppContext
 from app.fhir.middleware import RequestIdMiddleware
@@ -92,11 +92,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         default_response_class=Response,
     )
     app.state.context = context
-    # SearchParameter first: the generic /{resource_type} routes would answer 404 for its paths.
+    # SearchParameter, CodeSystem and ValueSet first: the generic /{resource_type} routes would
+    # answer 404 for their paths.
     # Then the writes: no write can fully match a GET route, and only GET routes must keep
     # specific paths before generic ones, so a create tries 12 fewer patterns this way.
     writes_first = sorted(ROUTES, key=lambda route: "GET" in (route.methods or ()))
-    app.router.routes.extend([*conformance.ROUTES, *transactions.ROUTES, *writes_first])
+    specific = [*conformance.ROUTES, *summary_routes.ROUTES, *terminology.ROUTES]
+    app.router.routes.extend([*specific, *transactions.ROUTES, *writes_first])
     app.add_api_route("/_ping", _ping, methods=["GET"], tags=["health"])
     app.add_api_route("/_status", _status, methods=["GET"], tags=["health"])
     app.add_exception_handler(FhirError, _fhir_error)

@@ -19,7 +19,8 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from starlette.routing import Route
 
-from app.fhir import conformance
+from app.fhir import conformance, terminology_artefacts
+from app.flags.codes import FLAG_TYPES
 from app.registry import COMMON_PARAMS, RESOURCE_TYPES
 
 JSON = dict[str, Any]
@@ -27,6 +28,8 @@ FHIR_JSON = "application/fhir+json"
 TERMS = "http://terminology.hl7.org/CodeSystem"
 SNOMED = "http://snomed.info/sct"
 PATIENT_ID, ORG_ID = "patient-1", "organization-1"
+SERVER = "http://127.0.0.1:8000"
+FLAG_TYPE_VALUE_SET = f"{SERVER}/fhir/ValueSet/{FLAG_TYPES}"
 STRING: JSON = {"type": "string"}
 OBJECTS: JSON = {"type": "array", "items": {"type": "object"}}
 
@@ -56,7 +59,7 @@ EXAMPLES: dict[str, JSON] = {
         "resourceType": "Flag",
         "status": "active",
         "category": [_concept(f"{TERMS}/flag-category", "safety")],
-        "code": _concept(SNOMED, "342191000000101", "Subject to child protection plan"),
+        "code": _concept(SNOMED, "836881000000105", "Child is cause for safeguarding concern"),
         "subject": {"reference": f"Patient/{PATIENT_ID}"},
         "author": {"reference": f"Organization/{ORG_ID}"},
         "period": {"start": "2026-01-10"},
@@ -126,6 +129,22 @@ SCHEMAS: dict[str, JSON] = {
         {"resourceType": {"const": "SearchParameter"}, "id": STRING, "url": STRING}
         | {"code": STRING, "base": {"type": "array", "items": STRING}, "type": STRING}
         | {"expression": STRING, "modifier": {"type": "array", "items": STRING}},
+    ),
+    **{
+        kind: _object(
+            f"The project's {kind}s (read-only): http://hl7.org/fhir/R4/{kind.lower()}.html",
+            ["resourceType", "url", "status"],
+            {"resourceType": {"const": kind}, "id": STRING, "url": STRING, "name": STRING}
+            | {"version": STRING, "status": STRING, "meta": {"type": "object"}},
+        )
+        for kind in terminology_artefacts.KINDS
+    },
+    "Parameters": _object(
+        "$validate-code's in-parameters (POST), or its answer: result (valueBoolean), message "
+        "(valueString) when false or when the display is wrong, display (valueString) when the "
+        "code is found; http://hl7.org/fhir/R4/parameters.html",
+        ["resourceType", "parameter"],
+        {"resourceType": {"const": "Parameters"}, "parameter": OBJECTS},
     ),
     "Written": {
         "description": "The resource as stored (Prefer: return=representation, the default) or "
@@ -199,6 +218,23 @@ PARAMETERS: dict[str, JSON] = {
     "_revinclude": _param(
         "_revinclude", "query", "Type:param[:Target] referring to matches", "Flag:patient"
     ),
+    "validate-url": _param(
+        "url",
+        "query",
+        "Canonical URL of the value set (code system); optional on an instance",
+        FLAG_TYPE_VALUE_SET,
+    ),
+    "validate-system": _param("system", "query", "System of the code (ValueSet only)", SNOMED),
+    "validate-code": _param("code", "query", "The code to validate", "342191000000101"),
+    "summary-identifier": _param(
+        "identifier",
+        "query",
+        "The child's NHS number, system|value",
+        "https://fhir.nhs.uk/Id/nhs-number|9449306753",
+    ),
+    "validate-display": _param(
+        "display", "query", "Display to check: a different one is still valid, with a message"
+    ),
 }
 SYNTAX = {
     "token": "code, system|code, |code or system|",
@@ -233,6 +269,17 @@ def definition_parameters() -> dict[str, JSON]:
     }
 
 
+def terminology_parameters() -> dict[str, JSON]:
+    """The query parameters of `GET /CodeSystem` and `GET /ValueSet`, keyed apart."""
+    examples = {"_id": FLAG_TYPES, "url": FLAG_TYPE_VALUE_SET, "name": "Safeguarding"}
+    return {
+        f"Terminology-{name}": _param(
+            name, "query", f"{p.type} ({SYNTAX[p.type]}): {p.description}", examples.get(name)
+        )
+        for name, p in terminology_artefacts.SEARCH_PARAMS.items()
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class Op:
     """One route's documentation; path, format and tracing parameters and errors are added."""
@@ -242,7 +289,7 @@ class Op:
     schema: str
     errors: tuple[int, ...] = ()
     parameters: tuple[str, ...] = ()
-    body: str | None = None  # "create", "update" (examples carry the id) or "patch"
+    body: str | None = None  # "create", "update" (examples carry the id), "patch", "parameters"
 
 
 WRITE = (400, 409, 412, 413, 415, 422)
@@ -250,6 +297,62 @@ HISTORY = ("_since", "_count", "_cursor")
 SEARCH = ("search", "_count", "_cursor", "_sort", "_total", "_summary", "_elements", "_include",
           "_revinclude", "Prefer-handling")  # fmt: skip
 VERSIONED = ("If-Match", "Prefer-return")
+TERMINOLOGY_SEARCH = ("terminology", "_count", "_cursor", "_summary", "_elements", "_total",
+                      "Prefer-handling")  # fmt: skip
+VALIDATE = ("validate-url", "validate-system", "validate-code", "validate-display")
+
+
+def _terminology_operations() -> dict[str, Op]:
+    """read, search and $validate-code (GET and POST, type and instance) on each type."""
+    operations: dict[str, Op] = {}
+    for kind in terminology_artefacts.KINDS:
+        slug = "code_system" if kind == "CodeSystem" else "value_set"
+        query = VALIDATE if kind == "ValueSet" else tuple(p for p in VALIDATE if "system" not in p)
+        operations |= {
+            f"read_{slug}": Op(f"Read a {kind}", (200,), kind),
+            f"search_{slug}s": Op(f"Search the {kind}s", (200,), "Bundle", (400,),
+                                  TERMINOLOGY_SEARCH),
+        }  # fmt: skip
+        for suffix, where in (("", "by url"), ("_instance", "by id")):
+            name, text = (
+                f"validate_{slug}_code{suffix}",
+                f"Validate a code against a {kind} {where}",
+            )
+            operations[name] = Op(text, (200,), "Parameters", (400, 404), query)
+            operations[f"{name}_post"] = Op(
+                text, (200,), "Parameters", (400, 404, 413, 415), (), "parameters"
+            )
+    return operations
+
+
+def _terminology_descriptions() -> dict[str, str]:
+    """What the read, search and $validate-code routes of CodeSystem and ValueSet do."""
+    descriptions = {}
+    for kind, slug in (("CodeSystem", "code_system"), ("ValueSet", "value_set")):
+        descriptions[f"read_{slug}"] = (
+            f"A {kind} of the safeguarding vocabulary; its url is under "
+            "SAFEGUARD_CANONICAL_BASE_URL. Read-only: other methods are 405."
+        )
+        descriptions[f"search_{slug}s"] = (
+            f"The {kind}s published here, by url, name, status, version or _id; "
+            "`_summary=count` gives the total alone. Unknown parameters are ignored and "
+            "reported. Read-only: other methods are 405."
+        )
+        answer = (
+            f"Whether a code is in the {kind}: a Parameters with result, message (when false, "
+            "or when the display is not ours: still valid) and display (ours)."
+        )
+        for suffix in ("", "_instance"):
+            name = f"validate_{slug}_code{suffix}"
+            descriptions[name] = f"{answer} coding and codeableConcept need the POST form."
+            descriptions[f"{name}_post"] = (
+                f"{answer} The body is a Parameters resource: url, code, "
+                + ("system, " if kind == "ValueSet" else "")
+                + "display, coding (valueCoding) or codeableConcept (valueCodeableConcept)."
+            )
+    return descriptions
+
+
 OPERATIONS: dict[str, Op] = {
     "metadata": Op("Capabilities", (200,), "CapabilityStatement"),
     "read_definition": Op("Read a SearchParameter", (200,), "SearchParameter"),
@@ -282,9 +385,26 @@ OPERATIONS: dict[str, Op] = {
     "transaction": Op(
         "Transaction or batch", (200,), "Bundle", (*WRITE, 404, 410), ("Prefer-return",), "bundle"
     ),
+    **_terminology_operations(),
+    "safeguarding_summary": Op("Safeguarding summary of a child", (200,), "Bundle", (404, 410)),
+    "safeguarding_summary_by_identifier": Op(
+        "Safeguarding summary of a child, by NHS number",
+        (200,),
+        "Bundle",
+        (400, 404, 412),
+        ("summary-identifier",),
+    ),
     "_ping": Op("Alive", (200,), "Health"),
     "_status": Op("Ready", (200, 503), "Health"),
 }
+SUMMARY = (
+    "'Think Family': one collection Bundle, generated from live data on each call, with the "
+    "child, its active flags and conditions, its RelatedPersons, the Patient records of its "
+    "linked parents, siblings and half-siblings with their active safeguarding flags, and an "
+    "OperationOutcome of warnings, each with a stable code (no-father-recorded, "
+    "father-not-identified, elective-home-education, repeated-was-not-brought, "
+    "sibling-subject-to-plan, multiple-services-same-condition, household-risk)."
+)
 DESCRIPTIONS = {
     "metadata": "The hosted types, their interactions and search parameters.",
     "read_definition": "A search parameter this server defines (R4 has no Flag status, category "
@@ -309,6 +429,9 @@ DESCRIPTIONS = {
     "delete": "Reads become 410; history keeps every version. Deleting an unknown or deleted "
     "resource is 200 too.",
     "conditional_delete": "Deletes the one resource the query matches; several matches are 412.",
+    **_terminology_descriptions(),
+    "safeguarding_summary": SUMMARY,
+    "safeguarding_summary_by_identifier": SUMMARY,
     "transaction": "A transaction Bundle is all or nothing: its entries run (DELETE, POST, "
     "PUT/PATCH, GET) in one database transaction, `urn:uuid:` fullUrls and conditional "
     "references become ids, and the first failure is answered alone, naming its entry "
@@ -320,6 +443,7 @@ SUCCESS_HEADERS = {
     "Written": VERSION_HEADERS,
     "Resource": VERSION_HEADERS[:2],
     "OperationOutcome": ("ETag",),
+    **{kind: VERSION_HEADERS[:2] for kind in terminology_artefacts.KINDS},
 }
 
 
@@ -349,10 +473,18 @@ def _body(kind: str) -> JSON:
         example: JSON = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
         bundle: JSON = {"schema": _ref("schemas", "Bundle"), "example": example}
         return {"required": True, "content": {FHIR_JSON: bundle}}
+    if kind == "parameters":
+        coding = {"system": SNOMED, "code": "342191000000101"}
+        parameters = [{"name": "url", "valueUri": FLAG_TYPE_VALUE_SET},
+                      {"name": "coding", "valueCoding": coding}]  # fmt: skip
+        body: JSON = {"resourceType": "Parameters", "parameter": parameters}
+        described: JSON = {"schema": _ref("schemas", "Parameters"), "example": body}
+        return {"required": True, "content": {FHIR_JSON: described}}
     if kind == "patch":
         test = {"op": "test", "path": "/status", "value": "active"}
-        replace = {"op": "replace", "path": "/status", "value": "inactive"}
-        media = {"schema": _ref("schemas", "JsonPatch"), "example": [test, replace]}
+        case = [{"system": "https://example.org/children-services/case", "value": "CS-20417"}]
+        add = {"op": "add", "path": "/identifier", "value": case}
+        media = {"schema": _ref("schemas", "JsonPatch"), "example": [test, add]}
         return {"required": True, "content": {"application/json-patch+json": media}}
     examples = {
         name: {"value": resource | ({"id": UPDATE_IDS[name]} if kind == "update" else {})}
@@ -371,6 +503,8 @@ def _operation(path: str, name: str, found: JSON) -> JSON:
             names.extend(search_parameters())
         elif param == "definitions":
             names.extend(definition_parameters())
+        elif param == "terminology":
+            names.extend(terminology_parameters())
         else:
             names.append(param)
     names.extend([*(["_format", "_pretty"] if fhir else []), "X-Request-ID", "X-Correlation-ID"])
@@ -404,7 +538,7 @@ INFO = """FHIR R4 (4.0.1) REST service for child-safeguarding information.
 - Search and history Bundles are paged: follow the `next` link.
 """
 TOP: JSON = {
-    "servers": [{"url": "http://127.0.0.1:8000", "description": "make run"}],
+    "servers": [{"url": SERVER, "description": "make run"}],
     "externalDocs": {"url": "http://hl7.org/fhir/R4/http.html"},
     "tags": [{"name": "FHIR", "description": "FHIR R4 RESTful API"}, {"name": "health"}],
 }
@@ -436,7 +570,9 @@ def document(app: FastAPI) -> JSON:
         for method in methods:
             paths.setdefault(path, {})[method] = _operation(path, name, known[method])
     components = {"schemas": SCHEMAS, "headers": HEADERS}
-    components["parameters"] = PARAMETERS | search_parameters() | definition_parameters()
+    components["parameters"] = (
+        PARAMETERS | search_parameters() | definition_parameters() | terminology_parameters()
+    )
     info = {"title": app.title, "version": app.version, "description": INFO}
     if app.summary:
         info["summary"] = app.summary

@@ -45,6 +45,19 @@ class Settings(BaseSettings):
         "X-Request-ID (a UUID): within it they get that answer and write nothing; "
         "0 keeps none.",
     )
+    summary_was_not_brought_threshold: int = Field(
+        default=2,
+        ge=1,
+        description="Was-not-brought flags within the window that make the safeguarding "
+        "summary warn `repeated-was-not-brought` (one is enough while the child has an active "
+        "child protection plan or is looked after).",
+    )
+    summary_was_not_brought_window_days: int = Field(
+        default=365,
+        ge=1,
+        description="How many days back the safeguarding summary counts was-not-brought flags "
+        "(by period.start).",
+    )
     log_level: str = "INFO"
 
     @property

@@ -24,6 +24,8 @@ RELATIONSHIPS = ("FTH", "MTH", "SIB")
 CLINICAL = 96  # Flags and Conditions, alternating
 FAMILY_SIZE = 1 + len(RELATIONSHIPS) + CLINICAL
 MODES = ("transaction", "single")
+COUNCIL = "Organization/bench-council"
+SAFEGUARDING_CONCERN = "836881000000105"  # SNOMED CT: child is cause for safeguarding concern
 NHS_MARK, PATIENT_MARK, ENTRY_MARK = b"@nhs@", b"@patient@", b"@entry@"
 MARKS = re.compile(b"(" + b"|".join(map(re.escape, (NHS_MARK, PATIENT_MARK, ENTRY_MARK))) + b")")
 
@@ -54,16 +56,29 @@ class Template:
 
 
 def family(patient_reference: str) -> list[dict[str, Any]]:
-    """A Patient (NHS number marked), 3 RelatedPersons, 96 Flags and Conditions on it."""
+    """A Patient (NHS number marked), 3 RelatedPersons, 96 safeguarding Flags (raised by the
+    council) and Conditions on it."""
     resources = [factories.patient(nhs=NHS_MARK.decode())]
     for relationship in RELATIONSHIPS:
         resources.append(
             factories.related_person(patient=patient_reference, relationship=relationship)
         )
     for i in range(CLINICAL):
-        maker = factories.flag if i % 2 == 0 else factories.condition
-        resources.append(maker(subject=patient_reference))
+        if i % 2 == 0:
+            resources.append(factories.safeguarding_flag(
+                subject=patient_reference, author=COUNCIL, code=SAFEGUARDING_CONCERN,
+                display="Child is cause for safeguarding concern"))  # fmt: skip
+        else:
+            resources.append(factories.condition(subject=patient_reference))
     return resources
+
+
+def put_council(server: Server) -> None:
+    """Create (or keep) the Organization every family's flags name as their author."""
+    council = factories.organization(ods="BENCH1", name="Bench County Council")
+    with client_for(server) as client:
+        response = client.put(f"/fhir/{COUNCIL}", json=council | {"id": COUNCIL.split("/")[1]})
+    response.raise_for_status()
 
 
 def transaction_document() -> dict[str, Any]:

@@ -21,7 +21,17 @@ from typing import Any
 
 from bench import machine
 from bench.backends import BACKENDS, UnavailableError, database
-from bench.bundle_load import FAMILY_SIZE, MODES, PREFER, Bodies, Run, Serials, check, drive
+from bench.bundle_load import (
+    FAMILY_SIZE,
+    MODES,
+    PREFER,
+    Bodies,
+    Run,
+    Serials,
+    check,
+    drive,
+    put_council,
+)
 from bench.process import ROOT, Server, serve, tail
 from bench.report import write_json
 
@@ -101,6 +111,7 @@ def progress(backend: str, round_no: int, run: Run) -> None:
 
 def checked_modes(server: Server, bodies: Bodies, serials: Serials) -> dict[str, str | None]:
     """Each mode tried once with one family: what went wrong, per mode."""
+    put_council(server)
     problems = {mode: check(server, bodies, serials, mode) for mode in MODES}
     for mode, problem in problems.items():
         if problem is not None:

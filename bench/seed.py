@@ -19,10 +19,17 @@ def _create(client: httpx.Client, resource: dict[str, object]) -> str:
 
 
 def seed(url: str, flags: int) -> tuple[bytes, list[str]]:
-    """Create a Patient and `flags` Flags on it; a Flag body to create and the Flags' paths."""
+    """Create a Patient, a council and `flags` safeguarding Flags the council raised on the
+    Patient; a Flag body to create and the Flags' paths."""
     with httpx.Client(base_url=url, headers=HEADERS, timeout=10.0) as client:
         patient = _create(client, factories.patient(nhs=factories.nhs_number(1)))
-        body = factories.flag(subject=f"Patient/{patient}")
+        council = _create(client, factories.organization(name="Bench County Council"))
+        body = factories.safeguarding_flag(
+            subject=f"Patient/{patient}",
+            author=f"Organization/{council}",
+            code="836881000000105",
+            display="Child is cause for safeguarding concern",
+        )  # a kind a child may have several of at once
         ids = [_create(client, body) for _ in range(flags)]
     return orjson.dumps(body), [f"/fhir/Flag/{logical_id}" for logical_id in ids]
 

@@ -2,10 +2,14 @@
 
 from typing import Any
 
+from app.flags.codes import Vocabulary
+
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
 ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
 ROLE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
 SNOMED = "http://snomed.info/sct"
+FLAG_CATEGORY = "http://terminology.hl7.org/CodeSystem/flag-category"
+LOCAL_FLAGS = "https://example.org/flag-codes"  # a clinical flag code system of a test EHR
 
 
 def nhs_number(serial: int) -> str:
@@ -53,25 +57,19 @@ def flag(
     subject: str,
     author: str | None = None,
     status: str = "active",
-    code: str = "342191000000101",
-    display: str = "Subject to child protection plan",
+    code: str = "wheelchair-user",
+    display: str = "Uses a wheelchair",
+    system: str = LOCAL_FLAGS,
+    category: str = "clinical",
     identifier: str | None = None,
 ) -> dict[str, Any]:
-    """A safeguarding Flag on a subject."""
+    """A Flag on a subject: a clinical one by default, outside the safeguarding rules (those
+    apply when the category is safety or the code a safeguarding one: `safeguarding_flag`)."""
     resource: dict[str, Any] = {
         "resourceType": "Flag",
         "status": status,
-        "category": [
-            {
-                "coding": [
-                    {
-                        "system": "http://terminology.hl7.org/CodeSystem/flag-category",
-                        "code": "safety",
-                    }
-                ]
-            }
-        ],
-        "code": {"coding": [{"system": SNOMED, "code": code, "display": display}]},
+        "category": [{"coding": [{"system": FLAG_CATEGORY, "code": category}]}],
+        "code": {"coding": [{"system": system, "code": code, "display": display}]},
         "subject": {"reference": subject},
         "period": {"start": "2026-01-10"},
     }
@@ -79,6 +77,33 @@ def flag(
         resource["author"] = {"reference": author}
     if identifier is not None:
         resource["identifier"] = [{"system": "https://example.org/flags", "value": identifier}]
+    return resource
+
+
+def safeguarding_flag(
+    *,
+    subject: str,
+    author: str,
+    status: str = "active",
+    code: str = "342191000000101",
+    display: str = "Subject to child protection plan",
+    system: str = SNOMED,
+    start: str = "2026-01-10",
+    end: str | None = None,
+    removal: tuple[str, str] | None = None,
+) -> dict[str, Any]:
+    """A safeguarding Flag (category safety, a child protection plan by default) raised by
+    `author`, an Organization; `removal` is (extension url, coding system|code) when ended."""
+    resource = flag(subject=subject, author=author, status=status, code=code, display=display,
+                    system=system, category="safety")  # fmt: skip
+    resource["period"] = {"start": start} | ({"end": end} if end else {})
+    if removal is not None:
+        url, coding = removal
+        reason_system, _, reason = coding.rpartition("|")
+        resource["extension"] = [
+            {"url": url, "valueCodeableConcept": {"coding": [{"system": reason_system,
+                                                              "code": reason}]}}
+        ]  # fmt: skip
     return resource
 
 
@@ -151,3 +176,63 @@ def entry(
 def bundle(*, kind: str = "transaction", entries: list[dict[str, Any]]) -> dict[str, Any]:
     """A transaction (or batch) Bundle."""
     return {"resourceType": "Bundle", "type": kind, "entry": entries}
+
+
+def project_flag(
+    *,
+    vocabulary: Vocabulary,
+    subject: str,
+    author: str,
+    flag_type: str,
+    status: str = "active",
+    start: str = "2026-01-10",
+    end: str | None = None,
+    reason: str = "plan-ended",
+) -> dict[str, Any]:
+    """A safeguarding Flag coded with a project flag type, raised by `author` (an Organization);
+    an ended one (inactive or entered-in-error) gets `period.end` and its removal reason."""
+    concept = next(c for c in vocabulary.flag_types if c.code == flag_type)
+    resource: dict[str, Any] = {
+        "resourceType": "Flag",
+        "status": status,
+        "category": [{"coding": [{"system": FLAG_CATEGORY, "code": "safety"}]}],
+        "code": {
+            "coding": [
+                {"system": vocabulary.flag_type_system, "code": flag_type,
+                 "display": concept.display}
+            ]
+        },
+        "subject": {"reference": subject},
+        "period": {"start": start},
+        "author": {"reference": author},
+    }  # fmt: skip
+    if status != "active":
+        resource["period"]["end"] = end or start
+        concept_of_reason = {"coding": [{"system": vocabulary.removal_reason_system,
+                                         "code": reason}]}  # fmt: skip
+        resource["extension"] = [
+            {"url": vocabulary.removal_reason_extension, "valueCodeableConcept": concept_of_reason}
+        ]
+    return resource
+
+
+def recorded_condition(
+    *,
+    vocabulary: Vocabulary,
+    subject: str,
+    organization: str,
+    code: str = "35489007",
+    display: str = "Depressive disorder",
+    clinical_status: str = "active",
+) -> dict[str, Any]:
+    """A Condition with the Organization that recorded it (the recording-organization
+    extension)."""
+    resource = condition(subject=subject, code=code, display=display)
+    resource["clinicalStatus"]["coding"][0]["code"] = clinical_status
+    resource["extension"] = [
+        {
+            "url": vocabulary.recording_organization_extension,
+            "valueReference": {"reference": organization},
+        }
+    ]
+    return resource

@@ -78,4 +78,4 @@ async def test_request_examples_are_accepted(client: httpx.AsyncClient) -> None:
         headers={"content-type": "application/json-patch+json"},
     )
     assert response.status_code == 200, response.text
-    assert response.json()["status"] == "inactive"
+    assert response.json()["identifier"] == document[1]["value"]

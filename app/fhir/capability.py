@@ -6,7 +6,7 @@ Spec: http://hl7.org/fhir/R4/capabilitystatement.html
 from typing import Any
 
 from app import __doc__ as description
-from app.fhir import conformance
+from app.fhir import conformance, terminology_artefacts
 from app.registry import COMMON_PARAMS, FHIR_VERSION, RESOURCE_TYPES, ResourceType, SearchParam
 
 SOFTWARE_VERSION = "0.1.0"
@@ -75,6 +75,27 @@ def _definitions(canonical_base: str) -> dict[str, Any]:
     }
 
 
+def _terminology(kind: str, canonical_base: str) -> dict[str, Any]:
+    """CodeSystem or ValueSet: the project's vocabulary, read, searched and validated against."""
+    operation = f"{terminology_artefacts.OPERATION}/{kind}-validate-code"
+    return {
+        "type": kind,
+        "profile": f"http://hl7.org/fhir/StructureDefinition/{kind}",
+        "documentation": "The safeguarding vocabulary of this server (read-only), and "
+        "$validate-code against it.",
+        "interaction": [{"code": code} for code in terminology_artefacts.INTERACTIONS],
+        "versioning": "versioned",
+        "readHistory": False,
+        "updateCreate": False,
+        "conditionalCreate": False,
+        "conditionalRead": "not-supported",
+        "conditionalUpdate": False,
+        "conditionalDelete": "not-supported",
+        "searchParam": _search_params(terminology_artefacts.SEARCH_PARAMS, canonical_base),
+        "operation": [{"name": "validate-code", "definition": operation}],
+    }
+
+
 def capability_statement(base_url: str, published: str, canonical_base: str) -> dict[str, Any]:
     """What this server does, for `GET /metadata`; our own definitions live at `canonical_base`."""
     return {
@@ -94,6 +115,7 @@ def capability_statement(base_url: str, published: str, canonical_base: str) -> 
                 "resource": [
                     *(_resource(rtype, canonical_base) for rtype in RESOURCE_TYPES.values()),
                     _definitions(canonical_base),
+                    *(_terminology(kind, canonical_base) for kind in terminology_artefacts.KINDS),
                 ],
                 "interaction": [
                     {"code": "transaction"},

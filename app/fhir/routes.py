@@ -277,7 +277,7 @@ async def create(request: Request) -> Response:
     validate_structure(resource_type, body)
     condition = _if_none_exist(request, resource_type)
     context, caller = app_context(request), caller_of(request)
-    prepared = service.prepare(body, context.base)
+    prepared = service.prepare(body, context.base, vocabulary=context.vocabulary)
     return await _write_once(
         request, context, caller, lambda conn: service.create(conn, caller, prepared, condition)
     )
@@ -296,7 +296,7 @@ async def update(request: Request) -> Response:
     validate_structure(resource_type, body)
     version = wire.if_match(request)
     context, caller = app_context(request), caller_of(request)
-    prepared = service.prepare(body, context.base, logical_id)
+    prepared = service.prepare(body, context.base, logical_id, vocabulary=context.vocabulary)
     return await _write_once(
         request, context, caller, lambda conn: service.update(conn, caller, prepared, version)
     )
@@ -317,7 +317,7 @@ async def conditional_update(request: Request) -> Response:
         context,
         caller,
         lambda conn: service.conditional_update(
-            conn, caller, body, condition, context.base, version
+            conn, caller, body, condition, context.base, version, vocabulary=context.vocabulary
         ),
     )
 
@@ -336,7 +336,14 @@ async def patch(request: Request) -> Response:
         context,
         caller,
         lambda conn: service.patch(
-            conn, caller, resource_type, logical_id, patcher, context.base, version
+            conn,
+            caller,
+            resource_type,
+            logical_id,
+            patcher,
+            context.base,
+            version,
+            vocabulary=context.vocabulary,
         ),
     )
 

@@ -27,7 +27,9 @@ from app.fhir.bundle_entries import (
 )
 from app.fhir.context import app_context, caller_of
 from app.fhir.patching import json_patcher
-from app.flags import reads, service
+from app.flags import after_save, reads, service
+from app.flags.codes import Vocabulary
+from app.flags.flag_rules import may_claim
 from app.storage.db import Connection
 from app.storage.ids import new_logical_id
 from app.storage.query import Query
@@ -92,22 +94,30 @@ async def _transaction(conn: Connection, request: Request, entries: list[Entry])
     plan = await _assign_ids(conn, request, entries)
     await _resolve_references(conn, request, entries, plan.targets)
     rest = ordered[len(deletes) :]
-    for entry in [e for e in rest if e.method == "POST" and not _plain(e)]:
+    vocabulary = _vocabulary(request)
+    plain = [e for e in rest if _plain(e, vocabulary)]
+    for entry in [e for e in rest if e.method == "POST" and e not in plain]:
         results[entry.index] = await _run(conn, request, entry, plan)
-    results.update(await _create_together(conn, request, [e for e in rest if _plain(e)], plan))
+    results.update(await _create_together(conn, request, plain, plan))
     for entry in [e for e in rest if e.method != "POST"]:
         results[entry.index] = await _run(conn, request, entry, plan)
     body = entry_results.bundle("transaction-response", [results[e.index] for e in entries])
     return wire.json_response(request, body)
 
 
-def _plain(entry: Entry) -> bool:
-    """A create with no condition and no NHS numbers to claim: it may be written with others."""
-    return (
-        entry.method == "POST"
-        and entry.if_none_exist is None
-        and entry.resource_type != ("Patient")
-    )
+def _plain(entry: Entry, vocabulary: Vocabulary) -> bool:
+    """A create with no condition and nothing to write after it (NHS-number claims and links,
+    a child's one active flag of a kind): it may be written with others."""
+    if entry.method != "POST" or entry.if_none_exist is not None:
+        return False
+    resource = entry.resource or {}
+    if entry.resource_type == "Flag":
+        return not may_claim(resource, vocabulary)
+    return not after_save.needed(resource, None, existed=False)
+
+
+def _vocabulary(request: Request) -> Vocabulary:
+    return app_context(request).vocabulary
 
 
 async def _create_together(
@@ -119,7 +129,8 @@ async def _create_together(
     for entry in entries:
         bundle_refs.rewrite(entry.slots, plan.targets)
         assert entry.resource is not None  # a POST entry has one (parse_entry)
-        prepared.append(service.prepare(entry.resource, base, plan.id_of(entry), plan.written))
+        prepared.append(service.prepare(entry.resource, base, plan.id_of(entry), plan.written,
+                                        vocabulary=_vocabulary(request)))  # fmt: skip
     live = await service.live_targets(conn, caller, prepared)
     for entry, item in zip(entries, prepared, strict=True):
         refused = service.refusal(item, live)
@@ -225,7 +236,8 @@ async def _process(conn: Connection, request: Request, entry: Entry, plan: Plan)
     if entry.method == "PATCH" and entry.logical_id is not None:
         patcher = json_patcher(entry.resource_type, entry.logical_id, entry.patch)
         result = await service.patch(conn, caller, entry.resource_type, entry.logical_id, patcher,
-                                     base, entry.if_match)  # fmt: skip
+                                     base, entry.if_match,
+                                     vocabulary=_vocabulary(request))  # fmt: skip
         return entry_results.written(request, result)
     if entry.method == "DELETE":
         return entry_results.deleted(await _delete(conn, request, entry))
@@ -240,7 +252,8 @@ async def _create(
     if entry.if_none_exist is not None:
         where = f"{entry.where}.request.ifNoneExist"
         condition = _condition(entry.resource_type, entry.if_none_exist, base, where)
-    prepared = service.prepare(resource, base, plan.id_of(entry), plan.written)
+    prepared = service.prepare(resource, base, plan.id_of(entry), plan.written,
+                               vocabulary=_vocabulary(request))  # fmt: skip
     return _as_promised(plan, entry, await service.create(conn, caller_of(request), prepared,
                                                           condition))  # fmt: skip
 
@@ -252,11 +265,13 @@ async def _update(
     logical_id = plan.id_of(entry)
     if entry.query is None:
         assert logical_id is not None
-        prepared = service.prepare(resource, base, logical_id, plan.written)
+        prepared = service.prepare(resource, base, logical_id, plan.written,
+                                   vocabulary=_vocabulary(request))  # fmt: skip
         return await service.update(conn, caller, prepared, entry.if_match)
     condition = _condition(entry.resource_type, entry.query, base, f"{entry.where}.request.url")
     result = await service.conditional_update(conn, caller, resource, condition, base,
-                                              entry.if_match, new_id=logical_id)  # fmt: skip
+                                              entry.if_match, new_id=logical_id,
+                                              vocabulary=_vocabulary(request))  # fmt: skip
     return _as_promised(plan, entry, result)
 
 

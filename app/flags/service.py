@@ -22,7 +22,9 @@ from app.errors import (
     Unprocessable,
     WriteConflict,
 )
-from app.flags import rules
+from app.flags import after_save, flag_rules, rules
+from app.flags.codes import Vocabulary
+from app.flags.flag_writes import FlagFacts, check_flag_change
 from app.registry import RESOURCE_TYPES
 from app.storage import query as sq
 from app.storage import repository as repo
@@ -133,25 +135,6 @@ async def create_checked(
     return [WriteResult(v.resource_type, v, created=True) for v in versions]
 
 
-async def _claim_nhs_numbers(
-    conn: Connection, caller: Caller, pk: int, resource: dict[str, Any]
-) -> None:
-    numbers = rules.nhs_numbers(resource)
-    clashes = await repo.claim_nhs_numbers(conn, caller, pk, set(numbers.values()))
-    if clashes:
-        raise NhsNumberHeld(
-            [
-                Issue(
-                    f"NHS number {number} already belongs to Patient/{holder}",
-                    "duplicate",
-                    tuple(e for e, n in numbers.items() if n == number),
-                )
-                for number, holder in clashes.items()
-            ],
-            frozenset(clashes.values()),
-        )
-
-
 @dataclass(frozen=True, slots=True)
 class Prepared:
     """A resource checked against the rules that need no database, and what its write stores.
@@ -165,6 +148,7 @@ class Prepared:
     issues: list[Issue]
     targets: dict[tuple[str, str], list[str]]
     derived: Derived
+    flag: FlagFacts | None = None
 
 
 def prepare(
@@ -172,6 +156,8 @@ def prepare(
     base_url: str,
     logical_id: str | None = None,
     written_together: frozenset[tuple[str, str]] = frozenset(),
+    *,
+    vocabulary: Vocabulary,
 ) -> Prepared:
     """Normalise and check `resource`, and derive its rows; a new id when none is given.
 
@@ -181,13 +167,19 @@ def prepare(
     resource, found = rules.survey(resource)
     resource_type = resource["resourceType"]
     issues = rules.binding_issues(resource_type, resource)
+    flag = None
     if resource_type == "Patient":
         issues.extend(rules.nhs_number_issues(resource))
+    elif resource_type == "Flag":
+        issues.extend(flag_rules.flag_issues(resource, vocabulary, base_url))
+        one_active = flag_rules.one_active_claim(resource, vocabulary, base_url)
+        flag = FlagFacts(vocabulary, base_url, one_active)
     logical_id = logical_id or new_logical_id()
     targets = _reference_targets(resource_type, logical_id, found, base_url)
     for target in written_together & targets.keys():
         del targets[target]
-    return Prepared(resource, logical_id, issues, targets, derive(resource, logical_id, base_url))
+    derived = derive(resource, logical_id, base_url)
+    return Prepared(resource, logical_id, issues, targets, derived, flag)
 
 
 async def _save(
@@ -202,17 +194,19 @@ async def _save(
     """Write a prepared resource (422 if it broke a rule); `last`: nothing is written after."""
     if prepared.issues:
         raise Unprocessable(prepared.issues)
-    resource, targets = prepared.resource, prepared.targets
-    resource_type = resource["resourceType"]
-    final = last and resource_type != "Patient"
+    resource, targets, flag = prepared.resource, prepared.targets, prepared.flag
+    if flag is not None and current is not None and current.body is not None:
+        check_flag_change(orjson.loads(current.body), resource, flag)
+    follow_up = after_save.needed(resource, flag, current is not None)
     saved = await repo.save(
         conn, caller, resource, prepared.logical_id, current, method, prepared.derived,
-        list(targets), final,
+        list(targets), last and not follow_up,
     )  # fmt: skip
     if saved is None:
         raise await _missing_references(conn, caller, targets)
-    if resource_type == "Patient":
-        await _claim_nhs_numbers(conn, caller, saved[0], resource)
+    if follow_up:
+        await after_save.write(conn, caller, saved[0], prepared.logical_id, resource, flag,
+                               current is not None)  # fmt: skip
     return saved
 
 
@@ -314,6 +308,8 @@ async def conditional_update(
     base_url: str,
     if_match: int | None = None,
     new_id: str | None = None,
+    *,
+    vocabulary: Vocabulary,
 ) -> WriteResult:
     """Conditional update (http://hl7.org/fhir/R4/http.html#cond-update); with no match and no
     id in the body, the new resource gets `new_id` (or a fresh one)."""
@@ -326,8 +322,9 @@ async def conditional_update(
                 f"resource id {body_id} differs from the matched {resource_type}/{match[1]}",
                 f"{resource_type}.id",
             )
-        return await update(conn, caller, prepare(resource, base_url, match[1]), if_match)
-    prepared = prepare(resource, base_url, body_id or new_id)
+        prepared = prepare(resource, base_url, match[1], vocabulary=vocabulary)
+        return await update(conn, caller, prepared, if_match)
+    prepared = prepare(resource, base_url, body_id or new_id, vocabulary=vocabulary)
     if body_id is not None:
         pk, result = await _update(conn, caller, prepared, if_match)
     else:
@@ -345,6 +342,8 @@ async def patch(
     patcher: Patcher,
     base_url: str,
     if_match: int | None = None,
+    *,
+    vocabulary: Vocabulary,
 ) -> WriteResult:
     """patch: apply `patcher` to the current version, then save like an update."""
     current = await repo.read_current(conn, caller, resource_type, logical_id, lock=True)
@@ -353,7 +352,8 @@ async def patch(
     if current.deleted or current.body is None:
         raise Gone.of(f"{resource_type}/{logical_id} was deleted")
     _check_version(current, if_match)
-    prepared = prepare(patcher(orjson.loads(current.body)), base_url, logical_id)
+    patched = patcher(orjson.loads(current.body))
+    prepared = prepare(patched, base_url, logical_id, vocabulary=vocabulary)
     _, version = await _save(conn, caller, prepared, current, "PATCH", last=True)
     return WriteResult(resource_type, version)
 

@@ -230,6 +230,11 @@ RELATED_PERSON = [
     _std("relationship", "token", ("RelatedPerson.relationship",),
          "The relationship between the patient and the relatedperson",
          "RelatedPerson.relationship", "RelatedPerson-relationship"),
+    # Indexed by the server (storage.person_links), not from a path of the resource itself.
+    P("linked-patient", "reference", (), "The related person's own Patient record: the live "
+      "Patient holding the NHS number the RelatedPerson carries", "RelatedPerson.identifier"
+      ".where(system='https://fhir.nhs.uk/Id/nhs-number')", targets=("Patient",),
+      custom=True, definition="SearchParameter/RelatedPerson-linked-patient"),
 ]  # fmt: skip
 
 COMMON = [

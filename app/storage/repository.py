@@ -14,6 +14,7 @@ import orjson
 
 from app.access import Caller
 from app.errors import WriteConflict
+from app.storage import person_links
 from app.storage.db import Connection, Row
 from app.storage.indexer import Derived
 from app.storage.writes import (
@@ -220,6 +221,10 @@ async def delete(
     )
     await clear_index(conn, current.pk)
     await conn.execute("DELETE FROM nhs_number_claim WHERE resource_pk = $1", current.pk)
+    if resource_type == "Flag":
+        await conn.execute("DELETE FROM flag_claim WHERE resource_pk = $1", current.pk)
+    elif resource_type == "Patient":
+        await person_links.unlink_patient(conn, caller, logical_id)
     await _append_version(conn, resource_type, version)
     return version
 

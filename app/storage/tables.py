@@ -145,6 +145,22 @@ nhs_number_claim = Table(
     Index(None, "resource_pk"),
 )
 
+# A child has at most one active flag of each kind listed in flags.codes.ONE_ACTIVE_PER_CHILD:
+# the primary key makes the second claim fail, even between concurrent writers.
+flag_claim = Table(
+    "flag_claim",
+    metadata,
+    Column("patient_id", String(64), primary_key=True, comment="the child's Patient id"),
+    Column("flag_type", String(64), primary_key=True, comment="a project flag-type code"),
+    Column(
+        "resource_pk",
+        SurrogateKey,
+        ForeignKey("resource.pk", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Index(None, "resource_pk"),
+)
+
 request_log = Table(
     "request_log",
     metadata,

@@ -25,7 +25,7 @@ async def test_metadata_lists_every_type_with_interactions_and_search_params(
     assert statement["format"] == ["json"]
     rest = statement["rest"][0]
     resources = {r["type"]: r for r in rest["resource"]}
-    assert set(resources) == set(RESOURCE_TYPES) | {"SearchParameter"}
+    assert set(resources) == set(RESOURCE_TYPES) | {"SearchParameter", "CodeSystem", "ValueSet"}
     for name, rtype in RESOURCE_TYPES.items():
         declared = resources[name]
         assert {i["code"] for i in declared["interaction"]} >= {

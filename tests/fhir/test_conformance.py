@@ -27,7 +27,8 @@ def _ids(bundle: dict[str, Any]) -> list[str]:
 
 
 def test_every_custom_parameter_is_published() -> None:
-    assert set(CUSTOM) == {"Flag-status", "Flag-category", "Flag-code"}
+    assert set(CUSTOM) == {"Flag-status", "Flag-category", "Flag-code",
+                           "RelatedPerson-linked-patient"}  # fmt: skip
     assert [r["id"] for r in definitions(BASE)] == list(CUSTOM)
 
 
@@ -37,13 +38,17 @@ def test_definition_is_a_valid_r4_search_parameter(logical_id: str) -> None:
     resource = search_parameter(base, param, BASE)
     SearchParameter.model_validate(resource)
     assert resource["url"] == f"{BASE}/SearchParameter/{logical_id}"
-    assert resource["base"] == ["Flag"]
+    assert resource["base"] == [logical_id.split("-", 1)[0]]
     assert resource["code"] == resource["name"] == param.code
-    assert resource["type"] == "token"
     assert resource["expression"] == param.expression
     assert (resource["status"], resource["experimental"]) == ("active", False)
     assert resource["xpathUsage"] == "normal"
-    assert resource["modifier"] == ["missing", "not", "text"]
+    if logical_id.startswith("Flag-"):
+        assert resource["type"] == "token"
+        assert resource["modifier"] == ["missing", "not", "text"]
+    else:
+        assert (resource["type"], resource["target"]) == ("reference", ["Patient"])
+        assert resource["modifier"] == ["identifier", "missing", "type"]
     assert "comparator" not in resource
     assert resource["version"] and resource["publisher"] and resource["description"]
 
@@ -105,7 +110,7 @@ async def test_search_without_parameters_returns_every_definition(
     assert response.status_code == 200
     assert response.headers["content-type"].startswith(FHIR_JSON)
     bundle = response.json()
-    assert (bundle["resourceType"], bundle["type"], bundle["total"]) == ("Bundle", "searchset", 3)
+    assert (bundle["resourceType"], bundle["type"], bundle["total"]) == ("Bundle", "searchset", 4)
     assert bundle["link"] == [{"relation": "self", "url": f"{BASE}/SearchParameter"}]
     for entry in bundle["entry"]:
         assert entry["fullUrl"] == f"{BASE}/SearchParameter/{entry['resource']['id']}"

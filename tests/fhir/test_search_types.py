@@ -84,6 +84,13 @@ def _flag(subject: str, **elements: Any) -> dict[str, Any]:
     return body | elements
 
 
+def _removal(client: httpx.AsyncClient) -> tuple[str, str]:
+    """The removal-reason extension url and `system|code` of 'plan ended' on this server."""
+    base = str(client.base_url).rstrip("/")
+    return (f"{base}/StructureDefinition/flag-removal-reason",
+            f"{base}/CodeSystem/flag-removal-reason|plan-ended")  # fmt: skip
+
+
 def _concept(system: str, code: str, display: str | None = None) -> dict[str, Any]:
     coding = {"system": system, "code": code} | ({"display": display} if display else {})
     return {"coding": [coding]}
@@ -146,7 +153,7 @@ TOKENS = [
     ("Flag?status=inactive,entered-in-error", "f_inactive f_error"),
     ("Flag?status:not=active", "f_inactive f_error"),
     ("Flag?category=safety", "f_active f_inactive"),
-    (f"Flag?category={FLAG_CATEGORY}|safety", "f_active"),
+    (f"Flag?category={FLAG_CATEGORY}|safety", "f_active f_inactive"),
     (f"Flag?category={FLAG_CATEGORY}|", "f_active f_inactive"),
     (f"Flag?category={LOCAL_CODES}|safety", "f_inactive"),
     ("Flag?category=admin", "f_inactive"),
@@ -226,6 +233,9 @@ async def test_token_search_matches_the_spec(client: httpx.AsyncClient) -> None:
     )
     amy = f"Patient/{ids['amy']}"
     cp_plan = _concept(f.SNOMED, CP_PLAN, "Subject to child protection plan")
+    council = f"Organization/{(await _store(client, council=f.organization()))['council']}"
+    ended = f.safeguarding_flag(subject=amy, author=council, status="inactive",
+                                end="2026-02-01", removal=_removal(client))  # fmt: skip
     ids |= await _store(
         client,
         f_active=_flag(
@@ -233,6 +243,8 @@ async def test_token_search_matches_the_spec(client: httpx.AsyncClient) -> None:
             status="active",
             category=[_concept(FLAG_CATEGORY, "safety", "Safety")],
             code=cp_plan | {"text": "CP plan"},
+            author={"reference": council},
+            period={"start": "2026-01-10"},
         ),
         f_inactive=_flag(
             amy,
@@ -240,8 +252,12 @@ async def test_token_search_matches_the_spec(client: httpx.AsyncClient) -> None:
             category=[
                 {"coding": [{"system": FLAG_CATEGORY, "code": "admin"}]},
                 {"coding": [{"system": LOCAL_CODES, "code": "safety"}]},
+                {"coding": [{"system": FLAG_CATEGORY, "code": "safety"}]},
             ],
             code=_concept(f.SNOMED, LOOKED_AFTER, "Looked after child"),
+            author={"reference": council},
+            period=ended["period"],
+            extension=ended["extension"],
         ),
         f_error=_flag(amy, status="entered-in-error", code=_concept(LOCAL_CODES, CP_PLAN)),
         c_full=f.condition(subject=amy)
@@ -664,11 +680,11 @@ CHAINS = [
     ("Flag?subject:Organization.name=river", "surgery_flag"),
     ("Flag?patient.gender=male&status=inactive", "ben_flag"),
     ("Flag?patient.gender=male&status=active", ""),
-    (f"Patient?_has:Flag:patient:code={CP_PLAN}", "amy"),
+    ("Patient?_has:Flag:patient:code=wheelchair-user", "amy"),
     (f"Patient?_has:Flag:patient:code={f.SNOMED}|{LOOKED_AFTER}", "ben"),
     ("Patient?_has:Flag:patient:status=inactive", "ben"),
     ("Patient?_has:Flag:patient:status=active,inactive", "amy ben"),
-    (f"Patient?_has:Flag:patient:code={CP_PLAN}&family=jones", ""),
+    ("Patient?_has:Flag:patient:code=wheelchair-user&family=jones", ""),
     ("Patient?_has:RelatedPerson:patient:relationship=FTH", "amy"),
     (f"Patient?_has:RelatedPerson:patient:relationship={f.ROLE}|MTH", "ben"),
     ("Patient?_has:RelatedPerson:patient:relationship=GRMTH", ""),
@@ -692,7 +708,15 @@ async def test_chained_and_reverse_chained_search(client: httpx.AsyncClient) -> 
     ids |= await _store(
         client,
         amy_flag=f.flag(subject=amy),
-        ben_flag=f.flag(subject=ben, status="inactive", code=LOOKED_AFTER),
+        ben_flag=f.safeguarding_flag(
+            subject=ben,
+            author=f"Organization/{ids['surgery']}",
+            status="inactive",
+            code=LOOKED_AFTER,
+            display="Looked after child",
+            end="2026-02-01",
+            removal=_removal(client),
+        ),
         surgery_flag=f.flag(subject=f"Organization/{ids['surgery']}"),
         father=f.related_person(patient=amy),
         mother=f.related_person(patient=ben, relationship="MTH"),

@@ -26,7 +26,7 @@ async def test_created_together_resources_are_found_by_every_index(
     queries = {
         "Flag?identifier=https://example.org/flags|T-1": 1,  # token
         f"Flag?patient={child_id}": 3,  # reference
-        "Flag?code:text=subject to child": 3,  # string
+        "Flag?code:text=uses a wheel": 3,  # string
         "Flag?date=sa2025-12-31": 3,  # date
         f"Condition?subject=Patient/{child_id}&code=14760008": 1,
         f"Patient?_id={child_id}&_revinclude=Flag:patient": 1,

@@ -1,0 +1,97 @@
+"""`$safeguarding-summary`: the "Think Family" summary of a child, as a `collection` Bundle
+of live records (the child, its flags, conditions and relatives, its linked parents' and
+siblings' records and safeguarding flags) and an OperationOutcome of warnings. Never stored.
+
+Spec: http://hl7.org/fhir/R4/operations.html#executing, http://hl7.org/fhir/R4/bundle.html
+"""
+
+import uuid
+from datetime import UTC, datetime
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from app.errors import Invalid
+from app.fhir import wire
+from app.fhir.context import AppContext, app_context, caller_of
+from app.fhir.search_values import split_escaped
+from app.flags import summary
+from app.flags.rules import NHS_NUMBER_SYSTEM, nhs_number_is_valid
+from app.flags.summary_warnings import Limits
+from app.storage.repository import instant, now_micros
+
+OPERATION = "$safeguarding-summary"
+EXAMPLE = f"{NHS_NUMBER_SYSTEM}|9449306753"
+
+
+def _terms(context: AppContext) -> summary.Terms:
+    settings = context.settings
+    limits = Limits(
+        settings.summary_was_not_brought_threshold,
+        settings.summary_was_not_brought_window_days,
+        datetime.now(UTC).date(),
+    )
+    return summary.Terms(context.vocabulary, context.base, limits)
+
+
+def _identifier(request: Request) -> tuple[str, str]:
+    """The `identifier` parameter as (system, value); 400 naming it when malformed."""
+    given = request.query_params.getlist("identifier")
+    if len(given) != 1:
+        raise Invalid.of(f"give the child's identifier once, as identifier={EXAMPLE}", "identifier")
+    parts = split_escaped(given[0], "|")
+    if len(parts) != 2 or not all(parts):
+        raise Invalid.of(f"identifier must be system|value, e.g. {EXAMPLE}", "identifier")
+    system, value = parts
+    if system == NHS_NUMBER_SYSTEM and not nhs_number_is_valid(value):
+        raise Invalid.of(f"identifier: '{value}' is not a valid NHS number", "identifier")
+    return system, value
+
+
+def _bundle(base: str, found: summary.Summary) -> bytes:
+    """A `collection` Bundle of the stored bytes, then the warnings (bundle.html#collection)."""
+    now = instant(now_micros())
+    head = orjson.dumps({"resourceType": "Bundle", "id": str(uuid.uuid4()),
+                         "meta": {"lastUpdated": now}, "type": "collection",
+                         "timestamp": now})  # fmt: skip
+    entries = [
+        b'{"fullUrl":' + orjson.dumps(f"{base}/{held.reference}") + b',"resource":' + held.body
+        + b"}"
+        for held in found.entries
+    ]  # fmt: skip
+    warnings = {"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": found.outcome}
+    entries.append(orjson.dumps(warnings))
+    return head[:-1] + b',"entry":[' + b",".join(entries) + b"]}"
+
+
+async def summary_of_patient(request: Request) -> Response:
+    """$safeguarding-summary on a Patient (http://hl7.org/fhir/R4/operations.html#executing)."""
+    wire.check_accept(request)
+    logical_id = wire.known_id("Patient", request.path_params["logical_id"])
+    context = app_context(request)
+    async with context.db.searcher() as conn:
+        found = await summary.for_patient(conn, caller_of(request), logical_id, _terms(context))
+    return wire.json_response(request, _bundle(context.base, found))
+
+
+async def summary_by_identifier(request: Request) -> Response:
+    """$safeguarding-summary on the Patient type, of the one Patient with `identifier`
+    (http://hl7.org/fhir/R4/operations.html#executing)."""
+    wire.check_accept(request)
+    system, value = _identifier(request)
+    context = app_context(request)
+    async with context.db.searcher() as conn:
+        found = await summary.for_identifier(
+            conn, caller_of(request), system, value, _terms(context)
+        )
+    return wire.json_response(request, _bundle(context.base, found))
+
+
+ROUTES = [
+    Route(f"/fhir/Patient/{{logical_id}}/{OPERATION}", summary_of_patient, methods=["GET"],
+          name="safeguarding_summary"),
+    Route(f"/fhir/Patient/{OPERATION}", summary_by_identifier, methods=["GET"],
+          name="safeguarding_summary_by_identifier"),
+]  # fmt: skip
