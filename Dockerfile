@@ -22,7 +22,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore \
     PYTHONPATH=/srv/safeguard-fhir \
-    SAFEGUARD_DATABASE_URL=sqlite:////data/safeguard.db
+    SAFEGUARD_DATABASE_URL=sqlite:////data/safeguard.db \
+    SAFEGUARD_SEED_DEMO=false
 
 WORKDIR /srv/safeguard-fhir
 
