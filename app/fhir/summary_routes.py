@@ -41,6 +41,8 @@ def _identifier(request: Request) -> tuple[str, str]:
     given = request.query_params.getlist("identifier")
     if len(given) != 1:
         raise Invalid.of(f"give the child's identifier once, as identifier={EXAMPLE}", "identifier")
+    if "\x00" in given[0]:
+        raise Invalid.of("identifier contains a NUL character", "identifier")
     parts = split_escaped(given[0], "|")
     if len(parts) != 2 or not all(parts):
         raise Invalid.of(f"identifier must be system|value, e.g. {EXAMPLE}", "identifier")

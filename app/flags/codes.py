@@ -101,13 +101,18 @@ class Vocabulary:
         """The identifier system of local authorities' ONS GSS codes (a project URL)."""
         return self.url("Id", GSS_CODE)
 
+    def types_of(self, concept: Any) -> frozenset[str]:
+        """Every project flag type a CodeableConcept's codings code (by our code or a SNOMED
+        equivalent); a valid safeguarding flag codes exactly one."""
+        index = _flag_type_index(self)
+        found = (index.get((c.get("system"), c.get("code"))) for c in _codings(concept))
+        return frozenset(t for t in found if t is not None)
+
     def flag_type(self, concept: Any) -> str | None:
-        """The project flag type a CodeableConcept codes, by our code or SNOMED equivalent."""
-        for coding in _codings(concept):
-            found = _flag_type_index(self).get((coding.get("system"), coding.get("code")))
-            if found is not None:
-                return found
-        return None
+        """The one project flag type a CodeableConcept codes; None for none, or for several
+        (a flag records one thing)."""
+        types = self.types_of(concept)
+        return next(iter(types)) if len(types) == 1 else None
 
     def removal_reason(self, concept: Any) -> str | None:
         """The removal reason a CodeableConcept codes, if it is one of ours."""

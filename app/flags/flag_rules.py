@@ -31,7 +31,7 @@ def is_safety(resource: dict[str, Any]) -> bool:
 
 def is_safeguarding(resource: dict[str, Any], vocabulary: Vocabulary) -> bool:
     """Whether a Flag is a safeguarding flag (category safety, or a safeguarding code)."""
-    return is_safety(resource) or vocabulary.flag_type(resource.get("code")) is not None
+    return is_safety(resource) or bool(vocabulary.types_of(resource.get("code")))
 
 
 def _target_type(resource: dict[str, Any], element: str, base_url: str) -> str | None:
@@ -44,14 +44,18 @@ def _target_type(resource: dict[str, Any], element: str, base_url: str) -> str |
 
 def flag_issues(resource: dict[str, Any], vocabulary: Vocabulary, base_url: str) -> list[Issue]:
     """What a safeguarding Flag breaks of the rules (none for other Flags)."""
-    flag_type = vocabulary.flag_type(resource.get("code"))
-    if flag_type is None and not is_safety(resource):
+    flag_types = vocabulary.types_of(resource.get("code"))
+    if not flag_types and not is_safety(resource):
         return []
     issues: list[Issue] = []
     if not is_safety(resource):
         issues.append(Issue("a safeguarding flag has category 'safety' "
                             f"({FLAG_CATEGORY})", "business-rule", ("Flag.category",)))  # fmt: skip
-    if flag_type is None:
+    if len(flag_types) > 1:
+        issues.append(Issue(f"a flag records one thing, not {len(flag_types)} "
+                            f"({', '.join(sorted(flag_types))}): raise one flag per type",
+                            "business-rule", ("Flag.code",)))  # fmt: skip
+    elif not flag_types:
         valueset = vocabulary.url("ValueSet", "safeguarding-flag-type")
         issues.append(Issue(f"a safeguarding flag's code must be in {valueset}",
                             "code-invalid", ("Flag.code",)))  # fmt: skip

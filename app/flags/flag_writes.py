@@ -51,3 +51,14 @@ async def claim_one_active(
             "Flag.code",
             code="duplicate",
         )
+
+
+def refuse_flag_delete(body: dict[str, Any], logical_id: str) -> None:
+    """409: a safeguarding flag is ended by a status change, so its history shows why."""
+    if flag_rules.is_safety(body):
+        raise Conflict.of(
+            f"Flag/{logical_id} is a safeguarding flag: end it with status inactive (and "
+            "period.end) or entered-in-error, with a removal reason, instead of deleting it",
+            "Flag",
+            code="business-rule",
+        )

@@ -155,9 +155,10 @@ def nhs_number_is_valid(number: str) -> bool:
 
 
 def nhs_numbers(resource: dict[str, Any]) -> dict[str, str]:
-    """NHS numbers in a Patient's identifiers, by the expression that holds each."""
+    """NHS numbers in a Patient's (or RelatedPerson's) identifiers, by the expression that
+    holds each."""
     found = {}
-    for expression, identifier in walk(resource, ["identifier"], "Patient"):
+    for expression, identifier in walk(resource, ["identifier"], resource["resourceType"]):
         if isinstance(identifier, dict) and identifier.get("system") == NHS_NUMBER_SYSTEM:
             found[f"{expression}.value"] = str(identifier.get("value", ""))
     return found

@@ -24,7 +24,7 @@ from app.errors import (
 )
 from app.flags import after_save, flag_rules, rules
 from app.flags.codes import Vocabulary
-from app.flags.flag_writes import FlagFacts, check_flag_change
+from app.flags.flag_writes import FlagFacts, check_flag_change, refuse_flag_delete
 from app.registry import RESOURCE_TYPES
 from app.storage import query as sq
 from app.storage import repository as repo
@@ -168,7 +168,7 @@ def prepare(
     resource_type = resource["resourceType"]
     issues = rules.binding_issues(resource_type, resource)
     flag = None
-    if resource_type == "Patient":
+    if resource_type in ("Patient", "RelatedPerson"):  # a relative's links by NHS number
         issues.extend(rules.nhs_number_issues(resource))
     elif resource_type == "Flag":
         issues.extend(flag_rules.flag_issues(resource, vocabulary, base_url))
@@ -371,6 +371,8 @@ async def delete(
         _check_version(None, if_match)
         return DeleteResult(resource_type, logical_id, None)
     _check_version(current, if_match)
+    if resource_type == "Flag" and current.body is not None:
+        refuse_flag_delete(orjson.loads(current.body), logical_id)
     version = await repo.delete(conn, caller, resource_type, logical_id, current)
     return DeleteResult(resource_type, logical_id, version)
 

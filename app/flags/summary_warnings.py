@@ -175,8 +175,10 @@ def _start(flag: Held) -> str:
 
 
 def _start_date(flag: Held) -> date | None:
+    """The first day of period.start, which may be a year or a year-month (FHIR dateTime)."""
+    start = _start(flag)[:10]
     try:
-        return date.fromisoformat(_start(flag)[:10])
+        return date.fromisoformat(start + {4: "-01-01", 7: "-01"}.get(len(start), ""))
     except ValueError:
         return None
 
@@ -308,6 +310,8 @@ def multiple_services(family: Family, vocabulary: Vocabulary) -> list[Finding]:
         concept = condition.resource.get("code")
         for coding in _list(concept.get("coding") if isinstance(concept, dict) else None):
             key = (coding.get("system"), coding.get("code"))
+            if not all(isinstance(part, str) and part for part in key):
+                continue  # a coding without a system and code names no condition to compare
             groups.setdefault(key, {}).setdefault(organization, []).append(condition)
             labels.setdefault(key, str(coding.get("display") or f"{key[0]}|{key[1]}"))
     found, seen = [], set()

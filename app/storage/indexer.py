@@ -79,7 +79,8 @@ def token_pairs(value: Any) -> list[tuple[str | None, str | None]]:
         return []
     if "coding" in value:
         pairs: list[tuple[str | None, str | None]] = []
-        for coding in value["coding"]:
+        codings = value["coding"]
+        for coding in codings if isinstance(codings, list) else []:  # null is no codings
             pairs.extend(token_pairs(coding))
         return pairs
     if "value" in value and isinstance(value["value"], str):

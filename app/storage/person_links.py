@@ -1,6 +1,8 @@
 """A RelatedPerson's link to the person's own Patient record, matched by NHS number and kept
 as index rows of the custom search parameter `RelatedPerson?linked-patient=`: written when
-either side is written, so the link holds whichever record came first."""
+either side is written, so the link holds whichever record came first. On PostgreSQL both
+sides lock the NHS number (a transaction-scoped advisory lock) before looking for the other,
+so of two concurrent writes the second sees the first committed: the link is never lost."""
 
 from app.access import Caller
 from app.storage.db import Connection
@@ -14,6 +16,7 @@ async def link_related_person(
 ) -> None:
     """Index RelatedPerson `pk` under the live Patients holding its NHS numbers."""
     await conn.execute("DELETE FROM idx_reference WHERE resource_pk = $1 AND param = $2", pk, PARAM)
+    await _lock(conn, nhs_numbers)
     for number in sorted(nhs_numbers):
         await conn.execute(
             "INSERT INTO idx_reference (resource_pk, param, target_type, target_id) "
@@ -30,6 +33,7 @@ async def link_patient(
 ) -> None:
     """Index every live RelatedPerson carrying one of the Patient's NHS numbers under it."""
     await unlink_patient(conn, caller, patient_id)
+    await _lock(conn, nhs_numbers)
     for number in sorted(nhs_numbers):
         await conn.execute(
             "INSERT INTO idx_reference (resource_pk, param, target_type, target_id) "
@@ -51,3 +55,13 @@ async def unlink_patient(conn: Connection, caller: Caller, patient_id: str) -> N
         PARAM,
         patient_id,
     )
+
+
+async def _lock(conn: Connection, nhs_numbers: set[str]) -> None:
+    """Hold each NHS number until the transaction ends (PostgreSQL; SQLite has one writer)."""
+    if conn.dialect != "postgresql":
+        return
+    for number in sorted(nhs_numbers):  # one order everywhere: no deadlock
+        await conn.fetchrow(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"nhs:{number}"
+        )

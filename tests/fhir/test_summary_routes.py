@@ -124,6 +124,7 @@ async def test_summary_by_nhs_number_is_the_summary_by_id(client: httpx.AsyncCli
         "?identifier=|9449306753",
         f"?identifier={f.NHS}|9000000000",
         f"?identifier={f.NHS}|9449306753&identifier={f.NHS}|9449306753",
+        "?identifier=%00|%00",
     ],
 )
 async def test_malformed_identifier_is_400_naming_it(client: httpx.AsyncClient, query: str) -> None:

@@ -3,6 +3,7 @@ record (`RelatedPerson?linked-patient=`), whichever was written first, through s
 and transactions; the link follows deletes and changed NHS numbers; siblings are found from
 either child."""
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -100,3 +101,24 @@ async def test_a_transaction_links_the_family_it_writes(client: httpx.AsyncClien
     assert await _ids(client, "/RelatedPerson", **{"linked-patient": locations[2]}) == {
         locations[1]
     }
+
+
+async def test_links_made_by_concurrent_writes_are_never_lost(client: httpx.AsyncClient) -> None:
+    amy = await create(client, f.patient(nhs=f.nhs_number(350)))
+    numbers = [f.nhs_number(400 + 3 * n) for n in range(16)]
+    assert len(set(numbers)) == len(numbers)
+    answers = await asyncio.gather(*(
+        request for number in numbers for request in (
+            client.post("/RelatedPerson", json=_half_sibling_of(amy, number)),
+            client.post("/Patient", json=f.patient(nhs=number, given="Sib")))))  # fmt: skip
+    assert all(answer.status_code == 201 for answer in answers), [a.text for a in answers]
+    for patient in answers[1::2]:
+        linked = await _ids(client, "/RelatedPerson", **{"linked-patient": patient.json()["id"]})
+        assert len(linked) == 1
+
+
+async def test_a_relative_with_an_invalid_nhs_number_is_422(client: httpx.AsyncClient) -> None:
+    amy = await create(client, f.patient(nhs=f.nhs_number(370)))
+    response = await client.post("/RelatedPerson", json=_half_sibling_of(amy, "999 000 0000"))
+    assert response.status_code == 422, response.text
+    assert response.json()["issue"][0]["expression"] == ["RelatedPerson.identifier[0].value"]

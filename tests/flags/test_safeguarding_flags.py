@@ -41,6 +41,9 @@ BROKEN: list[tuple[str, Any, str]] = [
         {"system": f.FLAG_CATEGORY, "code": "clinical"}]}]), "Flag.category"),
     ("code-not-safeguarding", lambda fl: _with(fl, code={"coding": [
         {"system": FLAG_TYPES, "code": "no-such-type"}]}), "Flag.code"),
+    ("code-of-two-types", lambda fl: _with(fl, code={"coding": [
+        *fl["code"]["coding"], {"system": FLAG_TYPES, "code": "safeguarding-concern"}]}),
+     "Flag.code"),
     ("author-missing", lambda fl: _with(fl, author=None), "Flag.author"),
     ("author-a-patient", lambda fl: _with(fl, author=fl["subject"]), "Flag.author"),
     ("subject-an-organization", lambda fl: _with(fl, subject=fl["author"]), "Flag.subject"),
@@ -182,12 +185,21 @@ async def test_a_second_active_plan_or_home_education_flag_is_409_naming_the_fir
     assert theirs.status_code == 201, theirs.text
 
 
-async def test_a_deleted_plan_flag_frees_the_claim(client: httpx.AsyncClient) -> None:
+async def test_a_safeguarding_flag_is_ended_never_deleted(client: httpx.AsyncClient) -> None:
     child, council = await _family(client)
-    first = await create(client, f.safeguarding_flag(subject=child, author=council))
-    assert (await client.delete(f"/Flag/{first['id']}")).status_code in (200, 204)
+    plan = await create(client, f.safeguarding_flag(subject=child, author=council))
+    deleted = await client.delete(f"/Flag/{plan['id']}")
+    assert deleted.status_code == 409, deleted.text
+    assert (await client.get(f"/Flag/{plan['id']}")).status_code == 200
+    in_bundle = await post_bundle(client, f.bundle(entries=[
+        f.entry(method="DELETE", url=f"Flag/{plan['id']}")]))  # fmt: skip
+    assert in_bundle.status_code == 409, in_bundle.text
+    withdrawn = _with(plan, status="entered-in-error", extension=_reason("entered-in-error"))
+    assert (await client.put(f"/Flag/{plan['id']}", json=withdrawn)).status_code == 200
     again = await client.post("/Flag", json=f.safeguarding_flag(subject=child, author=council))
-    assert again.status_code == 201, again.text
+    assert again.status_code == 201, again.text  # entered-in-error released the claim
+    clinical = await create(client, f.flag(subject=child))
+    assert (await client.delete(f"/Flag/{clinical['id']}")).status_code == 200
 
 
 async def test_two_plans_in_one_transaction_fail_it(client: httpx.AsyncClient) -> None:

@@ -139,6 +139,19 @@ def test_two_not_brought_within_the_window_fire() -> None:
     assert days_before(10) in finding.text and "Shire County Council" in finding.text
 
 
+def test_not_brought_on_partial_dates_counts_from_their_first_day() -> None:
+    this_month, last_year = days_before(0)[:7], str(int(days_before(0)[:4]) - 1)
+    episodes = (
+        flag(codes.WAS_NOT_BROUGHT, start=this_month, name="month"),
+        flag(codes.WAS_NOT_BROUGHT, start=days_before(20), name="day"),
+    )
+    [finding] = sw.not_brought(family(not_brought=episodes), VOCABULARY, LIMITS)
+    assert "Flag/month" in finding.about
+    old = (flag(codes.WAS_NOT_BROUGHT, start=str(int(last_year) - 1), name="year"),
+           flag(codes.WAS_NOT_BROUGHT, start=days_before(20), name="day"))  # fmt: skip
+    assert sw.not_brought(family(not_brought=old), VOCABULARY, LIMITS) == []
+
+
 def test_not_brought_outside_the_window_or_below_threshold_is_quiet() -> None:
     old = flag(codes.WAS_NOT_BROUGHT, start=days_before(400), name="old")
     recent = flag(codes.WAS_NOT_BROUGHT, start=days_before(5), name="recent")
@@ -211,6 +224,10 @@ def test_one_organization_or_different_codes_are_quiet() -> None:
     assert sw.multiple_services(family(conditions=different), VOCABULARY) == []
     unrecorded = (condition(None, "c1"), condition("Organization/camhs", "c2"))
     assert sw.multiple_services(family(conditions=unrecorded), VOCABULARY) == []
+    uncoded = (condition("Organization/gp", "c1"), condition("Organization/camhs", "c2"))
+    for held_condition, text in zip(uncoded, ("asthma", "eczema"), strict=True):
+        held_condition.resource["code"] = {"coding": [{"display": text}]}
+    assert sw.multiple_services(family(conditions=uncoded), VOCABULARY) == []
 
 
 # household-risk
