@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SRC := $(wildcard app tests bench migrations)
 
-.PHONY: run test lint typecheck pytest bench bench-search bench-bundles openapi migrate clean
+.PHONY: run test lint typecheck pytest bench bench-search bench-bundles bench-summary openapi migrate clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ bench-search: $(STAMP)
 
 bench-bundles: $(STAMP)
 	$(BIN)/python -m bench.bundles
+
+bench-summary: $(STAMP)
+	$(BIN)/python -m bench.summary
 
 openapi: $(STAMP)
 	$(BIN)/python -m app.openapi > openapi/openapi.json
