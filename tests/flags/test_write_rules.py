@@ -89,3 +89,15 @@ async def test_reference_to_another_type_with_the_same_id_is_still_checked(
     response = await client.put("/Flag/shared-id", json=body)
     assert response.status_code == 422
     assert outcome_expressions(response) == ["Flag.subject"]
+
+
+async def test_a_null_coding_is_stored_and_indexed_as_no_codings(
+    client: httpx.AsyncClient,
+) -> None:
+    """fhir.resources lets `"coding": null` through; the indexer once failed on it (500)."""
+    child = await create(client, f.patient())
+    condition = f.condition(subject=reference(child)) | {"code": {"coding": None, "text": "Odd"}}
+    response = await client.post("/Condition", json=condition)
+    assert response.status_code == 201, response.text
+    found = (await client.get("/Condition", params={"code:text": "odd"})).json()
+    assert found["total"] == 1
