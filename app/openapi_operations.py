@@ -1,0 +1,165 @@
+"""Each documented route's operation (by endpoint name) and what it does, for `app.openapi`."""
+
+from dataclasses import dataclass
+
+from app.fhir import terminology_artefacts
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """One route's documentation; path, format and tracing parameters and errors are added."""
+
+    summary: str
+    ok: tuple[int, ...]
+    schema: str
+    errors: tuple[int, ...] = ()
+    parameters: tuple[str, ...] = ()
+    body: str | None = None  # "create", "update" (examples carry the id), "patch", "parameters"
+
+
+WRITE = (400, 409, 412, 413, 415, 422)
+HISTORY = ("_since", "_count", "_cursor")
+SEARCH = ("search", "_count", "_cursor", "_sort", "_total", "_summary", "_elements", "_include",
+          "_revinclude", "Prefer-handling")  # fmt: skip
+VERSIONED = ("If-Match", "Prefer-return")
+TERMINOLOGY_SEARCH = ("terminology", "_count", "_cursor", "_summary", "_elements", "_total",
+                      "Prefer-handling")  # fmt: skip
+VALIDATE = ("validate-url", "validate-system", "validate-code", "validate-display")
+
+
+def _terminology_operations() -> dict[str, Op]:
+    """read, search and $validate-code (GET and POST, type and instance) on each type."""
+    operations: dict[str, Op] = {}
+    for kind in terminology_artefacts.KINDS:
+        slug = "code_system" if kind == "CodeSystem" else "value_set"
+        query = VALIDATE if kind == "ValueSet" else tuple(p for p in VALIDATE if "system" not in p)
+        operations |= {
+            f"read_{slug}": Op(f"Read a {kind}", (200,), kind),
+            f"search_{slug}s": Op(f"Search the {kind}s", (200,), "Bundle", (400,),
+                                  TERMINOLOGY_SEARCH),
+        }  # fmt: skip
+        for suffix, where in (("", "by url"), ("_instance", "by id")):
+            name, text = (
+                f"validate_{slug}_code{suffix}",
+                f"Validate a code against a {kind} {where}",
+            )
+            operations[name] = Op(text, (200,), "Parameters", (400, 404), query)
+            operations[f"{name}_post"] = Op(
+                text, (200,), "Parameters", (400, 404, 413, 415), (), "parameters"
+            )
+    return operations
+
+
+def _terminology_descriptions() -> dict[str, str]:
+    """What the read, search and $validate-code routes of CodeSystem and ValueSet do."""
+    descriptions = {}
+    for kind, slug in (("CodeSystem", "code_system"), ("ValueSet", "value_set")):
+        descriptions[f"read_{slug}"] = (
+            f"A {kind} of the safeguarding vocabulary; its url is under "
+            "SAFEGUARD_CANONICAL_BASE_URL. Read-only: other methods are 405."
+        )
+        descriptions[f"search_{slug}s"] = (
+            f"The {kind}s published here, by url, name, status, version or _id; "
+            "`_summary=count` gives the total alone. Unknown parameters are ignored and "
+            "reported. Read-only: other methods are 405."
+        )
+        answer = (
+            f"Whether a code is in the {kind}: a Parameters with result, message (when false, "
+            "or when the display is not ours: still valid) and display (ours)."
+        )
+        for suffix in ("", "_instance"):
+            name = f"validate_{slug}_code{suffix}"
+            descriptions[name] = f"{answer} coding and codeableConcept need the POST form."
+            descriptions[f"{name}_post"] = (
+                f"{answer} The body is a Parameters resource: url, code, "
+                + ("system, " if kind == "ValueSet" else "")
+                + "display, coding (valueCoding) or codeableConcept (valueCodeableConcept)."
+            )
+    return descriptions
+
+
+OPERATIONS: dict[str, Op] = {
+    "metadata": Op("Capabilities", (200,), "CapabilityStatement"),
+    "read_definition": Op("Read a SearchParameter", (200,), "SearchParameter"),
+    "search_definitions": Op(
+        "Search the SearchParameters", (200,), "Bundle", (400,), ("definitions", "Prefer-handling")
+    ),
+    "history_system": Op("History of every resource", (200,), "Bundle", (400,), HISTORY),
+    "history_type": Op("History of a type", (200,), "Bundle", (400,), HISTORY),
+    "history_instance": Op("History of a resource", (200,), "Bundle", (400,), HISTORY),
+    "vread": Op("Read a version", (200,), "Resource", (410,)),
+    "read": Op("Read", (200,), "Resource", (410,)),
+    "search_type": Op("Search", (200,), "Bundle", (400,), SEARCH),
+    "search_post": Op("Search by POST", (200,), "Bundle", (400, 413, 415), SEARCH, "form"),
+    **{
+        f"search_patient_{member.lower()}": Op(
+            f"{member}s in a Patient's compartment", (200,), "Bundle", (400,), SEARCH
+        )
+        for member in ("Flag", "Condition", "RelatedPerson")
+    },
+    "create": Op("Create", (201, 200), "Written", WRITE, ("If-None-Exist", VERSIONED[1]), "create"),
+    "update": Op("Update", (200, 201), "Written", WRITE, VERSIONED, "update"),
+    "conditional_update": Op(
+        "Conditional update", (200, 201), "Written", WRITE, ("search", *VERSIONED), "create"
+    ),
+    "patch": Op("Patch", (200,), "Written", (*WRITE, 410), VERSIONED, "patch"),
+    "delete": Op("Delete", (200,), "OperationOutcome", (400, 409, 412), ("If-Match",)),
+    "conditional_delete": Op(
+        "Conditional delete", (200,), "OperationOutcome", (400, 409, 412), ("search",)
+    ),
+    "transaction": Op(
+        "Transaction or batch", (200,), "Bundle", (*WRITE, 404, 410), ("Prefer-return",), "bundle"
+    ),
+    **_terminology_operations(),
+    "safeguarding_summary": Op("Safeguarding summary of a child", (200,), "Bundle", (404, 410)),
+    "safeguarding_summary_by_identifier": Op(
+        "Safeguarding summary of a child, by NHS number",
+        (200,),
+        "Bundle",
+        (400, 404, 412),
+        ("summary-identifier",),
+    ),
+    "_ping": Op("Alive", (200,), "Health"),
+    "_status": Op("Ready", (200, 503), "Health"),
+}
+SUMMARY = (
+    "'Think Family': one collection Bundle, generated from live data on each call, with the "
+    "child, its active flags and conditions, its RelatedPersons, the Patient records of its "
+    "linked parents, siblings and half-siblings with their active safeguarding flags, and an "
+    "OperationOutcome of warnings, each with a stable code (no-father-recorded, "
+    "father-not-identified, elective-home-education, repeated-was-not-brought, "
+    "sibling-subject-to-plan, multiple-services-same-condition, household-risk)."
+)
+DESCRIPTIONS = {
+    "metadata": "The hosted types, their interactions and search parameters.",
+    "read_definition": "A search parameter this server defines (R4 has no Flag status, category "
+    "or code parameter); its url is the definition the CapabilityStatement names. Read-only: "
+    "other methods are 405.",
+    "search_definitions": "The search parameters this server defines, by url, code, base or "
+    "_id; unknown parameters are ignored and reported. Read-only: other methods are 405.",
+    "history_system": "Every version of every resource, newest first; deletions have no resource.",
+    "history_type": "Every version of every resource of the type, newest first.",
+    "history_instance": "Every version of the resource, newest first.",
+    "vread": "One version, as stored; 410 if that version is a deletion.",
+    "read": "The current version, as stored.",
+    "search_type": "Live resources matching every parameter; the Bundle's next link pages on.",
+    "create": "201 with a server-assigned id. With If-None-Exist: if one resource matches, 200 "
+    "and that resource (nothing is created); several matches are 412.",
+    "update": "200 with a new version, or 201 if there was none (update-as-create). The body's "
+    "id must equal the URL's.",
+    "conditional_update": "The query selects the resource: one match is updated (200), none "
+    "means create (201), several matches are 412.",
+    "patch": "A JSON Patch applied to the current version, then checked like an update; it may "
+    "not change resourceType or id.",
+    "delete": "Reads become 410; history keeps every version. Deleting an unknown or deleted "
+    "resource is 200 too.",
+    "conditional_delete": "Deletes the one resource the query matches; several matches are 412.",
+    **_terminology_descriptions(),
+    "safeguarding_summary": SUMMARY,
+    "safeguarding_summary_by_identifier": SUMMARY,
+    "transaction": "A transaction Bundle is all or nothing: its entries run (DELETE, POST, "
+    "PUT/PATCH, GET) in one database transaction, `urn:uuid:` fullUrls and conditional "
+    "references become ids, and the first failure is answered alone, naming its entry "
+    "(`Bundle.entry[3].resource.subject`). A batch's entries run on their own; each failure is "
+    "reported in its entry. A retry with the same X-Request-ID (a UUID) gets the first answer.",
+}
