@@ -8,7 +8,7 @@ Spec: http://hl7.org/fhir/R4/codesystem.html, http://hl7.org/fhir/R4/valueset.ht
 
 import csv
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -101,10 +101,20 @@ class Vocabulary:
         """The identifier system of local authorities' ONS GSS codes (a project URL)."""
         return self.url("Id", GSS_CODE)
 
+    @cached_property
+    def _flag_type_index(self) -> dict[tuple[Any, Any], str]:
+        """(system, code) -> project flag type, for our codes and their SNOMED equivalents."""
+        index: dict[tuple[Any, Any], str] = {}
+        for concept in self.flag_types:
+            index[(self.flag_type_system, concept.code)] = concept.code
+            if concept.snomed is not None:
+                index[(SNOMED, concept.snomed)] = concept.code
+        return index
+
     def types_of(self, concept: Any) -> frozenset[str]:
         """Every project flag type a CodeableConcept's codings code (by our code or a SNOMED
         equivalent); a valid safeguarding flag codes exactly one."""
-        index = _flag_type_index(self)
+        index = self._flag_type_index
         found = (index.get((c.get("system"), c.get("code"))) for c in _codings(concept))
         return frozenset(t for t in found if t is not None)
 
@@ -126,17 +136,6 @@ class Vocabulary:
 def _codings(concept: Any) -> list[dict[str, Any]]:
     codings = concept.get("coding") if isinstance(concept, dict) else None
     return [c for c in codings if isinstance(c, dict)] if isinstance(codings, list) else []
-
-
-@cache
-def _flag_type_index(vocabulary: Vocabulary) -> dict[tuple[Any, Any], str]:
-    """(system, code) -> project flag type, for our codes and their SNOMED equivalents."""
-    index: dict[tuple[Any, Any], str] = {}
-    for concept in vocabulary.flag_types:
-        index[(vocabulary.flag_type_system, concept.code)] = concept.code
-        if concept.snomed is not None:
-            index[(SNOMED, concept.snomed)] = concept.code
-    return index
 
 
 @cache
