@@ -96,6 +96,14 @@ def _terminology(kind: str, canonical_base: str) -> dict[str, Any]:
     }
 
 
+def _with_summary(resource: dict[str, Any], canonical_base: str) -> dict[str, Any]:
+    """Patient's entry names the $safeguarding-summary operation, defined under our base."""
+    if resource["type"] != "Patient":
+        return resource
+    definition = f"{canonical_base}/OperationDefinition/Patient-safeguarding-summary"
+    return resource | {"operation": [{"name": "safeguarding-summary", "definition": definition}]}
+
+
 def capability_statement(base_url: str, published: str, canonical_base: str) -> dict[str, Any]:
     """What this server does, for `GET /metadata`; our own definitions live at `canonical_base`."""
     return {
@@ -113,7 +121,10 @@ def capability_statement(base_url: str, published: str, canonical_base: str) -> 
             {
                 "mode": "server",
                 "resource": [
-                    *(_resource(rtype, canonical_base) for rtype in RESOURCE_TYPES.values()),
+                    *(
+                        _with_summary(_resource(rtype, canonical_base), canonical_base)
+                        for rtype in RESOURCE_TYPES.values()
+                    ),
                     _definitions(canonical_base),
                     *(_terminology(kind, canonical_base) for kind in terminology_artefacts.KINDS),
                 ],

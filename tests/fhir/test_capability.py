@@ -118,3 +118,14 @@ async def test_includes_declared_are_the_ones_search_accepts(client: httpx.Async
         for value in resources[name]["searchRevInclude"]:
             response = await client.get(f"/{name}", params={"_revinclude": value})
             assert response.status_code == 200, (name, value, response.text)
+
+
+async def test_patient_names_the_safeguarding_summary_operation(client: httpx.AsyncClient) -> None:
+    statement = (await client.get("/metadata")).json()
+    resources = {r["type"]: r for r in statement["rest"][0]["resource"]}
+    [operation] = resources["Patient"]["operation"]
+    assert operation["name"] == "safeguarding-summary"
+    assert operation["definition"].endswith("/OperationDefinition/Patient-safeguarding-summary")
+    summary = await client.get(f"/Patient/${operation['name']}", params={"identifier": "x|y"})
+    assert summary.status_code == 404  # the operation is routed: no such child
+    assert "operation" not in resources["Flag"]
