@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from app.errors import FhirError, Invalid, MethodNotAllowed, NotFound
-from app.fhir import conformance, summary_routes, terminology, transactions
+from app.fhir import conformance, operation_definitions, summary_routes, terminology, transactions
 from app.fhir.capability import capability_statement
 from app.fhir.context import AppContext
 from app.fhir.middleware import RequestIdMiddleware
@@ -97,7 +97,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Then the writes: no write can fully match a GET route, and only GET routes must keep
     # specific paths before generic ones, so a create tries 12 fewer patterns this way.
     writes_first = sorted(ROUTES, key=lambda route: "GET" in (route.methods or ()))
-    specific = [*conformance.ROUTES, *summary_routes.ROUTES, *terminology.ROUTES]
+    specific = [
+        *conformance.ROUTES,
+        *operation_definitions.ROUTES,
+        *summary_routes.ROUTES,
+        *terminology.ROUTES,
+    ]
     app.router.routes.extend([*specific, *transactions.ROUTES, *writes_first])
     app.add_api_route("/_ping", _ping, methods=["GET"], tags=["health"])
     app.add_api_route("/_status", _status, methods=["GET"], tags=["health"])

@@ -111,6 +111,7 @@ OPERATIONS: dict[str, Op] = {
         "Transaction or batch", (200,), "Bundle", (*WRITE, 404, 410), ("Prefer-return",), "bundle"
     ),
     **_terminology_operations(),
+    "read_operation_definition": Op("Read an OperationDefinition", (200,), "OperationDefinition"),
     "safeguarding_summary": Op("Safeguarding summary of a child", (200,), "Bundle", (404, 410)),
     "safeguarding_summary_by_identifier": Op(
         "Safeguarding summary of a child, by NHS number",
@@ -155,6 +156,9 @@ DESCRIPTIONS = {
     "resource is 200 too.",
     "conditional_delete": "Deletes the one resource the query matches; several matches are 412.",
     **_terminology_descriptions(),
+    "read_operation_definition": "The definition of an operation this server defines "
+    "(Patient-safeguarding-summary); its url is the one the CapabilityStatement names. "
+    "Read-only: other methods are 405.",
     "safeguarding_summary": SUMMARY,
     "safeguarding_summary_by_identifier": SUMMARY,
     "transaction": "A transaction Bundle is all or nothing: its entries run (DELETE, POST, "

@@ -99,9 +99,21 @@ SCHEMAS: dict[str, JSON] = {
         {"resourceType": {"const": "OperationOutcome"}, "issue": OBJECTS},
     ),
     "Bundle": _object(
-        "A searchset or history Bundle; link holds self, and next if there are more",
+        "A searchset or history Bundle (link holds self, and next if there are more), a "
+        "transaction-response or batch-response, or the collection $safeguarding-summary gives",
         ["resourceType", "type"],
-        {"resourceType": {"const": "Bundle"}, "type": {"enum": ["searchset", "history"]}}
+        {"resourceType": {"const": "Bundle"}}
+        | {
+            "type": {
+                "enum": [
+                    "searchset",
+                    "history",
+                    "transaction-response",
+                    "batch-response",
+                    "collection",
+                ]
+            }
+        }
         | {"total": {"type": "integer"}, "link": OBJECTS, "entry": OBJECTS},
     ),
     "CapabilityStatement": _object(
@@ -123,6 +135,12 @@ SCHEMAS: dict[str, JSON] = {
         )
         for kind in terminology_artefacts.KINDS
     },
+    "OperationDefinition": _object(
+        "An operation this server defines; http://hl7.org/fhir/R4/operationdefinition.html",
+        ["resourceType", "url", "name", "status", "kind", "code"],
+        {"resourceType": {"const": "OperationDefinition"}, "id": STRING, "url": STRING}
+        | {"code": STRING, "resource": {"type": "array", "items": STRING}, "parameter": OBJECTS},
+    ),
     "Parameters": _object(
         "$validate-code's in-parameters (POST), or its answer: result (valueBoolean), message "
         "(valueString) when false or when the display is wrong, display (valueString) when the "

@@ -96,6 +96,21 @@ def _terminology(kind: str, canonical_base: str) -> dict[str, Any]:
     }
 
 
+OPERATION_DEFINITION: dict[str, Any] = {
+    "type": "OperationDefinition",
+    "profile": "http://hl7.org/fhir/StructureDefinition/OperationDefinition",
+    "documentation": "The operations this server defines itself (read-only).",
+    "interaction": [{"code": "read"}],
+    "versioning": "no-version",
+    "readHistory": False,
+    "updateCreate": False,
+    "conditionalCreate": False,
+    "conditionalRead": "not-supported",
+    "conditionalUpdate": False,
+    "conditionalDelete": "not-supported",
+}
+
+
 def _with_summary(resource: dict[str, Any], canonical_base: str) -> dict[str, Any]:
     """Patient's entry names the $safeguarding-summary operation, defined under our base."""
     if resource["type"] != "Patient":
@@ -126,6 +141,7 @@ def capability_statement(base_url: str, published: str, canonical_base: str) -> 
                         for rtype in RESOURCE_TYPES.values()
                     ),
                     _definitions(canonical_base),
+                    OPERATION_DEFINITION,
                     *(_terminology(kind, canonical_base) for kind in terminology_artefacts.KINDS),
                 ],
                 "interaction": [

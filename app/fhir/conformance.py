@@ -13,12 +13,11 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
-from app.errors import Invalid, Issue, MethodNotAllowed, NotFound
+from app.errors import Invalid, Issue, NotFound
 from app.fhir import bundles, wire
 from app.fhir.context import app_context
-from app.fhir.outcomes import error_response
+from app.fhir.outcomes import ReadOnly
 from app.fhir.search import CONTROL_PARAMS
 from app.fhir.search_values import PREFIXES, allowed_modifiers, split_escaped
 from app.registry import COMMON_PARAMS, SearchParam, custom_params
@@ -186,23 +185,22 @@ async def search_definitions(request: Request) -> Response:
     return wire.json_response(request, body)
 
 
-class _ReadOnly:
-    """Any method but GET (and HEAD) on a SearchParameter URL: they are read-only (405)."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        method = scope["method"]
-        error = MethodNotAllowed.of(f"{method} is not allowed: {RESOURCE_TYPE} is read-only here")
-        response = error_response(error)
-        response.headers["Allow"] = "GET, HEAD"
-        await response(scope, receive, send)
-
-
 _READ_PATH, _SEARCH_PATH = f"/fhir/{RESOURCE_TYPE}/{{logical_id}}", f"/fhir/{RESOURCE_TYPE}"
 # Registered before the generic routes, which would take these paths for an unknown type.
 # The read-only guards match every method the GET routes do not; they are not documented.
 ROUTES: list[Route] = [
     Route(_READ_PATH, read_definition, methods=["GET"], name="read_definition"),
     Route(_SEARCH_PATH, search_definitions, methods=["GET"], name="search_definitions"),
-    Route(_READ_PATH, _ReadOnly(), name="read_only_definition", include_in_schema=False),
-    Route(_SEARCH_PATH, _ReadOnly(), name="read_only_definitions", include_in_schema=False),
+    Route(
+        _READ_PATH,
+        ReadOnly(f"{RESOURCE_TYPE} is read-only here"),
+        name="read_only_definition",
+        include_in_schema=False,
+    ),
+    Route(
+        _SEARCH_PATH,
+        ReadOnly(f"{RESOURCE_TYPE} is read-only here"),
+        name="read_only_definitions",
+        include_in_schema=False,
+    ),
 ]

@@ -8,8 +8,9 @@ from typing import Any
 
 import orjson
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
-from app.errors import FhirError, Issue
+from app.errors import FhirError, Issue, MethodNotAllowed
 
 FHIR_JSON = "application/fhir+json; charset=utf-8"
 ISSUE_TYPE = "http://hl7.org/fhir/issue-type"
@@ -71,3 +72,16 @@ def internal_error_response() -> Response:
     return error_response(
         FhirError([Issue("internal error; the request was not applied", "exception")])
     )
+
+
+class ReadOnly:
+    """An ASGI app for the methods a read-only URL does not take: 405 with `Allow`."""
+
+    def __init__(self, why: str, allow: str = "GET, HEAD") -> None:
+        self.why, self.allow = why, allow
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        text = f"{scope['method']} is not allowed: {self.why}"
+        response = error_response(MethodNotAllowed.of(text))
+        response.headers["Allow"] = self.allow
+        await response(scope, receive, send)

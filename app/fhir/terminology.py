@@ -12,12 +12,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
-from app.errors import FhirError, Invalid, MethodNotAllowed, NotFound
+from app.errors import FhirError, Invalid, NotFound
 from app.fhir import bundles, elements, search_options, wire
 from app.fhir.context import app_context
-from app.fhir.outcomes import error_response
+from app.fhir.outcomes import ReadOnly
 from app.fhir.terminology_artefacts import (
     CODE_SYSTEM,
     KINDS,
@@ -318,19 +317,6 @@ def _validator(kind: str, instance: bool, post: bool) -> Endpoint:
     return validate_code
 
 
-class _ReadOnly:
-    """Any other method on a code system or value set URL: they are read-only here (405)."""
-
-    def __init__(self, why: str, allow: str) -> None:
-        self.why, self.allow = why, allow
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        text = f"{scope['method']} is not allowed: {self.why}"
-        response = error_response(MethodNotAllowed.of(text))
-        response.headers["Allow"] = self.allow
-        await response(scope, receive, send)
-
-
 def _routes(kind: str) -> list[Route]:
     """The operation routes first: the read route would take `$validate-code` for an id."""
     slug = "code_system" if kind == CODE_SYSTEM else "value_set"
@@ -342,10 +328,10 @@ def _routes(kind: str) -> list[Route]:
             Route(operation, _validator(kind, bool(suffix), False), methods=["GET"], name=name),
             Route(operation, _validator(kind, bool(suffix), True), methods=["POST"],
                   name=f"{name}_post"),
-            Route(operation, _ReadOnly(f"{VALIDATE_CODE} takes GET or POST", "GET, HEAD, POST"),
+            Route(operation, ReadOnly(f"{VALIDATE_CODE} takes GET or POST", "GET, HEAD, POST"),
                   include_in_schema=False),
         ]  # fmt: skip
-    read_only = _ReadOnly(f"{kind} is read-only here", "GET, HEAD")
+    read_only = ReadOnly(f"{kind} is read-only here", "GET, HEAD")
     return [
         *routes,
         Route(f"{base}/{{logical_id}}", _reader(kind), methods=["GET"], name=f"read_{slug}"),
