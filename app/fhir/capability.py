@@ -6,7 +6,7 @@ Spec: http://hl7.org/fhir/R4/capabilitystatement.html
 from typing import Any
 
 from app import __doc__ as description
-from app.fhir import conformance, terminology_artefacts
+from app.fhir import conformance, operation_definitions, terminology_artefacts
 from app.registry import COMMON_PARAMS, FHIR_VERSION, RESOURCE_TYPES, ResourceType, SearchParam
 
 SOFTWARE_VERSION = "0.1.0"
@@ -57,65 +57,58 @@ def _resource(rtype: ResourceType, canonical_base: str) -> dict[str, Any]:
     }
 
 
-def _definitions(canonical_base: str) -> dict[str, Any]:
-    """The SearchParameters this server defines: read and search only."""
+def _read_only(kind: str, documentation: str, interactions: Any, versioning: str) -> dict[str, Any]:
+    """A type this server defines the resources of itself: no writes of any kind."""
     return {
-        "type": conformance.RESOURCE_TYPE,
-        "profile": f"http://hl7.org/fhir/StructureDefinition/{conformance.RESOURCE_TYPE}",
-        "documentation": "The search parameters this server defines itself (read-only).",
-        "interaction": [{"code": code} for code in conformance.INTERACTIONS],
-        "versioning": "no-version",
+        "type": kind,
+        "profile": f"http://hl7.org/fhir/StructureDefinition/{kind}",
+        "documentation": documentation,
+        "interaction": [{"code": code} for code in interactions],
+        "versioning": versioning,
         "readHistory": False,
         "updateCreate": False,
         "conditionalCreate": False,
         "conditionalRead": "not-supported",
         "conditionalUpdate": False,
         "conditionalDelete": "not-supported",
-        "searchParam": _search_params(conformance.SEARCH_PARAMS, canonical_base),
     }
+
+
+def _definitions(canonical_base: str) -> dict[str, Any]:
+    """The SearchParameters this server defines: read and search only."""
+    return _read_only(
+        conformance.RESOURCE_TYPE,
+        "The search parameters this server defines itself (read-only).",
+        conformance.INTERACTIONS,
+        "no-version",
+    ) | {"searchParam": _search_params(conformance.SEARCH_PARAMS, canonical_base)}
 
 
 def _terminology(kind: str, canonical_base: str) -> dict[str, Any]:
     """CodeSystem or ValueSet: the project's vocabulary, read, searched and validated against."""
     operation = f"{terminology_artefacts.OPERATION}/{kind}-validate-code"
-    return {
-        "type": kind,
-        "profile": f"http://hl7.org/fhir/StructureDefinition/{kind}",
-        "documentation": "The safeguarding vocabulary of this server (read-only), and "
-        "$validate-code against it.",
-        "interaction": [{"code": code} for code in terminology_artefacts.INTERACTIONS],
-        "versioning": "versioned",
-        "readHistory": False,
-        "updateCreate": False,
-        "conditionalCreate": False,
-        "conditionalRead": "not-supported",
-        "conditionalUpdate": False,
-        "conditionalDelete": "not-supported",
+    return _read_only(
+        kind,
+        "The safeguarding vocabulary of this server (read-only), and $validate-code against it.",
+        terminology_artefacts.INTERACTIONS,
+        "versioned",
+    ) | {
         "searchParam": _search_params(terminology_artefacts.SEARCH_PARAMS, canonical_base),
         "operation": [{"name": "validate-code", "definition": operation}],
     }
 
 
-OPERATION_DEFINITION: dict[str, Any] = {
-    "type": "OperationDefinition",
-    "profile": "http://hl7.org/fhir/StructureDefinition/OperationDefinition",
-    "documentation": "The operations this server defines itself (read-only).",
-    "interaction": [{"code": "read"}],
-    "versioning": "no-version",
-    "readHistory": False,
-    "updateCreate": False,
-    "conditionalCreate": False,
-    "conditionalRead": "not-supported",
-    "conditionalUpdate": False,
-    "conditionalDelete": "not-supported",
-}
+OPERATION_DEFINITION = _read_only(
+    "OperationDefinition", "The operations this server defines itself (read-only).", ("read",),
+    "no-version",
+)  # fmt: skip
 
 
 def _with_summary(resource: dict[str, Any], canonical_base: str) -> dict[str, Any]:
     """Patient's entry names the $safeguarding-summary operation, defined under our base."""
     if resource["type"] != "Patient":
         return resource
-    definition = f"{canonical_base}/OperationDefinition/Patient-safeguarding-summary"
+    definition = operation_definitions.summary_definition(canonical_base)["url"]
     return resource | {"operation": [{"name": "safeguarding-summary", "definition": definition}]}
 
 
