@@ -45,7 +45,7 @@ bench-summary: $(STAMP)
 	$(BIN)/python -m bench.summary
 
 openapi: $(STAMP)
-	$(BIN)/python -m app.openapi > openapi/openapi.json
+	$(BIN)/safeguard openapi > openapi/openapi.json
 
 clean:
 	rm -rf $(VENV) data .mypy_cache .ruff_cache

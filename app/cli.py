@@ -7,9 +7,11 @@ from datetime import date
 import typer
 import uvicorn
 
-from app import demo_seed
-from app.flags.demo import MAX_SEED
-from app.flags.demo_families import MAX_FAMILIES
+from app.demo import seeding as demo_seed
+from app.demo.families import MAX_FAMILIES
+from app.demo.population import MAX_SEED
+from app.main import create_app
+from app.openapi.document import render
 from app.settings import Settings, get_settings
 from app.storage import migrate as migrations
 
@@ -96,6 +98,13 @@ def serve(
         log_level=settings.log_level.lower(),
         access_log=False,
     )
+
+
+@cli.command()
+def openapi() -> None:
+    """Print the OpenAPI document of the API (what `make openapi` commits)."""
+    app = create_app(Settings(database_url="sqlite:///:memory:"))  # never started: no I/O
+    typer.echo(render(app), nl=False)
 
 
 def main() -> None:

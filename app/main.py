@@ -13,13 +13,17 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from app.errors import FhirError, Invalid, MethodNotAllowed, NotFound
-from app.fhir import conformance, operation_definitions, summary_routes, terminology, transactions
-from app.fhir.capability import capability_statement
+from app.fhir import summary_routes
+from app.fhir.bundles import transactions
 from app.fhir.context import AppContext
+from app.fhir.definitions import operations as operation_definitions
+from app.fhir.definitions import search_parameters as conformance
+from app.fhir.definitions import terminology
+from app.fhir.definitions.capability import capability_statement
 from app.fhir.middleware import RequestIdMiddleware
 from app.fhir.outcomes import error_response, internal_error_response
 from app.fhir.routes import ROUTES
-from app.openapi import document
+from app.openapi.document import document
 from app.settings import Settings, get_settings
 from app.storage.db import make_database
 from app.storage.repository import instant, now_micros

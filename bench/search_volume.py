@@ -27,8 +27,8 @@ from urllib.parse import quote
 import asyncpg
 import httpx
 
-from app.fhir import search
-from app.flags import rules
+from app.fhir.search import parsing as search
+from app.records import rules
 from app.storage.bulk import bulk_load
 from app.storage.db import asyncpg_dsn, sqlite_path
 from app.storage.tables import metadata
@@ -316,7 +316,7 @@ def explain(url: str, facts: Facts) -> dict[str, list[str]]:
     plans: dict[str, list[str]] = {}
     for resource_type, query_string in shown.items():
         if sql_for is None:
-            lines = ["app.fhir.search.sql_for is not available yet"]
+            lines = ["app.fhir.search.parsing.sql_for is not available yet"]
         else:
             lines = asyncio.run(_explain_pg(url, sql_for(resource_type, query_string, BASE)))
         plans[f"{resource_type}?{query_string}"] = lines

@@ -11,7 +11,7 @@ from fastapi.routing import APIRoute
 from starlette.routing import Route
 
 from app.main import create_app
-from app.openapi import render
+from app.openapi.document import render
 from app.settings import Settings
 
 COMMITTED = Path(__file__).resolve().parents[1] / "openapi" / "openapi.json"
@@ -26,7 +26,7 @@ def _examples(path: str, method: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def unstarted_app() -> FastAPI:
-    """The app as `python -m app.openapi` builds it: its lifespan never runs, no database opens."""
+    """The app as `safeguard openapi` builds it: its lifespan never runs, no database opens."""
     return create_app(Settings(database_url="sqlite:///:memory:"))
 
 

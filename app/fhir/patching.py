@@ -11,7 +11,7 @@ import jsonpointer
 
 from app.errors import Invalid, Unprocessable
 from app.fhir.resources import MAX_DEPTH, check_depth, validate_structure
-from app.flags.service import Patcher
+from app.records.service import Patcher
 
 _OPS = frozenset({"add", "remove", "replace", "move", "copy", "test"})
 _WITH_VALUE = frozenset({"add", "replace", "test"})

@@ -13,13 +13,18 @@ from starlette.routing import Route
 
 from app.access import Caller
 from app.errors import Invalid, NotFound
-from app.fhir import bundles, idempotency, search, search_options, searching, wire
+from app.fhir import wire
+from app.fhir.bundles import assembly as bundles
+from app.fhir.bundles import idempotency
 from app.fhir.context import AppContext, app_context, caller_of
 from app.fhir.outcomes import information
 from app.fhir.patching import json_patcher
 from app.fhir.resources import validate_structure
-from app.flags import reads, service
-from app.flags.service import Conditional, DeleteResult, WriteResult
+from app.fhir.search import options as search_options
+from app.fhir.search import parsing as search
+from app.fhir.search import running as searching
+from app.records import reads, service
+from app.records.service import Conditional, DeleteResult, WriteResult
 from app.storage.db import Connection
 from app.storage.query import Query
 

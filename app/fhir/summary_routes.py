@@ -16,10 +16,10 @@ from starlette.routing import Route
 from app.errors import Invalid
 from app.fhir import wire
 from app.fhir.context import AppContext, app_context, caller_of
-from app.fhir.search_values import split_escaped
+from app.fhir.search.values import split_escaped
 from app.flags import summary
-from app.flags.rules import NHS_NUMBER_SYSTEM, nhs_number_is_valid
 from app.flags.summary_warnings import Limits
+from app.records.rules import NHS_NUMBER_SYSTEM, nhs_number_is_valid
 from app.storage.repository import instant, now_micros
 
 OPERATION = "$safeguarding-summary"

@@ -6,8 +6,8 @@ from typing import Any
 
 from app.access import Caller
 from app.errors import Issue, NhsNumberHeld
-from app.flags import rules
 from app.flags.flag_writes import FlagFacts, claim_one_active
+from app.records import rules
 from app.storage import person_links
 from app.storage import repository as repo
 from app.storage.db import Connection

@@ -16,9 +16,8 @@ import orjson
 
 from app.access import Caller
 from app.errors import NotFound, PreconditionFailed
-from app.flags import codes, reads
+from app.flags import codes
 from app.flags.codes import Vocabulary
-from app.flags.rules import CLINICAL_STATUS, NHS_NUMBER_SYSTEM
 from app.flags.summary_warnings import (
     ROLE_CODE,
     SIBLINGS,
@@ -34,6 +33,8 @@ from app.flags.summary_warnings import (
     role_codes,
     target_id,
 )
+from app.records import reads
+from app.records.rules import CLINICAL_STATUS, NHS_NUMBER_SYSTEM
 from app.storage import query as sq
 from app.storage.clauses import Criterion, ReferenceValue, TokenValue
 from app.storage.db import Connection, Row

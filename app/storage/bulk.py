@@ -17,8 +17,8 @@ from typing import Any
 import asyncpg
 
 from app.access import SYSTEM, Caller
+from app.ids import new_logical_id
 from app.storage.db import asyncpg_dsn, connect_sqlite, sqlite_path
-from app.storage.ids import new_logical_id
 from app.storage.indexer import derive
 from app.storage.repository import now_micros, stamp
 from app.storage.writes import INDEX_KINDS, NewVersion

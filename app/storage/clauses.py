@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.storage.normalise import EARLIEST, LATEST
+from app.normalise import EARLIEST, LATEST
 
 TABLES = {
     "token": "idx_token",

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+from app.normalise import EARLIEST, LATEST, date_range, fold, soundex
 from app.registry import COMMON_PARAMS, RESOURCE_TYPES, SearchParam
-from app.storage.normalise import EARLIEST, LATEST, date_range, fold, soundex
 
 TokenRow = tuple[str, str | None, str | None]
 ReferenceRow = tuple[str, str | None, str]

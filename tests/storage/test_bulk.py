@@ -9,7 +9,7 @@ import pytest
 from fastapi import FastAPI
 
 from app.fhir.resources import validate_structure
-from app.flags import rules
+from app.records import rules
 from app.storage.bulk import bulk_load
 from bench import population
 from tests import factories as f

@@ -22,14 +22,15 @@ from app.errors import (
     Unprocessable,
     WriteConflict,
 )
-from app.flags import after_save, flag_rules, rules
+from app.flags import after_save, flag_rules
 from app.flags.codes import Vocabulary
 from app.flags.flag_writes import FlagFacts, check_flag_change, refuse_flag_delete
+from app.ids import new_logical_id
+from app.records import rules
 from app.registry import RESOURCE_TYPES
 from app.storage import query as sq
 from app.storage import repository as repo
 from app.storage.db import Connection
-from app.storage.ids import new_logical_id
 from app.storage.indexer import Derived, derive, split_reference
 
 

@@ -6,7 +6,9 @@ Spec: http://hl7.org/fhir/R4/capabilitystatement.html
 from typing import Any
 
 from app import __doc__ as description
-from app.fhir import conformance, operation_definitions, terminology_artefacts
+from app.fhir.definitions import artefacts as terminology_artefacts
+from app.fhir.definitions import operations as operation_definitions
+from app.fhir.definitions import search_parameters as conformance
 from app.registry import COMMON_PARAMS, FHIR_VERSION, RESOURCE_TYPES, ResourceType, SearchParam
 
 SOFTWARE_VERSION = "0.1.0"

@@ -1,8 +1,8 @@
-"""Each documented route's operation (by endpoint name) and what it does, for `app.openapi`."""
+"""Each documented route's operation (by endpoint name), for `app.openapi.document`."""
 
 from dataclasses import dataclass
 
-from app.fhir import terminology_artefacts
+from app.fhir.definitions import artefacts as terminology_artefacts
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,10 +14,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.errors import FhirError, Invalid, NotFound
-from app.fhir import bundles, elements, search_options, wire
+from app.fhir import elements, wire
+from app.fhir.bundles import assembly as bundles
 from app.fhir.context import app_context
-from app.fhir.outcomes import ReadOnly
-from app.fhir.terminology_artefacts import (
+from app.fhir.definitions.artefacts import (
     CODE_SYSTEM,
     KINDS,
     VALUE_SET,
@@ -31,6 +31,8 @@ from app.fhir.terminology_artefacts import (
     shown,
     validation,
 )
+from app.fhir.outcomes import ReadOnly
+from app.fhir.search import options as search_options
 from app.storage.repository import instant, now_micros
 
 Endpoint = Callable[[Request], Awaitable[Response]]

@@ -15,11 +15,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.errors import Invalid, Issue, NotFound
-from app.fhir import bundles, wire
+from app.fhir import wire
+from app.fhir.bundles import assembly as bundles
 from app.fhir.context import app_context
 from app.fhir.outcomes import ReadOnly
-from app.fhir.search import CONTROL_PARAMS
-from app.fhir.search_values import PREFIXES, allowed_modifiers, split_escaped
+from app.fhir.search.parsing import CONTROL_PARAMS
+from app.fhir.search.values import PREFIXES, allowed_modifiers, split_escaped
 from app.registry import COMMON_PARAMS, SearchParam, custom_params
 
 RESOURCE_TYPE = "SearchParameter"

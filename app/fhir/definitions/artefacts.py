@@ -14,11 +14,11 @@ import orjson
 
 from app.errors import Invalid, Issue
 from app.fhir.elements import SUBSETTED
-from app.fhir.search import CONTROL_PARAMS
-from app.fhir.search_values import split_escaped
+from app.fhir.search.parsing import CONTROL_PARAMS
+from app.fhir.search.values import split_escaped
 from app.flags.codes import FLAG_TYPES, REMOVAL_REASONS, SNOMED, Concept, Vocabulary
+from app.normalise import fold
 from app.registry import COMMON_PARAMS, SearchParam
-from app.storage.normalise import fold
 
 CODE_SYSTEM, VALUE_SET = "CodeSystem", "ValueSet"
 KINDS = (CODE_SYSTEM, VALUE_SET)

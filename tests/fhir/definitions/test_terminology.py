@@ -13,7 +13,7 @@ from fhir.resources.R4B.codesystem import CodeSystem
 from fhir.resources.R4B.parameters import Parameters
 from fhir.resources.R4B.valueset import ValueSet
 
-from app.fhir.terminology_artefacts import catalogue, select
+from app.fhir.definitions.artefacts import catalogue, select
 from app.flags.codes import FLAG_TYPES, REMOVAL_REASONS, SNOMED, vocabulary
 from app.main import create_app
 from app.settings import Settings

@@ -16,8 +16,11 @@ from starlette.routing import Route
 
 from app.access import Caller
 from app.errors import FhirError, Unprocessable, WriteConflict
-from app.fhir import bundle_refs, entry_results, idempotency, search, searching, wire
-from app.fhir.bundle_entries import (
+from app.fhir import wire
+from app.fhir.bundles import idempotency
+from app.fhir.bundles import references as bundle_refs
+from app.fhir.bundles import results as entry_results
+from app.fhir.bundles.entries import (
     ORDER,
     Entry,
     entries_of,
@@ -27,11 +30,14 @@ from app.fhir.bundle_entries import (
 )
 from app.fhir.context import app_context, caller_of
 from app.fhir.patching import json_patcher
-from app.flags import after_save, reads, service
+from app.fhir.search import parsing as search
+from app.fhir.search import running as searching
+from app.flags import after_save
 from app.flags.codes import Vocabulary
 from app.flags.flag_rules import may_claim
+from app.ids import new_logical_id
+from app.records import reads, service
 from app.storage.db import Connection
-from app.storage.ids import new_logical_id
 from app.storage.query import Query
 
 Targets = dict[str, str]  # reference as written -> Type/id

@@ -1,4 +1,4 @@
-"""Writes the demo population (`app.flags.demo`) through the FHIR API, in-process: one
+"""Writes the demo population (`app.demo.population`) through the FHIR API, in-process: one
 transaction Bundle for the Organizations, then one a family, every entry `PUT Type/id`. A group
 whose first resource already exists is skipped, so seeding the same seed again writes nothing.
 
@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import orjson
 
+from app.demo.population import Family, population
 from app.flags.codes import vocabulary
-from app.flags.demo import Family, population
 from app.main import create_app
 from app.settings import Settings
 

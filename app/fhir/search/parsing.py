@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from app.errors import Invalid, Issue
-from app.fhir.search_values import criterion_for, split_escaped
+from app.fhir.search.values import criterion_for, split_escaped
 from app.registry import RESOURCE_TYPES, RESULT_PARAMS, SearchParam, search_param
 from app.storage.clauses import Chain, Criterion, Has
 from app.storage.query import Query, search_sql

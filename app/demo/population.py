@@ -18,9 +18,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from app.flags import codes
-from app.flags.codes import SNOMED, Vocabulary
-from app.flags.demo_families import (
+from app.demo.families import (
     LOCALITIES,
     MAX_FAMILIES,
     YEAR,
@@ -32,6 +30,8 @@ from app.flags.demo_families import (
     plan_family,
     relationship,
 )
+from app.flags import codes
+from app.flags.codes import SNOMED, Vocabulary
 
 Family = list[dict[str, Any]]  # one transaction's worth of resources, Patients first
 

@@ -1,9 +1,10 @@
 """What the OpenAPI document shows of the FHIR API's data: example resources, error texts,
-schemas, headers and parameters (`app.openapi` assembles the document)."""
+schemas, headers and parameters (`app.openapi.document` assembles the document)."""
 
 from typing import Any
 
-from app.fhir import conformance, terminology_artefacts
+from app.fhir.definitions import artefacts as terminology_artefacts
+from app.fhir.definitions import search_parameters as conformance
 from app.flags.codes import FLAG_TYPES
 from app.registry import COMMON_PARAMS, RESOURCE_TYPES
 

@@ -15,11 +15,11 @@ import pytest
 from typer.testing import CliRunner
 
 from app import cli
-from app.demo_seed import SeedFailed, seed, transaction
+from app.demo.population import Family, population
+from app.demo.seeding import SeedFailed, seed, transaction
 from app.flags import codes
 from app.flags.codes import SNOMED, vocabulary
-from app.flags.demo import Family, population
-from app.flags.rules import nhs_number_is_valid
+from app.records.rules import nhs_number_is_valid
 from app.settings import Settings, get_settings
 from tests.conftest import BASE
 

@@ -9,7 +9,7 @@ import pytest
 from fhir.resources.R4B.searchparameter import SearchParameter
 
 from app.errors import Invalid
-from app.fhir.conformance import definitions, search_parameter, select
+from app.fhir.definitions.search_parameters import definitions, search_parameter, select
 from app.main import create_app
 from app.registry import SearchParam, custom_params
 from app.settings import Settings

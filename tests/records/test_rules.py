@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from app.flags import rules
+from app.records import rules
 from tests import factories as f
 
 

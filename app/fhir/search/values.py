@@ -10,10 +10,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from app.errors import Invalid
+from app.normalise import date_range, fold, soundex
 from app.registry import SearchParam
 from app.storage.clauses import Criterion, RangeValue, ReferenceValue, StringValue, TokenValue
 from app.storage.indexer import indexed_text, split_reference
-from app.storage.normalise import date_range, fold, soundex
 
 PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 MODIFIERS = {

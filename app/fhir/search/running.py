@@ -10,9 +10,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app.errors import Invalid, Issue
-from app.fhir import bundles, elements, search, search_options, wire
+from app.fhir import elements, wire
+from app.fhir.bundles import assembly as bundles
 from app.fhir.context import AppContext, app_context, caller_of
-from app.fhir.search_options import Include
+from app.fhir.search import options as search_options
+from app.fhir.search import parsing as search
+from app.fhir.search.options import Include
 from app.registry import RESOURCE_TYPES
 from app.storage import includes as inc
 from app.storage import query as sq

@@ -1,4 +1,4 @@
-"""The OpenAPI document for integration engineers: `python -m app.openapi` (`make openapi`).
+"""The OpenAPI document for integration engineers, written by `safeguard openapi` (`make openapi`).
 
 FastAPI sees generic routes (`/fhir/{resource_type}/{logical_id}`) that read their own bodies, so
 its schema says little. `document` writes each route's operation from OPERATIONS (by endpoint
@@ -17,9 +17,9 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from starlette.routing import Route
 
-from app.fhir import terminology_artefacts
-from app.openapi_operations import DESCRIPTIONS, OPERATIONS
-from app.openapi_schemas import (
+from app.fhir.definitions import artefacts as terminology_artefacts
+from app.openapi.operations import DESCRIPTIONS, OPERATIONS
+from app.openapi.schemas import (
     ERRORS,
     EXAMPLES,
     FHIR_JSON,
@@ -166,7 +166,7 @@ def document(app: FastAPI) -> JSON:
     paths: dict[str, JSON] = {}
     for path, name, methods, known in _documented_routes(app):
         if name not in OPERATIONS:
-            raise KeyError(f"route {name} ({path}) is not in app.openapi.OPERATIONS")
+            raise KeyError(f"route {name} ({path}) is not in app.openapi.operations.OPERATIONS")
         for method in methods:
             paths.setdefault(path, {})[method] = _operation(path, name, known[method])
     components = {"schemas": SCHEMAS, "headers": HEADERS}
@@ -183,10 +183,3 @@ def document(app: FastAPI) -> JSON:
 def render(app: FastAPI) -> str:
     """The document as JSON text: keys sorted, indented by 2, with a trailing newline."""
     return json.dumps(document(app), indent=2, sort_keys=True) + "\n"
-
-
-if __name__ == "__main__":
-    from app.main import create_app
-    from app.settings import Settings
-
-    print(render(create_app(Settings())), end="")

@@ -12,7 +12,7 @@ import orjson
 
 from app.errors import FhirError, Invalid, PayloadTooLarge
 from app.fhir import wire
-from app.fhir.bundle_refs import Slot, slots_of
+from app.fhir.bundles.references import Slot, slots_of
 from app.fhir.resources import validate_structure
 from app.registry import RESOURCE_TYPES
 

@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from app.access import ANONYMOUS
 from app.errors import Unprocessable
-from app.fhir import idempotency
+from app.fhir.bundles import idempotency
 from app.main import create_app
 from app.settings import Settings
 from tests import factories as f

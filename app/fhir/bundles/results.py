@@ -14,7 +14,7 @@ from app.errors import FhirError
 from app.fhir import wire
 from app.fhir.context import app_context
 from app.fhir.outcomes import information, outcome
-from app.flags.service import DeleteResult, WriteResult
+from app.records.service import DeleteResult, WriteResult
 from app.storage.repository import instant, now_micros
 
 
