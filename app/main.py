@@ -12,10 +12,11 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from app.clock import instant, now_micros
 from app.errors import FhirError, Invalid, MethodNotAllowed, NotFound
 from app.fhir import summary_routes
 from app.fhir.bundles import transactions
-from app.fhir.context import AppContext
+from app.fhir.context import AppContext, Identify, anonymous
 from app.fhir.definitions import operations as operation_definitions
 from app.fhir.definitions import search_parameters as conformance
 from app.fhir.definitions import terminology
@@ -24,9 +25,9 @@ from app.fhir.middleware import RequestIdMiddleware
 from app.fhir.outcomes import error_response, internal_error_response
 from app.fhir.routes import ROUTES
 from app.openapi.document import document
+from app.records.store import Store
 from app.settings import Settings, get_settings
 from app.storage.db import make_database
-from app.storage.repository import instant, now_micros
 
 log = logging.getLogger("safeguard")
 
@@ -70,14 +71,16 @@ def _tune_garbage_collector() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """A FastAPI app serving FHIR at /fhir; connects to the database in its lifespan."""
+def create_app(settings: Settings | None = None, identify: Identify = anonymous) -> FastAPI:
+    """A FastAPI app serving FHIR at /fhir; connects to the database in its lifespan.
+    `identify` resolves each request's caller, once."""
     settings = settings or get_settings()
-    context = AppContext(settings, make_database(settings.database_url))
+    store = Store(make_database(settings.database_url), settings.write_retries)
+    context = AppContext(settings, store, identify)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await context.db.open()
+        await context.store.open()
         published = instant(now_micros())
         context.capability = orjson.dumps(
             capability_statement(context.base, published, context.settings.canonical_base)
@@ -86,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            await context.db.close()
+            await context.store.close()
 
     app = FastAPI(
         title="safeguard-fhir",
@@ -134,11 +137,10 @@ async def _status(request: Request) -> Response:
     """Ready: the database answers (503 otherwise)."""
     context: AppContext = request.app.state.context
     try:
-        async with context.db.reader() as conn:
-            await conn.fetchrow("SELECT 1")
+        await context.store.ping()
     except Exception as exc:  # any failure to reach the database means not ready
         log.warning("database unreachable: %s", type(exc).__name__)
-        body = orjson.dumps({"status": "unavailable", "database": context.db.dialect})
+        body = orjson.dumps({"status": "unavailable", "database": context.store.dialect})
         return Response(body, status_code=503, media_type="application/json")
-    body = orjson.dumps({"status": "ok", "database": context.db.dialect})
+    body = orjson.dumps({"status": "ok", "database": context.store.dialect})
     return Response(body, media_type="application/json")

@@ -3,6 +3,7 @@
 Spec: http://hl7.org/fhir/R4/search.html#string, #date
 """
 
+import hashlib
 import re
 import unicodedata
 from datetime import UTC, datetime, timedelta
@@ -95,3 +96,35 @@ def date_range(text: str) -> tuple[int, int] | None:
     else:
         end = start.replace(year=start.year + 1)
     return _micros(start), _micros(end)
+
+
+LONGEST_INDEXED = 256  # characters; a B-tree entry holds at most ~2700 bytes
+
+
+def indexed_text(text: str | None) -> str | None:
+    """The form a value is indexed and searched in: as it is, or if long, a prefix and hash."""
+    if text is None or len(text) <= LONGEST_INDEXED:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return f"{text[:128]}...sha256:{digest}"
+
+
+def split_reference(reference: str, base_url: str) -> tuple[str | None, str]:
+    """(type, id) of a relative or own-base absolute reference; (None, url) for others."""
+    local = reference.removeprefix(base_url.rstrip("/") + "/")
+    parts = local.split("/")
+    if len(parts) >= 2 and parts[0][:1].isupper() and "://" not in local:
+        if len(parts) == 4 and parts[2] == "_history":
+            return parts[0], parts[1]
+        if len(parts) == 2:
+            return parts[0], parts[1]
+    return None, reference
+
+
+def target_id(value: object, resource_type: str, base: str) -> str | None:
+    """The id a Reference points at, if it points at a `resource_type` here."""
+    reference = value.get("reference") if isinstance(value, dict) else None
+    if not isinstance(reference, str):
+        return None
+    found_type, found_id = split_reference(reference, base)
+    return found_id if found_type == resource_type else None

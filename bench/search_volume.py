@@ -22,15 +22,20 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 import asyncpg
 import httpx
 
+from app.access import SYSTEM
+from app.criteria import Query as SearchQuery
 from app.fhir.search import parsing as search
-from app.records import rules
+from app.flags.codes import vocabulary
+from app.flags.writes import author_of
+from app.nhs import nhs_numbers
 from app.storage.bulk import bulk_load
 from app.storage.db import asyncpg_dsn, sqlite_path
+from app.storage.query import search_sql
 from app.storage.tables import metadata
 from bench import population as pop
 from bench.backends import BACKENDS, UnavailableError, database
@@ -256,7 +261,13 @@ def summarise(query: Query, timings: Timings, read_p95: float | None,
 
 def claimed_numbers(resource: dict[str, Any]) -> Iterable[str]:
     """The NHS numbers a Patient claims, by the server's own rule."""
-    return rules.nhs_numbers(resource).values()
+    return nhs_numbers(resource).values()
+
+
+def authored_by(base: str) -> Callable[[dict[str, Any]], str | None]:
+    """Who authored a resource, by the server's own rule, for a server at `base`."""
+    terms = vocabulary(base)
+    return lambda resource: author_of(resource, terms, base)
 
 
 async def _pg_prepare(url: str) -> dict[str, int]:
@@ -282,7 +293,8 @@ def load(backend: str, url: str, population: pop.Population) -> dict[str, Any]:
     """Bulk-load the population, then analyse; rows written and how fast."""
     started = time.perf_counter()
     resources = pop.resources(population)
-    ids = asyncio.run(bulk_load(url, resources, BASE, claimed_numbers=claimed_numbers))
+    ids = asyncio.run(bulk_load(url, resources, BASE, claimed_numbers=claimed_numbers,
+                                authored_by=authored_by(BASE)))  # fmt: skip
     loaded = time.perf_counter() - started
     rows = asyncio.run(_pg_prepare(url)) if backend == "postgresql" else _sqlite_prepare(url)
     analysed = time.perf_counter() - started - loaded
@@ -307,18 +319,21 @@ async def _explain_pg(url: str, statements: list[tuple[str, list[Any]]]) -> list
         await conn.close()
 
 
+def _first_page_sql(resource_type: str, query_string: str) -> tuple[str, list[Any]]:
+    """The statement (text, arguments) that finds a search's first page of 20, as a system
+    caller's."""
+    parsed = search.parse(resource_type, parse_qsl(query_string), BASE)
+    return search_sql(SearchQuery(resource_type, parsed.criteria, 21), SYSTEM)
+
+
 def explain(url: str, facts: Facts) -> dict[str, list[str]]:
     """EXPLAIN (ANALYZE, BUFFERS) on PostgreSQL of the SQL two of the queries run, for one child."""
-    sql_for = getattr(search, "sql_for", None)  # the search layer's statements, when it has it
     child = facts.population.children[len(facts.population.children) // 2]
     shown = {"Flag": f"patient={child.id}&status=active",
              "Patient": f"identifier={_nhs(child)}&_revinclude=Flag:patient"}  # fmt: skip
     plans: dict[str, list[str]] = {}
     for resource_type, query_string in shown.items():
-        if sql_for is None:
-            lines = ["app.fhir.search.parsing.sql_for is not available yet"]
-        else:
-            lines = asyncio.run(_explain_pg(url, sql_for(resource_type, query_string, BASE)))
+        lines = asyncio.run(_explain_pg(url, [_first_page_sql(resource_type, query_string)]))
         plans[f"{resource_type}?{query_string}"] = lines
     return plans
 

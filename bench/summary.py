@@ -25,7 +25,7 @@ from app.storage.bulk import bulk_load
 from bench.backends import BACKENDS, UnavailableError, database
 from bench.process import ROOT, serve
 from bench.report import write_json
-from bench.search_volume import _pg_prepare, _sqlite_prepare, claimed_numbers
+from bench.search_volume import _pg_prepare, _sqlite_prepare, authored_by, claimed_numbers
 from bench.summary_population import population
 
 OUTPUT = ROOT / "bench" / "results" / "summary.json"
@@ -37,7 +37,8 @@ def load(backend: str, url: str, args: argparse.Namespace) -> tuple[list[str], d
     """Bulk-load the population and analyse it: the timed children, and load figures."""
     timed, resources = population(args.families, args.targets, args.seed, vocabulary(CANONICAL))
     started = time.perf_counter()
-    ids = asyncio.run(bulk_load(url, resources, CANONICAL, claimed_numbers=claimed_numbers))
+    ids = asyncio.run(bulk_load(url, resources, CANONICAL, claimed_numbers=claimed_numbers,
+                                authored_by=authored_by(CANONICAL)))  # fmt: skip
     loaded = time.perf_counter() - started
     rows = asyncio.run(_pg_prepare(url)) if backend == "postgresql" else _sqlite_prepare(url)
     print(f"  loaded {len(ids):,} resources in {loaded:.0f}s "

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from app.fhir.context import AppContext
 from app.main import create_app
 from app.settings import Settings
-from app.storage.db import asyncpg_dsn
+from app.storage.db import Database, asyncpg_dsn
 from app.storage.migrate import upgrade
 from app.storage.tables import metadata
 
@@ -82,9 +82,14 @@ def app_context(app: FastAPI) -> AppContext:
     return context
 
 
+def database(app: FastAPI) -> Database:
+    """The database under an app, for tests of the storage layer itself."""
+    return app_context(app).store.db
+
+
 async def empty_database(app: FastAPI) -> None:
     """Remove every row, children before parents."""
-    async with app_context(app).db.transaction() as conn:
+    async with database(app).transaction() as conn:
         for table in reversed(metadata.sorted_tables):
             await conn.execute(f"DELETE FROM {table.name}")
 

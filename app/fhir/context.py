@@ -1,28 +1,37 @@
-"""Per-app state the routes need, and the one place a write transaction is run and retried."""
+"""Per-app state the routes need, and the one place a request's caller is resolved and its
+repositories are opened: every handler reaches stored data through these.
+"""
 
-import asyncio
-import random
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from starlette.requests import Request
 
 from app.access import ANONYMOUS, Caller
-from app.errors import Conflict, WriteConflict
 from app.flags.codes import Vocabulary, vocabulary
+from app.records.reads import Repository
+from app.records.store import Store
 from app.settings import Settings
-from app.storage.db import Connection, Database
 
 T = TypeVar("T")
+Identify = Callable[[Request], Caller]
+CALLER = "safeguard.caller"  # where a request's caller is kept once resolved
+
+
+def anonymous(request: Request) -> Caller:
+    """Every request is anonymous, with full access, until clients authenticate."""
+    return ANONYMOUS
 
 
 @dataclass(slots=True)
 class AppContext:
-    """Settings, database, vocabulary and the prebuilt CapabilityStatement of one app instance."""
+    """Settings, store, vocabulary and the prebuilt CapabilityStatement of one app instance."""
 
     settings: Settings
-    db: Database
+    store: Store
+    identify: Identify = anonymous
     capability: bytes = b""
     base: str = field(init=False)  # the public FHIR base URL, without a trailing slash
     vocabulary: Vocabulary = field(init=False)  # code systems under the canonical base
@@ -31,18 +40,17 @@ class AppContext:
         self.base = self.settings.base_url.rstrip("/")
         self.vocabulary = vocabulary(self.settings.canonical_base)
 
-    async def write(self, work: Callable[[Connection], Awaitable[T]]) -> T:
-        """Run `work` in one transaction, committed here; lost races are retried."""
-        attempts = self.settings.write_retries
-        for attempt in range(attempts):
-            try:
-                async with self.db.transaction() as conn:
-                    return await work(conn)
-            except WriteConflict:
-                if attempt == attempts - 1:
-                    break
-                await asyncio.sleep(random.uniform(0, 0.005 * (attempt + 1)))  # noqa: S311
-        raise Conflict.of("the resource was changed by concurrent requests; try again")
+    def reading(self, request: Request) -> AbstractAsyncContextManager[Repository]:
+        """The request's caller's repository for reads by id and history."""
+        return self.store.reading(caller_of(request))
+
+    def searching(self, request: Request) -> AbstractAsyncContextManager[Repository]:
+        """The request's caller's repository for searches."""
+        return self.store.searching(caller_of(request))
+
+    async def write(self, request: Request, work: Callable[[Repository], Awaitable[T]]) -> T:
+        """Run `work` on the request's caller's repository in one transaction (`Store.write`)."""
+        return await self.store.write(caller_of(request), work)
 
 
 def app_context(request: Request) -> AppContext:
@@ -52,5 +60,8 @@ def app_context(request: Request) -> AppContext:
 
 
 def caller_of(request: Request) -> Caller:
-    """Who is asking; every request is anonymous with full access until access control lands."""
-    return ANONYMOUS
+    """Who is asking: resolved once per request by the app's `identify`, then kept."""
+    caller: Caller | None = request.scope.get(CALLER)
+    if caller is None:
+        caller = request.scope[CALLER] = app_context(request).identify(request)
+    return caller

@@ -11,12 +11,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.access import Caller
+from app.criteria import Query
 from app.errors import Invalid, NotFound
 from app.fhir import wire
 from app.fhir.bundles import assembly as bundles
 from app.fhir.bundles import idempotency
-from app.fhir.context import AppContext, app_context, caller_of
+from app.fhir.context import AppContext, app_context
 from app.fhir.outcomes import information
 from app.fhir.patching import json_patcher
 from app.fhir.resources import validate_structure
@@ -24,14 +24,14 @@ from app.fhir.search import options as search_options
 from app.fhir.search import parsing as search
 from app.fhir.search import running as searching
 from app.records import reads, service
+from app.records.reads import Repository
 from app.records.service import Conditional, DeleteResult, WriteResult
-from app.storage.db import Connection
-from app.storage.query import Query
+from app.records.writing import prepare
+from app.registry import COMPARTMENT_MEMBERS
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 ROUTES: list[Route] = []
 FORM = frozenset({"application/x-www-form-urlencoded"})
-COMPARTMENT_TYPES = ("Flag", "Condition", "RelatedPerson")
 
 
 def _route(path: str, method: str, name: str | None = None) -> Callable[[Endpoint], Endpoint]:
@@ -85,38 +85,32 @@ def _deleted(request: Request, result: DeleteResult) -> Response:
     if result.version is None:
         return wire.json_response(request, information("nothing to delete"), 200)
     text = f"deleted {result.resource_type}/{result.logical_id}"
-    headers = {"ETag": f'W/"{result.version.version_id}"'}
+    headers = {"ETag": wire.etag(result.version.version_id)}
     return wire.json_response(request, information(text), 200, headers)
 
 
 async def _write_once(
-    request: Request,
-    context: AppContext,
-    caller: Caller,
-    write: Callable[[Connection], Awaitable[WriteResult]],
+    request: Request, context: AppContext, write: Callable[[Repository], Awaitable[WriteResult]]
 ) -> Response:
     if idempotency.request_id(request) is None:  # rendered after the commit, not under it
-        return _written(request, await context.write(write))
+        return _written(request, await context.write(request, write))
 
-    async def work(conn: Connection) -> Response:
-        return _written(request, await write(conn))
+    async def work(repository: Repository) -> Response:
+        return _written(request, await write(repository))
 
-    return await idempotency.write_once(request, context, caller, work)
+    return await idempotency.write_once(request, context, work)
 
 
 async def _delete_once(
-    request: Request,
-    context: AppContext,
-    caller: Caller,
-    delete: Callable[[Connection], Awaitable[DeleteResult]],
+    request: Request, context: AppContext, delete: Callable[[Repository], Awaitable[DeleteResult]]
 ) -> Response:
     if idempotency.request_id(request) is None:
-        return _deleted(request, await context.write(delete))
+        return _deleted(request, await context.write(request, delete))
 
-    async def work(conn: Connection) -> Response:
-        return _deleted(request, await delete(conn))
+    async def work(repository: Repository) -> Response:
+        return _deleted(request, await delete(repository))
 
-    return await idempotency.write_once(request, context, caller, work)
+    return await idempotency.write_once(request, context, work)
 
 
 def _type(request: Request) -> str:
@@ -174,10 +168,9 @@ async def _history(
     if count == 0:
         raise Invalid.of("_count=0 is not supported on history", "_count")
     since = search_options.since(params.get("_since"))
-    async with context.db.reader() as conn:
+    async with context.reading(request) as repository:
         versions = await reads.history(
-            conn,
-            caller_of(request),
+            repository,
             resource_type=resource_type,
             logical_id=logical_id,
             since=since,
@@ -208,8 +201,8 @@ async def vread(request: Request) -> Response:
     if version_id is None:
         raise NotFound.of(f"{resource_type}/{logical_id}/_history/{version} is not known")
     context = app_context(request)
-    async with context.db.reader() as conn:
-        found = await reads.vread(conn, caller_of(request), resource_type, logical_id, version_id)
+    async with context.reading(request) as repository:
+        found = await reads.vread(repository, resource_type, logical_id, version_id)
     assert found.body is not None
     headers = wire.version_headers(context.base, resource_type, found)
     del headers["Location"]
@@ -221,10 +214,10 @@ async def read(request: Request) -> Response:
     """read (http://hl7.org/fhir/R4/http.html#read)."""
     wire.check_accept(request)
     resource_type, logical_id = _instance(request)
-    async with app_context(request).db.reader() as conn:
-        current = await reads.read(conn, caller_of(request), resource_type, logical_id)
+    async with app_context(request).reading(request) as repository:
+        current = await reads.read(repository, resource_type, logical_id)
     headers = {
-        "ETag": f'W/"{current.version_id}"',
+        "ETag": wire.etag(current.version_id),
         "Last-Modified": wire.http_date(current.last_updated),
     }
     assert current.body is not None
@@ -268,7 +261,7 @@ async def search_compartment(request: Request) -> Response:
     return await searching.run(request, resource_type, pairs, path, compartment=patient_id)
 
 
-for _member in COMPARTMENT_TYPES:
+for _member in COMPARTMENT_MEMBERS:
     _route(f"/Patient/{{logical_id}}/{_member}", "GET", f"search_patient_{_member.lower()}")(
         search_compartment
     )
@@ -281,10 +274,10 @@ async def create(request: Request) -> Response:
     body.pop("id", None)
     validate_structure(resource_type, body)
     condition = _if_none_exist(request, resource_type)
-    context, caller = app_context(request), caller_of(request)
-    prepared = service.prepare(body, context.base, vocabulary=context.vocabulary)
+    context = app_context(request)
+    prepared = prepare(body, context.base, vocabulary=context.vocabulary)
     return await _write_once(
-        request, context, caller, lambda conn: service.create(conn, caller, prepared, condition)
+        request, context, lambda repository: service.create(repository, prepared, condition)
     )
 
 
@@ -300,10 +293,10 @@ async def update(request: Request) -> Response:
         )
     validate_structure(resource_type, body)
     version = wire.if_match(request)
-    context, caller = app_context(request), caller_of(request)
-    prepared = service.prepare(body, context.base, logical_id, vocabulary=context.vocabulary)
+    context = app_context(request)
+    prepared = prepare(body, context.base, logical_id, vocabulary=context.vocabulary)
     return await _write_once(
-        request, context, caller, lambda conn: service.update(conn, caller, prepared, version)
+        request, context, lambda repository: service.update(repository, prepared, version)
     )
 
 
@@ -316,13 +309,12 @@ async def conditional_update(request: Request) -> Response:
     validate_structure(resource_type, body)
     condition = _conditional(request, resource_type)
     version = wire.if_match(request)
-    context, caller = app_context(request), caller_of(request)
+    context = app_context(request)
     return await _write_once(
         request,
         context,
-        caller,
-        lambda conn: service.conditional_update(
-            conn, caller, body, condition, context.base, version, vocabulary=context.vocabulary
+        lambda repository: service.conditional_update(
+            repository, body, condition, context.base, version, vocabulary=context.vocabulary
         ),
     )
 
@@ -332,17 +324,15 @@ async def patch(request: Request) -> Response:
     """patch with JSON Patch (http://hl7.org/fhir/R4/http.html#patch)."""
     wire.check_accept(request)
     resource_type, logical_id = _instance(request)
-    context, caller = app_context(request), caller_of(request)
+    context = app_context(request)
     raw = await wire.read_body(request, context.settings.max_body_bytes, wire.PATCH_TYPES)
     patcher = json_patcher(resource_type, logical_id, wire.parse_json(raw))
     version = wire.if_match(request)
     return await _write_once(
         request,
         context,
-        caller,
-        lambda conn: service.patch(
-            conn,
-            caller,
+        lambda repository: service.patch(
+            repository,
             resource_type,
             logical_id,
             patcher,
@@ -359,12 +349,11 @@ async def delete(request: Request) -> Response:
     wire.check_accept(request)
     resource_type, logical_id = _instance(request)
     version = wire.if_match(request)
-    context, caller = app_context(request), caller_of(request)
+    context = app_context(request)
     return await _delete_once(
         request,
         context,
-        caller,
-        lambda conn: service.delete(conn, caller, resource_type, logical_id, version),
+        lambda repository: service.delete(repository, resource_type, logical_id, version),
     )
 
 
@@ -374,7 +363,8 @@ async def conditional_delete(request: Request) -> Response:
     wire.check_accept(request)
     resource_type = _type(request)
     condition = _conditional(request, resource_type)
-    context, caller = app_context(request), caller_of(request)
     return await _delete_once(
-        request, context, caller, lambda conn: service.conditional_delete(conn, caller, condition)
+        request,
+        app_context(request),
+        lambda repository: service.conditional_delete(repository, condition),
     )

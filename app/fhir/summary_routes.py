@@ -13,14 +13,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app.clock import instant, now_micros
 from app.errors import Invalid
 from app.fhir import wire
-from app.fhir.context import AppContext, app_context, caller_of
+from app.fhir.context import AppContext, app_context
 from app.fhir.search.values import split_escaped
 from app.flags import summary
 from app.flags.summary_warnings import Limits
-from app.records.rules import NHS_NUMBER_SYSTEM, nhs_number_is_valid
-from app.storage.repository import instant, now_micros
+from app.nhs import NHS_NUMBER_SYSTEM, nhs_number_is_valid
+from app.records import reads
 
 OPERATION = "$safeguarding-summary"
 EXAMPLE = f"{NHS_NUMBER_SYSTEM}|9449306753"
@@ -73,8 +74,11 @@ async def summary_of_patient(request: Request) -> Response:
     wire.check_accept(request)
     logical_id = wire.known_id("Patient", request.path_params["logical_id"])
     context = app_context(request)
-    async with context.db.searcher() as conn:
-        found = await summary.for_patient(conn, caller_of(request), logical_id, _terms(context))
+    async with context.searching(request) as repository:
+        current = await reads.read(repository, "Patient", logical_id)
+        assert current.body is not None
+        child = summary.held("Patient", logical_id, current.body)
+        found = await summary.for_patient(repository, child, _terms(context))
     return wire.json_response(request, _bundle(context.base, found))
 
 
@@ -84,10 +88,8 @@ async def summary_by_identifier(request: Request) -> Response:
     wire.check_accept(request)
     system, value = _identifier(request)
     context = app_context(request)
-    async with context.db.searcher() as conn:
-        found = await summary.for_identifier(
-            conn, caller_of(request), system, value, _terms(context)
-        )
+    async with context.searching(request) as repository:
+        found = await summary.for_identifier(repository, system, value, _terms(context))
     return wire.json_response(request, _bundle(context.base, found))
 
 

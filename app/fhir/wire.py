@@ -21,8 +21,8 @@ from app.errors import (
 )
 from app.fhir.outcomes import FHIR_JSON
 from app.fhir.resources import MAX_DEPTH, check_depth
+from app.records.reads import Version
 from app.registry import RESOURCE_TYPES
-from app.storage.repository import Version
 
 JSON_TYPES = frozenset({"application/fhir+json", "application/json", "application/json+fhir"})
 PATCH_TYPES = frozenset({"application/json-patch+json"})
@@ -182,10 +182,15 @@ def _http_date(seconds: int) -> str:
     return formatdate(seconds, usegmt=True)
 
 
+def etag(version_id: int | str) -> str:
+    """The weak ETag of a version: `W/"3"` (http://hl7.org/fhir/R4/http.html#versioning)."""
+    return f'W/"{version_id}"'
+
+
 def version_headers(base_url: str, resource_type: str, version: Version) -> dict[str, str]:
     """ETag, Last-Modified and Location of a version."""
     return {
-        "ETag": f'W/"{version.version_id}"',
+        "ETag": etag(version.version_id),
         "Last-Modified": http_date(version.last_updated),
         "Location": (
             f"{base_url}/{resource_type}/{version.logical_id}/_history/{version.version_id}"

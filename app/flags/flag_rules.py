@@ -11,7 +11,7 @@ from typing import Any
 
 from app.errors import Issue
 from app.flags.codes import FLAG_CATEGORY, ONE_ACTIVE_PER_CHILD, SAFETY, Vocabulary
-from app.storage.indexer import split_reference
+from app.normalise import split_reference
 
 ENDED = ("inactive", "entered-in-error")
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from app.access import Caller
+from app.criteria import Criterion, Query, ReferenceValue, TokenValue
 from app.errors import NotFound, PreconditionFailed
 from app.flags import codes
 from app.flags.codes import Vocabulary
@@ -31,14 +31,13 @@ from app.flags.summary_warnings import (
     outcome,
     recording_organization,
     role_codes,
-    target_id,
 )
-from app.records import reads
-from app.records.rules import CLINICAL_STATUS, NHS_NUMBER_SYSTEM
+from app.nhs import NHS_NUMBER_SYSTEM
+from app.normalise import indexed_text, target_id
+from app.registry.bindings import CLINICAL_STATUS
 from app.storage import query as sq
-from app.storage.clauses import Criterion, ReferenceValue, TokenValue
-from app.storage.db import Connection, Row
-from app.storage.indexer import indexed_text
+from app.storage.query import Match
+from app.storage.repository import Repository
 
 ROW_LIMIT = 1000  # rows one search of a summary reads; more is reported as a warning
 ACTIVE_CLINICAL = ("active", "recurrence", "relapse")
@@ -65,23 +64,22 @@ class Summary:
 
 @dataclass(slots=True)
 class _Reader:
-    """Searches through one connection, noting those cut short at the row limit."""
+    """Searches through the caller's repository, noting those cut short at the row limit."""
 
-    conn: Connection
-    caller: Caller
+    repository: Repository
     cut_short: list[str] = field(default_factory=list)
 
     async def find(self, resource_type: str, *criteria: Criterion, what: str) -> list[Held]:
-        query = sq.Query(resource_type, criteria, ROW_LIMIT + 1)
-        rows = await sq.search(self.conn, self.caller, query)
+        rows = await sq.search(self.repository, Query(resource_type, criteria, ROW_LIMIT + 1))
         if len(rows) > ROW_LIMIT:
             self.cut_short.append(what)
-        return [_held(resource_type, row) for row in rows[:ROW_LIMIT]]
+        return [held(resource_type, row.logical_id, row.body) for row in rows[:ROW_LIMIT]]
 
 
-def _held(resource_type: str, row: Row) -> Held:
-    body = bytes(row[2])
-    return Held(resource_type, row[1], body, orjson.loads(body))
+def held(resource_type: str, logical_id: str, stored: bytes) -> Held:
+    """A stored resource as the summary holds it: its bytes and their parse."""
+    body = bytes(stored)
+    return Held(resource_type, logical_id, body, orjson.loads(body))
 
 
 def _ids(ids: Iterable[str]) -> Criterion:
@@ -112,22 +110,16 @@ def _codes_of(vocabulary: Vocabulary, flag_type: str) -> Criterion:
     return _tokens("code", pairs)
 
 
-async def for_patient(conn: Connection, caller: Caller, logical_id: str, terms: Terms) -> Summary:
-    """The summary of Patient `logical_id`; 404 if unknown, 410 if deleted."""
-    current = await reads.read(conn, caller, "Patient", logical_id)
-    assert current.body is not None
-    body = bytes(current.body)
-    child = Held("Patient", logical_id, body, orjson.loads(body))
-    return await _summarise(_Reader(conn, caller), child, terms)
+async def for_patient(repository: Repository, child: Held, terms: Terms) -> Summary:
+    """The summary of the child whose Patient (read by the caller) is `child`."""
+    return await _summarise(_Reader(repository), child, terms)
 
 
-async def for_identifier(
-    conn: Connection, caller: Caller, system: str, value: str, terms: Terms
-) -> Summary:
+async def for_identifier(repository: Repository, system: str, value: str, terms: Terms) -> Summary:
     """The summary of the one live Patient with identifier `system|value`: none is 404,
     several 412."""
-    query = sq.Query("Patient", (_tokens("identifier", [(system, value)]),), 2)
-    rows = await sq.search(conn, caller, query)
+    query = Query("Patient", (_tokens("identifier", [(system, value)]),), 2)
+    rows: list[Match] = await sq.search(repository, query)
     if not rows:
         raise NotFound.of(f"no Patient has the identifier {system}|{value}", "identifier")
     if len(rows) > 1:
@@ -136,7 +128,8 @@ async def for_identifier(
             "identifier",
             code="multiple-matches",
         )
-    return await _summarise(_Reader(conn, caller), _held("Patient", rows[0]), terms)
+    child = held("Patient", rows[0].logical_id, rows[0].body)
+    return await _summarise(_Reader(repository), child, terms)
 
 
 async def _summarise(reader: _Reader, child: Held, terms: Terms) -> Summary:

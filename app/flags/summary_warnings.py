@@ -13,7 +13,7 @@ from typing import Any
 
 from app.flags import codes
 from app.flags.codes import Vocabulary
-from app.storage.indexer import split_reference
+from app.normalise import target_id
 
 WARNING_SYSTEM = "safeguarding-summary-warning"  # id of the code system of the codes below
 ROLE_CODE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
@@ -130,15 +130,6 @@ def identifier_values(resource: dict[str, Any], system: str) -> list[str]:
         for identifier in _list(resource.get("identifier"))
         if identifier.get("system") == system and isinstance(identifier.get("value"), str)
     ]
-
-
-def target_id(value: Any, resource_type: str, base: str) -> str | None:
-    """The id a Reference points at, if it points at a `resource_type` here."""
-    reference = value.get("reference") if isinstance(value, dict) else None
-    if not isinstance(reference, str):
-        return None
-    found_type, found_id = split_reference(reference, base)
-    return found_id if found_type == resource_type else None
 
 
 def recording_organization(condition: dict[str, Any], vocabulary: Vocabulary, base: str) -> Any:

@@ -18,6 +18,7 @@ from fastapi.routing import APIRoute
 from starlette.routing import Route
 
 from app.fhir.definitions import artefacts as terminology_artefacts
+from app.flags.codes import SNOMED
 from app.openapi.operations import DESCRIPTIONS, OPERATIONS
 from app.openapi.schemas import (
     ERRORS,
@@ -30,7 +31,6 @@ from app.openapi.schemas import (
     PATIENT_ID,
     SCHEMAS,
     SERVER,
-    SNOMED,
     UPDATE_IDS,
     component_ref,
     definition_parameters,

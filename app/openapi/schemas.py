@@ -5,13 +5,12 @@ from typing import Any
 
 from app.fhir.definitions import artefacts as terminology_artefacts
 from app.fhir.definitions import search_parameters as conformance
-from app.flags.codes import FLAG_TYPES
+from app.flags.codes import FLAG_TYPES, SNOMED
 from app.registry import COMMON_PARAMS, RESOURCE_TYPES
 
 JSON = dict[str, Any]
 FHIR_JSON = "application/fhir+json"
 TERMS = "http://terminology.hl7.org/CodeSystem"
-SNOMED = "http://snomed.info/sct"
 PATIENT_ID, ORG_ID = "patient-1", "organization-1"
 SERVER = "http://127.0.0.1:8000"
 FLAG_TYPE_VALUE_SET = f"{SERVER}/fhir/ValueSet/{FLAG_TYPES}"

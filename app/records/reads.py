@@ -1,20 +1,27 @@
-"""Read, vread, history and search: the read side of the interactions.
+"""The read interactions, for every resource type, on a caller's repository: read, vread,
+history, search, its count, and what to include beside a page of matches. What the caller may
+not see is answered as if it did not exist.
 
 Spec: http://hl7.org/fhir/R4/http.html#read, #vread, #history, #search
 """
 
-from app.access import Caller
+from collections.abc import Sequence
+
+from app.criteria import Query
 from app.errors import Gone, NotFound
-from app.storage import query as sq
+from app.storage import includes, query
 from app.storage import repository as repo
-from app.storage.db import Connection, Row
+from app.storage.includes import Included
+from app.storage.query import Match
+from app.storage.repository import Current, Repository, Version
+
+__all__ = ["Current", "Included", "Match", "Repository", "Version", "count", "estimate",
+           "history", "read", "referenced", "referencing", "search", "vread"]  # fmt: skip
 
 
-async def read(
-    conn: Connection, caller: Caller, resource_type: str, logical_id: str
-) -> repo.Current:
+async def read(repository: Repository, resource_type: str, logical_id: str) -> Current:
     """The current version; 404 if unknown, 410 if deleted."""
-    current = await repo.read_current(conn, caller, resource_type, logical_id)
+    current = await repo.read_current(repository, resource_type, logical_id)
     if current is None:
         raise NotFound.of(f"{resource_type}/{logical_id} is not known")
     if current.deleted:
@@ -23,10 +30,10 @@ async def read(
 
 
 async def vread(
-    conn: Connection, caller: Caller, resource_type: str, logical_id: str, version_id: int
-) -> repo.Version:
+    repository: Repository, resource_type: str, logical_id: str, version_id: int
+) -> Version:
     """One version; 404 if it never existed, 410 if it is a deletion."""
-    version = await repo.read_version(conn, caller, resource_type, logical_id, version_id)
+    version = await repo.read_version(repository, resource_type, logical_id, version_id)
     if version is None:
         raise NotFound.of(f"{resource_type}/{logical_id}/_history/{version_id} is not known")
     if version.body is None:
@@ -35,31 +42,55 @@ async def vread(
 
 
 async def history(
-    conn: Connection,
-    caller: Caller,
+    repository: Repository,
     *,
     resource_type: str | None = None,
     logical_id: str | None = None,
     since: int | None = None,
     before_seq: int | None = None,
     count: int,
-) -> list[repo.Version]:
+) -> list[Version]:
     """Versions newest first; an unknown instance is 404."""
     if logical_id is not None and resource_type is not None:
-        current = await repo.read_current(conn, caller, resource_type, logical_id)
-        if current is None:
+        found = await repo.read_current(repository, resource_type, logical_id)
+        if found is None:
             raise NotFound.of(f"{resource_type}/{logical_id} is not known")
-    return await repo.history(
-        conn,
-        caller,
-        resource_type=resource_type,
-        logical_id=logical_id,
-        since=since,
-        before_seq=before_seq,
-        count=count,
-    )
+    return await repo.history(repository, resource_type=resource_type, logical_id=logical_id,
+                              since=since, before_seq=before_seq, count=count)  # fmt: skip
 
 
-async def search(conn: Connection, caller: Caller, query: sq.Query) -> list[Row]:
-    """Live resources matching every criterion, as (pk, logical_id, body)."""
-    return await sq.search(conn, caller, query)
+async def search(repository: Repository, wanted: Query) -> list[Match]:
+    """A page of the live resources matching every criterion, in page order."""
+    return await query.search(repository, wanted)
+
+
+async def count(repository: Repository, wanted: Query) -> int:
+    """How many live resources match (`_total=accurate`, `_summary=count`)."""
+    return await query.count(repository, wanted)
+
+
+async def estimate(repository: Repository, wanted: Query) -> int:
+    """About how many live resources match (`_total=estimate`)."""
+    return await query.estimate(repository, wanted)
+
+
+async def referenced(
+    repository: Repository,
+    source_pks: Sequence[int],
+    params: Sequence[str] | None,
+    target_type: str | None,
+    limit: int,
+) -> list[Included]:
+    """What the resources `source_pks` reference through `params` (any, if None): _include."""
+    return await includes.referenced(repository, source_pks, params, target_type, limit)
+
+
+async def referencing(
+    repository: Repository,
+    targets: Sequence[tuple[str, str]],
+    source_type: str,
+    param: str,
+    limit: int,
+) -> list[Included]:
+    """The `source_type` resources whose `param` references one of `targets`: _revinclude."""
+    return await includes.referencing(repository, targets, source_type, param, limit)

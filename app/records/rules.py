@@ -8,64 +8,16 @@ from collections.abc import Iterator
 from typing import Any
 
 from app.errors import Issue
+from app.flags.codes import SNOMED
+from app.nhs import nhs_number_is_valid, nhs_numbers
+from app.registry.bindings import (
+    CLINICAL_STATUS,
+    CODE_BINDINGS,
+    REQUIRED_ELEMENTS,
+    VERIFICATION_STATUS,
+)
 
-NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
-SNOMED = "http://snomed.info/sct"
 HTTPS_SNOMED = "https://snomed.info/sct"  # a common misspelling, normalised on input
-
-GENDER = frozenset({"male", "female", "other", "unknown"})
-IDENTIFIER_USE = frozenset({"usual", "official", "temp", "secondary", "old"})
-NAME_USE = frozenset({"usual", "official", "temp", "nickname", "anonymous", "old", "maiden"})
-TELECOM_SYSTEM = frozenset({"phone", "fax", "email", "pager", "url", "sms", "other"})
-TELECOM_USE = frozenset({"home", "work", "temp", "old", "mobile"})
-ADDRESS_USE = frozenset({"home", "work", "temp", "old", "billing"})
-ADDRESS_TYPE = frozenset({"postal", "physical", "both"})
-NARRATIVE_STATUS = frozenset({"generated", "extensions", "additional", "empty"})
-
-CLINICAL_STATUS = (
-    "http://terminology.hl7.org/CodeSystem/condition-clinical",
-    frozenset({"active", "recurrence", "relapse", "inactive", "remission", "resolved"}),
-)
-VERIFICATION_STATUS = (
-    "http://terminology.hl7.org/CodeSystem/condition-ver-status",
-    frozenset(
-        {"unconfirmed", "provisional", "differential", "confirmed", "refuted", "entered-in-error"}
-    ),
-)
-
-_PARTY_CODES: tuple[tuple[str, frozenset[str]], ...] = (
-    ("identifier.use", IDENTIFIER_USE),
-    ("name.use", NAME_USE),
-    ("telecom.system", TELECOM_SYSTEM),
-    ("telecom.use", TELECOM_USE),
-    ("address.use", ADDRESS_USE),
-    ("address.type", ADDRESS_TYPE),
-    ("text.status", NARRATIVE_STATUS),
-)
-
-CODE_BINDINGS: dict[str, tuple[tuple[str, frozenset[str]], ...]] = {
-    "Patient": (
-        *_PARTY_CODES,
-        ("gender", GENDER),
-        ("contact.gender", GENDER),
-        ("contact.telecom.system", TELECOM_SYSTEM),
-        ("link.type", frozenset({"replaced-by", "replaces", "refer", "seealso"})),
-    ),
-    "RelatedPerson": (*_PARTY_CODES, ("gender", GENDER)),
-    "Organization": (*_PARTY_CODES, ("contact.telecom.system", TELECOM_SYSTEM)),
-    "Flag": (
-        ("status", frozenset({"active", "inactive", "entered-in-error"})),
-        ("identifier.use", IDENTIFIER_USE),
-        ("text.status", NARRATIVE_STATUS),
-    ),
-    "Condition": (("identifier.use", IDENTIFIER_USE), ("text.status", NARRATIVE_STATUS)),
-}
-
-REQUIRED_ELEMENTS: dict[str, tuple[str, ...]] = {
-    "Flag": ("status", "code", "subject"),
-    "Condition": ("subject",),
-    "RelatedPerson": ("patient",),
-}
 
 
 def walk(value: Any, path: list[str], expression: str) -> Iterator[tuple[str, Any]]:
@@ -144,26 +96,6 @@ def _condition_issues(resource: dict[str, Any]) -> list[Issue]:
     return issues
 
 
-def nhs_number_is_valid(number: str) -> bool:
-    """Modulus-11 check of a 10-digit NHS number (weights 10..2; 11 -> 0; 10 invalid)."""
-    if len(number) != 10 or not number.isdigit():
-        return False
-    weights = range(10, 1, -1)
-    total = sum(int(digit) * weight for digit, weight in zip(number[:9], weights, strict=True))
-    check = (11 - total % 11) % 11
-    return check != 10 and check == int(number[9])
-
-
-def nhs_numbers(resource: dict[str, Any]) -> dict[str, str]:
-    """NHS numbers in a Patient's (or RelatedPerson's) identifiers, by the expression that
-    holds each."""
-    found = {}
-    for expression, identifier in walk(resource, ["identifier"], resource["resourceType"]):
-        if isinstance(identifier, dict) and identifier.get("system") == NHS_NUMBER_SYSTEM:
-            found[f"{expression}.value"] = str(identifier.get("value", ""))
-    return found
-
-
 def nhs_number_issues(resource: dict[str, Any]) -> list[Issue]:
     """NHS numbers that fail the modulus-11 check."""
     return [
@@ -171,13 +103,6 @@ def nhs_number_issues(resource: dict[str, Any]) -> list[Issue]:
         for expression, number in nhs_numbers(resource).items()
         if not nhs_number_is_valid(number)
     ]
-
-
-def references(value: Any, expression: str) -> list[tuple[str, str]]:
-    """(expression, reference string) for every Reference.reference anywhere in a resource."""
-    found: list[tuple[str, str]] = []
-    _survey(value, expression, found)
-    return found
 
 
 def survey(resource: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
@@ -204,11 +129,6 @@ def _survey(value: Any, path: str, found: list[tuple[str, str]]) -> bool:
         elif isinstance(item, dict | list):  # contained resources' references are their own
             https_snomed |= _survey(item, f"{path}.{key}", [] if key == "contained" else found)
     return https_snomed
-
-
-def normalise(value: Any) -> Any:
-    """Input normalisation: SNOMED written as `https://snomed.info/sct` becomes `http://`."""
-    return _normalised(value) if _survey(value, "", []) else value
 
 
 def _normalised(value: Any) -> Any:

@@ -7,6 +7,7 @@ from app.registry.r4 import COMMON, TABLES
 
 __all__ = [
     "COMMON_PARAMS",
+    "COMPARTMENT_MEMBERS",
     "FHIR_VERSION",
     "RESOURCE_TYPES",
     "RESULT_PARAMS",
@@ -25,6 +26,9 @@ COMPARTMENT_PATHS = {
     "Condition": "Condition.subject",
     "RelatedPerson": "RelatedPerson.patient",
 }
+
+# The types in a Patient's compartment, besides the Patient (compartmentdefinition-patient.html)
+COMPARTMENT_MEMBERS = tuple(name for name in COMPARTMENT_PATHS if name != "Patient")
 
 RESOURCE_TYPES: dict[str, ResourceType] = {
     name: ResourceType(name, {p.name: p for p in params}, COMPARTMENT_PATHS.get(name))

@@ -17,18 +17,21 @@ from typing import Any
 import asyncpg
 
 from app.access import SYSTEM, Caller
+from app.clock import now_micros
 from app.ids import new_logical_id
 from app.storage.db import asyncpg_dsn, connect_sqlite, sqlite_path
 from app.storage.indexer import derive
-from app.storage.repository import now_micros, stamp
+from app.storage.repository import stamp
 from app.storage.writes import INDEX_KINDS, NewVersion
 
 ClaimedNumbers = Callable[[dict[str, Any]], Iterable[str]]
+AuthoredBy = Callable[[dict[str, Any]], str | None]
 Record = tuple[Any, ...]
 
 RESOURCE_COLUMNS = ("pk", "resource_type", "logical_id", "version_id", "last_updated",
-                    "deleted", "body", "patient_id", "owner_org")  # fmt: skip
-VERSION_COLUMNS = ("resource_type", "logical_id", "version_id", "last_updated", "method", "body")
+                    "deleted", "body", "patient_id", "owner_org", "author_org")  # fmt: skip
+VERSION_COLUMNS = ("resource_type", "logical_id", "version_id", "last_updated", "method", "body",
+                   "patient_id", "author_org")  # fmt: skip
 CLAIM_COLUMNS = ("nhs_number", "resource_pk")
 
 
@@ -43,11 +46,11 @@ class Batch:
         self.tables.setdefault(table, (columns, []))[1].extend(records)
 
 
-def new_version(resource: dict[str, Any], logical_id: str, base_url: str,
-                caller: Caller) -> NewVersion:  # fmt: skip
+def new_version(resource: dict[str, Any], logical_id: str, base_url: str, caller: Caller,
+                author_org: str | None = None) -> NewVersion:  # fmt: skip
     """Version 1 of a resource, derived exactly as `repository.save` derives a create."""
     micros = now_micros()
-    derived = derive(resource, logical_id, base_url)
+    derived = derive(resource, logical_id, base_url, author_org)
     return NewVersion(
         resource_type=resource["resourceType"],
         logical_id=logical_id,
@@ -57,6 +60,7 @@ def new_version(resource: dict[str, Any], logical_id: str, base_url: str,
         body=stamp(resource, logical_id, 1, micros),
         patient_id=derived.patient_id,
         owner_org=caller.organisation,
+        author_org=derived.author_org,
         index=derived.index,
     )
 
@@ -67,11 +71,11 @@ def batch_rows(news: Sequence[NewVersion], pks: Sequence[int],
     batch = Batch()
     batch.add("resource", RESOURCE_COLUMNS, (
         (pk, n.resource_type, n.logical_id, n.version_id, n.last_updated, False, n.body,
-         n.patient_id, n.owner_org) for n, pk in zip(news, pks, strict=True)
+         n.patient_id, n.owner_org, n.author_org) for n, pk in zip(news, pks, strict=True)
     ))  # fmt: skip
     batch.add("resource_version", VERSION_COLUMNS, (
-        (n.resource_type, n.logical_id, n.version_id, n.last_updated, n.method, n.body)
-        for n in news
+        (n.resource_type, n.logical_id, n.version_id, n.last_updated, n.method, n.body,
+         n.patient_id, n.author_org) for n in news
     ))  # fmt: skip
     for kind, (table, columns, _) in INDEX_KINDS.items():
         names = ("resource_pk", "param", *columns)
@@ -88,10 +92,11 @@ def _chunks(resources: Iterable[dict[str, Any]], size: int) -> Iterator[list[dic
         yield chunk
 
 
-def _prepare(chunk: list[dict[str, Any]], base_url: str, caller: Caller,
-             claimed: ClaimedNumbers) -> tuple[list[NewVersion], list[list[str]]]:  # fmt: skip
+def _prepare(chunk: list[dict[str, Any]], base_url: str, caller: Caller, claimed: ClaimedNumbers,
+             authored_by: AuthoredBy) -> tuple[list[NewVersion], list[list[str]]]:  # fmt: skip
     """The new versions of a chunk and each one's NHS number claims (Patients only)."""
-    news = [new_version(r, r.get("id") or new_logical_id(), base_url, caller) for r in chunk]
+    news = [new_version(r, r.get("id") or new_logical_id(), base_url, caller, authored_by(r))
+            for r in chunk]  # fmt: skip
     claims = [sorted(set(claimed(r))) if r["resourceType"] == "Patient" else [] for r in chunk]
     return news, claims
 
@@ -102,15 +107,20 @@ async def bulk_load(
     base_url: str,
     *,
     claimed_numbers: ClaimedNumbers,
+    authored_by: AuthoredBy = lambda resource: None,
     caller: Caller = SYSTEM,
     batch: int = 5000,
 ) -> list[str]:
     """Load new resources into the database at `url`; their ids, in order.
 
-    `claimed_numbers` gives the NHS numbers a Patient claims (the rule lives in `app.flags`);
+    `claimed_numbers` gives the NHS numbers a Patient claims and `authored_by` the Organization
+    that authored a resource (the rules live in the domain packages);
     each batch commits on its own, so a failure leaves the earlier batches loaded.
     """
-    chunks = (_prepare(c, base_url, caller, claimed_numbers) for c in _chunks(resources, batch))
+    chunks = (
+        _prepare(c, base_url, caller, claimed_numbers, authored_by)
+        for c in _chunks(resources, batch)
+    )
     if url.startswith("postgres"):
         return await _load_postgres(asyncpg_dsn(url), chunks)
     if url.startswith("sqlite"):

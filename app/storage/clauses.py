@@ -4,10 +4,10 @@ Spec: http://hl7.org/fhir/R4/search.html (prefixes: #prefix, chaining: #chaining
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
+from app.criteria import Criterion, RangeValue, ReferenceValue, StringValue, TokenValue
 from app.normalise import EARLIEST, LATEST
+from app.storage.statements import Sql
 
 TABLES = {
     "token": "idx_token",
@@ -17,107 +17,7 @@ TABLES = {
     "date": "idx_date",
     "quantity": "idx_quantity",
 }
-_RANK = {"id": 0, "has": 1, "reference": 1, "chain": 2, "token": 3, "string": 3, "quantity": 4}
 _TOP_TEXT = "\U0010ffff"
-
-
-@dataclass(frozen=True, slots=True)
-class TokenValue:
-    """One token to match: `code`, `system|code`, `|code` (no system) or `system|`."""
-
-    system: str | None
-    code: str | None
-    system_given: bool
-
-
-@dataclass(frozen=True, slots=True)
-class ReferenceValue:
-    """One reference to match: a target id, with the target type if known."""
-
-    target_type: str | None
-    target_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class StringValue:
-    """Folded text to match: `start` (starts with), `exact`, `contains` or `phonetic`."""
-
-    mode: str
-    folded: str
-    exact: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class RangeValue:
-    """A date or number with its prefix: the range its precision covers, [low, high)."""
-
-    prefix: str
-    low: Any
-    high: Any
-    number: float = 0.0
-    system: str | None = None
-    code: str | None = None
-    unit_given: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Chain:
-    """`param.inner`: resources whose `param` references a resource matching `inner`."""
-
-    target_types: tuple[str, ...]
-    inner: "Criterion"
-
-
-@dataclass(frozen=True, slots=True)
-class Has:
-    """`_has:Source:param:inner`: resources referenced by a Source (via `param`) matching it."""
-
-    source_type: str
-    inner: "Criterion"
-    target_type: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Criterion:
-    """One search parameter: values are ORed; criteria are ANDed.
-
-    `kind` is id, last_updated, token, uri, reference, string, date, quantity, chain or has;
-    `negate` is `:not`; `missing` is `:missing=true|false` (then `values` is empty).
-    """
-
-    param: str
-    kind: str
-    values: tuple[Any, ...]
-    negate: bool = False
-    missing: bool | None = None
-
-    @property
-    def selectivity_rank(self) -> int:
-        """Lower for criteria that usually match few resources (they drive the search)."""
-        if self.negate or self.missing is not None:
-            return 9
-        if self.kind == "token" and self.param in ("identifier", "_tag", "_security"):
-            return 1
-        return _RANK.get(self.kind, 5)
-
-
-@dataclass(slots=True)
-class Sql:
-    """Arguments of a statement being built, and fresh table aliases for it."""
-
-    args: list[Any] = field(default_factory=list)
-    dialect: str = "postgresql"
-    aliases: int = 0
-
-    def arg(self, value: Any) -> str:
-        """A placeholder for `value`."""
-        self.args.append(value)
-        return f"${len(self.args)}"
-
-    def alias(self, prefix: str) -> str:
-        """A table alias not used elsewhere in the statement."""
-        self.aliases += 1
-        return f"{prefix}{self.aliases}"
 
 
 def _token(sql: Sql, t: str, value: TokenValue) -> str:
@@ -270,7 +170,7 @@ def _chain(sql: Sql, criterion: Criterion, outer: str, driving: bool) -> str:
             f"FROM idx_reference {c} JOIN resource {target} "
             f"ON {target}.resource_type = {c}.target_type AND {target}.logical_id = {c}.target_id "
             f"WHERE {c}.param = {sql.arg(criterion.param)} AND {c}.target_type IN ({types}) "
-            f"AND NOT {target}.deleted AND {inner}"
+            f"AND {sql.visible(target)} AND {inner}"
         )
         if driving:
             tests.append(f"{outer}.pk IN (SELECT {c}.resource_pk {joined})")
@@ -289,7 +189,7 @@ def _has(sql: Sql, criterion: Criterion, outer: str) -> str:
             f"JOIN resource {source} ON {source}.pk = {h}.resource_pk "
             f"WHERE {h}.param = {sql.arg(criterion.param)} AND {h}.target_type = "
             f"{sql.arg(has.target_type)} AND {source}.resource_type = {sql.arg(has.source_type)} "
-            f"AND NOT {source}.deleted AND {inner})"
+            f"AND {sql.visible(source)} AND {inner})"
         )
     return "(" + " OR ".join(tests) + ")"
 

@@ -1,69 +1,74 @@
-"""Resources to include beside search matches: what they reference, and what references them.
+"""Resources to include beside search matches: what they reference, and what references them,
+each only if the caller may see it.
 
 Spec: http://hl7.org/fhir/R4/search.html#include
 """
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
-from app.access import Caller
-from app.storage.db import Connection, Row
+from app.storage.repository import Repository
 
-IncludedRow = tuple[int, str, str, bytes]  # pk, resource_type, logical_id, body
+
+class Included(NamedTuple):
+    """One resource to include: its pk, type, id and stored bytes."""
+
+    pk: int
+    resource_type: str
+    logical_id: str
+    body: bytes
 
 
 async def referenced(
-    conn: Connection,
-    caller: Caller,
+    repo: Repository,
     source_pks: Sequence[int],
     params: Sequence[str] | None,
     target_type: str | None,
     limit: int,
-) -> list[Row]:
+) -> list[Included]:
     """Live resources referenced from `source_pks` through `params` (any, if None)."""
     if not source_pks:
         return []
-    args: list[object] = list(source_pks)
-    marks = ", ".join(f"${i}" for i in range(1, len(args) + 1))
-    where = [f"c.resource_pk IN ({marks})", "NOT r.deleted"]
+    sql = repo.sql()
+    where = [f"c.resource_pk IN ({', '.join(sql.arg(pk) for pk in source_pks)})"]
     if params is not None:
-        args.extend(params)
-        first = len(args) - len(params) + 1
-        where.append("c.param IN (" + ", ".join(f"${i}" for i in range(first, len(args) + 1)) + ")")
+        where.append(f"c.param IN ({', '.join(sql.arg(param) for param in params)})")
     if target_type is not None:
-        args.append(target_type)
-        where.append(f"c.target_type = ${len(args)}")
-    args.append(limit)
-    return await conn.fetch(
+        where.append(f"c.target_type = {sql.arg(target_type)}")
+    where.append(sql.visible("r"))
+    rows = await repo.conn.fetch(
         "SELECT DISTINCT r.pk, r.resource_type, r.logical_id, r.body FROM idx_reference c "
         "JOIN resource r ON r.resource_type = c.target_type AND r.logical_id = c.target_id "
-        f"WHERE {' AND '.join(where)} ORDER BY r.pk LIMIT ${len(args)}",
-        *args,
+        f"WHERE {' AND '.join(where)} ORDER BY r.pk LIMIT {sql.arg(limit)}",
+        *sql.args,
     )
+    return [Included(*row) for row in rows]
 
 
 async def referencing(
-    conn: Connection,
-    caller: Caller,
+    repo: Repository,
     targets: Sequence[tuple[str, str]],
     source_type: str,
     param: str,
     limit: int,
-) -> list[Row]:
+) -> list[Included]:
     """Live `source_type` resources whose `param` references one of `targets` (type, id)."""
     by_type: dict[str, list[str]] = {}
     for target_type, target_id in targets:
         by_type.setdefault(target_type, []).append(target_id)
-    rows: list[Row] = []
+    found: list[Included] = []
     for target_type, ids in by_type.items():
-        args: list[object] = [param, target_type, source_type, *ids, limit]
-        marks = ", ".join(f"${i}" for i in range(4, 4 + len(ids)))
-        rows.extend(
-            await conn.fetch(
-                "SELECT DISTINCT r.pk, r.resource_type, r.logical_id, r.body FROM idx_reference c "
-                "JOIN resource r ON r.pk = c.resource_pk WHERE c.param = $1 "
-                f"AND c.target_type = $2 AND r.resource_type = $3 AND c.target_id IN ({marks}) "
-                f"AND NOT r.deleted ORDER BY r.pk LIMIT ${len(args)}",
-                *args,
-            )
+        sql = repo.sql()
+        where = (
+            f"c.param = {sql.arg(param)} AND c.target_type = {sql.arg(target_type)} "
+            f"AND r.resource_type = {sql.arg(source_type)} "
+            f"AND c.target_id IN ({', '.join(sql.arg(i) for i in ids)}) AND {sql.visible('r')}"
         )
-    return rows
+        rows = await repo.conn.fetch(
+            "SELECT DISTINCT r.pk, r.resource_type, r.logical_id, r.body FROM idx_reference c "
+            f"JOIN resource r ON r.pk = c.resource_pk WHERE {where} ORDER BY r.pk "
+            f"LIMIT {sql.arg(limit)}",
+            *sql.args,
+        )
+        found.extend(Included(*row) for row in rows)
+    return found

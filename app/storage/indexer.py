@@ -5,12 +5,19 @@ parameter names: `identifier:of-type` (type code and value), `<reference>:identi
 reference's identifier) and `<token>:text` (codings' display and concepts' text).
 """
 
-import hashlib
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from app.normalise import EARLIEST, LATEST, date_range, fold, soundex
+from app.normalise import (
+    EARLIEST,
+    LATEST,
+    date_range,
+    fold,
+    indexed_text,
+    soundex,
+    split_reference,
+)
 from app.registry import COMMON_PARAMS, RESOURCE_TYPES, SearchParam
 
 TokenRow = tuple[str, str | None, str | None]
@@ -31,18 +38,9 @@ class IndexRows:
     quantity: list[QuantityRow] = field(default_factory=list)
 
 
-LONGEST_INDEXED = 256  # characters; a B-tree entry holds at most ~2700 bytes
 INDEXED_COMMON = tuple(p for p in COMMON_PARAMS.values() if p.name not in ("_id", "_lastUpdated"))
 _STRING_PARTS = ("text", "family", "given", "prefix", "suffix", "line", "city", "district",
                  "state", "postalCode", "country")  # fmt: skip
-
-
-def indexed_text(text: str | None) -> str | None:
-    """The form a value is indexed and searched in: as it is, or if long, a prefix and hash."""
-    if text is None or len(text) <= LONGEST_INDEXED:
-        return text
-    digest = hashlib.sha256(text.encode()).hexdigest()
-    return f"{text[:128]}...sha256:{digest}"
 
 
 @cache
@@ -140,18 +138,6 @@ def quantity_bounds(value: Any) -> QuantityRow | None:
     low_value = float(low["value"]) if isinstance(low.get("value"), int | float) else -1e308
     high_value = float(high["value"]) if isinstance(high.get("value"), int | float) else 1e308
     return "", low_value, high_value, unit.get("system"), unit.get("code")
-
-
-def split_reference(reference: str, base_url: str) -> tuple[str | None, str]:
-    """(type, id) of a relative or own-base absolute reference; (None, url) for others."""
-    local = reference.removeprefix(base_url.rstrip("/") + "/")
-    parts = local.split("/")
-    if len(parts) >= 2 and parts[0][:1].isupper() and "://" not in local:
-        if len(parts) == 4 and parts[2] == "_history":
-            return parts[0], parts[1]
-        if len(parts) == 2:
-            return parts[0], parts[1]
-    return None, reference
 
 
 def _reference(rows: IndexRows, param: SearchParam, value: Any, base_url: str) -> None:
@@ -272,12 +258,17 @@ class Derived:
 
     patient_id: str | None  # the Patient compartment it is in
     index: IndexRows
+    author_org: str | None = None  # the Organization that authored it, as the domain says
 
 
-def derive(resource: dict[str, Any], logical_id: str, base_url: str) -> Derived:
-    """The compartment and index rows of `resource` stored under `logical_id`."""
+def derive(
+    resource: dict[str, Any], logical_id: str, base_url: str, author_org: str | None = None
+) -> Derived:
+    """The compartment and index rows of `resource` stored under `logical_id`, and the
+    authoring organisation the domain found in it."""
     resource_type = resource["resourceType"]
     return Derived(
         compartment_patient(resource_type, resource | {"id": logical_id}, base_url),
         index_rows(resource_type, resource, base_url),
+        author_org,
     )

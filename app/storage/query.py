@@ -1,51 +1,32 @@
-"""The storage-level search model and the SQL it becomes (index tables, keyset paging).
+"""The SQL a search (`criteria.Query`) becomes: index tables, keyset paging.
 
 A Query selects live resources of one type by ANDed criteria, ordered by sort keys with the
 primary key last, so that a page boundary is a keyset (the last row's keys), never an offset.
 """
 
-from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 from app.access import Caller
-from app.storage.clauses import Criterion, Sql, criterion_sql, sort_expression
-from app.storage.db import Connection, Row
-
-__all__ = ["Criterion", "Query", "SortKey", "count", "search", "search_sql"]
-
-
-@dataclass(frozen=True, slots=True)
-class SortKey:
-    """One `_sort` key: a parameter (or _id/_lastUpdated), its index kind, the direction."""
-
-    param: str
-    kind: str
-    descending: bool = False
+from app.criteria import Criterion, Query
+from app.storage.clauses import criterion_sql, sort_expression
+from app.storage.repository import Repository
+from app.storage.statements import Sql
 
 
-@dataclass(frozen=True, slots=True)
-class Query:
-    """A parsed search of one resource type.
+class Match(NamedTuple):
+    """One resource a search found: its pk, id and stored bytes, and its page keys (the sort
+    values, then the pk) that a cursor resumes after."""
 
-    `after` is the keyset of the row a page starts after (its sort values, then pk);
-    `backwards` reads the page before `after` instead (for `previous` links).
-    """
-
-    resource_type: str
-    criteria: tuple[Criterion, ...]
-    count: int
-    sort: tuple[SortKey, ...] = ()
-    after: tuple[Any, ...] | None = None
-    backwards: bool = False
-    exclude_pk: int | None = None
-    compartment: str | None = None
-    dialect: str = field(default="postgresql", compare=False)
+    pk: int
+    logical_id: str
+    body: bytes
+    keys: tuple[Any, ...]
 
 
 def _where(sql: Sql, query: Query) -> list[str]:
-    where = [f"r.resource_type = {sql.arg(query.resource_type)}", "NOT r.deleted"]
+    where = [f"r.resource_type = {sql.arg(query.resource_type)}", sql.visible("r")]
     if query.compartment is not None:
         where.append(f"r.patient_id = {sql.arg(query.compartment)}")
     ordered = _driving_first(query)
@@ -80,9 +61,9 @@ def _keyset(sql: Sql, columns: list[tuple[str, bool]], after: tuple[Any, ...]) -
     return clause
 
 
-def search_sql(query: Query) -> tuple[str, list[Any]]:
+def search_sql(query: Query, caller: Caller) -> tuple[str, list[Any]]:
     """The SELECT for a page of `query`: pk, logical_id, body, then the sort values."""
-    sql = Sql(dialect=query.dialect)
+    sql = Sql(caller)
     flip = query.backwards
     columns = [
         (sort_expression(sql, key.param, key.kind, key.descending), key.descending != flip)
@@ -101,34 +82,30 @@ def search_sql(query: Query) -> tuple[str, list[Any]]:
     return f"{outer} ORDER BY {order} LIMIT {sql.arg(query.count)}", sql.args
 
 
-async def search(conn: Connection, caller: Caller, query: Query) -> list[Row]:
-    """Matching live resources as (pk, logical_id, body, *sort values, pk), in page order."""
-    text, args = search_sql(_for(conn, query))
-    rows = await conn.fetch(text, *args)
-    return list(reversed(rows)) if query.backwards else rows
+async def search(repo: Repository, query: Query) -> list[Match]:
+    """Matching live resources the caller may see, in page order."""
+    text, args = search_sql(query, repo.caller)
+    rows = await repo.conn.fetch(text, *args)
+    if query.backwards:
+        rows.reverse()
+    return [Match(row[0], row[1], row[2], tuple(row[3:])) for row in rows]
 
 
-async def count(conn: Connection, caller: Caller, query: Query) -> int:
-    """How many live resources match (the Bundle's `total`)."""
-    sql = Sql(dialect=conn.dialect)
+async def count(repo: Repository, query: Query) -> int:
+    """How many live resources the caller may see match (the Bundle's `total`)."""
+    sql = repo.sql()
     text = "SELECT count(*) FROM resource r WHERE " + " AND ".join(_where(sql, query))
-    row = await conn.fetchrow(text, *sql.args)
+    row = await repo.conn.fetchrow(text, *sql.args)
     return int(row[0]) if row else 0
 
 
-async def estimate(conn: Connection, caller: Caller, query: Query) -> int:
+async def estimate(repo: Repository, query: Query) -> int:
     """The planner's estimate of the matches on PostgreSQL (`_total=estimate`); exact on SQLite."""
-    if conn.dialect != "postgresql":
-        return await count(conn, caller, query)
-    sql = Sql(dialect=conn.dialect)
+    if repo.conn.dialect != "postgresql":
+        return await count(repo, query)
+    sql = repo.sql()
     text = "SELECT r.pk FROM resource r WHERE " + " AND ".join(_where(sql, query))
-    row = await conn.fetchrow("EXPLAIN (FORMAT JSON) " + text, *sql.args)
+    row = await repo.conn.fetchrow("EXPLAIN (FORMAT JSON) " + text, *sql.args)
     plan = row[0] if row else "[]"
     document = plan if isinstance(plan, list) else orjson.loads(plan)
     return int(document[0]["Plan"]["Plan Rows"])
-
-
-def _for(conn: Connection, query: Query) -> Query:
-    if query.dialect == conn.dialect:
-        return query
-    return replace(query, dialect=conn.dialect)

@@ -8,8 +8,8 @@ then finds the first answer) once the first commits.
 from dataclasses import dataclass
 
 from app.access import Caller
-from app.storage.db import Connection
-from app.storage.repository import now_micros
+from app.clock import now_micros
+from app.storage.repository import Repository
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,22 +28,22 @@ def client_key(caller: Caller) -> str:
     return f"{caller.subject}|{caller.organisation or ''}"
 
 
-async def find(conn: Connection, caller: Caller, request_id: str) -> Record | None:
+async def find(repo: Repository, request_id: str) -> Record | None:
     """The record of a request id, expired or not."""
-    row = await conn.fetchrow(
+    row = await repo.conn.fetchrow(
         "SELECT fingerprint, status, headers, body, created_at FROM request_log "
         "WHERE client = $1 AND request_id = $2",
-        client_key(caller),
+        client_key(repo.caller),
         request_id,
     )
     return None if row is None else Record(row[0], row[1], row[2], bytes(row[3]), row[4])
 
 
-async def forget(conn: Connection, caller: Caller, request_id: str) -> None:
+async def forget(repo: Repository, request_id: str) -> None:
     """Remove the record of a request id: expired, or claimed by a write that did not succeed."""
-    await conn.execute(
+    await repo.conn.execute(
         "DELETE FROM request_log WHERE client = $1 AND request_id = $2",
-        client_key(caller),
+        client_key(repo.caller),
         request_id,
     )
 
@@ -55,23 +55,23 @@ _INSERT = (
 )
 
 
-async def claim(conn: Connection, caller: Caller, request_id: str, fingerprint: str) -> None:
+async def claim(repo: Repository, request_id: str, fingerprint: str) -> None:
     """Take a request id before its write runs; `complete` fills in the answer.
 
     A concurrent claim of the same id waits for this transaction, then fails (WriteConflict)
     if it commits, so the first attempt's write alone runs.
     """
-    await conn.execute(
-        _INSERT, client_key(caller), request_id, fingerprint, 0, "[]", b"", now_micros()
+    await repo.conn.execute(
+        _INSERT, client_key(repo.caller), request_id, fingerprint, 0, "[]", b"", now_micros()
     )
 
 
-async def complete(conn: Connection, caller: Caller, request_id: str, record: Record) -> None:
+async def complete(repo: Repository, request_id: str, record: Record) -> None:
     """Store the answer to a request id claimed in this transaction."""
-    await conn.execute(
+    await repo.conn.execute(
         "UPDATE request_log SET status = $3, headers = $4, body = $5 "
         "WHERE client = $1 AND request_id = $2",
-        client_key(caller),
+        client_key(repo.caller),
         request_id,
         record.status,
         record.headers,
@@ -88,6 +88,7 @@ _PURGE = (
 _PURGE_PG = _PURGE.removesuffix(")") + " FOR UPDATE SKIP LOCKED)"
 
 
-async def purge(conn: Connection, before: int, limit: int) -> None:
+async def purge(repo: Repository, before: int, limit: int) -> None:
     """Remove at most `limit` records created before `before` (microseconds), oldest first."""
-    await conn.execute(_PURGE_PG if conn.dialect == "postgresql" else _PURGE, before, limit)
+    statement = _PURGE_PG if repo.conn.dialect == "postgresql" else _PURGE
+    await repo.conn.execute(statement, before, limit)

@@ -28,6 +28,8 @@ metadata = MetaData(naming_convention=NAMING)
 # SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
 SurrogateKey = BigInteger().with_variant(Integer(), "sqlite")
 
+AUTHOR = "the Organization that authored it (Flag.author, a Condition's recorder)"
+
 resource = Table(
     "resource",
     metadata,
@@ -40,6 +42,7 @@ resource = Table(
     Column("body", LargeBinary, nullable=True, comment="JSON exactly as served; null if deleted"),
     Column("patient_id", String(64), nullable=True, comment="Patient compartment"),
     Column("owner_org", String(64), nullable=True),
+    Column("author_org", String(64), nullable=True, comment=AUTHOR),
     UniqueConstraint("resource_type", "logical_id"),
     Index(None, "resource_type", "patient_id"),
     Index(None, "resource_type", "last_updated"),
@@ -55,6 +58,8 @@ resource_version = Table(
     Column("last_updated", BigInteger, nullable=False),
     Column("method", String(8), nullable=False),
     Column("body", LargeBinary, nullable=True),
+    Column("patient_id", String(64), nullable=True, comment="Patient compartment"),
+    Column("author_org", String(64), nullable=True, comment=AUTHOR),
     UniqueConstraint("resource_type", "logical_id", "version_id"),
     Index(None, "resource_type", "seq"),
     Index(None, "last_updated"),

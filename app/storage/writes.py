@@ -14,6 +14,7 @@ import orjson
 
 from app.storage.db import Connection
 from app.storage.indexer import IndexRows
+from app.storage.statements import every_live
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,7 @@ class NewVersion:
     body: bytes
     patient_id: str | None
     owner_org: str | None
+    author_org: str | None
     index: IndexRows
 
 
@@ -40,7 +42,7 @@ INDEX_KINDS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "quantity": ("idx_quantity", ("low", "high", "system", "code"),
                  ("float8", "float8", "varchar", "varchar")),
 }  # fmt: skip
-FIRST_INDEX_ARG = 9  # $1..$8 are the resource's own columns
+FIRST_INDEX_ARG = 10  # $1..$9 are the resource's own columns
 
 
 def _index_ctes(rows_from: str, first: int) -> str:
@@ -70,30 +72,32 @@ _PG_INDEX_INSERTS, _PG_NEXT_ARG = _pg_index_inserts()
 _PG_VERSION = """
 v AS (
   INSERT INTO resource_version
-    (resource_type, logical_id, version_id, last_updated, method, body)
-  SELECT $1, $2, $3, $4, $8, $5 FROM r
+    (resource_type, logical_id, version_id, last_updated, method, body, patient_id, author_org)
+  SELECT $1, $2, $3, $4, $8, $5, $6, $9 FROM r
 ),"""
 
 _PG_INSERT = """
 WITH r AS (
-  INSERT INTO resource
-    (resource_type, logical_id, version_id, last_updated, deleted, body, patient_id, owner_org)
-  SELECT $1, $2, $3, $4, false, $5, $6, $7 WHERE {live}
+  INSERT INTO resource (resource_type, logical_id, version_id, last_updated, deleted, body,
+    patient_id, owner_org, author_org)
+  SELECT $1, $2, $3, $4, false, $5, $6, $7, $9 WHERE {live}
   RETURNING pk
 ),"""
 
 _PG_UPDATE = """
 WITH r AS (
   UPDATE resource SET version_id = $3, last_updated = $4, deleted = false, body = $5,
-    patient_id = $6, owner_org = COALESCE(owner_org, $7::varchar)
+    patient_id = $6, owner_org = COALESCE(owner_org, $7::varchar), author_org = $9
   WHERE pk = ${pk} AND {live} RETURNING pk
 ),""" + "".join(
     f"\nd_{kind} AS (DELETE FROM {table} WHERE resource_pk IN (SELECT pk FROM r)),"
     for kind, (table, _, _) in INDEX_KINDS.items()
 )
 
-_PG_LIVE = (
-    "EXISTS (SELECT FROM resource WHERE resource_type = ${} AND logical_id = ${} AND NOT deleted)"
+# A referenced resource must be live, whoever writes: an integrity check (`every_live`).
+_LIVE = (
+    "EXISTS (SELECT 1 FROM resource l WHERE l.resource_type = ${} AND l.logical_id = ${} "
+    f"AND {every_live('l')})"
 )
 
 
@@ -106,7 +110,7 @@ def _pg_write_sql(update: bool, targets: int) -> str:
     plan instead of planning every execution.
     """
     first = _PG_NEXT_ARG + 1 if update else _PG_NEXT_ARG  # the updated pk comes first
-    checks = [_PG_LIVE.format(first + 2 * n, first + 2 * n + 1) for n in range(targets)]
+    checks = [_LIVE.format(first + 2 * n, first + 2 * n + 1) for n in range(targets)]
     live = " AND ".join(checks) or "true"
     head = (_PG_UPDATE if update else _PG_INSERT).format(live=live, pk=_PG_NEXT_ARG)
     return head + _PG_VERSION + _PG_INDEX_INSERTS + "\nSELECT pk FROM r"
@@ -129,7 +133,7 @@ async def write_postgres(
     (type, id) is a live resource; None (nothing written) otherwise."""
     args = [
         new.resource_type, new.logical_id, new.version_id, new.last_updated, new.body,
-        new.patient_id, new.owner_org, new.method, _index_json(new),
+        new.patient_id, new.owner_org, new.method, new.author_org, _index_json(new),
         *([] if pk is None else [pk]), *(part for target in must_exist for part in target),
     ]  # fmt: skip
     run = conn.fetchrow_final if final else conn.fetchrow
@@ -141,39 +145,49 @@ def _pg_many_sql() -> str:
     """One statement creating many resources (arrays unnested), their version rows and their
     index rows (one JSON array per kind of [type, id, param, ...], joined back to the pks)."""
     rows_from = (
-        "json_array_elements($8::json -> {number}) AS e "
+        "json_array_elements($9::json -> {number}) AS e "
         "JOIN r ON r.resource_type = e->>0 AND r.logical_id = e->>1"
     )
     ctes = _index_ctes(rows_from, 2)
     return (
         "WITH u AS (SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::int[], $4::int8[], "
-        "$5::bytea[], $6::varchar[], $7::varchar[]) AS u(t, i, v, l, b, p, o)),\n"
-        "r AS (INSERT INTO resource (resource_type, logical_id, version_id, last_updated, "
-        "deleted, body, patient_id, owner_org) SELECT t, i, v, l, false, b, p, o FROM u "
-        "RETURNING pk, resource_type, logical_id),\n"
+        "$5::bytea[], $6::varchar[], $7::varchar[], $8::varchar[]) AS u(t, i, v, l, b, p, o, a)),"
+        "\nr AS (INSERT INTO resource (resource_type, logical_id, version_id, last_updated, "
+        "deleted, body, patient_id, owner_org, author_org) "
+        "SELECT t, i, v, l, false, b, p, o, a FROM u RETURNING pk, resource_type, logical_id),\n"
         "v AS (INSERT INTO resource_version (resource_type, logical_id, version_id, last_updated, "
-        "method, body) SELECT t, i, v, l, 'POST', b FROM u),\n" + ctes + "\nSELECT count(*) FROM r"
+        "method, body, patient_id, author_org) SELECT t, i, v, l, 'POST', b, p, a FROM u),\n"
+        + ctes
+        + "\nSELECT resource_type, logical_id, pk FROM r"
     )
 
 
 _PG_MANY = _pg_many_sql()
 
 
-async def write_postgres_many(conn: Connection, news: list[NewVersion]) -> None:
-    """Insert new resources, their versions and index rows in one statement. References are
-    not checked here."""
+async def write_postgres_many(conn: Connection, news: list[NewVersion]) -> list[int]:
+    """Insert new resources, their versions and index rows in one statement; their pks, in
+    order. References are not checked here."""
     index: list[list[Any]] = [[] for _ in INDEX_KINDS]
     for new in news:
         for number, kind in enumerate(INDEX_KINDS):
             index[number].extend(
                 [new.resource_type, new.logical_id, *row] for row in getattr(new.index, kind)
             )
-    await conn.execute(
+    rows = await conn.fetch(
         _PG_MANY,
-        [n.resource_type for n in news], [n.logical_id for n in news],
-        [n.version_id for n in news], [n.last_updated for n in news], [n.body for n in news],
-        [n.patient_id for n in news], [n.owner_org for n in news], orjson.dumps(index).decode(),
-    )  # fmt: skip
+        [n.resource_type for n in news],
+        [n.logical_id for n in news],
+        [n.version_id for n in news],
+        [n.last_updated for n in news],
+        [n.body for n in news],
+        [n.patient_id for n in news],
+        [n.owner_org for n in news],
+        [n.author_org for n in news],
+        orjson.dumps(index).decode(),
+    )
+    pks = {(row[0], row[1]): int(row[2]) for row in rows}
+    return [pks[(n.resource_type, n.logical_id)] for n in news]
 
 
 async def clear_index(conn: Connection, pk: int) -> None:
@@ -184,23 +198,25 @@ async def clear_index(conn: Connection, pk: int) -> None:
 
 _SQLITE_INSERT = (
     "INSERT INTO resource (resource_type, logical_id, version_id, last_updated, deleted, body, "
-    "patient_id, owner_org) SELECT $1, $2, $3, $4, 0, $5, $6, $7 WHERE {live} RETURNING pk"
+    "patient_id, owner_org, author_org) SELECT $1, $2, $3, $4, 0, $5, $6, $7, $8 WHERE {live} "
+    "RETURNING pk"
 )
 _SQLITE_UPDATE = (
     "UPDATE resource SET version_id = $2, last_updated = $3, deleted = 0, body = $4, "
-    "patient_id = $5, owner_org = COALESCE(owner_org, $6) WHERE pk = $1 AND {live} RETURNING pk"
+    "patient_id = $5, owner_org = COALESCE(owner_org, $6), author_org = $7 "
+    "WHERE pk = $1 AND {live} RETURNING pk"
 )
-
-_SQLITE_LIVE = (
-    "EXISTS (SELECT 1 FROM resource WHERE resource_type = ${} AND logical_id = ${} AND NOT deleted)"
+_SQLITE_VERSION = (
+    "INSERT INTO resource_version (resource_type, logical_id, version_id, last_updated, method, "
+    "body, patient_id, author_org) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
 )
 
 
 @cache
 def _sqlite_write_sql(update: bool, targets: int) -> str:
     """The resource row's INSERT or UPDATE, written only if each referenced resource is live."""
-    first = 7 if update else 8  # parameters after the row's own
-    checks = [_SQLITE_LIVE.format(first + 2 * n, first + 2 * n + 1) for n in range(targets)]
+    first = 8 if update else 9  # parameters after the row's own
+    checks = [_LIVE.format(first + 2 * n, first + 2 * n + 1) for n in range(targets)]
     return (_SQLITE_UPDATE if update else _SQLITE_INSERT).format(live=" AND ".join(checks) or "1")
 
 
@@ -210,31 +226,23 @@ async def write_sqlite(
     """Insert (pk None) or update resource `pk` with its new version, statement by statement,
     if every `must_exist` (type, id) is a live resource; None (nothing written) otherwise."""
     targets = [part for target in must_exist for part in target]
-    updating = pk is not None
-    sql = _sqlite_write_sql(updating, len(must_exist))
+    sql = _sqlite_write_sql(pk is not None, len(must_exist))
+    owned = (new.patient_id, new.owner_org, new.author_org)
     if pk is None:
-        row = await conn.fetchrow(
-            sql, new.resource_type, new.logical_id, new.version_id, new.last_updated, new.body,
-            new.patient_id, new.owner_org, *targets,
-        )  # fmt: skip
+        first = (new.resource_type, new.logical_id, new.version_id, new.last_updated, new.body)
+        row = await conn.fetchrow(sql, *first, *owned, *targets)
     else:
-        row = await conn.fetchrow(
-            sql, pk, new.version_id, new.last_updated, new.body, new.patient_id, new.owner_org,
-            *targets,
-        )  # fmt: skip
+        row = await conn.fetchrow(sql, pk, new.version_id, new.last_updated, new.body, *owned,
+                                  *targets)  # fmt: skip
     if row is None:
         return None
-    pk = int(row[0])
-    if updating:
+    if pk is not None:
         await clear_index(conn, pk)
+    pk = int(row[0])
     await insert_index_rows(conn, pk, new.index)
-    await conn.execute(
-        "INSERT INTO resource_version "
-        "(resource_type, logical_id, version_id, last_updated, method, body) "
-        "VALUES ($1, $2, $3, $4, $5, $6)",
-        new.resource_type, new.logical_id, new.version_id, new.last_updated, new.method,
-        new.body,
-    )  # fmt: skip
+    await conn.execute(_SQLITE_VERSION, new.resource_type, new.logical_id, new.version_id,
+                       new.last_updated, new.method, new.body, new.patient_id,
+                       new.author_org)  # fmt: skip
     return pk
 
 
@@ -252,13 +260,14 @@ _INDEX_INSERTS = [
 # byte ranges of one BLOB, so each table takes one statement that runs wholly inside SQLite.
 _SQLITE_MANY_RESOURCES = (
     "INSERT INTO resource (pk, resource_type, logical_id, version_id, last_updated, deleted, "
-    "body, patient_id, owner_org) SELECT value->>0, value->>1, value->>2, value->>3, "
-    "value->>4, 0, substr($2, value->>5, value->>6), value->>7, value->>8 FROM json_each($1)"
+    "body, patient_id, owner_org, author_org) SELECT value->>0, value->>1, value->>2, "
+    "value->>3, value->>4, 0, substr($2, value->>5, value->>6), value->>7, value->>8, "
+    "value->>9 FROM json_each($1)"
 )
 _SQLITE_MANY_VERSIONS = (
     "INSERT INTO resource_version (resource_type, logical_id, version_id, last_updated, "
-    "method, body) SELECT value->>1, value->>2, value->>3, value->>4, 'POST', "
-    "substr($2, value->>5, value->>6) FROM json_each($1)"
+    "method, body, patient_id, author_org) SELECT value->>1, value->>2, value->>3, value->>4, "
+    "'POST', substr($2, value->>5, value->>6), value->>7, value->>9 FROM json_each($1)"
 )
 _SQLITE_MANY_INDEX = [
     (kind, f"INSERT INTO {table} (resource_pk, param, {', '.join(columns)}) SELECT "
@@ -267,9 +276,9 @@ _SQLITE_MANY_INDEX = [
 ]  # fmt: skip
 
 
-async def write_sqlite_many(conn: Connection, news: list[NewVersion]) -> None:
+async def write_sqlite_many(conn: Connection, news: list[NewVersion]) -> list[int]:
     """Insert new resources, their versions and index rows: one statement a table for all
-    (cheaper than binding each row from Python).
+    (cheaper than binding each row from Python); their pks, in order.
 
     The unit of work holds SQLite's only write lock, so the next pks are known in advance.
     References are not checked here.
@@ -280,7 +289,7 @@ async def write_sqlite_many(conn: Connection, news: list[NewVersion]) -> None:
     bodies, rows, start = b"".join(n.body for n in news), [], 1
     for pk, n in zip(pks, news, strict=True):
         rows.append((pk, n.resource_type, n.logical_id, n.version_id, n.last_updated, start,
-                     len(n.body), n.patient_id, n.owner_org))  # fmt: skip
+                     len(n.body), n.patient_id, n.owner_org, n.author_org))  # fmt: skip
         start += len(n.body)
     resources = orjson.dumps(rows)
     await conn.execute(_SQLITE_MANY_RESOURCES, resources, bodies)
@@ -289,6 +298,7 @@ async def write_sqlite_many(conn: Connection, news: list[NewVersion]) -> None:
         index = [(pk, *r) for pk, n in zip(pks, news, strict=True) for r in getattr(n.index, kind)]
         if index:
             await conn.execute(sql, orjson.dumps(index))
+    return list(pks)
 
 
 async def insert_index_rows(conn: Connection, pk: int, index: IndexRows) -> None:

@@ -19,7 +19,7 @@ from app.demo.population import Family, population
 from app.demo.seeding import SeedFailed, seed, transaction
 from app.flags import codes
 from app.flags.codes import SNOMED, vocabulary
-from app.records.rules import nhs_number_is_valid
+from app.nhs import nhs_number_is_valid
 from app.settings import Settings, get_settings
 from tests.conftest import BASE
 

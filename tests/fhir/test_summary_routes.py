@@ -311,7 +311,7 @@ async def test_family_of_eight_with_forty_flags_in_one_request(
     real_search = storage_query.search
 
     async def counted(*args: Any) -> Any:
-        searches.append(args[2].resource_type)
+        searches.append(args[1].resource_type)
         return await real_search(*args)
 
     monkeypatch.setattr(storage_query, "search", counted)

@@ -4,6 +4,8 @@ from typing import Any
 
 import pytest
 
+from app.flags.codes import SNOMED
+from app.nhs import nhs_number_is_valid
 from app.records import rules
 from tests import factories as f
 
@@ -21,12 +23,12 @@ from tests import factories as f
     ],
 )
 def test_nhs_number_modulus_11(number: str, valid: bool) -> None:
-    assert rules.nhs_number_is_valid(number) is valid
+    assert nhs_number_is_valid(number) is valid
 
 
 def test_factory_nhs_numbers_are_valid_and_in_the_test_range() -> None:
     numbers = [f.nhs_number(n) for n in range(200)]
-    assert all(rules.nhs_number_is_valid(n) and n.startswith("999") for n in numbers)
+    assert all(nhs_number_is_valid(n) and n.startswith("999") for n in numbers)
 
 
 @pytest.mark.parametrize(
@@ -70,7 +72,7 @@ def test_references_are_found_with_their_expression_outside_contained() -> None:
         "contained": [{"resourceType": "Patient", "managingOrganization": {"reference": "X/9"}}],
         "extension": [{"url": "u", "valueReference": {"reference": "Patient/3"}}],
     }
-    assert sorted(rules.references(resource, "Flag")) == [
+    assert sorted(rules.survey(resource)[1]) == [
         ("Flag.author", "Organization/2"),
         ("Flag.extension[0].valueReference", "Patient/3"),
         ("Flag.subject", "Patient/1"),
@@ -80,4 +82,4 @@ def test_references_are_found_with_their_expression_outside_contained() -> None:
 def test_snomed_https_system_is_normalised_to_http() -> None:
     resource = f.flag(subject="Patient/1")
     resource["code"]["coding"][0]["system"] = "https://snomed.info/sct"
-    assert rules.normalise(resource)["code"]["coding"][0]["system"] == rules.SNOMED
+    assert rules.survey(resource)[0]["code"]["coding"][0]["system"] == SNOMED

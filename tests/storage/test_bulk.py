@@ -9,17 +9,21 @@ import pytest
 from fastapi import FastAPI
 
 from app.fhir.resources import validate_structure
+from app.flags.codes import vocabulary
+from app.flags.writes import author_of
+from app.nhs import nhs_numbers
 from app.records import rules
 from app.storage.bulk import bulk_load
 from bench import population
 from tests import factories as f
-from tests.conftest import BASE, app_context, empty_database
+from tests.conftest import BASE, database, empty_database
 from tests.http import FHIR_JSON, create, reference
 
 TABLES = {
     "resource": "t.resource_type, t.logical_id, t.version_id, t.deleted, t.patient_id, "
-    "t.owner_org, t.body",
-    "resource_version": "t.resource_type, t.logical_id, t.version_id, t.method, t.body",
+    "t.owner_org, t.author_org, t.body",
+    "resource_version": "t.resource_type, t.logical_id, t.version_id, t.method, t.patient_id, "
+    "t.author_org, t.body",
     "idx_token": "r.logical_id, t.param, t.system, t.code",
     "idx_reference": "r.logical_id, t.param, t.target_type, t.target_id",
     "idx_string": "r.logical_id, t.param, t.value, t.exact",
@@ -30,7 +34,14 @@ TABLES = {
 
 
 def _claimed(resource: dict[str, Any]) -> Iterable[str]:
-    return rules.nhs_numbers(resource).values()
+    return nhs_numbers(resource).values()
+
+
+def _author(resource: dict[str, Any]) -> str | None:
+    return author_of(resource, vocabulary(BASE), BASE)
+
+
+RULES: dict[str, Any] = {"claimed_numbers": _claimed, "authored_by": _author}
 
 
 def _without_timestamp(value: Any) -> Any:
@@ -45,7 +56,7 @@ async def _rows(app: FastAPI) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of the resource tables, by table, with pks and timestamps left out."""
     found = {}
     owner = " JOIN resource r ON r.pk = t.resource_pk"
-    async with app_context(app).db.reader() as conn:
+    async with database(app).reader() as conn:
         for table, columns in TABLES.items():
             join = "" if table.startswith("resource") else owner
             rows = await conn.fetch(f"SELECT {columns} FROM {table} t{join}")
@@ -77,7 +88,7 @@ async def test_bulk_load_writes_the_rows_a_create_writes(
     created_rows = await _rows(app)
     await empty_database(app)
 
-    ids = await bulk_load(database_url, posted, BASE, claimed_numbers=_claimed, batch=2)
+    ids = await bulk_load(database_url, posted, BASE, **RULES, batch=2)
 
     assert ids == [r["id"] for r in posted]
     loaded_rows = await _rows(app)
@@ -91,7 +102,7 @@ async def test_bulk_loaded_population_is_read_and_found(
     planned = population.plan(12, seed=7, organisations=3)
     resources = list(population.resources(planned))
 
-    await bulk_load(database_url, resources, BASE, claimed_numbers=_claimed, batch=10)
+    await bulk_load(database_url, resources, BASE, **RULES, batch=10)
 
     child = planned.children[5]
     read = await client.get(f"/Patient/{child.id}")
@@ -109,7 +120,13 @@ async def test_a_bulk_loaded_nhs_number_is_claimed_and_creates_follow_on(
     client: httpx.AsyncClient, database_url: str
 ) -> None:
     planned = population.plan(3, seed=11, organisations=1)
-    await bulk_load(database_url, population.resources(planned), BASE, claimed_numbers=_claimed)
+    await bulk_load(
+        database_url,
+        population.resources(planned),
+        BASE,
+        claimed_numbers=_claimed,
+        authored_by=_author,
+    )
     nhs = planned.children[0].nhs
 
     clash = await client.post(
@@ -132,7 +149,7 @@ def test_generated_resources_pass_the_server_rules(seed: int) -> None:
         validate_structure(resource_type, resource)
         assert rules.binding_issues(resource_type, resource) == []
         assert rules.nhs_number_issues(resource) == []
-        assert rules.normalise(resource) == resource
+        assert rules.survey(resource)[0] == resource
     assert len({r["id"] for r in resources}) == len(resources)
     assert len({c.nhs for c in planned.children}) == 40
     assert population.plan(40, seed=seed, organisations=5) == planned

@@ -9,9 +9,10 @@ from fastapi import FastAPI
 from app.access import ANONYMOUS
 from app.storage import repository
 from app.storage.migrate import upgrade
+from app.storage.repository import Repository
 from app.storage.sqlite import _sqlite_sql
 from tests import factories as f
-from tests.conftest import app_context
+from tests.conftest import database
 from tests.http import create
 
 
@@ -22,8 +23,8 @@ async def test_live_among_many_pairs_finds_exactly_the_live_ones(
     gone = await create(client, f.patient())
     assert (await client.delete(f"/Patient/{gone['id']}")).status_code == 200
     asked = [("Patient", p["id"]) for p in kept] + [("Patient", gone["id"]), ("Flag", "none")]
-    async with app_context(app).db.transaction() as conn:
-        live = await repository.live_among(conn, ANONYMOUS, asked, lock=True)
+    async with database(app).transaction() as conn:
+        live = await repository.live_among(Repository(conn, ANONYMOUS), asked, lock=True)
     assert live == {("Patient", p["id"]) for p in kept}
 
 

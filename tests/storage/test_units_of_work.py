@@ -7,7 +7,7 @@ import httpx
 from fastapi import FastAPI
 
 from tests import factories as f
-from tests.conftest import app_context
+from tests.conftest import database
 from tests.http import create, reference
 
 
@@ -30,7 +30,7 @@ async def test_failures_among_concurrent_writes_undo_only_themselves(
 async def test_a_unit_that_raises_midway_leaves_nothing(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:
-    db = app_context(app).db
+    db = database(app)
 
     async def half_written(n: int) -> None:
         async with db.transaction() as conn:

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from app.storage.writes import INDEX_KINDS
 from tests import factories as f
-from tests.conftest import app_context
+from tests.conftest import database
 from tests.http import create
 
 BASE = "http://test/fhir"
@@ -27,7 +27,7 @@ def _awkward_resources() -> list[dict[str, Any]]:
 
 async def _stored(app: FastAPI, logical_id: str) -> tuple[dict[str, Any], dict[str, list[Any]]]:
     """A resource's stored body (without id and meta) and its index rows, by table."""
-    async with app_context(app).db.reader() as conn:
+    async with database(app).reader() as conn:
         pk, body = await conn.fetchrow(
             "SELECT pk, body FROM resource WHERE logical_id = $1", logical_id
         )

@@ -10,10 +10,10 @@ from urllib.parse import urlencode
 
 import orjson
 
+from app.clock import instant, now_micros
 from app.errors import Issue
 from app.fhir.outcomes import outcome
-from app.storage.db import Row
-from app.storage.repository import Version, instant, now_micros
+from app.records.reads import Version
 
 _STATUS = {"POST": "201 Created", "PUT": "200 OK", "PATCH": "200 OK", "DELETE": "200 OK"}
 
@@ -52,8 +52,8 @@ def _entry(full_url: str, body: bytes, mode: str) -> bytes:
 def searchset(
     base: str,
     resource_type: str,
-    matches: Sequence[Row],
-    included: Sequence[Row],
+    matches: Sequence[Any],
+    included: Sequence[Any],
     *,
     links: Sequence[tuple[str, str]],
     total: int | None,

@@ -22,13 +22,12 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.access import Caller
+from app.clock import now_micros
 from app.errors import Conflict, Unprocessable
 from app.fhir import wire
 from app.fhir.context import AppContext
-from app.storage import request_log
-from app.storage.db import Connection
-from app.storage.repository import now_micros
+from app.records import answers
+from app.records.reads import Repository
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 PURGE_INTERVAL = 60.0  # seconds between purges of expired records, per process
@@ -73,17 +72,15 @@ async def _fingerprint(request: Request, context: AppContext) -> str:
     return digest.hexdigest()
 
 
-def _record(fingerprint: str, response: Response) -> request_log.Record:
+def _record(fingerprint: str, response: Response) -> answers.Record:
     headers = [
         [name.decode("latin-1"), value.decode("latin-1")] for name, value in response.raw_headers
     ]
     body = bytes(response.body)
-    return request_log.Record(
-        fingerprint, response.status_code, orjson.dumps(headers).decode(), body
-    )
+    return answers.Record(fingerprint, response.status_code, orjson.dumps(headers).decode(), body)
 
 
-def _replayed(record: request_log.Record) -> Response:
+def _replayed(record: answers.Record) -> Response:
     response = Response(record.body, status_code=record.status)
     response.raw_headers = [
         (name.encode("latin-1"), value.encode("latin-1"))
@@ -97,15 +94,15 @@ def _window(context: AppContext) -> int:
 
 
 async def _recall(
-    conn: Connection, caller: Caller, key: str, fingerprint: str, window: int
+    repository: Repository, key: str, fingerprint: str, window: int
 ) -> Response | None:
     """The stored answer to `key` if it is still kept; an expired one is removed."""
-    record = await request_log.find(conn, caller, key)
+    record = await answers.find(repository, key)
     if record is None:
         return None
     age = now_micros() - record.created_at
     if age >= window or (record.status == IN_PROGRESS and age >= ABANDONED):
-        await request_log.forget(conn, caller, key)
+        await answers.forget(repository, key)
         return None
     if record.status == IN_PROGRESS:  # a batch claimed it and is still running
         raise Conflict.of(
@@ -121,9 +118,9 @@ async def _recall(
     return _replayed(record)
 
 
-async def _purge_if_due(conn: Connection, window: int) -> None:
+async def _purge_if_due(repository: Repository, window: int) -> None:
     if _purge_clock.take():
-        await request_log.purge(conn, now_micros() - window, PURGE_LIMIT)
+        await answers.purge(repository, now_micros() - window, PURGE_LIMIT)
 
 
 def _succeeded(response: Response) -> bool:
@@ -133,37 +130,35 @@ def _succeeded(response: Response) -> bool:
 async def write_once(
     request: Request,
     context: AppContext,
-    caller: Caller,
-    work: Callable[[Connection], Awaitable[Response]],
+    work: Callable[[Repository], Awaitable[Response]],
 ) -> Response:
     """Run `work` (which renders the response) in one write transaction, once per request id."""
     key = request_id(request)
     if key is None:
-        return await context.write(work)
+        return await context.write(request, work)
     fingerprint, window = await _fingerprint(request, context), _window(context)
 
-    async def once(conn: Connection) -> Response:
+    async def once(repository: Repository) -> Response:
         # The look-up is the first statement, so the claim and the write share one explicit
         # transaction (PostgreSQL's BEGIN waits for the first statement).
-        replayed = await _recall(conn, caller, key, fingerprint, window)
+        replayed = await _recall(repository, key, fingerprint, window)
         if replayed is not None:
             return replayed
-        await request_log.claim(conn, caller, key, fingerprint)
-        response = await work(conn)
+        await answers.claim(repository, key, fingerprint)
+        response = await work(repository)
         if not _succeeded(response):
-            await request_log.forget(conn, caller, key)
+            await answers.forget(repository, key)
             return response
-        await request_log.complete(conn, caller, key, _record(fingerprint, response))
-        await _purge_if_due(conn, window)
+        await answers.complete(repository, key, _record(fingerprint, response))
+        await _purge_if_due(repository, window)
         return response
 
-    return await context.write(once)
+    return await context.write(request, once)
 
 
 async def batch_once(
     request: Request,
     context: AppContext,
-    caller: Caller,
     run: Callable[[], Awaitable[Response]],
 ) -> Response:
     """A batch Bundle once per request id. Its entries commit one by one, so the id is claimed
@@ -174,23 +169,23 @@ async def batch_once(
         return await run()
     fingerprint, window = await _fingerprint(request, context), _window(context)
 
-    async def claim(conn: Connection) -> Response | None:
-        replayed = await _recall(conn, caller, key, fingerprint, window)
+    async def claim(repository: Repository) -> Response | None:
+        replayed = await _recall(repository, key, fingerprint, window)
         if replayed is None:
-            await request_log.claim(conn, caller, key, fingerprint)
+            await answers.claim(repository, key, fingerprint)
         return replayed
 
-    replayed = await context.write(claim)
+    replayed = await context.write(request, claim)
     if replayed is not None:
         return replayed
     try:
         response = await run()
     except BaseException:
-        await context.write(lambda conn: request_log.forget(conn, caller, key))
+        await context.write(request, lambda repository: answers.forget(repository, key))
         raise
     if _succeeded(response):
         record = _record(fingerprint, response)
-        await context.write(lambda conn: request_log.complete(conn, caller, key, record))
+        await context.write(request, lambda repository: answers.complete(repository, key, record))
     else:
-        await context.write(lambda conn: request_log.forget(conn, caller, key))
+        await context.write(request, lambda repository: answers.forget(repository, key))
     return response

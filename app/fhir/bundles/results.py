@@ -10,12 +10,12 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
+from app.clock import instant, now_micros
 from app.errors import FhirError
 from app.fhir import wire
 from app.fhir.context import app_context
 from app.fhir.outcomes import information, outcome
 from app.records.service import DeleteResult, WriteResult
-from app.storage.repository import instant, now_micros
 
 
 def _status(code: int) -> str:

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.access import Caller
+from app.criteria import Query
 from app.errors import FhirError, Unprocessable, WriteConflict
 from app.fhir import wire
 from app.fhir.bundles import idempotency
@@ -28,17 +28,14 @@ from app.fhir.bundles.entries import (
     in_entry,
     parse_entry,
 )
-from app.fhir.context import app_context, caller_of
+from app.fhir.context import app_context
 from app.fhir.patching import json_patcher
 from app.fhir.search import parsing as search
 from app.fhir.search import running as searching
-from app.flags import after_save
 from app.flags.codes import Vocabulary
-from app.flags.flag_rules import may_claim
 from app.ids import new_logical_id
-from app.records import reads, service
-from app.storage.db import Connection
-from app.storage.query import Query
+from app.records import reads, service, writing
+from app.records.reads import Repository
 
 Targets = dict[str, str]  # reference as written -> Type/id
 YIELD_EVERY = 16  # entries parsed and validated between turns of the event loop
@@ -61,7 +58,7 @@ class Plan:
 async def transaction_or_batch(request: Request) -> Response:
     """batch/transaction (http://hl7.org/fhir/R4/http.html#transaction)."""
     wire.check_accept(request)
-    context, caller = app_context(request), caller_of(request)
+    context = app_context(request)
     raw = await wire.read_body(request, context.settings.max_body_bytes, wire.JSON_TYPES)
     body = wire.parse_json(raw, bounded=False)
     kind, raw_entries = entries_of(body, context.settings.max_bundle_entries)
@@ -73,7 +70,7 @@ async def transaction_or_batch(request: Request) -> Response:
         entries.append(parse_entry(found, index, context.base))
     identity_clashes(entries)
     return await idempotency.write_once(
-        request, context, caller, lambda conn: _transaction(conn, request, entries)
+        request, context, lambda repository: _transaction(repository, request, entries)
     )
 
 
@@ -87,39 +84,27 @@ async def _turn(index: int) -> None:
         await asyncio.sleep(0)
 
 
-async def _transaction(conn: Connection, request: Request, entries: list[Entry]) -> Response:
-    """Deletes; then ids and references; then conditional creates and Patients, the other
-    creates together, updates and patches; then reads. Every id promised to other entries is
-    written (`_as_promised`), so no reference dangles."""
-    conn.expect_more()
+async def _transaction(repository: Repository, request: Request, entries: list[Entry]) -> Response:
+    """Deletes; then ids and references; then conditional creates, the other creates together,
+    updates and patches; then reads. Every id promised to other entries is written
+    (`_as_promised`), so no reference dangles."""
+    repository.expect_more()
     results: dict[int, bytes] = {}
     ordered = sorted(entries, key=lambda e: (ORDER[e.method], e.index))
     deletes = [e for e in ordered if e.method == "DELETE"]
     for entry in deletes:
-        results[entry.index] = await _run(conn, request, entry, Plan())
-    plan = await _assign_ids(conn, request, entries)
-    await _resolve_references(conn, request, entries, plan.targets)
+        results[entry.index] = await _run(repository, request, entry, Plan())
+    plan = await _assign_ids(repository, request, entries)
+    await _resolve_references(repository, request, entries, plan.targets)
     rest = ordered[len(deletes) :]
-    vocabulary = _vocabulary(request)
-    plain = [e for e in rest if _plain(e, vocabulary)]
+    plain = [e for e in rest if e.method == "POST" and e.if_none_exist is None]
     for entry in [e for e in rest if e.method == "POST" and e not in plain]:
-        results[entry.index] = await _run(conn, request, entry, plan)
-    results.update(await _create_together(conn, request, plain, plan))
+        results[entry.index] = await _run(repository, request, entry, plan)
+    results.update(await _create_together(repository, request, plain, plan))
     for entry in [e for e in rest if e.method != "POST"]:
-        results[entry.index] = await _run(conn, request, entry, plan)
+        results[entry.index] = await _run(repository, request, entry, plan)
     body = entry_results.bundle("transaction-response", [results[e.index] for e in entries])
     return wire.json_response(request, body)
-
-
-def _plain(entry: Entry, vocabulary: Vocabulary) -> bool:
-    """A create with no condition and nothing to write after it (NHS-number claims and links,
-    a child's one active flag of a kind): it may be written with others."""
-    if entry.method != "POST" or entry.if_none_exist is not None:
-        return False
-    resource = entry.resource or {}
-    if entry.resource_type == "Flag":
-        return not may_claim(resource, vocabulary)
-    return not after_save.needed(resource, None, existed=False)
 
 
 def _vocabulary(request: Request) -> Vocabulary:
@@ -127,32 +112,39 @@ def _vocabulary(request: Request) -> Vocabulary:
 
 
 async def _create_together(
-    conn: Connection, request: Request, entries: list[Entry], plan: Plan
+    repository: Repository, request: Request, entries: list[Entry], plan: Plan
 ) -> dict[int, bytes]:
-    """Plain creates: each checked as `service.create` would, then all written at once."""
-    caller, base = caller_of(request), app_context(request).base
+    """Unconditional creates: each checked as `service.create` would, then all written at
+    once, with the writes that follow each (`writing.save_together`)."""
+    base = app_context(request).base
     prepared = []
     for entry in entries:
         bundle_refs.rewrite(entry.slots, plan.targets)
         assert entry.resource is not None  # a POST entry has one (parse_entry)
-        prepared.append(service.prepare(entry.resource, base, plan.id_of(entry), plan.written,
+        prepared.append(writing.prepare(entry.resource, base, plan.id_of(entry), plan.written,
                                         vocabulary=_vocabulary(request)))  # fmt: skip
-    live = await service.live_targets(conn, caller, prepared)
+    live = await writing.live_targets(repository, prepared)
     for entry, item in zip(entries, prepared, strict=True):
-        refused = service.refusal(item, live)
+        refused = writing.refusal(item, live)
         if refused is not None:
             raise in_entry(refused, entry.index, entry.resource_type)
-    written = await service.create_checked(conn, caller, prepared)
+
+    def located(position: int, error: FhirError) -> FhirError:
+        return in_entry(error, entries[position].index, entries[position].resource_type)
+
+    written = await writing.save_together(repository, prepared, located)
     return {
-        entry.index: entry_results.written(request, result)
-        for entry, result in zip(entries, written, strict=True)
+        entry.index: entry_results.written(
+            request, service.WriteResult(entry.resource_type, version, created=True)
+        )
+        for entry, (_, version) in zip(entries, written, strict=True)
     }
 
 
-async def _run(conn: Connection, request: Request, entry: Entry, plan: Plan) -> bytes:
+async def _run(repository: Repository, request: Request, entry: Entry, plan: Plan) -> bytes:
     """One entry processed; its errors name the entry."""
     try:
-        return await _process(conn, request, entry, plan)
+        return await _process(repository, request, entry, plan)
     except FhirError as error:
         raise in_entry(error, entry.index, entry.resource_type) from None
 
@@ -171,14 +163,14 @@ def _located(error: FhirError, where: str) -> FhirError:
     return type(error)([replace(issue, expression=(where,)) for issue in error.issues])
 
 
-async def _assign_ids(conn: Connection, request: Request, entries: list[Entry]) -> Plan:
+async def _assign_ids(repository: Repository, request: Request, entries: list[Entry]) -> Plan:
     """The id each create and update will have, and fullUrl -> Type/id for references."""
-    context, caller = app_context(request), caller_of(request)
+    base = app_context(request).base
     plan = Plan()
     for entry in entries:
         if entry.method == "POST" or (entry.method == "PUT" and entry.logical_id is None):
             try:
-                plan.ids[entry.index] = await _id_for(conn, caller, entry, context.base)
+                plan.ids[entry.index] = await _id_for(repository, entry, base)
             except FhirError as error:
                 raise in_entry(error, entry.index, entry.resource_type) from None
         logical_id = plan.id_of(entry)
@@ -189,25 +181,25 @@ async def _assign_ids(conn: Connection, request: Request, entries: list[Entry]) 
     return plan
 
 
-async def _id_for(conn: Connection, caller: Caller, entry: Entry, base: str) -> str:
+async def _id_for(repository: Repository, entry: Entry, base: str) -> str:
     """A create's or conditional update's id: its condition's match, the body's, or new."""
     query = entry.if_none_exist if entry.method == "POST" else entry.query
     if query is not None:
         where = f"{entry.where}.request." + ("url" if entry.query else "ifNoneExist")
         condition = _condition(entry.resource_type, query, base, where)
-        match = await service.single_match(conn, caller, condition, "create")
+        match = await service.single_match(repository, condition, "create")
         if match is not None:
-            return str(match[1])
+            return match.logical_id
     body_id = entry.resource.get("id") if entry.resource and entry.method == "PUT" else None
     return body_id if isinstance(body_id, str) else new_logical_id()
 
 
 async def _resolve_references(
-    conn: Connection, request: Request, entries: list[Entry], targets: Targets
+    repository: Repository, request: Request, entries: list[Entry], targets: Targets
 ) -> None:
     """Add each conditional reference's one match to `targets` (none is 422, several 412);
     a placeholder no entry's fullUrl declares is 422."""
-    context, caller = app_context(request), caller_of(request)
+    base = app_context(request).base
     for entry in entries:
         for element, reference in bundle_refs.references(entry.slots):
             if reference in targets:
@@ -215,67 +207,68 @@ async def _resolve_references(
             if bundle_refs.is_placeholder(reference):
                 raise Unprocessable.of(f"no entry has the fullUrl {reference}", element,
                                        code="not-found")  # fmt: skip
-            search = bundle_refs.conditional(reference, context.base)
+            search = bundle_refs.conditional(reference, base)
             if search is None:
                 continue
             resource_type, query = search
-            condition = _condition(resource_type, query, context.base, element)
+            condition = _condition(resource_type, query, base, element)
             try:
-                match = await service.single_match(conn, caller, condition, "reference")
+                match = await service.single_match(repository, condition, "reference")
             except FhirError as error:
                 raise _located(error, element) from None
             if match is None:
                 raise Unprocessable.of(f"no {resource_type} matches {reference}", element,
                                        code="not-found")  # fmt: skip
-            targets[reference] = f"{resource_type}/{match[1]}"
+            targets[reference] = f"{resource_type}/{match.logical_id}"
 
 
-async def _process(conn: Connection, request: Request, entry: Entry, plan: Plan) -> bytes:
+async def _process(repository: Repository, request: Request, entry: Entry, plan: Plan) -> bytes:
     """One entry through the service function of its interaction; its response entry."""
-    caller, base = caller_of(request), app_context(request).base
+    base = app_context(request).base
     bundle_refs.rewrite(entry.slots, plan.targets)
     resource = entry.resource
     if entry.method == "POST" and resource is not None:
-        return entry_results.written(request, await _create(conn, request, entry, resource, plan))
+        created = await _create(repository, request, entry, resource, plan)
+        return entry_results.written(request, created)
     if entry.method == "PUT" and resource is not None:
-        return entry_results.written(request, await _update(conn, request, entry, resource, plan))
+        updated = await _update(repository, request, entry, resource, plan)
+        return entry_results.written(request, updated)
     if entry.method == "PATCH" and entry.logical_id is not None:
         patcher = json_patcher(entry.resource_type, entry.logical_id, entry.patch)
-        result = await service.patch(conn, caller, entry.resource_type, entry.logical_id, patcher,
+        result = await service.patch(repository, entry.resource_type, entry.logical_id, patcher,
                                      base, entry.if_match,
                                      vocabulary=_vocabulary(request))  # fmt: skip
         return entry_results.written(request, result)
     if entry.method == "DELETE":
-        return entry_results.deleted(await _delete(conn, request, entry))
-    return await _read(conn, request, entry, base)
+        return entry_results.deleted(await _delete(repository, request, entry))
+    return await _read(repository, request, entry, base)
 
 
 async def _create(
-    conn: Connection, request: Request, entry: Entry, resource: dict[str, Any], plan: Plan
+    repository: Repository, request: Request, entry: Entry, resource: dict[str, Any], plan: Plan
 ) -> service.WriteResult:
     base = app_context(request).base
     condition = None
     if entry.if_none_exist is not None:
         where = f"{entry.where}.request.ifNoneExist"
         condition = _condition(entry.resource_type, entry.if_none_exist, base, where)
-    prepared = service.prepare(resource, base, plan.id_of(entry), plan.written,
+    prepared = writing.prepare(resource, base, plan.id_of(entry), plan.written,
                                vocabulary=_vocabulary(request))  # fmt: skip
-    return _as_promised(plan, entry, await service.create(conn, caller_of(request), prepared,
-                                                          condition))  # fmt: skip
+    return _as_promised(plan, entry, await service.create(repository, prepared, condition))
 
 
 async def _update(
-    conn: Connection, request: Request, entry: Entry, resource: dict[str, Any], plan: Plan
+    repository: Repository, request: Request, entry: Entry, resource: dict[str, Any], plan: Plan
 ) -> service.WriteResult:
-    caller, base = caller_of(request), app_context(request).base
+    base = app_context(request).base
     logical_id = plan.id_of(entry)
     if entry.query is None:
         assert logical_id is not None
-        prepared = service.prepare(resource, base, logical_id, plan.written,
+        prepared = writing.prepare(resource, base, logical_id, plan.written,
                                    vocabulary=_vocabulary(request))  # fmt: skip
-        return await service.update(conn, caller, prepared, entry.if_match)
+        return await service.update(repository, prepared, entry.if_match)
     condition = _condition(entry.resource_type, entry.query, base, f"{entry.where}.request.url")
-    result = await service.conditional_update(conn, caller, resource, condition, base,
+    result = await service.conditional_update(repository, resource, condition, base,
                                               entry.if_match, new_id=logical_id,
                                               vocabulary=_vocabulary(request))  # fmt: skip
     return _as_promised(plan, entry, result)
@@ -290,29 +283,30 @@ def _as_promised(plan: Plan, entry: Entry, result: service.WriteResult) -> servi
     return result
 
 
-async def _delete(conn: Connection, request: Request, entry: Entry) -> service.DeleteResult:
-    caller, base = caller_of(request), app_context(request).base
+async def _delete(repository: Repository, request: Request, entry: Entry) -> service.DeleteResult:
+    base = app_context(request).base
     if entry.logical_id is not None:
-        return await service.delete(conn, caller, entry.resource_type, entry.logical_id,
+        return await service.delete(repository, entry.resource_type, entry.logical_id,
                                     entry.if_match)  # fmt: skip
     condition = _condition(entry.resource_type, entry.query, base, f"{entry.where}.request.url")
-    return await service.conditional_delete(conn, caller, condition)
+    return await service.conditional_delete(repository, condition)
 
 
-async def _read(conn: Connection, request: Request, entry: Entry, base: str) -> bytes:
+async def _read(repository: Repository, request: Request, entry: Entry, base: str) -> bytes:
     """read, vread or search inside the Bundle's transaction (it sees the entries' writes)."""
-    caller, resource_type = caller_of(request), entry.resource_type
+    resource_type = entry.resource_type
     if entry.logical_id is None:
         pairs = parse_qsl(entry.query or "", keep_blank_values=True)
-        found = await searching.searchset(conn, request, resource_type, pairs, resource_type)
+        found = await searching.searchset(repository, request, resource_type, pairs,
+                                          resource_type)  # fmt: skip
         return entry_results.read(None, found)
     full_url = f"{base}/{resource_type}/{entry.logical_id}"
     if entry.version is not None:
-        version = await reads.vread(conn, caller, resource_type, entry.logical_id, entry.version)
+        version = await reads.vread(repository, resource_type, entry.logical_id, entry.version)
         assert version.body is not None
         return entry_results.read(full_url, version.body, version.version_id,
                                   version.last_updated)  # fmt: skip
-    current = await reads.read(conn, caller, resource_type, entry.logical_id)
+    current = await reads.read(repository, resource_type, entry.logical_id)
     assert current.body is not None
     return entry_results.read(full_url, bytes(current.body), current.version_id,
                               current.last_updated)  # fmt: skip
@@ -320,9 +314,9 @@ async def _read(conn: Connection, request: Request, entry: Entry, base: str) -> 
 
 async def _batch(request: Request, raw_entries: list[Any]) -> Response:
     """Each entry on its own, in its own transaction; a failure is reported in its entry."""
-    context, caller = app_context(request), caller_of(request)
+    context = app_context(request)
     return await idempotency.batch_once(
-        request, context, caller, lambda: _batch_entries(request, raw_entries)
+        request, context, lambda: _batch_entries(request, raw_entries)
     )
 
 
@@ -338,21 +332,21 @@ async def _batch_entries(request: Request, raw_entries: list[Any]) -> Response:
             results[index] = entry_results.failed(in_entry(error, index, _type_of(found)))
     for entry in sorted(parsed, key=lambda e: (ORDER[e.method], e.index)):
         try:
-            results[entry.index] = await context.write(_alone(request, entry))
+            results[entry.index] = await context.write(request, _alone(request, entry))
         except FhirError as error:
             results[entry.index] = entry_results.failed(error)
     body = entry_results.bundle("batch-response", [results[i] for i in range(len(raw_entries))])
     return wire.json_response(request, body)
 
 
-def _alone(request: Request, entry: Entry) -> "Callable[[Connection], Awaitable[bytes]]":
-    async def work(conn: Connection) -> bytes:
+def _alone(request: Request, entry: Entry) -> "Callable[[Repository], Awaitable[bytes]]":
+    async def work(repository: Repository) -> bytes:
         plan = Plan()
         try:
-            await _resolve_references(conn, request, [entry], plan.targets)
+            await _resolve_references(repository, request, [entry], plan.targets)
         except FhirError as error:
             raise in_entry(error, entry.index, entry.resource_type) from None
-        return await _run(conn, request, entry, plan)
+        return await _run(repository, request, entry, plan)
 
     return work
 

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app.clock import instant, now_micros
 from app.errors import FhirError, Invalid, NotFound
 from app.fhir import elements, wire
 from app.fhir.bundles import assembly as bundles
@@ -33,7 +34,6 @@ from app.fhir.definitions.artefacts import (
 )
 from app.fhir.outcomes import ReadOnly
 from app.fhir.search import options as search_options
-from app.storage.repository import instant, now_micros
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 VALIDATE_CODE = "$validate-code"

@@ -12,9 +12,9 @@ from typing import Any
 
 import orjson
 
+from app.criteria import SortKey
 from app.errors import Invalid
 from app.registry import RESOURCE_TYPES, search_param
-from app.storage.query import SortKey
 
 TOTALS = ("none", "estimate", "accurate")
 

@@ -5,16 +5,13 @@ Spec: http://hl7.org/fhir/R4/search.html
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import parse_qsl
 
+from app.criteria import Chain, Criterion, Has
 from app.errors import Invalid, Issue
 from app.fhir.search.values import criterion_for, split_escaped
 from app.registry import RESOURCE_TYPES, RESULT_PARAMS, SearchParam, search_param
-from app.storage.clauses import Chain, Criterion, Has
-from app.storage.query import Query, search_sql
 
-__all__ = ["ParsedSearch", "conditional", "parse", "split_escaped", "sql_for"]
+__all__ = ["ParsedSearch", "conditional", "parse", "split_escaped"]
 
 CONTROL_PARAMS = RESULT_PARAMS | {"_since"}
 MAX_CRITERIA = 20  # parameters in one search; each is a join the database must plan
@@ -141,11 +138,3 @@ def conditional(resource_type: str, params: list[tuple[str, str]], base: str) ->
     if not parsed.criteria:
         raise Invalid.of("a conditional request needs at least one search parameter")
     return parsed
-
-
-def sql_for(resource_type: str, query_string: str, base: str) -> list[tuple[str, list[Any]]]:
-    """The PostgreSQL statement (text, arguments) that finds a search's first page, for EXPLAIN."""
-    pairs = parse_qsl(query_string, keep_blank_values=True)
-    parsed = parse(resource_type, pairs, base)
-    count = next((int(v) for k, v in pairs if k == "_count" and v.isdigit()), 20)
-    return [search_sql(Query(resource_type, parsed.criteria, count + 1))]

@@ -9,17 +9,18 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app.criteria import Query, SortKey
 from app.errors import Invalid, Issue
 from app.fhir import elements, wire
 from app.fhir.bundles import assembly as bundles
-from app.fhir.context import AppContext, app_context, caller_of
+from app.fhir.context import AppContext, app_context
 from app.fhir.search import options as search_options
 from app.fhir.search import parsing as search
 from app.fhir.search.options import Include
+from app.records import reads
+from app.records.reads import Included, Match, Repository
 from app.registry import RESOURCE_TYPES
-from app.storage import includes as inc
-from app.storage import query as sq
-from app.storage.db import Connection, Row
+from app.settings import Settings
 
 SHAPING = ("_count", "_sort", "_total", "_summary", "_elements", "_include", "_revinclude",
            "_include:iterate", "_revinclude:iterate")  # fmt: skip
@@ -29,67 +30,65 @@ SHAPING = ("_count", "_sort", "_total", "_summary", "_elements", "_include", "_r
 class Page:
     """One page of matches, and whether pages lie before and after it."""
 
-    rows: list[Row]
+    rows: list[Match]
     before: bool
     after: bool
 
 
-def _page(rows: list[Row], count: int, cursor: tuple[Any, ...] | None, backwards: bool) -> Page:
+def _page(rows: list[Match], count: int, cursor: tuple[Any, ...] | None, backwards: bool) -> Page:
     more = len(rows) > count
     if backwards:
         return Page(rows[-count:] if more else rows, more, True)
     return Page(rows[:count], cursor is not None, more)
 
 
-async def _total(conn: Connection, request: Request, query: sq.Query, mode: str | None,
-                 page: Page, first_page: bool) -> int | None:  # fmt: skip
+async def _total(repository: Repository, query: Query, mode: str | None, page: Page,
+                 first_page: bool) -> int | None:  # fmt: skip
     if mode == "accurate":
-        return await sq.count(conn, caller_of(request), query)
+        return await reads.count(repository, query)
     if mode == "estimate":
-        return await sq.estimate(conn, caller_of(request), query)
+        return await reads.estimate(repository, query)
     if mode is None and first_page and not page.after:
         return len(page.rows)
     return None
 
 
-async def _included(conn: Connection, request: Request, resource_type: str, page: Page,
-                    wanted: tuple[Include, ...]) -> tuple[list[Row], bool]:  # fmt: skip
+async def _included(repository: Repository, settings: Settings, resource_type: str, page: Page,
+                    wanted: tuple[Include, ...]) -> tuple[list[Included], bool]:  # fmt: skip
     """Resources `_include`d and `_revinclude`d for a page: each once, never a match."""
-    settings = app_context(request).settings
-    seen = {(resource_type, row[1]) for row in page.rows}
-    found: list[Row] = []
-    frontier = [(row[0], resource_type, row[1]) for row in page.rows]
+    seen = {(resource_type, match.logical_id) for match in page.rows}
+    found: list[Included] = []
+    frontier = [(match.pk, resource_type, match.logical_id) for match in page.rows]
     for depth in range(settings.include_depth):
         rules = [i for i in wanted if depth == 0 or i.iterate]
-        fresh: list[Row] = []
+        fresh: list[Included] = []
         for rule in rules:
             room = settings.max_included - len(found) - len(fresh)
             if room <= 0:
                 return found + fresh, True
-            for row in await _apply(conn, request, rule, frontier, room):
-                if (row[1], row[2]) not in seen:
-                    seen.add((row[1], row[2]))
+            for row in await _apply(repository, rule, frontier, room):
+                if (row.resource_type, row.logical_id) not in seen:
+                    seen.add((row.resource_type, row.logical_id))
                     fresh.append(row)
         if not fresh:
             break
         found += fresh
-        frontier = [(row[0], row[1], row[2]) for row in fresh]
+        frontier = [(row.pk, row.resource_type, row.logical_id) for row in fresh]
     return found, False
 
 
-async def _apply(conn: Connection, request: Request, rule: Include,
-                 frontier: list[tuple[int, str, str]], room: int) -> list[Row]:  # fmt: skip
-    caller = caller_of(request)
+async def _apply(repository: Repository, rule: Include, frontier: list[tuple[int, str, str]],
+                 room: int) -> list[Included]:  # fmt: skip
     if not rule.reverse:
         pks = [pk for pk, rtype, _ in frontier if rule.source_type in ("*", rtype)]
         params = None if rule.param is None else [rule.param]
-        return await inc.referenced(conn, caller, pks, params, rule.target_type, room)
-    rows: list[Row] = []
+        return await reads.referenced(repository, pks, params, rule.target_type, room)
+    rows: list[Included] = []
     for source, param in _reverse_pairs(rule):
         targets = [(t, i) for _, t, i in frontier if rule.target_type in (None, t)]
         wanted = [(t, i) for t, i in targets if t in RESOURCE_TYPES[source].params[param].targets]
         if wanted:
-            rows += await inc.referencing(conn, caller, wanted, source, param, room - len(rows))
+            rows += await reads.referencing(repository, wanted, source, param, room - len(rows))
     return rows
 
 
@@ -109,7 +108,7 @@ class Options:
     """The result-shaping parameters of one search."""
 
     count: int
-    sort: tuple[sq.SortKey, ...]
+    sort: tuple[SortKey, ...]
     total: str | None
     summary: str | None
     elements: tuple[str, ...] | None
@@ -139,38 +138,40 @@ def _options(context: AppContext, resource_type: str, pairs: list[tuple[str, str
 async def run(request: Request, resource_type: str, pairs: list[tuple[str, str]], path: str,
               compartment: str | None = None) -> Response:  # fmt: skip
     """Answer a search of `resource_type` (in a Patient's compartment if given)."""
-    async with app_context(request).db.searcher() as conn:
-        body = await searchset(conn, request, resource_type, pairs, path, compartment)
+    async with app_context(request).searching(request) as repository:
+        body = await searchset(repository, request, resource_type, pairs, path, compartment)
     return wire.json_response(request, body)
 
 
-async def searchset(conn: Connection, request: Request, resource_type: str,
+async def searchset(repository: Repository, request: Request, resource_type: str,
                     pairs: list[tuple[str, str]], path: str,
                     compartment: str | None = None) -> bytes:  # fmt: skip
-    """The searchset Bundle of a search, read through `conn` (a bundle's own transaction)."""
+    """The searchset Bundle of a search, read through `repository` (in a transaction Bundle,
+    the Bundle's own)."""
     context = app_context(request)
     parsed = search.parse(resource_type, pairs, context.base)
     if parsed.ignored and wire.prefer(request, "handling") == "strict":
         raise Invalid(parsed.ignored)
     opts = _options(context, resource_type, pairs)
     after, backwards = opts.cursor if opts.cursor else (None, False)
-    query = sq.Query(resource_type, parsed.criteria, opts.count + 1, opts.sort, after, backwards,
+    query = Query(resource_type, parsed.criteria, opts.count + 1, opts.sort, after, backwards,
                      compartment=compartment)  # fmt: skip
     warnings = list(parsed.ignored)
-    included: list[Row] = []
+    included: list[Included] = []
     total: int | None
     if opts.summary == "count" or opts.count == 0:
-        total = await sq.count(conn, caller_of(request), query)
+        total = await reads.count(repository, query)
         page = Page([], False, False)
     else:
-        rows = await sq.search(conn, caller_of(request), query)
+        rows = await reads.search(repository, query)
         page = _page(rows, opts.count, after, backwards)
-        included, capped = await _included(conn, request, resource_type, page, opts.includes)
+        included, capped = await _included(repository, context.settings, resource_type, page,
+                                           opts.includes)  # fmt: skip
         if capped:
             warnings.append(Issue(f"included resources were cut off at "
                                   f"{context.settings.max_included}", "too-costly",
                                   severity="warning"))  # fmt: skip
-        total = await _total(conn, request, query, opts.total, page, after is None)
+        total = await _total(repository, query, opts.total, page, after is None)
     links = _links(context.base, path, parsed, pairs, opts, page)
     return bundles.searchset(
         context.base, resource_type, page.rows, included, links=links, total=total,
@@ -190,10 +191,10 @@ def _links(base: str, path: str, parsed: search.ParsedSearch, pairs: list[tuple[
     links = [("self", bundles.page_url(base, path, [*applied, *_cursor_pair(pairs)]))]
     links.append(("first", bundles.page_url(base, path, applied)))
     if page.rows and page.before:
-        cursor = search_options.encode_cursor(tuple(page.rows[0][3:]), backwards=True)
+        cursor = search_options.encode_cursor(page.rows[0].keys, backwards=True)
         links.append(("previous", bundles.page_url(base, path, [*applied, ("_cursor", cursor)])))
     if page.rows and page.after:
-        cursor = search_options.encode_cursor(tuple(page.rows[-1][3:]), backwards=False)
+        cursor = search_options.encode_cursor(page.rows[-1].keys, backwards=False)
         links.append(("next", bundles.page_url(base, path, [*applied, ("_cursor", cursor)])))
     return links
 

@@ -9,11 +9,10 @@ import time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from app.criteria import Criterion, RangeValue, ReferenceValue, StringValue, TokenValue
 from app.errors import Invalid
-from app.normalise import date_range, fold, soundex
+from app.normalise import date_range, fold, indexed_text, soundex, split_reference
 from app.registry import SearchParam
-from app.storage.clauses import Criterion, RangeValue, ReferenceValue, StringValue, TokenValue
-from app.storage.indexer import indexed_text, split_reference
 
 PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 MODIFIERS = {

@@ -12,7 +12,6 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.access import ANONYMOUS
 from app.errors import Unprocessable
 from app.fhir.bundles import idempotency
 from app.main import create_app
@@ -212,10 +211,10 @@ async def test_concurrent_creates_with_one_id_and_different_bodies_write_one(
     assert await _total(client, "Organization") == 1
 
 
-def _request(method: str, path: str, body: bytes, request_id: str) -> Request:
+def _request(app: FastAPI, method: str, path: str, body: bytes, request_id: str) -> Request:
     """A request as the Bundle route receives it, its body not yet read."""
     scope = {
-        "type": "http", "method": method, "path": path, "query_string": b"",
+        "type": "http", "app": app, "method": method, "path": path, "query_string": b"",
         "headers": [(b"x-request-id", request_id.encode()), (b"content-type", FHIR_JSON.encode())],
     }  # fmt: skip
 
@@ -228,7 +227,7 @@ def _request(method: str, path: str, body: bytes, request_id: str) -> Request:
 async def test_a_batch_answer_is_kept_and_replayed_without_running_again(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:
-    context, caller, request_id = app_context(app), ANONYMOUS, str(uuid.uuid4())
+    context, request_id = app_context(app), str(uuid.uuid4())
     answer = Response(b'{"resourceType":"Bundle"}', 200, {"etag": 'W/"1"'}, FHIR_JSON)
     runs: list[int] = []
 
@@ -238,7 +237,7 @@ async def test_a_batch_answer_is_kept_and_replayed_without_running_again(
 
     def batch(body: bytes) -> Any:
         return idempotency.batch_once(
-            _request("POST", "/fhir", body, request_id), context, caller, run
+            _request(app, "POST", "/fhir", body, request_id), context, run
         )
 
     first, replayed = await batch(b"{}"), await batch(b"{}")
@@ -253,18 +252,18 @@ async def test_a_batch_answer_is_kept_and_replayed_without_running_again(
 async def test_a_batch_that_raises_leaves_its_id_free(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:
-    context, caller, request_id = app_context(app), ANONYMOUS, str(uuid.uuid4())
+    context, request_id = app_context(app), str(uuid.uuid4())
 
     async def failing() -> Response:
         raise RuntimeError("the batch broke")
 
     with pytest.raises(RuntimeError):
         await idempotency.batch_once(
-            _request("POST", "/fhir", b"{}", request_id), context, caller, failing
+            _request(app, "POST", "/fhir", b"{}", request_id), context, failing
         )
     answer = Response(b"{}", 200)
     again = await idempotency.batch_once(
-        _request("POST", "/fhir", b"{}", request_id), context, caller, lambda: _ready(answer)
+        _request(app, "POST", "/fhir", b"{}", request_id), context, lambda: _ready(answer)
     )
     assert again is answer
 

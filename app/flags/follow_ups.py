@@ -1,0 +1,102 @@
+"""Writes that follow a resource's save in the same unit of work, and what they need: a
+Patient's claims on its NHS numbers and the family links they make, a RelatedPerson's link to
+the relative's own record (by NHS number), and a child's one active flag of a kind.
+
+`writes.on_write` says which a resource needs; `records` runs them for every write path
+(single requests, conditional writes, transaction creates written together, batch entries).
+"""
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from app.errors import Conflict, Issue, NhsNumberHeld
+from app.nhs import NHS_NUMBER_SYSTEM, nhs_numbers
+from app.storage import claims, person_links
+from app.storage.repository import Repository
+
+Write = Callable[[Repository, int, bool], Awaitable[None]]  # (repository, pk, existed)
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUp:
+    """A write that follows the save of resource `pk`; `existed`: the save was an update."""
+
+    write: Write
+    on_create: bool = True  # also due when the save created the resource
+
+    def due(self, existed: bool) -> bool:
+        """Whether it runs after this save."""
+        return existed or self.on_create
+
+
+def patient_claims(resource: dict[str, Any], logical_id: str) -> FollowUp:
+    """Claim the Patient's NHS numbers (422 naming each held by another live Patient), then
+    link the RelatedPersons that carry them."""
+    numbers = nhs_numbers(resource)
+
+    async def claim_and_link(repo: Repository, pk: int, existed: bool) -> None:
+        clashes = await claims.claim_nhs_numbers(repo, pk, set(numbers.values()))
+        if clashes:
+            raise _held(numbers, clashes)
+        if numbers or existed:
+            await person_links.link_patient(
+                repo, logical_id, NHS_NUMBER_SYSTEM, set(numbers.values())
+            )
+
+    return FollowUp(claim_and_link)
+
+
+def _held(numbers: dict[str, str], clashes: dict[str, str]) -> NhsNumberHeld:
+    return NhsNumberHeld(
+        [
+            Issue(
+                f"NHS number {number} already belongs to Patient/{holder}",
+                "duplicate",
+                tuple(e for e, n in numbers.items() if n == number),
+            )
+            for number, holder in clashes.items()
+        ],
+        frozenset(clashes.values()),
+    )
+
+
+def relative_link(resource: dict[str, Any]) -> FollowUp:
+    """Link a RelatedPerson to the own records of the people its NHS numbers name."""
+    numbers = set(nhs_numbers(resource).values())
+
+    async def link(repo: Repository, pk: int, existed: bool) -> None:
+        await person_links.link_related_person(repo, pk, numbers)
+
+    return FollowUp(link, on_create=bool(numbers))
+
+
+def one_active(claim: tuple[str, str] | None) -> FollowUp:
+    """Hold the child's one active flag of its kind (409 naming the flag that holds it); an
+    updated flag first gives up what it held."""
+
+    async def hold(repo: Repository, pk: int, existed: bool) -> None:
+        if existed:
+            await claims.release_flag_claims(repo, pk)
+        if claim is None:
+            return
+        patient_id, flag_type = claim
+        holder = await claims.claim_flag(repo, pk, patient_id, flag_type)
+        if holder is not None:
+            raise Conflict.of(
+                f"Patient/{patient_id} already has an active {flag_type} flag, Flag/{holder}: "
+                "end it (status inactive with period.end) before raising another",
+                "Flag.code",
+                code="duplicate",
+            )
+
+    return FollowUp(hold, on_create=claim is not None)
+
+
+def unlink(patient_id: str) -> FollowUp:
+    """A deleted Patient's family links go with it."""
+
+    async def remove(repo: Repository, pk: int, existed: bool) -> None:
+        await person_links.unlink_patient(repo, patient_id)
+
+    return FollowUp(remove)

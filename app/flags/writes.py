@@ -1,0 +1,99 @@
+"""What the safeguarding domain says of every resource written or deleted, on every path:
+the rules it breaks, the check of its change from the stored version, the writes that follow
+its save, and the Organization that authored it.
+
+Spec: http://hl7.org/fhir/R4/flag.html
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from app.errors import Conflict, Issue, Unprocessable
+from app.flags import flag_rules
+from app.flags.codes import Vocabulary
+from app.flags.follow_ups import FollowUp, one_active, patient_claims, relative_link, unlink
+from app.normalise import target_id
+
+Guard = Callable[[dict[str, Any], dict[str, Any]], None]  # (stored, new): raises if refused
+
+
+@dataclass(frozen=True, slots=True)
+class DomainWrite:
+    """The domain's part in one write, decided before the transaction opens."""
+
+    issues: list[Issue]
+    follow_ups: tuple[FollowUp, ...] = ()
+    guard: Guard | None = None
+    author_org: str | None = None
+
+
+def on_write(
+    resource: dict[str, Any], logical_id: str, vocabulary: Vocabulary, base_url: str
+) -> DomainWrite:
+    """The rules, follow-up writes and author of `resource`, to be stored as `logical_id`."""
+    resource_type = resource["resourceType"]
+    if resource_type == "Patient":
+        return DomainWrite([], (patient_claims(resource, logical_id),))
+    if resource_type == "RelatedPerson":
+        return DomainWrite([], (relative_link(resource),))
+    if resource_type != "Flag":
+        return DomainWrite([], author_org=author_of(resource, vocabulary, base_url))
+    claim = flag_rules.one_active_claim(resource, vocabulary, base_url)
+    return DomainWrite(
+        flag_rules.flag_issues(resource, vocabulary, base_url),
+        (one_active(claim),),
+        _fixed_code_and_subject(vocabulary, base_url),
+        author_of(resource, vocabulary, base_url),
+    )
+
+
+def author_of(resource: dict[str, Any], vocabulary: Vocabulary, base_url: str) -> str | None:
+    """The id of the Organization that authored a resource: a Flag's author, a Condition's
+    recorder (the recording-organization extension); None for other types."""
+    if resource["resourceType"] == "Flag":
+        return _author_id(target_id(resource.get("author"), "Organization", base_url))
+    if resource["resourceType"] == "Condition":
+        return recorder(resource, vocabulary, base_url)
+    return None
+
+
+def _fixed_code_and_subject(vocabulary: Vocabulary, base_url: str) -> Guard:
+    def guard(before: dict[str, Any], after: dict[str, Any]) -> None:
+        """422 if a safeguarding flag's code or subject changed."""
+        if flag_rules.is_safeguarding(before, vocabulary) or flag_rules.is_safeguarding(
+            after, vocabulary
+        ):
+            issues = flag_rules.change_issues(before, after, base_url)
+            if issues:
+                raise Unprocessable(issues)
+
+    return guard
+
+
+def on_delete(resource_type: str, logical_id: str, body: dict[str, Any]) -> tuple[FollowUp, ...]:
+    """The writes that follow deleting a live resource; 409 for a safeguarding flag, which is
+    ended by a status change, so that its history shows who ended it and why."""
+    if resource_type == "Flag" and flag_rules.is_safety(body):
+        raise Conflict.of(
+            f"Flag/{logical_id} is a safeguarding flag: end it with status inactive (and "
+            "period.end) or entered-in-error, with a removal reason, instead of deleting it",
+            "Flag",
+            code="business-rule",
+        )
+    return (unlink(logical_id),) if resource_type == "Patient" else ()
+
+
+def recorder(resource: dict[str, Any], vocabulary: Vocabulary, base_url: str) -> str | None:
+    """The Organization a Condition's recording-organization extension names, as `id`."""
+    url = vocabulary.recording_organization_extension
+    extensions = resource.get("extension")
+    for extension in extensions if isinstance(extensions, list) else []:
+        if isinstance(extension, dict) and extension.get("url") == url:
+            return _author_id(target_id(extension.get("valueReference"), "Organization", base_url))
+    return None
+
+
+def _author_id(organization_id: str | None) -> str | None:
+    """An Organization id as stored beside the resource (ids are at most 64 characters)."""
+    return organization_id if organization_id is None or len(organization_id) <= 64 else None

@@ -1,0 +1,169 @@
+"""One write path for every resource: `prepare` checks a resource against the rules that need
+no database and records what its save entails (index rows, the domain's guard and follow-up
+writes); `save` and `save_together` store prepared resources and run their follow-ups, so no
+path (single request, conditional write, transaction, batch entry) can skip one.
+
+Spec: http://hl7.org/fhir/R4/http.html#create, #update
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from app.errors import FhirError, Issue, Unprocessable
+from app.flags import writes as domain
+from app.flags.codes import Vocabulary
+from app.flags.follow_ups import FollowUp
+from app.ids import new_logical_id
+from app.normalise import split_reference
+from app.records import rules
+from app.registry import RESOURCE_TYPES
+from app.storage import repository as repo
+from app.storage.indexer import Derived, derive
+from app.storage.repository import Repository
+
+Targets = dict[tuple[str, str], list[str]]  # (type, id) referenced -> the elements naming it
+Locate = Callable[[int, FhirError], FhirError]  # (position in a list, error) -> error placed
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A resource checked against the rules that need no database, and what its write stores.
+
+    Built before the transaction opens, so the writer is held only for the database work;
+    `issues` are raised when the write is attempted, after the preconditions (RFC 9110 13.2.2).
+    """
+
+    resource: dict[str, Any]
+    logical_id: str
+    issues: list[Issue]
+    targets: Targets
+    derived: Derived
+    write: domain.DomainWrite
+
+    def follow_ups(self, existed: bool) -> list[FollowUp]:
+        """The follow-up writes due after this save."""
+        return [follow_up for follow_up in self.write.follow_ups if follow_up.due(existed)]
+
+
+def prepare(
+    resource: dict[str, Any],
+    base_url: str,
+    logical_id: str | None = None,
+    written_together: frozenset[tuple[str, str]] = frozenset(),
+    *,
+    vocabulary: Vocabulary,
+) -> Prepared:
+    """Normalise and check `resource`, and derive its rows; a new id when none is given.
+
+    References to `written_together` resources (created by the same transaction Bundle,
+    which stands or falls as one) are not required to be live when this one is written.
+    """
+    resource, found = rules.survey(resource)
+    resource_type = resource["resourceType"]
+    logical_id = logical_id or new_logical_id()
+    issues = rules.binding_issues(resource_type, resource)
+    if resource_type in ("Patient", "RelatedPerson"):  # a relative's links by NHS number
+        issues.extend(rules.nhs_number_issues(resource))
+    write = domain.on_write(resource, logical_id, vocabulary, base_url)
+    issues.extend(write.issues)
+    targets = _reference_targets(resource_type, logical_id, found, base_url)
+    for target in written_together & targets.keys():
+        del targets[target]
+    derived = derive(resource, logical_id, base_url, write.author_org)
+    return Prepared(resource, logical_id, issues, targets, derived, write)
+
+
+def _reference_targets(
+    resource_type: str, logical_id: str, found: list[tuple[str, str]], base_url: str
+) -> Targets:
+    """(type, id) of each hosted resource referenced, with the elements that reference it."""
+    targets: Targets = {}
+    for expression, reference in found:
+        target = split_reference(reference, base_url)
+        if target[0] in RESOURCE_TYPES and target != (resource_type, logical_id):
+            targets.setdefault((target[0], target[1]), []).append(expression)
+    return targets
+
+
+def unresolved(targets: Targets, live: set[tuple[str, str]]) -> Unprocessable | None:
+    """422 naming each element whose referenced resource is not in `live`; None if all are."""
+    issues = [
+        Issue(
+            f"{target[0]}/{target[1]} does not exist (or was deleted)",
+            "not-found",
+            (expression.removesuffix(".reference"),),
+        )
+        for target, expressions in targets.items()
+        if target not in live
+        for expression in expressions
+    ]
+    return Unprocessable(issues) if issues else None
+
+
+def refusal(prepared: Prepared, live: set[tuple[str, str]]) -> Unprocessable | None:
+    """Why `save_together` may not write `prepared`: a broken rule or a missing reference."""
+    if prepared.issues:
+        return Unprocessable(prepared.issues)
+    return unresolved(prepared.targets, live)
+
+
+async def save(
+    repository: Repository,
+    prepared: Prepared,
+    current: repo.Current | None,
+    method: str,
+    *,
+    last: bool,
+) -> tuple[int, repo.Version]:
+    """Write a prepared resource (422 if it broke a rule) and its follow-ups; `last`: nothing
+    is written after it in this unit of work."""
+    if prepared.issues:
+        raise Unprocessable(prepared.issues)
+    existed = current is not None
+    guard = prepared.write.guard
+    if guard is not None and current is not None and current.body is not None:
+        guard(orjson.loads(current.body), prepared.resource)
+    follow_ups = prepared.follow_ups(existed)
+    saved = await repo.save(
+        repository, prepared.resource, prepared.logical_id, current, method, prepared.derived,
+        list(prepared.targets), last and not follow_ups,
+    )  # fmt: skip
+    if saved is None:
+        live = await repo.live_among(repository, list(prepared.targets))
+        raise unresolved(prepared.targets, live) or Unprocessable()
+    await follow(repository, follow_ups, saved[0], existed=existed)
+    return saved
+
+
+async def save_together(
+    repository: Repository, prepared: list[Prepared], located: Locate = lambda _, error: error
+) -> list[tuple[int, repo.Version]]:
+    """Version 1 of each prepared resource, written together (one round trip), then each
+    one's follow-ups in order; each has passed `refusal` against `live_targets`. A follow-up's
+    error is raised as `located(position, error)`."""
+    written = await repo.create_all(
+        repository, [(item.resource, item.logical_id, item.derived) for item in prepared]
+    )
+    for position, (item, (pk, _)) in enumerate(zip(prepared, written, strict=True)):
+        try:
+            await follow(repository, item.follow_ups(False), pk, existed=False)
+        except FhirError as error:
+            raise located(position, error) from None
+    return written
+
+
+async def live_targets(repository: Repository, prepared: list[Prepared]) -> set[tuple[str, str]]:
+    """The live resources among those `prepared` writes reference, locked until commit."""
+    wanted = {target for item in prepared for target in item.targets}
+    return await repo.live_among(repository, sorted(wanted), lock=True)
+
+
+async def follow(
+    repository: Repository, follow_ups: list[FollowUp], pk: int, *, existed: bool
+) -> None:
+    """Run the follow-up writes of resource `pk`'s save (or delete), in order."""
+    for follow_up in follow_ups:
+        await follow_up.write(repository, pk, existed)
