@@ -270,7 +270,7 @@ def definition_parameters() -> dict[str, JSON]:
         f"SearchParameter-{name}": _param(
             name, "query", f"{p.type} ({SYNTAX[p.type]}): {p.description}", examples.get(name)
         )
-        for name, p in conformance.SEARCH_PARAMS.items()
+        for name, p in conformance.SEARCH.params.items()
     }
 
 
@@ -281,5 +281,5 @@ def terminology_parameters() -> dict[str, JSON]:
         f"Terminology-{name}": _param(
             name, "query", f"{p.type} ({SYNTAX[p.type]}): {p.description}", examples.get(name)
         )
-        for name, p in terminology_artefacts.SEARCH_PARAMS.items()
+        for name, p in terminology_artefacts.SEARCH.params.items()
     }

@@ -1,6 +1,6 @@
 """The safeguarding vocabulary (`flags.codes.Vocabulary`) as read-only FHIR CodeSystem and
-ValueSet resources, built once per app with the codes each holds; the search over them and the
-answer of `$validate-code` (pure functions; `fhir.terminology` serves them).
+ValueSet resources, built once per app with the codes each holds; the parameters of the search over
+them and the answer of `$validate-code` (pure functions; `fhir.terminology` serves them).
 
 Spec: http://hl7.org/fhir/R4/codesystem.html, http://hl7.org/fhir/R4/valueset.html
 """
@@ -12,12 +12,9 @@ from typing import Any
 
 import orjson
 
-from app.errors import Invalid, Issue
+from app.fhir.definitions.selection import Parameter, Table
 from app.fhir.elements import SUBSETTED
-from app.fhir.search.parsing import CONTROL_PARAMS
-from app.fhir.search.values import split_escaped
 from app.flags.codes import FLAG_TYPES, REMOVAL_REASONS, SNOMED, Concept, Vocabulary
-from app.normalise import fold
 from app.registry import COMMON_PARAMS, SearchParam
 
 CODE_SYSTEM, VALUE_SET = "CodeSystem", "ValueSet"
@@ -31,23 +28,62 @@ OPERATION = "http://hl7.org/fhir/OperationDefinition"
 
 Member = tuple[str, str]  # (system, code)
 
-# The parameters of `GET /CodeSystem` and `GET /ValueSet`; HL7 defines each for both types.
-SEARCH_PARAMS: dict[str, SearchParam] = {
-    "_id": COMMON_PARAMS["_id"],
-    "url": SearchParam("url", "uri", (), "The uri that identifies the code system or value set",
-                       "CodeSystem.url | ValueSet.url", definition=f"{HL7}/conformance-url"),
-    "name": SearchParam("name", "string", (), "Computationally friendly name",
-                        "CodeSystem.name | ValueSet.name", definition=f"{HL7}/conformance-name"),
-    "status": SearchParam("status", "token", (), "The current status (active)",
-                          "CodeSystem.status | ValueSet.status",
-                          definition=f"{HL7}/conformance-status"),
-    "version": SearchParam("version", "token", (), "The business version",
-                           "CodeSystem.version | ValueSet.version",
-                           definition=f"{HL7}/conformance-version"),
-}  # fmt: skip
-_ELEMENTS = {"_id": "id", "url": "url", "name": "name", "status": "status", "version": "version"}
-_MODIFIERS = {"name": ("exact", "contains")}
-SHAPING = ("_count", "_cursor", "_summary", "_elements", "_total", "_format", "_pretty")
+# The parameters of `GET /CodeSystem` and `GET /ValueSet`; HL7 defines each for both types. A
+# status may name its system; `terminology` handles the result parameters skipped here.
+SEARCH = Table(
+    (
+        Parameter(COMMON_PARAMS["_id"], element="id"),
+        Parameter(
+            SearchParam(
+                "url",
+                "uri",
+                (),
+                "The uri that identifies the code system or value set",
+                "CodeSystem.url | ValueSet.url",
+                definition=f"{HL7}/conformance-url",
+            ),
+            element="url",
+        ),
+        Parameter(
+            SearchParam(
+                "name",
+                "string",
+                (),
+                "Computationally friendly name",
+                "CodeSystem.name | ValueSet.name",
+                definition=f"{HL7}/conformance-name",
+            ),
+            element="name",
+            modifiers=("exact", "contains"),
+        ),
+        Parameter(
+            SearchParam(
+                "status",
+                "token",
+                (),
+                "The current status (active)",
+                "CodeSystem.status | ValueSet.status",
+                definition=f"{HL7}/conformance-status",
+            ),
+            element="status",
+            system=PUBLICATION_STATUS,
+        ),
+        Parameter(
+            SearchParam(
+                "version",
+                "token",
+                (),
+                "The business version",
+                "CodeSystem.version | ValueSet.version",
+                definition=f"{HL7}/conformance-version",
+            ),
+            element="version",
+        ),
+    ),
+    skipped_keys=frozenset(
+        {"_count", "_cursor", "_summary", "_elements", "_total", "_format", "_pretty"}
+    ),
+)
 # `_summary=true` keeps the isSummary elements, `_summary=text` and `_elements` the mandatory.
 SUMMARY = {
     CODE_SYSTEM: frozenset({"id", "meta", "implicitRules", "url", "identifier", "version", "name",
@@ -221,57 +257,6 @@ def catalogue(vocabulary: Vocabulary, published: str, published_micros: int) -> 
             value_set(logical_id, url, system, concepts, published), own | snomed
         )
     return Catalogue(published_micros, artefacts)
-
-
-def _wanted(param: SearchParam, key: str, raw: str) -> set[str]:
-    """The values one parameter asks for; any of them matches (search.html#combining)."""
-    values = [v for v in split_escaped(raw, ",", unescape=False) if v != ""]
-    if not values:
-        raise Invalid.of(f"search parameter {key} has no value", key)
-    wanted = set()
-    for value in values:
-        if param.type == "token" and "|" in value.replace("\\|", ""):
-            system, value = split_escaped(value, "|", unescape=False)[:2]
-            if system and not (param.name == "status" and system == PUBLICATION_STATUS):
-                continue  # ids and versions have no system: nothing can match
-        wanted.add(value.replace("\\", ""))
-    return wanted
-
-
-def _matches(resource: dict[str, Any], param: SearchParam, modifier: str, wanted: set[str]) -> bool:
-    found = str(resource.get(_ELEMENTS[param.name], ""))
-    if param.type != "string":
-        return found in wanted
-    if modifier == "exact":
-        return found in wanted
-    folded = fold(found)
-    if modifier == "contains":
-        return any(fold(value) in folded for value in wanted)
-    return any(folded.startswith(fold(value)) for value in wanted)
-
-
-def select(
-    resources: Sequence[dict[str, Any]], params: Sequence[tuple[str, str]]
-) -> tuple[list[dict[str, Any]], list[tuple[str, str]], list[Issue]]:
-    """The resources matching every known parameter, the parameters applied, and the unknown
-    ones (ignored, reported as warnings). Spec: http://hl7.org/fhir/R4/search.html"""
-    matched, applied, ignored = list(resources), [], []
-    for key, raw in params:
-        name, _, modifier = key.partition(":")
-        if key in SHAPING:
-            continue
-        param = SEARCH_PARAMS.get(name)
-        if param is None:
-            handled = "not supported here" if name in CONTROL_PARAMS else "unknown"
-            text = f"{handled} search parameter '{key}' was ignored"
-            ignored.append(Issue(text, "not-supported", (key,), severity="warning"))
-            continue
-        if modifier and modifier not in _MODIFIERS.get(name, ()):
-            raise Invalid.of(f"modifier :{modifier} is not supported on {name}", key)
-        wanted = _wanted(param, key, raw)
-        matched = [r for r in matched if _matches(r, param, modifier, wanted)]
-        applied.append((key, raw))
-    return matched, applied, ignored
 
 
 def shape(artefact: Artefact, summary: str | None, elements: tuple[str, ...] | None) -> bytes:

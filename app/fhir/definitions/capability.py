@@ -83,7 +83,7 @@ def _definitions(canonical_base: str) -> dict[str, Any]:
         "The search parameters this server defines itself (read-only).",
         conformance.INTERACTIONS,
         "no-version",
-    ) | {"searchParam": _search_params(conformance.SEARCH_PARAMS, canonical_base)}
+    ) | {"searchParam": _search_params(conformance.SEARCH.params, canonical_base)}
 
 
 def _terminology(kind: str, canonical_base: str) -> dict[str, Any]:
@@ -95,7 +95,7 @@ def _terminology(kind: str, canonical_base: str) -> dict[str, Any]:
         terminology_artefacts.INTERACTIONS,
         "versioned",
     ) | {
-        "searchParam": _search_params(terminology_artefacts.SEARCH_PARAMS, canonical_base),
+        "searchParam": _search_params(terminology_artefacts.SEARCH.params, canonical_base),
         "operation": [{"name": "validate-code", "definition": operation}],
     }
 

@@ -5,7 +5,6 @@ Spec: http://hl7.org/fhir/R4/searchparameter.html
 """
 
 import html
-from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -14,13 +13,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.errors import Invalid, Issue, NotFound
+from app.errors import Invalid, NotFound
 from app.fhir import wire
 from app.fhir.bundles import assembly as bundles
 from app.fhir.context import app_context
+from app.fhir.definitions.selection import Parameter, Table, select
 from app.fhir.outcomes import ReadOnly
 from app.fhir.search.parsing import CONTROL_PARAMS
-from app.fhir.search.values import PREFIXES, allowed_modifiers, split_escaped
+from app.fhir.search.values import PREFIXES, allowed_modifiers
 from app.registry import COMMON_PARAMS, SearchParam, custom_params
 
 RESOURCE_TYPE = "SearchParameter"
@@ -30,19 +30,48 @@ INTERACTIONS = ("read", "search-type")
 HL7 = "http://hl7.org/fhir/SearchParameter"
 ORDERED_TYPES = ("number", "date", "quantity")  # the types that take prefixes (search.html#prefix)
 
-# The parameters of `GET /SearchParameter`; each names the element it matches.
-SEARCH_PARAMS: dict[str, SearchParam] = {
-    "_id": COMMON_PARAMS["_id"],
-    "base": SearchParam("base", "token", ("SearchParameter.base",),
-                        "The resource type(s) this search parameter applies to",
-                        "SearchParameter.base", definition=f"{HL7}/SearchParameter-base"),
-    "code": SearchParam("code", "token", ("SearchParameter.code",), "Code used in URL",
-                        "SearchParameter.code", definition=f"{HL7}/SearchParameter-code"),
-    "url": SearchParam("url", "uri", ("SearchParameter.url",),
-                       "The uri that identifies the search parameter", "SearchParameter.url",
-                       definition=f"{HL7}/conformance-url"),
-}  # fmt: skip
-_ELEMENTS = {"_id": "id", "base": "base", "code": "code", "url": "url"}
+# The parameters of `GET /SearchParameter`: none takes a modifier, and no value with a system
+# matches (codes, ids and type names have none); every result parameter is skipped.
+SEARCH = Table(
+    (
+        Parameter(COMMON_PARAMS["_id"], element="id"),
+        Parameter(
+            SearchParam(
+                "base",
+                "token",
+                ("SearchParameter.base",),
+                "The resource type(s) this search parameter applies to",
+                "SearchParameter.base",
+                definition=f"{HL7}/SearchParameter-base",
+            ),
+            element="base",
+        ),
+        Parameter(
+            SearchParam(
+                "code",
+                "token",
+                ("SearchParameter.code",),
+                "Code used in URL",
+                "SearchParameter.code",
+                definition=f"{HL7}/SearchParameter-code",
+            ),
+            element="code",
+        ),
+        Parameter(
+            SearchParam(
+                "url",
+                "uri",
+                ("SearchParameter.url",),
+                "The uri that identifies the search parameter",
+                "SearchParameter.url",
+                definition=f"{HL7}/conformance-url",
+            ),
+            element="url",
+        ),
+    ),
+    skipped_names=CONTROL_PARAMS,
+    bare_names=True,
+)
 
 
 def definition_url(param: SearchParam, canonical_base: str) -> str:
@@ -108,50 +137,6 @@ def _published(canonical_base: str) -> dict[str, tuple[dict[str, Any], bytes]]:
     return {r["id"]: (r, orjson.dumps(r)) for r in definitions(canonical_base)}
 
 
-def _matches(resource: dict[str, Any], name: str, wanted: set[str]) -> bool:
-    found = resource[_ELEMENTS[name]]
-    return bool(wanted.intersection(found if isinstance(found, list) else [found]))
-
-
-def _wanted(param: SearchParam, raw: str) -> set[str]:
-    """The values one parameter asks for; any of them matches (search.html#combining)."""
-    values = [v for v in split_escaped(raw, ",", unescape=False) if v != ""]
-    if not values:
-        raise Invalid.of(f"search parameter {param.name} has no value", param.name)
-    wanted = set()
-    for value in values:
-        if param.type == "token" and "|" in value.replace("\\|", ""):
-            system, code = split_escaped(value, "|", unescape=False)[:2]
-            if system:  # codes, ids and type names have no system: nothing can match
-                continue
-            value = code
-        wanted.add(value.replace("\\", ""))
-    return wanted
-
-
-def select(
-    resources: Sequence[dict[str, Any]], params: Sequence[tuple[str, str]]
-) -> tuple[list[dict[str, Any]], list[tuple[str, str]], list[Issue]]:
-    """The resources matching every known parameter, the parameters applied, and the unknown
-    ones (ignored, reported as warnings). A modifier is 400: none is supported here."""
-    matched, applied, ignored = list(resources), [], []
-    for key, raw in params:
-        name, _, modifier = key.partition(":")
-        if name in CONTROL_PARAMS:
-            continue
-        param = SEARCH_PARAMS.get(name)
-        if param is None:
-            text = f"unknown search parameter '{key}' was ignored"
-            ignored.append(Issue(text, "not-supported", (key,), severity="warning"))
-            continue
-        if modifier:
-            raise Invalid.of(f"modifier :{modifier} is not supported on {name}", key)
-        wanted = _wanted(param, raw)
-        matched = [resource for resource in matched if _matches(resource, name, wanted)]
-        applied.append((key, raw))
-    return matched, applied, ignored
-
-
 async def read_definition(request: Request) -> Response:
     """read (http://hl7.org/fhir/R4/http.html#read) of a SearchParameter defined here."""
     wire.check_accept(request)
@@ -168,7 +153,7 @@ async def search_definitions(request: Request) -> Response:
     context = app_context(request)
     published = _published(context.settings.canonical_base)
     matched, applied, ignored = select(
-        [resource for resource, _ in published.values()], request.query_params.multi_items()
+        SEARCH, [resource for resource, _ in published.values()], request.query_params.multi_items()
     )
     if ignored and wire.prefer(request, "handling") == "strict":
         raise Invalid(ignored)

@@ -21,17 +21,18 @@ from app.fhir.context import app_context
 from app.fhir.definitions.artefacts import (
     CODE_SYSTEM,
     KINDS,
+    SEARCH,
     VALUE_SET,
     VERSION,
     Artefact,
     Candidate,
     Catalogue,
     catalogue,
-    select,
     shape,
     shown,
     validation,
 )
+from app.fhir.definitions.selection import select
 from app.fhir.outcomes import ReadOnly
 from app.fhir.search import options as search_options
 
@@ -113,7 +114,7 @@ def _searcher(kind: str) -> Endpoint:
         wire.check_accept(request)
         pairs = request.query_params.multi_items()
         artefacts = {a.resource["id"]: a for a in _catalogue(request).of_kind(kind)}
-        matched, applied, ignored = select([a.resource for a in artefacts.values()], pairs)
+        matched, applied, ignored = select(SEARCH, [a.resource for a in artefacts.values()], pairs)
         if ignored and wire.prefer(request, "handling") == "strict":
             raise Invalid(ignored)
         paging = _paging(request, pairs)

@@ -9,7 +9,8 @@ import pytest
 from fhir.resources.R4B.searchparameter import SearchParameter
 
 from app.errors import Invalid
-from app.fhir.definitions.search_parameters import definitions, search_parameter, select
+from app.fhir.definitions.search_parameters import SEARCH, definitions, search_parameter
+from app.fhir.definitions.selection import select
 from app.main import create_app
 from app.registry import SearchParam, custom_params
 from app.settings import Settings
@@ -178,11 +179,11 @@ async def test_unsupported_modifiers_and_empty_values_are_400(
 
 def test_select_is_pure_and_ignores_result_parameters() -> None:
     resources = definitions(BASE)
-    matched, applied, ignored = select(resources, [("_count", "1"), ("code", "code")])
+    matched, applied, ignored = select(SEARCH, resources, [("_count", "1"), ("code", "code")])
     assert [r["id"] for r in matched] == ["Flag-code"]
     assert (applied, ignored) == ([("code", "code")], [])
     with pytest.raises(Invalid):
-        select(resources, [("_id:not", "Flag-code")])
+        select(SEARCH, resources, [("_id:not", "Flag-code")])
 
 
 @pytest.mark.parametrize(

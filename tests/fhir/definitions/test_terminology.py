@@ -13,7 +13,8 @@ from fhir.resources.R4B.codesystem import CodeSystem
 from fhir.resources.R4B.parameters import Parameters
 from fhir.resources.R4B.valueset import ValueSet
 
-from app.fhir.definitions.artefacts import catalogue, select
+from app.fhir.definitions.artefacts import SEARCH, catalogue
+from app.fhir.definitions.selection import select
 from app.flags.codes import FLAG_TYPES, REMOVAL_REASONS, SNOMED, vocabulary
 from app.main import create_app
 from app.settings import Settings
@@ -128,7 +129,9 @@ def test_removal_reason_value_set_is_the_whole_code_system() -> None:
 
 def test_select_is_pure_and_reports_unknown_parameters() -> None:
     resources = [a.resource for a in PUBLISHED.of_kind("ValueSet")]
-    matched, applied, ignored = select(resources, [("_count", "1"), ("url", REASON_SET), ("x", "")])
+    matched, applied, ignored = select(
+        SEARCH, resources, [("_count", "1"), ("url", REASON_SET), ("x", "")]
+    )
     assert [r["id"] for r in matched] == [REMOVAL_REASONS]
     assert applied == [("url", REASON_SET)]
     assert [issue.expression for issue in ignored] == [("x",)]
