@@ -3,7 +3,6 @@
 Spec: http://hl7.org/fhir/R4/http.html#transaction-response
 """
 
-import uuid
 from http import HTTPStatus
 from typing import Any
 
@@ -12,10 +11,11 @@ from starlette.requests import Request
 
 from app.errors import FhirError
 from app.fhir import wire
+from app.fhir.bundles import assembly
 from app.fhir.context import app_context
 from app.fhir.outcomes import information, outcome
 from app.records.service import DeleteResult, WriteResult
-from app.storage.repository import instant, now_micros
+from app.storage.repository import instant
 
 
 def _status(code: int) -> str:
@@ -74,13 +74,5 @@ def failed(error: FhirError) -> bytes:
 
 
 def bundle(kind: str, entries: list[bytes]) -> bytes:
-    """A transaction-response or batch-response Bundle of the entries, in request order."""
-    head = orjson.dumps(
-        {
-            "resourceType": "Bundle",
-            "id": str(uuid.uuid4()),
-            "meta": {"lastUpdated": instant(now_micros())},
-            "type": kind,
-        }
-    )
-    return head[:-1] + b',"entry":[' + b",".join(entries) + b"]}"
+    """A transaction- or batch-response, no links (http://hl7.org/fhir/R4/bundle.html)."""
+    return assembly.bundle(kind, entries)
