@@ -5,17 +5,15 @@ siblings' records and safeguarding flags) and an OperationOutcome of warnings. N
 Spec: http://hl7.org/fhir/R4/operations.html#executing, http://hl7.org/fhir/R4/bundle.html
 """
 
-import uuid
 from datetime import UTC, datetime
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.clock import instant, now_micros
 from app.errors import Invalid
 from app.fhir import wire
+from app.fhir.bundles import assembly
 from app.fhir.context import AppContext, app_context
 from app.fhir.search.values import split_escaped
 from app.flags import summary
@@ -54,19 +52,9 @@ def _identifier(request: Request) -> tuple[str, str]:
 
 
 def _bundle(base: str, found: summary.Summary) -> bytes:
-    """A `collection` Bundle of the stored bytes, then the warnings (bundle.html#collection)."""
-    now = instant(now_micros())
-    head = orjson.dumps({"resourceType": "Bundle", "id": str(uuid.uuid4()),
-                         "meta": {"lastUpdated": now}, "type": "collection",
-                         "timestamp": now})  # fmt: skip
-    entries = [
-        b'{"fullUrl":' + orjson.dumps(f"{base}/{held.reference}") + b',"resource":' + held.body
-        + b"}"
-        for held in found.entries
-    ]  # fmt: skip
-    warnings = {"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": found.outcome}
-    entries.append(orjson.dumps(warnings))
-    return head[:-1] + b',"entry":[' + b",".join(entries) + b"]}"
+    """The summary as a `collection` Bundle (http://hl7.org/fhir/R4/bundle.html#collection)."""
+    held = [(entry.reference, entry.body) for entry in found.entries]
+    return assembly.collection(base, held, found.outcome)
 
 
 async def summary_of_patient(request: Request) -> Response:

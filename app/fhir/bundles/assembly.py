@@ -1,4 +1,5 @@
-"""Searchset and history Bundles, assembled around the stored resource bytes.
+"""Every Bundle we send, assembled around the stored resource bytes: searchset, history,
+transaction-response, batch-response and the summary's collection.
 
 Spec: http://hl7.org/fhir/R4/bundle.html, http://hl7.org/fhir/R4/http.html#history
 """
@@ -12,8 +13,9 @@ import orjson
 
 from app.clock import instant, now_micros
 from app.errors import Issue
+from app.fhir import wire
 from app.fhir.outcomes import outcome
-from app.records.reads import Version
+from app.records.reads import Included, Match, Version
 
 _STATUS = {"POST": "201 Created", "PUT": "200 OK", "PATCH": "200 OK", "DELETE": "200 OK"}
 
@@ -24,22 +26,29 @@ def page_url(base: str, path: str, params: Sequence[tuple[str, str]]) -> str:
     return f"{base}/{path}" + (f"?{query}" if query else "")
 
 
-def _links(links: Sequence[tuple[str, str]]) -> bytes:
-    return orjson.dumps([{"relation": relation, "url": url} for relation, url in links])
-
-
-def _bundle(kind: str, links: bytes, entries: list[bytes], total: int | None) -> bytes:
+def bundle(
+    kind: str,
+    entries: Sequence[bytes],
+    *,
+    links: Sequence[tuple[str, str]] | None = None,
+    total: int | None = None,
+    timestamped: bool = False,
+) -> bytes:
+    """A Bundle's head, then the serialised entries (http://hl7.org/fhir/R4/bundle.html)."""
+    now = instant(now_micros())
     head: dict[str, Any] = {
         "resourceType": "Bundle",
         "id": str(uuid.uuid4()),
-        "meta": {"lastUpdated": instant(now_micros())},
+        "meta": {"lastUpdated": now},
         "type": kind,
     }
+    if timestamped:
+        head["timestamp"] = now
     if total is not None:
         head["total"] = total
-    return (
-        orjson.dumps(head)[:-1] + b',"link":' + links + b',"entry":[' + b",".join(entries) + b"]}"
-    )
+    if links is not None:
+        head["link"] = [{"relation": relation, "url": url} for relation, url in links]
+    return orjson.dumps(head)[:-1] + b',"entry":[' + b",".join(entries) + b"]}"
 
 
 def _entry(full_url: str, body: bytes, mode: str) -> bytes:
@@ -52,27 +61,27 @@ def _entry(full_url: str, body: bytes, mode: str) -> bytes:
 def searchset(
     base: str,
     resource_type: str,
-    matches: Sequence[Any],
-    included: Sequence[Any],
+    matches: Sequence[Match],
+    included: Sequence[Included],
     *,
     links: Sequence[tuple[str, str]],
     total: int | None,
     warnings: list[Issue],
     shape: Callable[[bytes, bool], bytes],
 ) -> bytes:
-    """A searchset Bundle: matches (pk, id, body...), then included resources (pk, type, id,
-    body), then an outcome entry for parameters ignored or results cut short."""
+    """A searchset Bundle: matches, includes, warnings (http://hl7.org/fhir/R4/search.html)."""
+    # The outcome entry reports parameters ignored or results cut short.
     entries = [
-        _entry(f"{base}/{resource_type}/{row[1]}", shape(bytes(row[2]), True), "match")
-        for row in matches
+        _entry(f"{base}/{resource_type}/{m.logical_id}", shape(bytes(m.body), True), "match")
+        for m in matches
     ]
     entries += [
-        _entry(f"{base}/{row[1]}/{row[2]}", shape(bytes(row[3]), False), "include")
-        for row in included
+        _entry(f"{base}/{i.resource_type}/{i.logical_id}", shape(bytes(i.body), False), "include")
+        for i in included
     ]
     if warnings:
         entries.append(orjson.dumps({"resource": outcome(warnings), "search": {"mode": "outcome"}}))
-    return _bundle("searchset", _links(links), entries, total)
+    return bundle("searchset", entries, links=links, total=total)
 
 
 def _history_entry(base: str, version: Version) -> bytes:
@@ -85,7 +94,7 @@ def _history_entry(base: str, version: Version) -> bytes:
         "request": {"method": version.method, "url": request_url},
         "response": {
             "status": status,
-            "etag": f'W/"{version.version_id}"',
+            "etag": wire.etag(version.version_id),
             "lastModified": instant(version.last_updated),
         },
     }
@@ -98,7 +107,18 @@ def _history_entry(base: str, version: Version) -> bytes:
 def history(
     base: str, versions: Sequence[Version], *, self_url: str, next_url: str | None
 ) -> bytes:
-    """A history Bundle, newest first, deletions included as entries without a resource."""
+    """A history Bundle, newest first (http://hl7.org/fhir/R4/http.html#history)."""
+    # A deletion is an entry without a resource.
     entries = [_history_entry(base, version) for version in versions]
     links = [("self", self_url)] + ([("next", next_url)] if next_url else [])
-    return _bundle("history", _links(links), entries, None)
+    return bundle("history", entries, links=links)
+
+
+def collection(base: str, held: Sequence[tuple[str, bytes]], warnings: dict[str, Any]) -> bytes:
+    """A collection Bundle, the warnings last (http://hl7.org/fhir/R4/bundle.html#collection)."""
+    entries = [
+        b'{"fullUrl":' + orjson.dumps(f"{base}/{reference}") + b',"resource":' + body + b"}"
+        for reference, body in held
+    ]
+    entries.append(orjson.dumps({"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": warnings}))
+    return bundle("collection", entries, timestamped=True)

@@ -3,16 +3,16 @@
 Spec: http://hl7.org/fhir/R4/http.html#transaction-response
 """
 
-import uuid
 from http import HTTPStatus
 from typing import Any
 
 import orjson
 from starlette.requests import Request
 
-from app.clock import instant, now_micros
+from app.clock import instant
 from app.errors import FhirError
 from app.fhir import wire
+from app.fhir.bundles import assembly
 from app.fhir.context import app_context
 from app.fhir.outcomes import information, outcome
 from app.records.service import DeleteResult, WriteResult
@@ -38,7 +38,7 @@ def written(request: Request, result: WriteResult) -> bytes:
     response: dict[str, Any] = {
         "status": _status(201 if result.created else 200),
         "location": f"{path}/_history/{version.version_id}",
-        "etag": f'W/"{version.version_id}"',
+        "etag": wire.etag(version.version_id),
         "lastModified": instant(version.last_updated),
     }
     preference = wire.prefer(request, "return")
@@ -53,7 +53,7 @@ def deleted(result: DeleteResult) -> bytes:
     """A delete: 204, with the ETag of the deletion when there was something to delete."""
     response: dict[str, Any] = {"status": _status(204)}
     if result.version is not None:
-        response["etag"] = f'W/"{result.version.version_id}"'
+        response["etag"] = wire.etag(result.version.version_id)
         response["lastModified"] = instant(result.version.last_updated)
     return _entry(None, None, response)
 
@@ -63,7 +63,7 @@ def read(full_url: str | None, body: bytes, version_id: int | None = None,
     """A read, vread or search: 200 with the resource (or searchset Bundle)."""
     response: dict[str, Any] = {"status": _status(200)}
     if version_id is not None and last_updated is not None:
-        response["etag"] = f'W/"{version_id}"'
+        response["etag"] = wire.etag(version_id)
         response["lastModified"] = instant(last_updated)
     return _entry(full_url, body, response)
 
@@ -74,13 +74,5 @@ def failed(error: FhirError) -> bytes:
 
 
 def bundle(kind: str, entries: list[bytes]) -> bytes:
-    """A transaction-response or batch-response Bundle of the entries, in request order."""
-    head = orjson.dumps(
-        {
-            "resourceType": "Bundle",
-            "id": str(uuid.uuid4()),
-            "meta": {"lastUpdated": instant(now_micros())},
-            "type": kind,
-        }
-    )
-    return head[:-1] + b',"entry":[' + b",".join(entries) + b"]}"
+    """A transaction- or batch-response, no links (http://hl7.org/fhir/R4/bundle.html)."""
+    return assembly.bundle(kind, entries)

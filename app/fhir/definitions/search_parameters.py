@@ -21,6 +21,7 @@ from app.fhir.definitions.selection import Parameter, Table, select
 from app.fhir.outcomes import ReadOnly
 from app.fhir.search.parsing import CONTROL_PARAMS
 from app.fhir.search.values import PREFIXES, allowed_modifiers
+from app.records.reads import Match
 from app.registry import COMMON_PARAMS, SearchParam, custom_params
 
 RESOURCE_TYPE = "SearchParameter"
@@ -157,7 +158,7 @@ async def search_definitions(request: Request) -> Response:
     )
     if ignored and wire.prefer(request, "handling") == "strict":
         raise Invalid(ignored)
-    rows = [(n, r["id"], published[r["id"]][1]) for n, r in enumerate(matched)]
+    rows = [Match(n, r["id"], published[r["id"]][1], ()) for n, r in enumerate(matched)]
     body = bundles.searchset(
         context.base,
         RESOURCE_TYPE,

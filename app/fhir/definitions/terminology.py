@@ -35,6 +35,7 @@ from app.fhir.definitions.artefacts import (
 from app.fhir.definitions.selection import select
 from app.fhir.outcomes import ReadOnly
 from app.fhir.search import options as search_options
+from app.records.reads import Match
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 VALIDATE_CODE = "$validate-code"
@@ -73,7 +74,10 @@ def _reader(kind: str) -> Endpoint:
         artefact = published.artefacts.get((kind, logical_id))
         if artefact is None:
             raise NotFound.of(f"{kind}/{logical_id[:64]} is not known")
-        headers = {"ETag": 'W/"1"', "Last-Modified": wire.http_date(published.published_micros)}
+        headers = {
+            "ETag": wire.etag(1),
+            "Last-Modified": wire.http_date(published.published_micros),
+        }
         return wire.json_response(request, artefact.body, headers=headers)
 
     return read
@@ -121,7 +125,7 @@ def _searcher(kind: str) -> Endpoint:
         end = paging.offset + paging.count
         page = [] if paging.summary == "count" else matched[paging.offset : end]
         rows = [
-            (n, r["id"], shape(artefacts[r["id"]], paging.summary, paging.elements))
+            Match(n, r["id"], shape(artefacts[r["id"]], paging.summary, paging.elements), ())
             for n, r in enumerate(page)
         ]
         base, more = app_context(request).base, bool(rows) and end < len(matched)
