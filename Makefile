@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SRC := $(wildcard app tests bench migrations)
 
-.PHONY: run test lint typecheck pytest bench bench-search bench-bundles bench-summary openapi migrate clean
+.PHONY: run test lint imports typecheck pytest bench bench-search bench-bundles bench-summary openapi migrate clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,11 +18,14 @@ run: $(STAMP)
 migrate: $(STAMP)
 	$(BIN)/safeguard migrate
 
-test: lint typecheck pytest
+test: lint imports typecheck pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(SRC)
 	$(BIN)/ruff format --check $(SRC)
+
+imports: $(STAMP)
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
