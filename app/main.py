@@ -75,7 +75,8 @@ def create_app(settings: Settings | None = None, identify: Identify = anonymous)
     """A FastAPI app serving FHIR at /fhir; connects to the database in its lifespan.
     `identify` resolves each request's caller, once."""
     settings = settings or get_settings()
-    store = Store(make_database(settings.database_url), settings.write_retries)
+    database = make_database(settings.database_url, settings.pg_pool_min, settings.pg_pool_max)
+    store = Store(database, settings.write_retries)
     context = AppContext(settings, store, identify)
 
     @asynccontextmanager

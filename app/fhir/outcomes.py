@@ -13,7 +13,6 @@ from starlette.types import Receive, Scope, Send
 from app.errors import FhirError, Issue, MethodNotAllowed
 
 FHIR_JSON = "application/fhir+json; charset=utf-8"
-ISSUE_TYPE = "http://hl7.org/fhir/issue-type"
 SPINE_CODES = "https://fhir.nhs.uk/R4/CodeSystem/Spine-ErrorOrWarningCode"
 
 _SPINE_BY_STATUS = {

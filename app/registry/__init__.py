@@ -2,7 +2,7 @@
 and CapabilityStatement all read, so that none of them keeps its own list.
 """
 
-from app.registry.model import FHIR_VERSION, SEARCH_TYPES, SPEC, ResourceType, SearchParam
+from app.registry.model import FHIR_VERSION, SEARCH_TYPES, ResourceType, SearchParam
 from app.registry.r4 import COMMON, TABLES
 
 __all__ = [
@@ -12,7 +12,6 @@ __all__ = [
     "RESOURCE_TYPES",
     "RESULT_PARAMS",
     "SEARCH_TYPES",
-    "SPEC",
     "ResourceType",
     "SearchParam",
     "custom_params",

@@ -3,7 +3,6 @@
 from dataclasses import dataclass
 
 FHIR_VERSION = "4.0.1"
-SPEC = "http://hl7.org/fhir/R4"
 SEARCH_TYPES = ("token", "string", "reference", "date", "quantity", "uri")
 
 

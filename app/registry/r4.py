@@ -7,7 +7,6 @@ Spec: http://hl7.org/fhir/R4/searchparameter-registry.html
 from app.registry.model import SearchParam as P
 
 HL7 = "http://hl7.org/fhir/SearchParameter"
-ADDRESS_OWNERS = ("Patient", "RelatedPerson", "Organization")
 PEOPLE = ("Patient", "Practitioner", "PractitionerRole", "RelatedPerson")
 
 

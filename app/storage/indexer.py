@@ -29,7 +29,7 @@ QuantityRow = tuple[str, float, float, str | None, str | None]
 
 @dataclass(slots=True)
 class IndexRows:
-    """Index rows of one resource, by index kind (the `INDEX_TABLES` of `tables`)."""
+    """Index rows of one resource, by index kind (the tables of `writes.INDEX_KINDS`)."""
 
     token: list[TokenRow] = field(default_factory=list)
     reference: list[ReferenceRow] = field(default_factory=list)

@@ -178,11 +178,3 @@ request_log = Table(
     Column("created_at", BigInteger, nullable=False, comment="microseconds since epoch, UTC"),
     Index(None, "created_at"),
 )
-
-INDEX_TABLES = {
-    "token": idx_token,
-    "reference": idx_reference,
-    "string": idx_string,
-    "date": idx_date,
-    "quantity": idx_quantity,
-}
