@@ -137,17 +137,17 @@ conditional_key = Table(
     Column("resource_pk", SurrogateKey, ForeignKey("resource.pk", ondelete="CASCADE")),
 )
 
+def _held_by() -> tuple[Column[int], Index]:
+    """The resource holding a claim, indexed (a claim goes with its resource)."""
+    holder = ForeignKey("resource.pk", ondelete="CASCADE")
+    return Column("resource_pk", SurrogateKey, holder, nullable=False), Index(None, "resource_pk")
+
+
 nhs_number_claim = Table(
     "nhs_number_claim",
     metadata,
     Column("nhs_number", String(10), primary_key=True),
-    Column(
-        "resource_pk",
-        SurrogateKey,
-        ForeignKey("resource.pk", ondelete="CASCADE"),
-        nullable=False,
-    ),
-    Index(None, "resource_pk"),
+    *_held_by(),
 )
 
 # A child has at most one active flag of each kind listed in flags.codes.ONE_ACTIVE_PER_CHILD:
@@ -157,13 +157,7 @@ flag_claim = Table(
     metadata,
     Column("patient_id", String(64), primary_key=True, comment="the child's Patient id"),
     Column("flag_type", String(64), primary_key=True, comment="a project flag-type code"),
-    Column(
-        "resource_pk",
-        SurrogateKey,
-        ForeignKey("resource.pk", ondelete="CASCADE"),
-        nullable=False,
-    ),
-    Index(None, "resource_pk"),
+    *_held_by(),
 )
 
 request_log = Table(
