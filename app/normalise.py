@@ -29,8 +29,11 @@ def fold(text: str) -> str:
     return " ".join(bare.casefold().split())[:LONGEST_TEXT]
 
 
-_SOUNDEX = {c: str(d) for d, letters in enumerate(
-    ("aeiouyhw", "bfpv", "cgjkqsxz", "dt", "l", "mn", "r")) for c in letters}  # fmt: skip
+_SOUNDEX = {
+    c: str(d)
+    for d, letters in enumerate(("aeiouyhw", "bfpv", "cgjkqsxz", "dt", "l", "mn", "r"))
+    for c in letters
+}
 
 
 def soundex(text: str) -> str:
@@ -70,10 +73,14 @@ def date_range(text: str) -> tuple[int, int] | None:
     parts = match.groupdict()
     try:
         start = datetime(
-            int(parts["year"]), int(parts["month"] or 1), int(parts["day"] or 1),
-            int(parts["hour"] or 0), int(parts["minute"] or 0), int(parts["second"] or 0),
+            int(parts["year"]),
+            int(parts["month"] or 1),
+            int(parts["day"] or 1),
+            int(parts["hour"] or 0),
+            int(parts["minute"] or 0),
+            int(parts["second"] or 0),
             tzinfo=UTC,
-        )  # fmt: skip
+        )
     except ValueError:
         return None
     zone = parts["zone"]

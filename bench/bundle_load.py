@@ -65,9 +65,14 @@ def family(patient_reference: str) -> list[dict[str, Any]]:
         )
     for i in range(CLINICAL):
         if i % 2 == 0:
-            resources.append(factories.safeguarding_flag(
-                subject=patient_reference, author=COUNCIL, code=SAFEGUARDING_CONCERN,
-                display="Child is cause for safeguarding concern"))  # fmt: skip
+            resources.append(
+                factories.safeguarding_flag(
+                    subject=patient_reference,
+                    author=COUNCIL,
+                    code=SAFEGUARDING_CONCERN,
+                    display="Child is cause for safeguarding concern",
+                )
+            )
         else:
             resources.append(factories.condition(subject=patient_reference))
     return resources
@@ -180,13 +185,15 @@ def transaction_problem(response: httpx.Response) -> str | None:
         return f"POST /fhir: unreadable transaction-response ({exc!r}): {answer(response)}"
     if bundle.get("type") != "transaction-response" or len(statuses) != FAMILY_SIZE:
         return f"POST /fhir: not a {FAMILY_SIZE}-entry transaction-response: {answer(response)}"
-    wrong = [f"{i}: {s}" for i, (s, location) in enumerate(statuses)
-             if not s.startswith("201") or not location]  # fmt: skip
+    wrong = [
+        f"{i}: {s}"
+        for i, (s, location) in enumerate(statuses)
+        if not s.startswith("201") or not location
+    ]
     return f"POST /fhir: entries not created: {', '.join(wrong[:5])}" if wrong else None
 
 
-def write_transaction(client: httpx.Client, bodies: Bodies, serials: Serials,
-                      tally: Tally) -> None:  # fmt: skip
+def write_transaction(client: httpx.Client, bodies: Bodies, serials: Serials, tally: Tally) -> None:
     """One family in one transaction."""
     body = bodies.transaction.fill({NHS_MARK: serials.nhs(), PATIENT_MARK: uuid_bytes()})
     problem = transaction_problem(client.post("/fhir", content=body))
@@ -231,8 +238,9 @@ def client_for(server: Server) -> httpx.Client:
     return httpx.Client(base_url=server.url, headers=HEADERS, timeout=120.0, limits=limits)
 
 
-def keep_writing(server: Server, writer: Writer, bodies: Bodies, serials: Serials,
-                 tally: Tally) -> None:  # fmt: skip
+def keep_writing(
+    server: Server, writer: Writer, bodies: Bodies, serials: Serials, tally: Tally
+) -> None:
     """One client: families one after the other until the run stops."""
     with client_for(server) as client:
         while tally.phase.running:
@@ -282,12 +290,12 @@ class Reading(NamedTuple):
 
 def read_clocks(server: Server) -> Reading:
     """The wall clock and the CPU used so far by the server, this process and the machine."""
-    return Reading(time.perf_counter(), server.cpu_seconds(), machine.own_cpu(),
-                   machine.machine_jiffies())  # fmt: skip
+    return Reading(
+        time.perf_counter(), server.cpu_seconds(), machine.own_cpu(), machine.machine_jiffies()
+    )
 
 
-def measured(mode: str, clients: int, tallies: list[Tally], before: Reading,
-             after: Reading) -> Run:  # fmt: skip
+def measured(mode: str, clients: int, tallies: list[Tally], before: Reading, after: Reading) -> Run:
     """The run between two readings."""
     seconds = after.wall - before.wall
     served = None
@@ -296,14 +304,28 @@ def measured(mode: str, clients: int, tallies: list[Tally], before: Reading,
     busy = None
     if after.machine is not None and before.machine is not None:
         busy = (after.machine[0] - before.machine[0]) / os.sysconf("SC_CLK_TCK") / seconds
-    return Run(mode, clients, seconds, sum(t.resources for t in tallies),
-               sum(t.requests for t in tallies), sum(t.errors for t in tallies),
-               [message for t in tallies for message in t.failures][:5], served,
-               after.own_cpu - before.own_cpu, busy)  # fmt: skip
+    return Run(
+        mode,
+        clients,
+        seconds,
+        sum(t.resources for t in tallies),
+        sum(t.requests for t in tallies),
+        sum(t.errors for t in tallies),
+        [message for t in tallies for message in t.failures][:5],
+        served,
+        after.own_cpu - before.own_cpu,
+        busy,
+    )
 
 
-def drive(server: Server, bodies: Bodies, serials: Serials, mode: str, clients: int,
-          args: argparse.Namespace) -> Run:  # fmt: skip
+def drive(
+    server: Server,
+    bodies: Bodies,
+    serials: Serials,
+    mode: str,
+    clients: int,
+    args: argparse.Namespace,
+) -> Run:
     """`clients` threads write for warm-up + duration; count what was answered in the duration."""
     phase = Phase()
     tallies = [Tally(phase) for _ in range(clients)]

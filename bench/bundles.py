@@ -37,8 +37,19 @@ from bench.report import write_json
 
 OUTPUT = ROOT / "bench" / "results" / "bundles.json"
 TARGET_RATIO, TARGET_PG_RATE = 5.0, 3000.0
-COLUMNS = ("backend", "clients", "transaction res/s", "single-POST res/s", "ratio", "tx srv us/res",
-           "single srv us/res", "by srv CPU", "cores busy", "target", "result")  # fmt: skip
+COLUMNS = (
+    "backend",
+    "clients",
+    "transaction res/s",
+    "single-POST res/s",
+    "ratio",
+    "tx srv us/res",
+    "single srv us/res",
+    "by srv CPU",
+    "cores busy",
+    "target",
+    "result",
+)
 
 
 def median(values: Iterable[float | None]) -> float | None:
@@ -68,8 +79,9 @@ def cpu_ratio(modes: dict[str, dict[str, Any]]) -> float | None:
     return costs[1] / costs[0] if costs[0] and costs[1] else None
 
 
-def compare(backend: str, clients: int, runs: dict[str, list[Run]],
-            problems: dict[str, str | None]) -> dict[str, Any]:  # fmt: skip
+def compare(
+    backend: str, clients: int, runs: dict[str, list[Run]], problems: dict[str, str | None]
+) -> dict[str, Any]:
     """Both modes at one client count, their ratio, and the verdict against the targets."""
     modes = {mode: summarise_mode(runs[mode]) for mode in MODES if runs.get(mode)}
     rates = {mode: found["resources_per_second"] for mode, found in modes.items()}
@@ -103,10 +115,13 @@ def progress(backend: str, round_no: int, run: Run) -> None:
     """One line per measured run."""
     cpu = _fmt(run.server_us, ",.0f")
     errors = f", {run.errors} errors: {run.failures[0]}" if run.errors else ""
-    print(f"  [{backend} round {round_no}] {run.clients} client(s) {run.mode:<11} "
-          f"{run.rate:>8,.0f} resources/s  server {cpu} us/resource, load generator "
-          f"{run.loadgen_cpu_seconds / run.seconds:.0%} of a core, machine "
-          f"{_fmt(run.machine_cores, '.1f')} cores busy{errors}", flush=True)  # fmt: skip
+    print(
+        f"  [{backend} round {round_no}] {run.clients} client(s) {run.mode:<11} "
+        f"{run.rate:>8,.0f} resources/s  server {cpu} us/resource, load generator "
+        f"{run.loadgen_cpu_seconds / run.seconds:.0%} of a core, machine "
+        f"{_fmt(run.machine_cores, '.1f')} cores busy{errors}",
+        flush=True,
+    )
 
 
 def checked_modes(server: Server, bodies: Bodies, serials: Serials) -> dict[str, str | None]:
@@ -120,8 +135,14 @@ def checked_modes(server: Server, bodies: Bodies, serials: Serials) -> dict[str,
     return problems
 
 
-def bench_backend(backend: str, url: str, workdir: Path, bodies: Bodies, serials: Serials,
-                  args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
+def bench_backend(
+    backend: str,
+    url: str,
+    workdir: Path,
+    bodies: Bodies,
+    serials: Serials,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
     """Serve `url`, check both modes, then measure the working ones in interleaved rounds."""
     runs: dict[int, dict[str, list[Run]]] = {n: {m: [] for m in MODES} for n in args.clients}
     with serve(url, workdir) as server:
@@ -176,14 +197,25 @@ def table(results: dict[str, dict[str, Any]]) -> str:
             f", tx >= {TARGET_PG_RATE:,.0f}/s" if backend == "postgresql" else ""
         )
         for row in found["comparisons"]:
-            lines.append((backend, str(row["clients"]), _rate(row, "transaction"),
-                          _rate(row, "single"), _fmt(row["ratio"], ".2f"),
-                          _cost(row, "transaction"), _cost(row, "single"),
-                          _fmt(row["cpu_ratio"], ".2f"), _busy(row), target,
-                          _result(row)))  # fmt: skip
+            lines.append(
+                (
+                    backend,
+                    str(row["clients"]),
+                    _rate(row, "transaction"),
+                    _rate(row, "single"),
+                    _fmt(row["ratio"], ".2f"),
+                    _cost(row, "transaction"),
+                    _cost(row, "single"),
+                    _fmt(row["cpu_ratio"], ".2f"),
+                    _busy(row),
+                    target,
+                    _result(row),
+                )
+            )
     widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
-    rows = ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
-            for line in lines]  # fmt: skip
+    rows = [
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
+    ]
     rows.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(rows)
 
@@ -222,8 +254,7 @@ def run_backends(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
         with tempfile.TemporaryDirectory(prefix="safeguard-bundles-") as tmp:
             try:
                 with database(backend, Path(tmp)) as url:
-                    results[backend] = bench_backend(backend, url, Path(tmp), bodies, serials,
-                                                     args)  # fmt: skip
+                    results[backend] = bench_backend(backend, url, Path(tmp), bodies, serials, args)
             except UnavailableError as exc:
                 print(f"  skipped: {exc}", flush=True)
             except (RuntimeError, OSError) as exc:
@@ -235,9 +266,12 @@ def run_backends(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
 def main(argv: list[str] | None = None) -> int:
     """Run, print the table, write the JSON; non-zero on failures (or missed targets if strict)."""
     args = parse_args(argv)
-    print(f"families of {FAMILY_SIZE} resources; {args.rounds} rounds x {args.duration:g}s "
-          f"(+{args.warmup:g}s warm-up) per mode and client count {args.clients}; every "
-          f"request sends Prefer: {PREFER}", flush=True)  # fmt: skip
+    print(
+        f"families of {FAMILY_SIZE} resources; {args.rounds} rounds x {args.duration:g}s "
+        f"(+{args.warmup:g}s warm-up) per mode and client count {args.clients}; every "
+        f"request sends Prefer: {PREFER}",
+        flush=True,
+    )
     results, failed = run_backends(args)
     if not results:
         print("no backend could be benchmarked", file=sys.stderr)
@@ -246,8 +280,16 @@ def main(argv: list[str] | None = None) -> int:
     print(legend(args.rounds))
     when = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     settings = {k: str(v) for k, v in vars(args).items()}
-    write_json(args.output, {"when": when, "settings": settings, "prefer": PREFER,
-                             "family_size": FAMILY_SIZE, "backends": results})  # fmt: skip
+    write_json(
+        args.output,
+        {
+            "when": when,
+            "settings": settings,
+            "prefer": PREFER,
+            "family_size": FAMILY_SIZE,
+            "backends": results,
+        },
+    )
     print(f"\nresults written to {args.output}")
     rows = [row for found in results.values() for row in found["comparisons"]]
     if failed or any(row["errors"] or row["problems"] for row in rows):

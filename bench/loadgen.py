@@ -29,8 +29,9 @@ def _content_length(head: bytes) -> int:
     return int(head[start + 17 : end])
 
 
-async def _client(requests: list[bytes], first: int, expect: bytes, tally: _Tally,
-                  port: int) -> None:  # fmt: skip
+async def _client(
+    requests: list[bytes], first: int, expect: bytes, tally: _Tally, port: int
+) -> None:
     """One connection, one request in flight, until the tally stops recording."""
     reader, writer = await asyncio.open_connection(HOST, port)
     clock, count, i = time.perf_counter, len(requests), first
@@ -50,8 +51,9 @@ async def _client(requests: list[bytes], first: int, expect: bytes, tally: _Tall
         writer.close()
 
 
-async def _drive(server: Server, scenario: Scenario, connections: int,
-                 seconds: float) -> Measurement:  # fmt: skip
+async def _drive(
+    server: Server, scenario: Scenario, connections: int, seconds: float
+) -> Measurement:
     requests, tally = scenario.requests(server.host), _Tally()
     expect = str(scenario.status).encode()
     start = time.perf_counter()
@@ -81,9 +83,12 @@ def _measurement(tally: _Tally, elapsed: float) -> Measurement:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else None
 
     return Measurement(
-        requests=tally.count, seconds=elapsed, errors=tally.errors, p50_ms=pct(0.5),
+        requests=tally.count,
+        seconds=elapsed,
+        errors=tally.errors,
+        p50_ms=pct(0.5),
         p99_ms=pct(0.99),
-    )  # fmt: skip
+    )
 
 
 class PythonLoad:
@@ -91,8 +96,9 @@ class PythonLoad:
 
     name = "python asyncio streams (built-in)"
 
-    def run(self, server: Server, scenario: Scenario, connections: int,
-            seconds: int) -> Measurement:  # fmt: skip
+    def run(
+        self, server: Server, scenario: Scenario, connections: int, seconds: int
+    ) -> Measurement:
         """Send requests for `seconds` and count the completed ones."""
         coro = _drive(server, scenario, connections, seconds)
         return uvloop.run(coro) if uvloop is not None else asyncio.run(coro)

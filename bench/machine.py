@@ -35,13 +35,17 @@ def quiet_check(backend: str) -> float | None:
     """Cores busy while the server idles: other processes that will skew the numbers."""
     busy = busy_cores(1.0)
     if busy is not None and busy > BUSY_WARNING:
-        print(f"  WARNING: {busy:.2f} cores already busy before measuring {backend} (other "
-              "processes on this machine); results will be low and noisy", flush=True)  # fmt: skip
+        print(
+            f"  WARNING: {busy:.2f} cores already busy before measuring {backend} (other "
+            "processes on this machine); results will be low and noisy",
+            flush=True,
+        )
     return busy
 
 
-def _cores(before: tuple[int, int] | None, after: tuple[int, int] | None,
-           seconds: float) -> float | None:  # fmt: skip
+def _cores(
+    before: tuple[int, int] | None, after: tuple[int, int] | None, seconds: float
+) -> float | None:
     if before is None or after is None or seconds <= 0:
         return None
     return (after[0] - before[0]) / os.sysconf("SC_CLK_TCK") / seconds

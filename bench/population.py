@@ -44,11 +44,17 @@ FLAG_CODES = (
 )
 STATUSES, STATUS_WEIGHTS = ("active", "inactive", "entered-in-error"), (80, 17, 3)
 CONDITIONS = (
-    ("195967001", "Asthma"), ("43116000", "Eczema"), ("406506008", "Attention deficit "
-    "hyperactivity disorder"), ("35919005", "Pervasive developmental disorder"),
-    ("84757009", "Epilepsy"), ("46635009", "Diabetes mellitus type 1"),
-    ("14760008", "Constipation"), ("414916001", "Obesity"),
-)  # fmt: skip
+    ("195967001", "Asthma"),
+    ("43116000", "Eczema"),
+    ("406506008", "Attention deficit hyperactivity disorder"),
+    ("35919005", "Pervasive developmental disorder"),
+    ("84757009", "Epilepsy"),
+    ("46635009", "Diabetes mellitus type 1"),
+    ("14760008", "Constipation"),
+    ("414916001", "Obesity"),
+)
+# Name tables, several entries to a line: formatted, each entry would take a line (160 in all).
+# fmt: off
 FAMILIES = (
     ("Smith", 60), ("Jones", 45), ("Williams", 35), ("Taylor", 30), ("Brown", 30),
     ("Davies", 25), ("Evans", 22), ("Wilson", 20), ("Thomas", 20), ("Johnson", 18),
@@ -63,7 +69,7 @@ FAMILIES = (
     ("Richardson", 5), ("Bailey", 5), ("Collins", 5), ("Bell", 5), ("Shaw", 5), ("Murphy", 5),
     ("Khan", 5), ("Ahmed", 5), ("Hussain", 5), ("Begum", 4), ("Ali", 4), ("Nowak", 3),
     ("Smart", 3), ("Small", 3), ("Smyth", 2), ("O'Brien", 3), ("Kowalski", 2), ("Okafor", 2),
-)  # fmt: skip
+)
 GIVEN = {
     "female": ("Olivia", "Amelia", "Isla", "Ava", "Mia", "Ivy", "Lily", "Isabella", "Rosie",
                "Sophia", "Grace", "Freya", "Evie", "Poppy", "Ella", "Emily", "Sophie", "Chloe",
@@ -72,23 +78,38 @@ GIVEN = {
              "Archie", "Henry", "Theo", "Freddie", "Jack", "Charlie", "Thomas", "Jacob",
              "Alfie", "Joshua", "James", "William", "Ethan", "Ibrahim", "Finley", "Lucas",
              "Mason"),
-}  # fmt: skip
+}
 TOWNS = (
     ("Leeds", "LS"), ("Bradford", "BD"), ("Manchester", "M"), ("Liverpool", "L"),
     ("Sheffield", "S"), ("Birmingham", "B"), ("Bristol", "BS"), ("Newcastle upon Tyne", "NE"),
     ("Nottingham", "NG"), ("Leicester", "LE"), ("Coventry", "CV"), ("Hull", "HU"),
     ("Stoke-on-Trent", "ST"), ("Wolverhampton", "WV"), ("Plymouth", "PL"), ("Derby", "DE"),
     ("Southampton", "SO"), ("Norwich", "NR"), ("York", "YO"), ("Exeter", "EX"),
-)  # fmt: skip
+)
 STREETS = ("Church Lane", "High Street", "Station Road", "Victoria Road", "Park Avenue",
            "Mill Lane", "Green Lane", "Manor Road", "Queen Street", "Albert Road", "The Crescent",
-           "Oak Close", "Springfield Road", "Westfield Drive", "Kings Road")  # fmt: skip
+           "Oak Close", "Springfield Road", "Westfield Drive", "Kings Road")
+# fmt: on
 # (code, gender, share of children with such a relative beside their mother)
-RELATIVES = (("FTH", "male", 40), ("SIB", None, 15), ("HSIB", None, 8), ("NFTH", "male", 10),
-             ("GRMTH", "female", 10), ("GRFTH", "male", 5), ("STPFTH", "male", 6),
-             ("AUNT", "female", 3), ("UNCLE", "male", 3))  # fmt: skip
-ORG_KINDS = ("Children's Social Care", "Surgery", "NHS Foundation Trust", "Health Visiting Team",
-             "School Nursing Service", "Police Public Protection Unit")  # fmt: skip
+RELATIVES = (
+    ("FTH", "male", 40),
+    ("SIB", None, 15),
+    ("HSIB", None, 8),
+    ("NFTH", "male", 10),
+    ("GRMTH", "female", 10),
+    ("GRFTH", "male", 5),
+    ("STPFTH", "male", 6),
+    ("AUNT", "female", 3),
+    ("UNCLE", "male", 3),
+)
+ORG_KINDS = (
+    "Children's Social Care",
+    "Surgery",
+    "NHS Foundation Trust",
+    "Health Visiting Team",
+    "School Nursing Service",
+    "Police Public Protection Unit",
+)
 EARLIEST_BIRTH, LATEST_BIRTH = date(2005, 1, 1), date(2025, 12, 31)
 LATEST_FLAG = date(2026, 1, 31)
 
@@ -128,9 +149,13 @@ class Population:
     def counts(self) -> dict[str, int]:
         """Resources per type."""
         n = len(self.children)
-        return {"Organization": len(self.organisations), "Patient": n,
-                "Flag": sum(len(c.flags) for c in self.children), "Condition": n,
-                "RelatedPerson": 2 * n}  # fmt: skip
+        return {
+            "Organization": len(self.organisations),
+            "Patient": n,
+            "Flag": sum(len(c.flags) for c in self.children),
+            "Condition": n,
+            "RelatedPerson": 2 * n,
+        }
 
 
 def nhs_numbers(first_serial: int = 0) -> Iterator[str]:
@@ -177,11 +202,18 @@ def plan(patients: int, seed: int = SEED, organisations: int = 300) -> Populatio
         gender = rng.choices(("female", "male", "other", "unknown"), (49, 49, 1, 1))[0]
         born = _day(rng, EARLIEST_BIRTH, LATEST_BIRTH)
         names = GIVEN.get(gender) or GIVEN[rng.choice(("female", "male"))]
-        children.append(Child(
-            id=new_id(rng), nhs=next(numbers), family=rng.choices(families, family_weights)[0],
-            given=rng.choice(names), gender=gender, birth_date=born,
-            seed=rng.getrandbits(32), flags=_flags(rng, born, organisations),
-        ))  # fmt: skip
+        children.append(
+            Child(
+                id=new_id(rng),
+                nhs=next(numbers),
+                family=rng.choices(families, family_weights)[0],
+                given=rng.choice(names),
+                gender=gender,
+                birth_date=born,
+                seed=rng.getrandbits(32),
+                flags=_flags(rng, born, organisations),
+            )
+        )
     return Population(org_ids, tuple(children))
 
 
@@ -256,8 +288,9 @@ def condition(child: Child, rng: random.Random) -> dict[str, Any]:
     }
 
 
-def related_person(child: Child, rng: random.Random, relationship: str, gender: str | None,
-                   address: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+def related_person(
+    child: Child, rng: random.Random, relationship: str, gender: str | None, address: dict[str, Any]
+) -> dict[str, Any]:
     """A relative of a child, at the child's address."""
     gender = gender or rng.choice(("female", "male"))
     family = child.family if relationship in ("MTH", "FTH", "SIB") else rng.choice(FAMILIES)[0]

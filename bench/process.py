@@ -57,11 +57,10 @@ def free_port() -> int:
 
 def command(port: int) -> list[str]:
     """uvicorn serving the bench app: one worker, uvloop, httptools, no access log."""
-    return [
-        sys.executable, "-m", "uvicorn", "bench.server:create_bench_app", "--factory",
-        "--host", HOST, "--port", str(port), "--workers", "1", "--loop", "uvloop",
-        "--http", "httptools", "--no-access-log", "--log-level", "warning",
-    ]  # fmt: skip
+    app = [sys.executable, "-m", "uvicorn", "bench.server:create_bench_app", "--factory"]
+    listen = ["--host", HOST, "--port", str(port)]
+    serving = ["--workers", "1", "--loop", "uvloop", "--http", "httptools"]
+    return [*app, *listen, *serving, "--no-access-log", "--log-level", "warning"]
 
 
 @contextmanager
@@ -72,9 +71,13 @@ def serve(database_url: str, workdir: Path, timeout: float = 30.0) -> Iterator[S
     log = workdir / f"server-{port}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            command(port), cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            command(port),
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
-        )  # fmt: skip
+        )
     server = Server(proc, port, log)
     try:
         wait_ready(server, timeout)

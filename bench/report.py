@@ -8,8 +8,20 @@ from typing import Any
 
 from bench.scenario import Measurement, Scenario
 
-COLUMNS = ("backend", "scenario", "req/s", "spread", "p50 ms", "p99 ms", "CPU srv/gen/all",
-           "srv us/req", "vs ceiling", "by srv CPU", "target", "result")  # fmt: skip
+COLUMNS = (
+    "backend",
+    "scenario",
+    "req/s",
+    "spread",
+    "p50 ms",
+    "p99 ms",
+    "CPU srv/gen/all",
+    "srv us/req",
+    "vs ceiling",
+    "by srv CPU",
+    "target",
+    "result",
+)
 
 
 def _median(values: list[float | None]) -> float | None:
@@ -17,8 +29,9 @@ def _median(values: list[float | None]) -> float | None:
     return statistics.median(present) if present else None
 
 
-def _scenario(scenario: Scenario, runs: list[Measurement], ceiling_rps: float,
-              ceiling_us: float | None) -> dict[str, Any]:  # fmt: skip
+def _scenario(
+    scenario: Scenario, runs: list[Measurement], ceiling_rps: float, ceiling_us: float | None
+) -> dict[str, Any]:
     rates = [m.rps for m in runs]
     rps, cost = statistics.median(rates), _median([m.server_us for m in runs])
     errors = sum(m.errors for m in runs)
@@ -70,12 +83,19 @@ def _cpu(row: dict[str, Any]) -> str:
 
 def _row(backend: str, name: str, row: dict[str, Any]) -> list[str]:
     return [
-        backend, name, _fmt(row["median_rps"], ",.0f"), "±" + _fmt(row["spread"], ".0%"),
-        _fmt(row["p50_ms"], ".2f"), _fmt(row["p99_ms"], ".2f"), _cpu(row),
-        _fmt(row["server_us_per_request"], ".0f"), _fmt(row["ratio"], ".1%"),
-        _fmt(row["cpu_ratio"], ".1%"), ">= " + _fmt(row["target"], ".0%") if row["target"] else "",
+        backend,
+        name,
+        _fmt(row["median_rps"], ",.0f"),
+        "±" + _fmt(row["spread"], ".0%"),
+        _fmt(row["p50_ms"], ".2f"),
+        _fmt(row["p99_ms"], ".2f"),
+        _cpu(row),
+        _fmt(row["server_us_per_request"], ".0f"),
+        _fmt(row["ratio"], ".1%"),
+        _fmt(row["cpu_ratio"], ".1%"),
+        ">= " + _fmt(row["target"], ".0%") if row["target"] else "",
         _result(row),
-    ]  # fmt: skip
+    ]
 
 
 def table(backends: dict[str, dict[str, Any]]) -> str:

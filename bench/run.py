@@ -28,8 +28,9 @@ class LoadGenerator(Protocol):
 
     name: str
 
-    def run(self, server: Server, scenario: Scenario, connections: int,
-            seconds: int) -> Measurement: ...  # fmt: skip
+    def run(
+        self, server: Server, scenario: Scenario, connections: int, seconds: int
+    ) -> Measurement: ...
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -58,8 +59,9 @@ def pick_loadgen(choice: str) -> LoadGenerator:
     return PythonLoad()
 
 
-def measure(load: LoadGenerator, server: Server, scenario: Scenario,
-            args: argparse.Namespace) -> Measurement:  # fmt: skip
+def measure(
+    load: LoadGenerator, server: Server, scenario: Scenario, args: argparse.Namespace
+) -> Measurement:
     """A warm-up run (discarded), then a measured run with CPU accounting."""
     if args.warmup > 0:
         load.run(server, scenario, args.connections, args.warmup)
@@ -70,12 +72,16 @@ def measure(load: LoadGenerator, server: Server, scenario: Scenario,
 def _progress(backend: str, round_no: int, scenario: Scenario, m: Measurement) -> None:
     cpu = "-" if m.server_cpu is None else f"{m.server_cpu:.0%} of a core"
     errors = f", {m.errors} errors" if m.errors else ""
-    print(f"  [{backend} round {round_no}] {scenario.label:<22} {m.rps:>9,.0f} req/s"
-          f"  (server CPU {cpu}{errors})", flush=True)  # fmt: skip
+    print(
+        f"  [{backend} round {round_no}] {scenario.label:<22} {m.rps:>9,.0f} req/s"
+        f"  (server CPU {cpu}{errors})",
+        flush=True,
+    )
 
 
-def bench_backend(backend: str, url: str, args: argparse.Namespace, load: LoadGenerator,
-                  workdir: Path) -> dict[str, Any]:  # fmt: skip
+def bench_backend(
+    backend: str, url: str, args: argparse.Namespace, load: LoadGenerator, workdir: Path
+) -> dict[str, Any]:
     """Serve `url`, seed it, check each scenario once, then measure in interleaved rounds."""
     with serve(url, workdir) as server:
         flag_body, paths = seed.seed(server.url, args.flags)
@@ -97,8 +103,14 @@ def bench_backend(backend: str, url: str, args: argparse.Namespace, load: LoadGe
 
 def _git_commit() -> str | None:
     try:
-        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                              text=True, timeout=5, check=True)  # fmt: skip
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip()
@@ -137,8 +149,11 @@ def main(argv: list[str] | None = None) -> int:
     """Run, print the table, write the JSON; non-zero on errors (or missed targets if strict)."""
     args = parse_args(argv)
     load = pick_loadgen(args.loadgen)
-    print(f"load generator: {load.name}; {args.rounds} rounds x {args.duration}s "
-          f"(+{args.warmup}s warm-up), {args.connections} connections", flush=True)  # fmt: skip
+    print(
+        f"load generator: {load.name}; {args.rounds} rounds x {args.duration}s "
+        f"(+{args.warmup}s warm-up), {args.connections} connections",
+        flush=True,
+    )
     results, failed = run_backends(args, load)
     if not results:
         print("no backend could be benchmarked", file=sys.stderr)

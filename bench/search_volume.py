@@ -48,6 +48,7 @@ DEFAULT_PAGE = 20  # the server's default _count (Settings.default_page_size)
 TARGET_MS, TARGET_RATIO = 20.0, 3.0
 FAMILY_PREFIXES = ("Sm", "Jo", "Wi", "Ta", "Br", "Ro", "Ha", "Wa", "Kh", "Pa")
 TABLES = [table.name for table in metadata.sorted_tables]
+COLUMNS = ("backend", "query", "n", "median ms", "p95 ms", "p95/read", "target", "result", "checks")
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,12 +149,20 @@ QUERIES = (
     Query("read", "GET Flag/{id}", read_flag),
     Query("flag_patient_active", "Flag?patient=X&status=active", flags_active, True),
     Query("flag_patient_nhs", "Flag?patient.identifier=nhs|N", flags_by_nhs, True),
-    Query("patient_revinclude", "Patient?identifier=nhs|N&_revinclude=Flag:patient",
-          patient_with_flags, True),
-    Query("flag_code_pages", "Flag?code=C&status=active&_count=50 (per page)", active_by_code,
-          paged=True),
+    Query(
+        "patient_revinclude",
+        "Patient?identifier=nhs|N&_revinclude=Flag:patient",
+        patient_with_flags,
+        True,
+    ),
+    Query(
+        "flag_code_pages",
+        "Flag?code=C&status=active&_count=50 (per page)",
+        active_by_code,
+        paged=True,
+    ),
     Query("patient_family_birthdate", "Patient?family=Sm&birthdate=ge2015", family_born_since),
-)  # fmt: skip
+)
 
 
 @dataclass(slots=True)
@@ -212,8 +221,8 @@ def run_probe(client: httpx.Client, probe: Probe, paged: bool, timings: Timings)
         matches, included, pages = matches + found[0], included + found[1], pages + 1
         url = _next(body) if paged else None
     timings.pages.append(pages)
-    for what, got, want in (("matches", matches, probe.matches),
-                            ("included", included, probe.included)):  # fmt: skip
+    counted = (("matches", matches, probe.matches), ("included", included, probe.included))
+    for what, got, want in counted:
         if want is not None and got != want:
             timings.fail(f"{probe.path}: {got} {what}, expected {want}")
 
@@ -235,8 +244,9 @@ def _p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20, method="inclusive")[18] if values[1:] else values[0]
 
 
-def summarise(query: Query, timings: Timings, read_p95: float | None,
-              backend: str) -> dict[str, Any]:  # fmt: skip
+def summarise(
+    query: Query, timings: Timings, read_p95: float | None, backend: str
+) -> dict[str, Any]:
     """Median and p95, the ratio to the read's p95, and the verdict where a target applies."""
     values = timings.latencies or [float("nan")]
     p95 = _p95(values)
@@ -293,18 +303,29 @@ def load(backend: str, url: str, population: pop.Population) -> dict[str, Any]:
     """Bulk-load the population, then analyse; rows written and how fast."""
     started = time.perf_counter()
     resources = pop.resources(population)
-    ids = asyncio.run(bulk_load(url, resources, BASE, claimed_numbers=claimed_numbers,
-                                authored_by=authored_by(BASE)))  # fmt: skip
+    ids = asyncio.run(
+        bulk_load(
+            url, resources, BASE, claimed_numbers=claimed_numbers, authored_by=authored_by(BASE)
+        )
+    )
     loaded = time.perf_counter() - started
     rows = asyncio.run(_pg_prepare(url)) if backend == "postgresql" else _sqlite_prepare(url)
     analysed = time.perf_counter() - started - loaded
     total = sum(rows.values())
-    print(f"  loaded {len(ids):,} resources ({total:,} rows) in {loaded:.1f}s: "
-          f"{len(ids) / loaded:,.0f} resources/s, {total / loaded:,.0f} rows/s; "
-          f"analysed in {analysed:.1f}s", flush=True)  # fmt: skip
-    return {"resources": len(ids), "rows": rows, "load_seconds": loaded,
-            "resources_per_second": len(ids) / loaded, "rows_per_second": total / loaded,
-            "analyse_seconds": analysed}  # fmt: skip
+    print(
+        f"  loaded {len(ids):,} resources ({total:,} rows) in {loaded:.1f}s: "
+        f"{len(ids) / loaded:,.0f} resources/s, {total / loaded:,.0f} rows/s; "
+        f"analysed in {analysed:.1f}s",
+        flush=True,
+    )
+    return {
+        "resources": len(ids),
+        "rows": rows,
+        "load_seconds": loaded,
+        "resources_per_second": len(ids) / loaded,
+        "rows_per_second": total / loaded,
+        "analyse_seconds": analysed,
+    }
 
 
 async def _explain_pg(url: str, statements: list[tuple[str, list[Any]]]) -> list[str]:
@@ -329,8 +350,10 @@ def _first_page_sql(resource_type: str, query_string: str) -> tuple[str, list[An
 def explain(url: str, facts: Facts) -> dict[str, list[str]]:
     """EXPLAIN (ANALYZE, BUFFERS) on PostgreSQL of the SQL two of the queries run, for one child."""
     child = facts.population.children[len(facts.population.children) // 2]
-    shown = {"Flag": f"patient={child.id}&status=active",
-             "Patient": f"identifier={_nhs(child)}&_revinclude=Flag:patient"}  # fmt: skip
+    shown = {
+        "Flag": f"patient={child.id}&status=active",
+        "Patient": f"identifier={_nhs(child)}&_revinclude=Flag:patient",
+    }
     plans: dict[str, list[str]] = {}
     for resource_type, query_string in shown.items():
         lines = asyncio.run(_explain_pg(url, [_first_page_sql(resource_type, query_string)]))
@@ -338,8 +361,9 @@ def explain(url: str, facts: Facts) -> dict[str, list[str]]:
     return plans
 
 
-def bench_backend(backend: str, url: str, workdir: Path, population: pop.Population,
-                  args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
+def bench_backend(
+    backend: str, url: str, workdir: Path, population: pop.Population, args: argparse.Namespace
+) -> dict[str, Any]:
     """Load, serve, time every query, explain two; the backend's results."""
     loaded = load(backend, url, population)
     facts = Facts(population)
@@ -350,8 +374,11 @@ def bench_backend(backend: str, url: str, workdir: Path, population: pop.Populat
             read_p95 = queries["read"]["p95_ms"] if "read" in queries else None
             queries[query.name] = summarise(query, timings, read_p95, backend)
             row = queries[query.name]
-            print(f"  {query.label:<52} median {row['median_ms']:7.2f} ms  p95 "
-                  f"{row['p95_ms']:7.2f} ms  ({row['failed']} failed)", flush=True)  # fmt: skip
+            print(
+                f"  {query.label:<52} median {row['median_ms']:7.2f} ms  p95 "
+                f"{row['p95_ms']:7.2f} ms  ({row['failed']} failed)",
+                flush=True,
+            )
     plans = explain(url, facts) if backend == "postgresql" else {}
     for key, lines in plans.items():
         print(f"\n  EXPLAIN {key}\n    " + "\n    ".join(lines), flush=True)
@@ -364,9 +391,7 @@ def _fmt(value: float | None, spec: str) -> str:
 
 def table(results: dict[str, dict[str, Any]]) -> str:
     """The results as a fixed-width table."""
-    head = ("backend", "query", "n", "median ms", "p95 ms", "p95/read", "target", "result",
-            "checks")  # fmt: skip
-    lines = [head]
+    lines = [COLUMNS]
     for backend, found in results.items():
         for row in found["queries"].values():
             result = {None: "-", True: "PASS", False: "FAIL"}[row["passed"]]
@@ -374,13 +399,23 @@ def table(results: dict[str, dict[str, Any]]) -> str:
             checks += ", cut short at --budget" if row["truncated"] else ""
             if row["pages"] is not None:
                 checks += f", {row['pages']} pages / {row['walks']} walks"
-            lines.append((backend, row["label"], str(row["requests"]),
-                          _fmt(row["median_ms"], ".2f"), _fmt(row["p95_ms"], ".2f"),
-                          _fmt(row["ratio_to_read_p95"], ".2f"), row["target"] or "-",
-                          result, checks))  # fmt: skip
-    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True))
-                     for line in lines)  # fmt: skip
+            lines.append(
+                (
+                    backend,
+                    row["label"],
+                    str(row["requests"]),
+                    _fmt(row["median_ms"], ".2f"),
+                    _fmt(row["p95_ms"], ".2f"),
+                    _fmt(row["ratio_to_read_p95"], ".2f"),
+                    row["target"] or "-",
+                    result,
+                    checks,
+                )
+            )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines
+    )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -431,8 +466,15 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + table(results))
     when = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     settings = {k: str(v) for k, v in vars(args).items()}
-    write_json(args.output, {"when": when, "settings": settings,
-                             "population": population.counts(), "backends": results})  # fmt: skip
+    write_json(
+        args.output,
+        {
+            "when": when,
+            "settings": settings,
+            "population": population.counts(),
+            "backends": results,
+        },
+    )
     print(f"\nresults written to {args.output}")
     rows = [row for found in results.values() for row in found["queries"].values()]
     if failed or any(row["failed"] for row in rows):

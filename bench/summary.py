@@ -37,12 +37,20 @@ def load(backend: str, url: str, args: argparse.Namespace) -> tuple[list[str], d
     """Bulk-load the population and analyse it: the timed children, and load figures."""
     timed, resources = population(args.families, args.targets, args.seed, vocabulary(CANONICAL))
     started = time.perf_counter()
-    ids = asyncio.run(bulk_load(url, resources, CANONICAL, claimed_numbers=claimed_numbers,
-                                authored_by=authored_by(CANONICAL)))  # fmt: skip
+    ids = asyncio.run(
+        bulk_load(
+            url,
+            resources,
+            CANONICAL,
+            claimed_numbers=claimed_numbers,
+            authored_by=authored_by(CANONICAL),
+        )
+    )
     loaded = time.perf_counter() - started
     rows = asyncio.run(_pg_prepare(url)) if backend == "postgresql" else _sqlite_prepare(url)
-    print(f"  loaded {len(ids):,} resources in {loaded:.0f}s "
-          f"({len(ids) / loaded:,.0f}/s)", flush=True)  # fmt: skip
+    print(
+        f"  loaded {len(ids):,} resources in {loaded:.0f}s ({len(ids) / loaded:,.0f}/s)", flush=True
+    )
     return timed, {"resources": len(ids), "rows": rows, "load_seconds": loaded}
 
 
@@ -72,9 +80,14 @@ def time_summaries(base: str, timed: list[str], args: argparse.Namespace) -> dic
             if (found := problem(child, response)) is not None:
                 failures.append(found)
     p95 = statistics.quantiles(latencies, n=20, method="inclusive")[18]
-    return {"requests": len(latencies), "median_ms": statistics.median(latencies),
-            "p95_ms": p95, "max_ms": max(latencies), "failed": len(failures),
-            "failures": failures[:5]}  # fmt: skip
+    return {
+        "requests": len(latencies),
+        "median_ms": statistics.median(latencies),
+        "p95_ms": p95,
+        "max_ms": max(latencies),
+        "failed": len(failures),
+        "failures": failures[:5],
+    }
 
 
 def bench_backend(
@@ -86,11 +99,17 @@ def bench_backend(
     with serve(url, workdir, timeout=120.0) as server:
         found = time_summaries(server.url, timed, args)
     passed = found["p95_ms"] < TARGET_MS and not found["failed"]
-    found |= {"target": f"p95 < {TARGET_MS:.0f} ms" if backend == "postgresql" else None,
-              "passed": passed if backend == "postgresql" else None, "load": loaded}  # fmt: skip
-    print(f"  summary of a family of 8 with 40 flags: median {found['median_ms']:.1f} ms, "
-          f"p95 {found['p95_ms']:.1f} ms, max {found['max_ms']:.1f} ms over "
-          f"{found['requests']} requests ({found['failed']} failed)", flush=True)  # fmt: skip
+    found |= {
+        "target": f"p95 < {TARGET_MS:.0f} ms" if backend == "postgresql" else None,
+        "passed": passed if backend == "postgresql" else None,
+        "load": loaded,
+    }
+    print(
+        f"  summary of a family of 8 with 40 flags: median {found['median_ms']:.1f} ms, "
+        f"p95 {found['p95_ms']:.1f} ms, max {found['max_ms']:.1f} ms over "
+        f"{found['requests']} requests ({found['failed']} failed)",
+        flush=True,
+    )
     for failure in found["failures"]:
         print(f"    {failure}", flush=True)
     return found
@@ -116,16 +135,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     results: dict[str, Any] = {}
     for backend in BACKENDS if args.backend == "all" else (args.backend,):
-        print(f"{backend}: {args.families:,} families, {args.targets} of 8 with 40 flags",
-              flush=True)  # fmt: skip
+        print(
+            f"{backend}: {args.families:,} families, {args.targets} of 8 with 40 flags", flush=True
+        )
         with tempfile.TemporaryDirectory(prefix="safeguard-summary-") as tmp:
             try:
                 with database(backend, Path(tmp)) as url:
                     results[backend] = bench_backend(backend, url, Path(tmp), args)
             except UnavailableError as exc:
                 print(f"  skipped: {exc}", flush=True)
-    write_json(args.output, {"arguments": vars(args) | {"output": str(args.output)},
-                             "results": results})  # fmt: skip
+    write_json(
+        args.output, {"arguments": vars(args) | {"output": str(args.output)}, "results": results}
+    )
     print(f"\nresults written to {args.output}")
     failed = not results or any(r["failed"] for r in results.values())
     missed = any(r["passed"] is False for r in results.values())

@@ -16,8 +16,13 @@ SNOMED_TYPES = {  # project flag type -> its confirmed SNOMED code
     codes.LOOKED_AFTER_CHILD: "764841000000100",
     "safeguarding-concern": "836881000000105",
 }
-CHILD_TYPES = ("safeguarding-concern", codes.WAS_NOT_BROUGHT, "neglect-concern",
-               "young-carer", "child-in-need")  # fmt: skip
+CHILD_TYPES = (
+    "safeguarding-concern",
+    codes.WAS_NOT_BROUGHT,
+    "neglect-concern",
+    "young-carer",
+    "child-in-need",
+)
 PARENT_TYPES = codes.HOUSEHOLD_RISKS
 
 
@@ -65,10 +70,16 @@ class Builder:
         """`count` safeguarding flags of the given kinds on `subject`, most of them active."""
         for n in range(count):
             kind = kinds[n % len(kinds)]
-            coding = ({"system": f.SNOMED, "code": SNOMED_TYPES[kind]} if kind in SNOMED_TYPES
-                      else {"system": self.vocabulary.flag_type_system, "code": kind})  # fmt: skip
-            flag = f.safeguarding_flag(subject=subject, author=_organisation(self.rng),
-                                       start=f"2026-{1 + n % 9:02d}-{1 + n % 27:02d}")  # fmt: skip
+            coding = (
+                {"system": f.SNOMED, "code": SNOMED_TYPES[kind]}
+                if kind in SNOMED_TYPES
+                else {"system": self.vocabulary.flag_type_system, "code": kind}
+            )
+            flag = f.safeguarding_flag(
+                subject=subject,
+                author=_organisation(self.rng),
+                start=f"2026-{1 + n % 9:02d}-{1 + n % 27:02d}",
+            )
             flag["code"] = {"coding": [coding]}
             self.records += 1
             flag["id"] = f"{self.prefix}-r{self.records}"
@@ -85,8 +96,9 @@ class Builder:
             self.records += 1
             condition["id"] = f"{self.prefix}-r{self.records}"
             url = self.vocabulary.recording_organization_extension
-            condition["extension"] = [{"url": url, "valueReference": {
-                "reference": _organisation(self.rng)}}]  # fmt: skip
+            condition["extension"] = [
+                {"url": url, "valueReference": {"reference": _organisation(self.rng)}}
+            ]
             self.resources.append(condition)
 
 
@@ -96,8 +108,9 @@ def _organisation(rng: random.Random) -> str:
 
 def _removal(vocabulary: Vocabulary) -> list[dict[str, Any]]:
     coding = {"system": vocabulary.removal_reason_system, "code": "plan-ended"}
-    return [{"url": vocabulary.removal_reason_extension,
-             "valueCodeableConcept": {"coding": [coding]}}]  # fmt: skip
+    return [
+        {"url": vocabulary.removal_reason_extension, "valueCodeableConcept": {"coding": [coding]}}
+    ]
 
 
 def organisations() -> list[dict[str, Any]]:
@@ -113,8 +126,10 @@ def ordinary_family(builder: Builder) -> None:
     """A mother, sometimes a father, 1-3 children, a few flags and conditions."""
     mother, mother_nhs = builder.patient("mother", "female", "1990-05-01")
     father = builder.patient("father", "male", "1988-02-01") if builder.rng.random() < 0.7 else None
-    children = [builder.patient(f"child{n}", "female", f"201{n}-03-01")
-                for n in range(builder.rng.randint(1, 3))]  # fmt: skip
+    children = [
+        builder.patient(f"child{n}", "female", f"201{n}-03-01")
+        for n in range(builder.rng.randint(1, 3))
+    ]
     for child, _ in children:
         builder.relative(child, "MTH", mother_nhs)
         if father is not None:
@@ -137,8 +152,8 @@ def family_of_eight(builder: Builder) -> str:
     child, _ = builder.patient("child", "female", "2016-03-01")
     siblings = [builder.patient(f"sib{n}", "male", f"201{n}-06-01") for n in range(3)]
     half, half_nhs = builder.patient("half", "male", "2018-09-01")
-    for relationship, nhs in [("MTH", mother_nhs), ("FTH", father_nhs), ("HSIB", half_nhs),
-                              *(("SIB", s[1]) for s in siblings)]:  # fmt: skip
+    relatives = [("MTH", mother_nhs), ("FTH", father_nhs), ("HSIB", half_nhs)]
+    for relationship, nhs in [*relatives, *(("SIB", s[1]) for s in siblings)]:
         builder.relative(child, relationship, nhs)
     builder.relative(half, "FTH", father_nhs)
     builder.flags(child, (codes.CHILD_PROTECTION_PLAN,), 1)  # one plan at most per child
@@ -153,8 +168,9 @@ def family_of_eight(builder: Builder) -> str:
     return child
 
 
-def population(families: int, targets: int, seed: int, vocabulary: Vocabulary
-               ) -> tuple[list[str], Iterator[dict[str, Any]]]:  # fmt: skip
+def population(
+    families: int, targets: int, seed: int, vocabulary: Vocabulary
+) -> tuple[list[str], Iterator[dict[str, Any]]]:
     """The timed children's references, and every resource to load (organisations first)."""
     rng, numbers = random.Random(seed), Numbers()
     timed = [f"Patient/bench-t{n}-child" for n in range(targets)]

@@ -43,21 +43,23 @@ class WrkLoad:
         self.executable = executable
         self.name = f"wrk ({executable})"
 
-    def run(self, server: Server, scenario: Scenario, connections: int,
-            seconds: int) -> Measurement:  # fmt: skip
+    def run(
+        self, server: Server, scenario: Scenario, connections: int, seconds: int
+    ) -> Measurement:
         """One wrk run of `seconds` (whole seconds), summarised by wrk.lua."""
         with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
-            command = [
-                self.executable, "-t1", f"-c{connections}", f"-d{max(1, seconds)}s",
-                "--timeout", "5s", "-H", ACCEPT, "-s", str(SCRIPT),
-                server.url + scenario.paths[0], "--", *_script_args(scenario, Path(tmp)),
-            ]  # fmt: skip
+            load = ["-t1", f"-c{connections}", f"-d{max(1, seconds)}s", "--timeout", "5s"]
+            target = [server.url + scenario.paths[0], "--", *_script_args(scenario, Path(tmp))]
+            command = [self.executable, *load, "-H", ACCEPT, "-s", str(SCRIPT), *target]
             done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 30)
         if done.returncode != 0:
             raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr[-2000:]}")
         found = _summary(done.stdout)
         return Measurement(
-            requests=found["requests"], seconds=found["duration_us"] / 1e6,
-            errors=sum(found[k] for k in ERRORS), p50_ms=found["p50_us"] / 1000,
-            p99_ms=found["p99_us"] / 1000, extra={"bytes": found["bytes"]},
-        )  # fmt: skip
+            requests=found["requests"],
+            seconds=found["duration_us"] / 1e6,
+            errors=sum(found[k] for k in ERRORS),
+            p50_ms=found["p50_us"] / 1000,
+            p99_ms=found["p99_us"] / 1000,
+            extra={"bytes": found["bytes"]},
+        )

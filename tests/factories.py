@@ -94,16 +94,25 @@ def safeguarding_flag(
 ) -> dict[str, Any]:
     """A safeguarding Flag (category safety, a child protection plan by default) raised by
     `author`, an Organization; `removal` is (extension url, coding system|code) when ended."""
-    resource = flag(subject=subject, author=author, status=status, code=code, display=display,
-                    system=system, category="safety")  # fmt: skip
+    resource = flag(
+        subject=subject,
+        author=author,
+        status=status,
+        code=code,
+        display=display,
+        system=system,
+        category="safety",
+    )
     resource["period"] = {"start": start} | ({"end": end} if end else {})
     if removal is not None:
         url, coding = removal
         reason_system, _, reason = coding.rpartition("|")
         resource["extension"] = [
-            {"url": url, "valueCodeableConcept": {"coding": [{"system": reason_system,
-                                                              "code": reason}]}}
-        ]  # fmt: skip
+            {
+                "url": url,
+                "valueCodeableConcept": {"coding": [{"system": reason_system, "code": reason}]},
+            }
+        ]
     return resource
 
 
@@ -198,18 +207,22 @@ def project_flag(
         "category": [{"coding": [{"system": FLAG_CATEGORY, "code": "safety"}]}],
         "code": {
             "coding": [
-                {"system": vocabulary.flag_type_system, "code": flag_type,
-                 "display": concept.display}
+                {
+                    "system": vocabulary.flag_type_system,
+                    "code": flag_type,
+                    "display": concept.display,
+                }
             ]
         },
         "subject": {"reference": subject},
         "period": {"start": start},
         "author": {"reference": author},
-    }  # fmt: skip
+    }
     if status != "active":
         resource["period"]["end"] = end or start
-        concept_of_reason = {"coding": [{"system": vocabulary.removal_reason_system,
-                                         "code": reason}]}  # fmt: skip
+        concept_of_reason = {
+            "coding": [{"system": vocabulary.removal_reason_system, "code": reason}]
+        }
         resource["extension"] = [
             {"url": vocabulary.removal_reason_extension, "valueCodeableConcept": concept_of_reason}
         ]

@@ -36,18 +36,27 @@ class Locality:
     practices: tuple[Service, ...]
 
 
-def _locality(council: str, gss: str, district: str, towns: str, postcode: str,
-              services: str) -> Locality:  # fmt: skip
+def _locality(
+    council: str, gss: str, district: str, towns: str, postcode: str, services: str
+) -> Locality:
     """A Locality from one compact row: services are `ODS:name` separated by `;`."""
     la, hospital, community, *practices = (
         Service(*item.split(":", 1)) for item in services.split(";")
     )
     return Locality(
-        Service(la.ods, council), gss, district, tuple(towns.split(",")), postcode,
-        hospital, community, tuple(practices),
-    )  # fmt: skip
+        Service(la.ods, council),
+        gss,
+        district,
+        tuple(towns.split(",")),
+        postcode,
+        hospital,
+        community,
+        tuple(practices),
+    )
 
 
+# A table, one locality per entry: formatted, each would take ten lines.
+# fmt: off
 LOCALITIES = (
     _locality("Leeds City Council", "E08000035", "Leeds", "Leeds,Morley,Otley", "LS",
               "9LE:council;RX4:Airedale and Wharfe Hospitals NHS Trust;"
@@ -75,21 +84,24 @@ LOCALITIES = (
               "9MN:council;RX5:Irwell Hospitals NHS Trust;"
               "RY5:Manchester Children's Community Health;P84004:Ancoats Medical Centre;"
               "P84040:Wythenshawe Road Surgery"),
-)  # fmt: skip
+)
+# fmt: on
 NEIGHBOURS = ((0, 1), (0, 2), (1, 2), (3, 4), (4, 5), (0, 5), (2, 5), (3, 0))
 
+# Name lists, several to a line: formatted, each name would take a line of its own.
+# fmt: off
 GIVEN = {
     "female": ("Olivia", "Amelia", "Isla", "Ava", "Mia", "Ivy", "Lily", "Grace", "Freya",
                "Evie", "Poppy", "Aisha", "Maryam", "Zara", "Ruby", "Harper", "Willow", "Chloe"),
     "male": ("Noah", "Oliver", "George", "Arthur", "Muhammad", "Leo", "Harry", "Oscar",
              "Archie", "Theo", "Freddie", "Jack", "Charlie", "Alfie", "Ibrahim", "Finley"),
-}  # fmt: skip
-SURNAMES = ("Smith", "Jones", "Taylor", "Brown", "Davies", "Evans", "Wilson", "Thomas",
-            "Roberts", "Walker", "Wright", "Hughes", "Green", "Patel", "Khan", "Ahmed",
-            "Hussain", "Begum", "Kowalski", "Okafor", "Nowak", "Murphy", "Clarke",
-            "Baker")  # fmt: skip
+}
+SURNAMES = ("Smith", "Jones", "Taylor", "Brown", "Davies", "Evans", "Wilson", "Thomas", "Roberts",
+            "Walker", "Wright", "Hughes", "Green", "Patel", "Khan", "Ahmed", "Hussain", "Begum",
+            "Kowalski", "Okafor", "Nowak", "Murphy", "Clarke", "Baker")
 STREETS = ("Church Lane", "High Street", "Station Road", "Victoria Road", "Park Avenue",
-           "Mill Lane", "Manor Road", "Queen Street", "Albert Road", "Oak Close")  # fmt: skip
+           "Mill Lane", "Manor Road", "Queen Street", "Albert Road", "Oak Close")
+# fmt: on
 
 
 @dataclass(slots=True, eq=False)
@@ -153,11 +165,13 @@ class Planner:
         """A new home in `locality`, registered with one of its practices."""
         rng = self.rng
         home = Household(
-            locality, rng.choice(locality.practices),
-            f"{rng.randint(1, 180)} {rng.choice(STREETS)}", rng.choice(locality.towns),
+            locality,
+            rng.choice(locality.practices),
+            f"{rng.randint(1, 180)} {rng.choice(STREETS)}",
+            rng.choice(locality.towns),
             f"{locality.postcode}{rng.randint(1, 20)} {rng.randint(1, 9)}"
             f"{rng.choice('ABDEHJLNPRSTUWXY')}{rng.choice('ABDEHJLNPRSTUWXY')}",
-        )  # fmt: skip
+        )
         self.plan.households.append(home)
         return home
 
@@ -185,9 +199,10 @@ class Planner:
         for index, age in enumerate(ages, start=1):
             gender = rng.choice(("female", "male"))
             surname = father.surname if father.known else mother.surname
-            child = Person(f"{key}{index}", gender, rng.choice(GIVEN[gender]), surname,
-                           self.reference - timedelta(days=age), home, mother=mother,
-                           father=father)  # fmt: skip
+            given, born = rng.choice(GIVEN[gender]), self.reference - timedelta(days=age)
+            child = Person(
+                f"{key}{index}", gender, given, surname, born, home, mother=mother, father=father
+            )
             made.append(child)
         self.plan.people.extend(made)
         return made
@@ -318,8 +333,9 @@ def _same(first: Person | None, second: Person | None) -> int:
 def _parents_live_together(child: Person, other: Person) -> bool:
     """Whether a parent of `child` shares a home with a parent of `other` (step-siblings)."""
     homes = {id(p.home) for p in (child.mother, child.father) if p is not None and p.home}
-    return any(p is not None and p.home and id(p.home) in homes
-               for p in (other.mother, other.father))  # fmt: skip
+    return any(
+        p is not None and p.home and id(p.home) in homes for p in (other.mother, other.father)
+    )
 
 
 VARIANTS = {

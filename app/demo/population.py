@@ -42,14 +42,26 @@ CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 MAX_SEED = 999_999_999  # ids stay well within FHIR's 64 characters
 ROLES = {
-    "FTH": "father", "NFTH": "natural father", "STPFTH": "stepfather", "MTH": "mother",
-    "NMTH": "natural mother", "STPMTH": "stepmother", "SIB": "sibling",
-    "NSIB": "natural sibling", "HSIB": "half-sibling", "HBRO": "half-brother",
-    "HSIS": "half-sister", "STPSIB": "step sibling",
-}  # fmt: skip
+    "FTH": "father",
+    "NFTH": "natural father",
+    "STPFTH": "stepfather",
+    "MTH": "mother",
+    "NMTH": "natural mother",
+    "STPMTH": "stepmother",
+    "SIB": "sibling",
+    "NSIB": "natural sibling",
+    "HSIB": "half-sibling",
+    "HBRO": "half-brother",
+    "HSIS": "half-sister",
+    "STPSIB": "step sibling",
+}
 CONSTIPATION = ("14760008", "Constipation")
-CHILD_CONDITIONS = (("195967001", "Asthma"), ("43116000", "Eczema"), ("84757009", "Epilepsy"),
-                    ("414916001", "Obesity"))  # fmt: skip
+CHILD_CONDITIONS = (
+    ("195967001", "Asthma"),
+    ("43116000", "Eczema"),
+    ("84757009", "Epilepsy"),
+    ("414916001", "Obesity"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,33 +117,30 @@ def organisations(vocabulary: Vocabulary) -> Family:
     """Every locality's council, hospital trust, community service and GP practices."""
     found: Family = []
     for place in LOCALITIES:
-        council = _organisation(place.council, "govt", "Local authority", place.towns[0],
-                                place.district)  # fmt: skip
+        where = (place.towns[0], place.district)
+        council = _organisation(place.council, "govt", "Local authority", *where)
         council["identifier"].append({"system": vocabulary.gss_system, "value": place.gss})
         found.append(council)
-        found.append(_organisation(place.hospital, "prov", "NHS trust", place.towns[0],
-                                   place.district))  # fmt: skip
-        found.append(_organisation(place.community, "prov", "Community health service",
-                                   place.towns[0], place.district))  # fmt: skip
+        found.append(_organisation(place.hospital, "prov", "NHS trust", *where))
+        found.append(_organisation(place.community, "prov", "Community health service", *where))
         found.extend(
-            _organisation(practice, "prov", "GP practice", place.towns[0], place.district)
-            for practice in place.practices
+            _organisation(practice, "prov", "GP practice", *where) for practice in place.practices
         )
     return found
 
 
 def _organisation(service: Service, kind: str, text: str, town: str, district: str) -> Any:
     display = {"govt": "Government", "prov": "Healthcare Provider"}[kind]
+    coding = {"system": ORG_TYPE, "code": kind, "display": display}
     return {
         "resourceType": "Organization",
         "id": org_id(service),
         "identifier": [{"system": codes.ODS_SYSTEM, "value": service.ods}],
         "active": True,
-        "type": [{"coding": [{"system": ORG_TYPE, "code": kind, "display": display}],
-                  "text": text}],
+        "type": [{"coding": [coding], "text": text}],
         "name": service.name,
         "address": [{"city": town, "district": district, "country": "GB"}],
-    }  # fmt: skip
+    }
 
 
 def family(number: int, seed: int, vocabulary: Vocabulary, today: date) -> Family:
@@ -218,45 +227,45 @@ class Renderer:
 
     def flag(self, spec: FlagSpec) -> Any:
         """A safeguarding Flag; an ended one is inactive and says why."""
-        concept = self.concepts[spec.code]
-        codings = [{"system": self.vocabulary.flag_type_system, "code": concept.code,
-                    "display": concept.display}]  # fmt: skip
+        concept, vocabulary = self.concepts[spec.code], self.vocabulary
+        display = concept.display
+        own = {"system": vocabulary.flag_type_system, "code": concept.code, "display": display}
+        codings = [own]
         if concept.snomed is not None:
-            codings.append({"system": SNOMED, "code": concept.snomed,
-                            "display": concept.snomed_display or concept.display})  # fmt: skip
+            snomed_display = concept.snomed_display or display
+            codings.append({"system": SNOMED, "code": concept.snomed, "display": snomed_display})
         resource: dict[str, Any] = {"resourceType": "Flag", "id": self._id(spec.subject, "flag")}
         period = {"start": spec.start.isoformat()}
         if spec.end is not None:
             period["end"] = spec.end.isoformat()
-            reason = {"coding": [{"system": self.vocabulary.removal_reason_system,
-                                  "code": spec.reason}]}  # fmt: skip
-            resource["extension"] = [{"url": self.vocabulary.removal_reason_extension,
-                                      "valueCodeableConcept": reason}]  # fmt: skip
+            reason = {"coding": [{"system": vocabulary.removal_reason_system, "code": spec.reason}]}
+            url = vocabulary.removal_reason_extension
+            resource["extension"] = [{"url": url, "valueCodeableConcept": reason}]
+        safety = {"system": codes.FLAG_CATEGORY, "code": codes.SAFETY, "display": "Safety"}
         return resource | {
             "status": "active" if spec.end is None else "inactive",
-            "category": [{"coding": [{"system": codes.FLAG_CATEGORY, "code": codes.SAFETY,
-                                      "display": "Safety"}]}],
-            "code": {"coding": codings, "text": concept.display},
+            "category": [{"coding": [safety]}],
+            "code": {"coding": codings, "text": display},
             "subject": self.ref(spec.subject),
             "period": period,
             "author": _org_ref(spec.author),
-        }  # fmt: skip
+        }
 
     def condition(self, spec: ConditionSpec) -> Any:
         """A Condition, naming the service that recorded it in an extension."""
         code, display = spec.code
+        url = self.vocabulary.recording_organization_extension
+        coding = {"system": SNOMED, "code": code, "display": display}
         return {
             "resourceType": "Condition",
             "id": self._id(spec.subject, "condition"),
-            "extension": [{"url": self.vocabulary.recording_organization_extension,
-                           "valueReference": _org_ref(spec.recorder)}],
+            "extension": [{"url": url, "valueReference": _org_ref(spec.recorder)}],
             "clinicalStatus": {"coding": [{"system": CLINICAL, "code": "active"}]},
             "verificationStatus": {"coding": [{"system": VERIFICATION, "code": "confirmed"}]},
-            "code": {"coding": [{"system": SNOMED, "code": code, "display": display}],
-                     "text": display},
+            "code": {"coding": [coding], "text": display},
             "subject": self.ref(spec.subject),
             "recordedDate": spec.recorded.isoformat(),
-        }  # fmt: skip
+        }
 
 
 def _address(home: Household) -> dict[str, Any]:
@@ -288,12 +297,13 @@ def _home_education(plan: FamilyPlan, rng: random.Random, reference: date) -> li
     child = rng.choice([c for c in plan.children if (reference - c.born).days >= 5 * YEAR])
     school_age = child.born + timedelta(days=5 * YEAR)
     start = max(school_age, _days_before(reference, rng, 30, 700))
-    specs = [FlagSpec(child, codes.ELECTIVE_HOME_EDUCATION, _council(child), start)]
+    kind, council = codes.ELECTIVE_HOME_EDUCATION, _council(child)
+    specs = [FlagSpec(child, kind, council, start)]
     earlier = _days_before(start, rng, 300, 500)
     if (plan.number % 8 == 1 or rng.random() < 0.4) and earlier > school_age:
         back_to_school = earlier + timedelta(days=rng.randint(60, 250))
-        specs.append(FlagSpec(child, codes.ELECTIVE_HOME_EDUCATION, _council(child), earlier,
-                              back_to_school, "no-longer-applicable"))  # fmt: skip
+        ended = FlagSpec(child, kind, council, earlier, back_to_school, "no-longer-applicable")
+        specs.append(ended)
     return specs
 
 
@@ -314,8 +324,9 @@ def _was_not_brought(
     earliest = child.born + timedelta(days=14)
     old = max(earliest, _days_before(reference, rng, 200, 900))
     reviewed = min(reference, old + timedelta(days=rng.randint(14, 90)))
-    ended = FlagSpec(child, codes.WAS_NOT_BROUGHT, services[0], old, reviewed,
-                     "no-longer-applicable")  # fmt: skip
+    ended = FlagSpec(
+        child, codes.WAS_NOT_BROUGHT, services[0], old, reviewed, "no-longer-applicable"
+    )
     if plan.number % 3 != 0 and rng.random() >= 0.15:
         return [ended] if rng.random() < 0.25 else []
     recent = []
@@ -329,13 +340,11 @@ def _protection_plans(plan: FamilyPlan, rng: random.Random, reference: date) -> 
     """Families 2 and 5 of every 6: a plan for every child of one home, or an ended plan."""
     cycle = plan.number % 6
     if cycle == 2:
-        home = plan.children[0].home
-        return [
-            FlagSpec(child, codes.CHILD_PROTECTION_PLAN, _council(child),
-                     max(child.born + timedelta(days=30), _days_before(reference, rng, 20, 400)))
-            for child in plan.children
-            if child.home is home
-        ]  # fmt: skip
+        home, plans = plan.children[0].home, []
+        for child in (c for c in plan.children if c.home is home):
+            start = max(child.born + timedelta(days=30), _days_before(reference, rng, 20, 400))
+            plans.append(FlagSpec(child, codes.CHILD_PROTECTION_PLAN, _council(child), start))
+        return plans
     if cycle != 5:
         return []
     eldest = plan.children[0]  # of school age: born more than 1,200 days before reference
@@ -394,9 +403,7 @@ def _conditions(plan: FamilyPlan, rng: random.Random, reference: date) -> list[C
     if plan.number % 3 == 1 or rng.random() < 0.1:
         child = rng.choice(plan.children)
         services = _services(child)[::-1][: rng.randint(2, 3)]  # practice, community, hospital
-        specs.extend(
-            ConditionSpec(child, CONSTIPATION, service,
-                          max(child.born, _days_before(reference, rng, 10, 400)))
-            for service in services
-        )  # fmt: skip
+        for service in services:
+            recorded = max(child.born, _days_before(reference, rng, 10, 400))
+            specs.append(ConditionSpec(child, CONSTIPATION, service, recorded))
     return specs

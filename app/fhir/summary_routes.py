@@ -82,8 +82,16 @@ async def summary_by_identifier(request: Request) -> Response:
 
 
 ROUTES = [
-    Route(f"/fhir/Patient/{{logical_id}}/{OPERATION}", summary_of_patient, methods=["GET"],
-          name="safeguarding_summary"),
-    Route(f"/fhir/Patient/{OPERATION}", summary_by_identifier, methods=["GET"],
-          name="safeguarding_summary_by_identifier"),
-]  # fmt: skip
+    Route(
+        f"/fhir/Patient/{{logical_id}}/{OPERATION}",
+        summary_of_patient,
+        methods=["GET"],
+        name="safeguarding_summary",
+    ),
+    Route(
+        f"/fhir/Patient/{OPERATION}",
+        summary_by_identifier,
+        methods=["GET"],
+        name="safeguarding_summary_by_identifier",
+    ),
+]

@@ -49,22 +49,41 @@ def flag_issues(resource: dict[str, Any], vocabulary: Vocabulary, base_url: str)
         return []
     issues: list[Issue] = []
     if not is_safety(resource):
-        issues.append(Issue("a safeguarding flag has category 'safety' "
-                            f"({FLAG_CATEGORY})", "business-rule", ("Flag.category",)))  # fmt: skip
+        issues.append(
+            Issue(
+                f"a safeguarding flag has category 'safety' ({FLAG_CATEGORY})",
+                "business-rule",
+                ("Flag.category",),
+            )
+        )
     if len(flag_types) > 1:
-        issues.append(Issue(f"a flag records one thing, not {len(flag_types)} "
-                            f"({', '.join(sorted(flag_types))}): raise one flag per type",
-                            "business-rule", ("Flag.code",)))  # fmt: skip
+        issues.append(
+            Issue(
+                f"a flag records one thing, not {len(flag_types)} "
+                f"({', '.join(sorted(flag_types))}): raise one flag per type",
+                "business-rule",
+                ("Flag.code",),
+            )
+        )
     elif not flag_types:
         valueset = vocabulary.url("ValueSet", "safeguarding-flag-type")
-        issues.append(Issue(f"a safeguarding flag's code must be in {valueset}",
-                            "code-invalid", ("Flag.code",)))  # fmt: skip
+        issues.append(
+            Issue(
+                f"a safeguarding flag's code must be in {valueset}", "code-invalid", ("Flag.code",)
+            )
+        )
     if _target_type(resource, "subject", base_url) != "Patient":
-        issues.append(Issue("a safeguarding flag's subject is a Patient", "business-rule",
-                            ("Flag.subject",)))  # fmt: skip
+        issues.append(
+            Issue("a safeguarding flag's subject is a Patient", "business-rule", ("Flag.subject",))
+        )
     if _target_type(resource, "author", base_url) != "Organization":
-        issues.append(Issue("a safeguarding flag's author is the Organization that raised it",
-                            "business-rule", ("Flag.author",)))  # fmt: skip
+        issues.append(
+            Issue(
+                "a safeguarding flag's author is the Organization that raised it",
+                "business-rule",
+                ("Flag.author",),
+            )
+        )
     issues.extend(_period_and_ending_issues(resource, vocabulary))
     return issues
 
@@ -74,23 +93,38 @@ def _period_and_ending_issues(resource: dict[str, Any], vocabulary: Vocabulary) 
     period: dict[str, Any] = found if isinstance(found, dict) else {}
     issues = []
     if not period.get("start"):
-        issues.append(Issue("a safeguarding flag has period.start (for a was-not-brought "
-                            "episode, the appointment date)", "required",
-                            ("Flag.period.start",)))  # fmt: skip
+        issues.append(
+            Issue(
+                "a safeguarding flag has period.start "
+                "(for a was-not-brought episode, the appointment date)",
+                "required",
+                ("Flag.period.start",),
+            )
+        )
     status = resource.get("status")
     if status == "inactive" and not period.get("end"):
-        issues.append(Issue("an ended safeguarding flag has period.end", "required",
-                            ("Flag.period.end",)))  # fmt: skip
+        issues.append(
+            Issue("an ended safeguarding flag has period.end", "required", ("Flag.period.end",))
+        )
     reasons = _removal_reasons(resource, vocabulary)
     for expression, reason in reasons:
         if reason is None:
-            issues.append(Issue(f"the removal reason must come from "
-                                f"{vocabulary.removal_reason_system}", "code-invalid",
-                                (expression,)))  # fmt: skip
+            issues.append(
+                Issue(
+                    f"the removal reason must come from {vocabulary.removal_reason_system}",
+                    "code-invalid",
+                    (expression,),
+                )
+            )
     if status in ENDED and not reasons:
-        issues.append(Issue(f"a safeguarding flag set to {status} carries the reason "
-                            f"(extension {vocabulary.removal_reason_extension})", "required",
-                            ("Flag.extension",)))  # fmt: skip
+        issues.append(
+            Issue(
+                f"a safeguarding flag set to {status} carries the reason "
+                f"(extension {vocabulary.removal_reason_extension})",
+                "required",
+                ("Flag.extension",),
+            )
+        )
     return issues
 
 
@@ -134,11 +168,19 @@ def change_issues(before: dict[str, Any], after: dict[str, Any], base_url: str) 
     """A safeguarding flag's code and subject are fixed once it is created."""
     issues = []
     if _codes(before.get("code")) != _codes(after.get("code")):
-        issues.append(Issue("a flag's code cannot change after creation (end this flag and "
-                            "raise a new one)", "business-rule", ("Flag.code",)))  # fmt: skip
+        issues.append(
+            Issue(
+                "a flag's code cannot change after creation (end this flag and raise a new one)",
+                "business-rule",
+                ("Flag.code",),
+            )
+        )
     if _subject(before, base_url) != _subject(after, base_url):
-        issues.append(Issue("a flag's subject cannot change after creation", "business-rule",
-                            ("Flag.subject",)))  # fmt: skip
+        issues.append(
+            Issue(
+                "a flag's subject cannot change after creation", "business-rule", ("Flag.subject",)
+            )
+        )
     return issues
 
 

@@ -105,8 +105,9 @@ def _tokens(param: str, pairs: Iterable[tuple[str | None, str]]) -> Criterion:
 def _codes_of(vocabulary: Vocabulary, flag_type: str) -> Criterion:
     """Flag.code is the flag type: by the project's code or its confirmed SNOMED equivalent."""
     pairs: list[tuple[str | None, str]] = [(vocabulary.flag_type_system, flag_type)]
-    pairs += [(codes.SNOMED, c.snomed) for c in vocabulary.flag_types
-              if c.code == flag_type and c.snomed]  # fmt: skip
+    pairs += [
+        (codes.SNOMED, c.snomed) for c in vocabulary.flag_types if c.code == flag_type and c.snomed
+    ]
     return _tokens("code", pairs)
 
 
@@ -144,8 +145,14 @@ def _entries(family: Family) -> tuple[Held, ...]:
     """The child, its flags, conditions and RelatedPersons, then its relatives' records
     (parents first) and their flags; each resource once."""
     relatives = sorted(family.relatives, key=lambda r: r.kind != "parent")
-    ordered = [family.child, *family.flags, *family.conditions, *family.related_persons,
-               *(r.patient for r in relatives), *family.relative_flags]  # fmt: skip
+    ordered = [
+        family.child,
+        *family.flags,
+        *family.conditions,
+        *family.related_persons,
+        *(r.patient for r in relatives),
+        *family.relative_flags,
+    ]
     unique: dict[str, Held] = {}
     for held in ordered:
         unique.setdefault(held.reference, held)
@@ -155,30 +162,53 @@ def _entries(family: Family) -> tuple[Held, ...]:
 async def _gather(reader: _Reader, child: Held, terms: Terms) -> Family:
     """Everything the summary shows or reasons from, in at most nine searches."""
     vocabulary, child_id = terms.vocabulary, child.logical_id
-    related = await reader.find("RelatedPerson", _patients("patient", [child_id]),
-                                what="the child's RelatedPersons")  # fmt: skip
+    related = await reader.find(
+        "RelatedPerson", _patients("patient", [child_id]), what="the child's RelatedPersons"
+    )
     relatives = await _relatives(reader, child, related, terms.base)
     everyone = [child_id, *(r.patient.logical_id for r in relatives)]
-    active = await reader.find("Flag", _patients("patient", everyone),
-                               _tokens("status", [(None, "active")]),
-                               what="the family's active flags")  # fmt: skip
+    active = await reader.find(
+        "Flag",
+        _patients("patient", everyone),
+        _tokens("status", [(None, "active")]),
+        what="the family's active flags",
+    )
     own = [f for f in active if _subject(f, terms.base) == child_id]
-    theirs = [f for f in active if _subject(f, terms.base) != child_id
-              and vocabulary.flag_type(f.resource.get("code")) is not None]  # fmt: skip
-    ended = await reader.find("Flag", _patients("patient", [child_id]),
-                              _tokens("status", [(None, "inactive")]),
-                              _codes_of(vocabulary, codes.WAS_NOT_BROUGHT),
-                              what="the child's ended was-not-brought flags")  # fmt: skip
+    theirs = [
+        f
+        for f in active
+        if _subject(f, terms.base) != child_id
+        and vocabulary.flag_type(f.resource.get("code")) is not None
+    ]
+    ended = await reader.find(
+        "Flag",
+        _patients("patient", [child_id]),
+        _tokens("status", [(None, "inactive")]),
+        _codes_of(vocabulary, codes.WAS_NOT_BROUGHT),
+        what="the child's ended was-not-brought flags",
+    )
     not_brought = [
         f for f in own if vocabulary.flag_type(f.resource.get("code")) == codes.WAS_NOT_BROUGHT
     ]
-    conditions = await reader.find("Condition", _patients("patient", [child_id]),
-                                   _tokens("clinical-status", _clinical()),
-                                   what="the child's active conditions")  # fmt: skip
+    conditions = await reader.find(
+        "Condition",
+        _patients("patient", [child_id]),
+        _tokens("clinical-status", _clinical()),
+        what="the child's active conditions",
+    )
     names = await _organizations(reader, [*own, *theirs, *ended], conditions, terms)
-    return Family(child, terms.base, tuple(related), tuple(own), tuple(conditions),
-                  tuple(relatives), tuple(theirs), tuple(not_brought + ended), names,
-                  tuple(reader.cut_short))  # fmt: skip
+    return Family(
+        child,
+        terms.base,
+        tuple(related),
+        tuple(own),
+        tuple(conditions),
+        tuple(relatives),
+        tuple(theirs),
+        tuple(not_brought + ended),
+        names,
+        tuple(reader.cut_short),
+    )
 
 
 def _clinical() -> list[tuple[str | None, str]]:
@@ -214,8 +244,9 @@ async def _by_nhs_number(reader: _Reader, numbers: Sequence[str]) -> dict[str, H
     if not numbers:
         return {}
     pairs = [(NHS_NUMBER_SYSTEM, n) for n in numbers]
-    patients = await reader.find("Patient", _tokens("identifier", pairs),
-                                 what="the relatives' Patient records")  # fmt: skip
+    patients = await reader.find(
+        "Patient", _tokens("identifier", pairs), what="the relatives' Patient records"
+    )
     return {n: p for p in patients for n in identifier_values(p.resource, NHS_NUMBER_SYSTEM)}
 
 

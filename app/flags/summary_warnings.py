@@ -386,8 +386,8 @@ def outcome(
     """The OperationOutcome of the warnings; `paths` maps a reference to its FHIRPath in the
     summary Bundle. With no warning, one informational issue (an empty one is not allowed)."""
     if not found:
-        calm = {"severity": "information", "code": "informational",
-                "details": {"text": "No safeguarding warnings"}}  # fmt: skip
+        details = {"text": "No safeguarding warnings"}
+        calm = {"severity": "information", "code": "informational", "details": details}
         return {"resourceType": "OperationOutcome", "issue": [calm]}
     system = vocabulary.url("CodeSystem", WARNING_SYSTEM)
     issues = []

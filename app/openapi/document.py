@@ -57,26 +57,36 @@ def _response(text: str, schema: str, media: str, headers: tuple[str, ...] = ())
 
 def _body(kind: str) -> JSON:
     if kind == "form":
-        form = {"schema": {"type": "object", "additionalProperties": {"type": "string"}},
-                "example": {"patient": PATIENT_ID, "status": "active"}}  # fmt: skip
+        form = {
+            "schema": {"type": "object", "additionalProperties": {"type": "string"}},
+            "example": {"patient": PATIENT_ID, "status": "active"},
+        }
         return {"required": False, "content": {"application/x-www-form-urlencoded": form}}
     if kind == "bundle":
         patient = "urn:uuid:9a5f1c33-8e7e-4c1a-9d64-2b0c8f0e6a11"
         flag = EXAMPLES["Flag"] | {"subject": {"reference": patient}}
         flag.pop("author")
         entries = [
-            {"fullUrl": patient, "resource": EXAMPLES["Patient"],
-             "request": {"method": "POST", "url": "Patient",
-                         "ifNoneExist": "identifier=https://fhir.nhs.uk/Id/nhs-number|9449306753"}},
+            {
+                "fullUrl": patient,
+                "resource": EXAMPLES["Patient"],
+                "request": {
+                    "method": "POST",
+                    "url": "Patient",
+                    "ifNoneExist": "identifier=https://fhir.nhs.uk/Id/nhs-number|9449306753",
+                },
+            },
             {"resource": flag, "request": {"method": "POST", "url": "Flag"}},
-        ]  # fmt: skip
+        ]
         example: JSON = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
         bundle: JSON = {"schema": component_ref("schemas", "Bundle"), "example": example}
         return {"required": True, "content": {FHIR_JSON: bundle}}
     if kind == "parameters":
         coding = {"system": SNOMED, "code": "342191000000101"}
-        parameters = [{"name": "url", "valueUri": FLAG_TYPE_VALUE_SET},
-                      {"name": "coding", "valueCoding": coding}]  # fmt: skip
+        parameters = [
+            {"name": "url", "valueUri": FLAG_TYPE_VALUE_SET},
+            {"name": "coding", "valueCoding": coding},
+        ]
         body: JSON = {"resourceType": "Parameters", "parameter": parameters}
         described: JSON = {"schema": component_ref("schemas", "Parameters"), "example": body}
         return {"required": True, "content": {FHIR_JSON: described}}

@@ -19,11 +19,28 @@ class Op:
 
 WRITE = (400, 409, 412, 413, 415, 422)
 HISTORY = ("_since", "_count", "_cursor")
-SEARCH = ("search", "_count", "_cursor", "_sort", "_total", "_summary", "_elements", "_include",
-          "_revinclude", "Prefer-handling")  # fmt: skip
+SEARCH = (
+    "search",
+    "_count",
+    "_cursor",
+    "_sort",
+    "_total",
+    "_summary",
+    "_elements",
+    "_include",
+    "_revinclude",
+    "Prefer-handling",
+)
 VERSIONED = ("If-Match", "Prefer-return")
-TERMINOLOGY_SEARCH = ("terminology", "_count", "_cursor", "_summary", "_elements", "_total",
-                      "Prefer-handling")  # fmt: skip
+TERMINOLOGY_SEARCH = (
+    "terminology",
+    "_count",
+    "_cursor",
+    "_summary",
+    "_elements",
+    "_total",
+    "Prefer-handling",
+)
 VALIDATE = ("validate-url", "validate-system", "validate-code", "validate-display")
 
 
@@ -35,9 +52,10 @@ def _terminology_operations() -> dict[str, Op]:
         query = VALIDATE if kind == "ValueSet" else tuple(p for p in VALIDATE if "system" not in p)
         operations |= {
             f"read_{slug}": Op(f"Read a {kind}", (200,), kind),
-            f"search_{slug}s": Op(f"Search the {kind}s", (200,), "Bundle", (400,),
-                                  TERMINOLOGY_SEARCH),
-        }  # fmt: skip
+            f"search_{slug}s": Op(
+                f"Search the {kind}s", (200,), "Bundle", (400,), TERMINOLOGY_SEARCH
+            ),
+        }
         for suffix, where in (("", "by url"), ("_instance", "by id")):
             name, text = (
                 f"validate_{slug}_code{suffix}",

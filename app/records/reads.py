@@ -15,8 +15,21 @@ from app.storage.includes import Included
 from app.storage.query import Match
 from app.storage.repository import Current, Repository, Version
 
-__all__ = ["Current", "Included", "Match", "Repository", "Version", "count", "estimate",
-           "history", "read", "referenced", "referencing", "search", "vread"]  # fmt: skip
+__all__ = [
+    "Current",
+    "Included",
+    "Match",
+    "Repository",
+    "Version",
+    "count",
+    "estimate",
+    "history",
+    "read",
+    "referenced",
+    "referencing",
+    "search",
+    "vread",
+]
 
 
 async def read(repository: Repository, resource_type: str, logical_id: str) -> Current:
@@ -55,8 +68,14 @@ async def history(
         found = await repo.read_current(repository, resource_type, logical_id)
         if found is None:
             raise NotFound.of(f"{resource_type}/{logical_id} is not known")
-    return await repo.history(repository, resource_type=resource_type, logical_id=logical_id,
-                              since=since, before_seq=before_seq, count=count)  # fmt: skip
+    return await repo.history(
+        repository,
+        resource_type=resource_type,
+        logical_id=logical_id,
+        since=since,
+        before_seq=before_seq,
+        count=count,
+    )
 
 
 async def search(repository: Repository, wanted: Query) -> list[Match]:

@@ -128,9 +128,15 @@ async def save(
         guard(orjson.loads(current.body), prepared.resource)
     follow_ups = prepared.follow_ups(existed)
     saved = await repo.save(
-        repository, prepared.resource, prepared.logical_id, current, method, prepared.derived,
-        list(prepared.targets), last and not follow_ups,
-    )  # fmt: skip
+        repository,
+        prepared.resource,
+        prepared.logical_id,
+        current,
+        method,
+        prepared.derived,
+        list(prepared.targets),
+        last and not follow_ups,
+    )
     if saved is None:
         live = await repo.live_among(repository, list(prepared.targets))
         raise unresolved(prepared.targets, live) or Unprocessable()

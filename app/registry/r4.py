@@ -11,17 +11,29 @@ PEOPLE = ("Patient", "Practitioner", "PractitionerRole", "RelatedPerson")
 
 
 def _std(
-    name: str, type_: str, paths: tuple[str, ...], description: str, expression: str,
-    canonical: str, **extra: object,
-) -> P:  # fmt: skip
+    name: str,
+    type_: str,
+    paths: tuple[str, ...],
+    description: str,
+    expression: str,
+    canonical: str,
+    **extra: object,
+) -> P:
     return P(
-        name, type_, paths, description, expression, definition=f"{HL7}/{canonical}",
+        name,
+        type_,
+        paths,
+        description,
+        expression,
+        definition=f"{HL7}/{canonical}",
         **extra,  # type: ignore[arg-type]
-    )  # fmt: skip
+    )
 
 
 def _address(owner: str, shared: str) -> list[P]:
     base = f"{owner}.address"
+    # A table, one search parameter per entry: formatted, each would take seven lines.
+    # fmt: off
     return [
         _std("address", "string", (base,), "A server defined search that may match any of "
              "the string fields in the Address", base, f"{shared}-address"),
@@ -37,11 +49,14 @@ def _address(owner: str, shared: str) -> list[P]:
              "A state specified in an address", f"{base}.state", f"{shared}-address-state"),
         _std("address-use", "token", (f"{base}.use",), "A use code specified in an address",
              f"{base}.use", f"{shared}-address-use"),
-    ]  # fmt: skip
+    ]
+    # fmt: on
 
 
 def _telecom(owner: str, shared: str) -> list[P]:
     path = (f"{owner}.telecom",)
+    # A table, one search parameter per entry: formatted, each would take seven lines.
+    # fmt: off
     return [
         _std("email", "token", path, "A value in an email contact",
              f"{owner}.telecom.where(system='email')", f"{shared}-email",
@@ -51,29 +66,56 @@ def _telecom(owner: str, shared: str) -> list[P]:
              where=("system", "phone")),
         _std("telecom", "token", path, "The value in any kind of telecom details",
              f"{owner}.telecom", f"{shared}-telecom"),
-    ]  # fmt: skip
+    ]
+    # fmt: on
 
 
 def _identifier(owner: str, canonical: str) -> P:
-    return _std("identifier", "token", (f"{owner}.identifier",),
-                f"An identifier of the {owner}", f"{owner}.identifier", canonical)  # fmt: skip
+    return _std(
+        "identifier",
+        "token",
+        (f"{owner}.identifier",),
+        f"An identifier of the {owner}",
+        f"{owner}.identifier",
+        canonical,
+    )
 
 
 def _active(owner: str) -> P:
-    return _std("active", "token", (f"{owner}.active",), f"Whether the {owner} record is active",
-                f"{owner}.active", f"{owner}-active")  # fmt: skip
+    return _std(
+        "active",
+        "token",
+        (f"{owner}.active",),
+        f"Whether the {owner} record is active",
+        f"{owner}.active",
+        f"{owner}-active",
+    )
 
 
 def _gender(owner: str, canonical: str) -> P:
-    return _std("gender", "token", (f"{owner}.gender",), "Gender of the person",
-                f"{owner}.gender", canonical)  # fmt: skip
+    return _std(
+        "gender",
+        "token",
+        (f"{owner}.gender",),
+        "Gender of the person",
+        f"{owner}.gender",
+        canonical,
+    )
 
 
 def _birthdate(owner: str, canonical: str) -> P:
-    return _std("birthdate", "date", (f"{owner}.birthDate",), "The date of birth",
-                f"{owner}.birthDate", canonical)  # fmt: skip
+    return _std(
+        "birthdate",
+        "date",
+        (f"{owner}.birthDate",),
+        "The date of birth",
+        f"{owner}.birthDate",
+        canonical,
+    )
 
 
+# A table, one search parameter per entry: formatted, each would take seven lines.
+# fmt: off
 PATIENT = [
     _active("Patient"),
     *_address("Patient", "individual"),
@@ -109,8 +151,11 @@ PATIENT = [
     _std("phonetic", "string", ("Patient.name",), "A portion of either family or given name "
          "using some kind of phonetic matching algorithm", "Patient.name",
          "individual-phonetic"),
-]  # fmt: skip
+]
+# fmt: on
 
+# A table, one search parameter per entry: formatted, each would take seven lines.
+# fmt: off
 ORGANIZATION = [
     _active("Organization"),
     *_address("Organization", "Organization"),
@@ -129,11 +174,23 @@ ORGANIZATION = [
          "algorithm", "Organization.name", "Organization-phonetic"),
     _std("type", "token", ("Organization.type",), "A code for the type of organization",
          "Organization.type", "Organization-type"),
-]  # fmt: skip
+]
+# fmt: on
 
-FLAG_SUBJECTS = ("Group", "Location", "Medication", "Organization", "Patient",
-                 "PlanDefinition", "Practitioner", "PractitionerRole", "Procedure")  # fmt: skip
+FLAG_SUBJECTS = (
+    "Group",
+    "Location",
+    "Medication",
+    "Organization",
+    "Patient",
+    "PlanDefinition",
+    "Practitioner",
+    "PractitionerRole",
+    "Procedure",
+)
 
+# A table, one search parameter per entry: formatted, each would take seven lines.
+# fmt: off
 FLAG = [
     _std("author", "reference", ("Flag.author",), "Flag creator", "Flag.author",
          "Flag-author",
@@ -155,8 +212,11 @@ FLAG = [
       definition="SearchParameter/Flag-category"),
     P("code", "token", ("Flag.code",), "The coded flag (what the flag is about)",
       "Flag.code", custom=True, definition="SearchParameter/Flag-code"),
-]  # fmt: skip
+]
+# fmt: on
 
+# A table, one search parameter per entry: formatted, each would take seven lines.
+# fmt: off
 CONDITION = [
     _std("abatement-age", "quantity", ("Condition.abatementAge", "Condition.abatementRange"),
          "Abatement as age or age range", "Condition.abatement.as(Age) | "
@@ -209,8 +269,11 @@ CONDITION = [
     _std("verification-status", "token", ("Condition.verificationStatus",),
          "unconfirmed | provisional | differential | confirmed | refuted | entered-in-error",
          "Condition.verificationStatus", "Condition-verification-status"),
-]  # fmt: skip
+]
+# fmt: on
 
+# A table, one search parameter per entry: formatted, each would take seven lines.
+# fmt: off
 RELATED_PERSON = [
     _active("RelatedPerson"),
     *_address("RelatedPerson", "individual"),
@@ -234,8 +297,11 @@ RELATED_PERSON = [
       "Patient holding the NHS number the RelatedPerson carries", "RelatedPerson.identifier"
       ".where(system='https://fhir.nhs.uk/Id/nhs-number')", targets=("Patient",),
       custom=True, definition="SearchParameter/RelatedPerson-linked-patient"),
-]  # fmt: skip
+]
+# fmt: on
 
+# A table, one search parameter per entry: formatted, each would take seven lines.
+# fmt: off
 COMMON = [
     _std("_id", "token", ("Resource.id",), "Logical id of this artifact", "Resource.id",
          "Resource-id"),
@@ -248,7 +314,8 @@ COMMON = [
          "this resource", "Resource.meta.security", "Resource-security"),
     _std("_tag", "token", ("Resource.meta.tag",), "Tags applied to this resource",
          "Resource.meta.tag", "Resource-tag"),
-]  # fmt: skip
+]
+# fmt: on
 
 TABLES = {
     "Patient": PATIENT,

@@ -28,10 +28,28 @@ ClaimedNumbers = Callable[[dict[str, Any]], Iterable[str]]
 AuthoredBy = Callable[[dict[str, Any]], str | None]
 Record = tuple[Any, ...]
 
-RESOURCE_COLUMNS = ("pk", "resource_type", "logical_id", "version_id", "last_updated",
-                    "deleted", "body", "patient_id", "owner_org", "author_org")  # fmt: skip
-VERSION_COLUMNS = ("resource_type", "logical_id", "version_id", "last_updated", "method", "body",
-                   "patient_id", "author_org")  # fmt: skip
+RESOURCE_COLUMNS = (
+    "pk",
+    "resource_type",
+    "logical_id",
+    "version_id",
+    "last_updated",
+    "deleted",
+    "body",
+    "patient_id",
+    "owner_org",
+    "author_org",
+)
+VERSION_COLUMNS = (
+    "resource_type",
+    "logical_id",
+    "version_id",
+    "last_updated",
+    "method",
+    "body",
+    "patient_id",
+    "author_org",
+)
 CLAIM_COLUMNS = ("nhs_number", "resource_pk")
 
 
@@ -46,8 +64,13 @@ class Batch:
         self.tables.setdefault(table, (columns, []))[1].extend(records)
 
 
-def new_version(resource: dict[str, Any], logical_id: str, base_url: str, caller: Caller,
-                author_org: str | None = None) -> NewVersion:  # fmt: skip
+def new_version(
+    resource: dict[str, Any],
+    logical_id: str,
+    base_url: str,
+    caller: Caller,
+    author_org: str | None = None,
+) -> NewVersion:
     """Version 1 of a resource, derived exactly as `repository.save` derives a create."""
     micros = now_micros()
     derived = derive(resource, logical_id, base_url, author_org)
@@ -65,18 +88,47 @@ def new_version(resource: dict[str, Any], logical_id: str, base_url: str, caller
     )
 
 
-def batch_rows(news: Sequence[NewVersion], pks: Sequence[int],
-               claims: Sequence[Iterable[str]]) -> Batch:  # fmt: skip
+def batch_rows(
+    news: Sequence[NewVersion], pks: Sequence[int], claims: Sequence[Iterable[str]]
+) -> Batch:
     """Every row a batch of new resources (with their pks and NHS number claims) writes."""
     batch = Batch()
-    batch.add("resource", RESOURCE_COLUMNS, (
-        (pk, n.resource_type, n.logical_id, n.version_id, n.last_updated, False, n.body,
-         n.patient_id, n.owner_org, n.author_org) for n, pk in zip(news, pks, strict=True)
-    ))  # fmt: skip
-    batch.add("resource_version", VERSION_COLUMNS, (
-        (n.resource_type, n.logical_id, n.version_id, n.last_updated, n.method, n.body,
-         n.patient_id, n.author_org) for n in news
-    ))  # fmt: skip
+    batch.add(
+        "resource",
+        RESOURCE_COLUMNS,
+        (
+            (
+                pk,
+                n.resource_type,
+                n.logical_id,
+                n.version_id,
+                n.last_updated,
+                False,
+                n.body,
+                n.patient_id,
+                n.owner_org,
+                n.author_org,
+            )
+            for n, pk in zip(news, pks, strict=True)
+        ),
+    )
+    batch.add(
+        "resource_version",
+        VERSION_COLUMNS,
+        (
+            (
+                n.resource_type,
+                n.logical_id,
+                n.version_id,
+                n.last_updated,
+                n.method,
+                n.body,
+                n.patient_id,
+                n.author_org,
+            )
+            for n in news
+        ),
+    )
     for kind, (table, columns, _) in INDEX_KINDS.items():
         names = ("resource_pk", "param", *columns)
         for n, pk in zip(news, pks, strict=True):
@@ -92,11 +144,18 @@ def _chunks(resources: Iterable[dict[str, Any]], size: int) -> Iterator[list[dic
         yield chunk
 
 
-def _prepare(chunk: list[dict[str, Any]], base_url: str, caller: Caller, claimed: ClaimedNumbers,
-             authored_by: AuthoredBy) -> tuple[list[NewVersion], list[list[str]]]:  # fmt: skip
+def _prepare(
+    chunk: list[dict[str, Any]],
+    base_url: str,
+    caller: Caller,
+    claimed: ClaimedNumbers,
+    authored_by: AuthoredBy,
+) -> tuple[list[NewVersion], list[list[str]]]:
     """The new versions of a chunk and each one's NHS number claims (Patients only)."""
-    news = [new_version(r, r.get("id") or new_logical_id(), base_url, caller, authored_by(r))
-            for r in chunk]  # fmt: skip
+    news = [
+        new_version(r, r.get("id") or new_logical_id(), base_url, caller, authored_by(r))
+        for r in chunk
+    ]
     claims = [sorted(set(claimed(r))) if r["resourceType"] == "Patient" else [] for r in chunk]
     return news, claims
 
@@ -139,10 +198,10 @@ async def _load_postgres(dsn: str, chunks: Chunks) -> list[str]:
         sequence = await conn.fetchval("SELECT pg_get_serial_sequence('resource', 'pk')")
         for news, claims in chunks:
             async with conn.transaction():
-                pks = [row[0] for row in await conn.fetch(
-                    "SELECT nextval($1::regclass) FROM generate_series(1, $2)",
-                    sequence, len(news),
-                )]  # fmt: skip
+                reserved = await conn.fetch(
+                    "SELECT nextval($1::regclass) FROM generate_series(1, $2)", sequence, len(news)
+                )
+                pks = [row[0] for row in reserved]
                 for table, (columns, records) in batch_rows(news, pks, claims).tables.items():
                     if records:
                         await conn.copy_records_to_table(table, records=records, columns=columns)

@@ -105,8 +105,14 @@ def range_test(sql: Sql, low: str, high: str, value: RangeValue, closed: bool = 
         }
         return f"({tests[prefix]()})"
     n = sql.arg(value.number)
-    comparisons = {"gt": (high, ">"), "lt": (low, "<"), "ge": (high, ">="), "le": (low, "<="),
-                   "sa": (low, ">"), "eb": (high, "<")}  # fmt: skip
+    comparisons = {
+        "gt": (high, ">"),
+        "lt": (low, "<"),
+        "ge": (high, ">="),
+        "le": (low, "<="),
+        "sa": (low, ">"),
+        "eb": (high, "<"),
+    }
     column, operator = comparisons[prefix]
     return f"({column} {operator} {n})"
 

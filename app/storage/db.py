@@ -16,8 +16,17 @@ from app.errors import WriteConflict
 from app.storage.pgpool import ConnectionPool
 from app.storage.sqlite import SqliteDatabase, connect_sqlite, sqlite_path
 
-__all__ = ["Connection", "Database", "PostgresDatabase", "Row", "SqliteDatabase",
-           "asyncpg_dsn", "connect_sqlite", "make_database", "sqlite_path"]  # fmt: skip
+__all__ = [
+    "Connection",
+    "Database",
+    "PostgresDatabase",
+    "Row",
+    "SqliteDatabase",
+    "asyncpg_dsn",
+    "connect_sqlite",
+    "make_database",
+    "sqlite_path",
+]
 
 Row = Sequence[Any]
 

@@ -39,8 +39,19 @@ class IndexRows:
 
 
 INDEXED_COMMON = tuple(p for p in COMMON_PARAMS.values() if p.name not in ("_id", "_lastUpdated"))
-_STRING_PARTS = ("text", "family", "given", "prefix", "suffix", "line", "city", "district",
-                 "state", "postalCode", "country")  # fmt: skip
+_STRING_PARTS = (
+    "text",
+    "family",
+    "given",
+    "prefix",
+    "suffix",
+    "line",
+    "city",
+    "district",
+    "state",
+    "postalCode",
+    "country",
+)
 
 
 @cache

@@ -39,9 +39,12 @@ INDEX_KINDS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "reference": ("idx_reference", ("target_type", "target_id"), ("varchar", "varchar")),
     "string": ("idx_string", ("value", "exact"), ("varchar", "varchar")),
     "date": ("idx_date", ("low", "high"), ("int8", "int8")),
-    "quantity": ("idx_quantity", ("low", "high", "system", "code"),
-                 ("float8", "float8", "varchar", "varchar")),
-}  # fmt: skip
+    "quantity": (
+        "idx_quantity",
+        ("low", "high", "system", "code"),
+        ("float8", "float8", "varchar", "varchar"),
+    ),
+}
 FIRST_INDEX_ARG = 10  # $1..$9 are the resource's own columns
 
 
@@ -132,10 +135,19 @@ async def write_postgres(
     """Insert (pk None) or update resource `pk`, in one statement, if every `must_exist`
     (type, id) is a live resource; None (nothing written) otherwise."""
     args = [
-        new.resource_type, new.logical_id, new.version_id, new.last_updated, new.body,
-        new.patient_id, new.owner_org, new.method, new.author_org, _index_json(new),
-        *([] if pk is None else [pk]), *(part for target in must_exist for part in target),
-    ]  # fmt: skip
+        new.resource_type,
+        new.logical_id,
+        new.version_id,
+        new.last_updated,
+        new.body,
+        new.patient_id,
+        new.owner_org,
+        new.method,
+        new.author_org,
+        _index_json(new),
+        *([] if pk is None else [pk]),
+        *(part for target in must_exist for part in target),
+    ]
     run = conn.fetchrow_final if final else conn.fetchrow
     row = await run(_pg_write_sql(pk is not None, len(must_exist)), *args)
     return None if row is None else int(row[0])
@@ -232,17 +244,26 @@ async def write_sqlite(
         first = (new.resource_type, new.logical_id, new.version_id, new.last_updated, new.body)
         row = await conn.fetchrow(sql, *first, *owned, *targets)
     else:
-        row = await conn.fetchrow(sql, pk, new.version_id, new.last_updated, new.body, *owned,
-                                  *targets)  # fmt: skip
+        row = await conn.fetchrow(
+            sql, pk, new.version_id, new.last_updated, new.body, *owned, *targets
+        )
     if row is None:
         return None
     if pk is not None:
         await clear_index(conn, pk)
     pk = int(row[0])
     await insert_index_rows(conn, pk, new.index)
-    await conn.execute(_SQLITE_VERSION, new.resource_type, new.logical_id, new.version_id,
-                       new.last_updated, new.method, new.body, new.patient_id,
-                       new.author_org)  # fmt: skip
+    await conn.execute(
+        _SQLITE_VERSION,
+        new.resource_type,
+        new.logical_id,
+        new.version_id,
+        new.last_updated,
+        new.method,
+        new.body,
+        new.patient_id,
+        new.author_org,
+    )
     return pk
 
 
@@ -270,10 +291,14 @@ _SQLITE_MANY_VERSIONS = (
     "'POST', substr($2, value->>5, value->>6), value->>7, value->>9 FROM json_each($1)"
 )
 _SQLITE_MANY_INDEX = [
-    (kind, f"INSERT INTO {table} (resource_pk, param, {', '.join(columns)}) SELECT "
-           + ", ".join(f"value->>{i}" for i in range(len(columns) + 2)) + " FROM json_each($1)")
+    (
+        kind,
+        f"INSERT INTO {table} (resource_pk, param, {', '.join(columns)}) SELECT "
+        + ", ".join(f"value->>{i}" for i in range(len(columns) + 2))
+        + " FROM json_each($1)",
+    )
     for kind, (table, columns, _) in INDEX_KINDS.items()
-]  # fmt: skip
+]
 
 
 async def write_sqlite_many(conn: Connection, news: list[NewVersion]) -> list[int]:
@@ -288,8 +313,20 @@ async def write_sqlite_many(conn: Connection, news: list[NewVersion]) -> list[in
     pks = range(first, first + len(news))
     bodies, rows, start = b"".join(n.body for n in news), [], 1
     for pk, n in zip(pks, news, strict=True):
-        rows.append((pk, n.resource_type, n.logical_id, n.version_id, n.last_updated, start,
-                     len(n.body), n.patient_id, n.owner_org, n.author_org))  # fmt: skip
+        rows.append(
+            (
+                pk,
+                n.resource_type,
+                n.logical_id,
+                n.version_id,
+                n.last_updated,
+                start,
+                len(n.body),
+                n.patient_id,
+                n.owner_org,
+                n.author_org,
+            )
+        )
         start += len(n.body)
     resources = orjson.dumps(rows)
     await conn.execute(_SQLITE_MANY_RESOURCES, resources, bodies)

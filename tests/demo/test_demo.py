@@ -247,8 +247,11 @@ def test_the_population_has_every_safeguarding_feature() -> None:
             organisations[f["author"]["reference"]]["type"][0]["text"] in authors
             for f in flags[(kind, status)]
         )
-    recent = [f for f in flags[(codes.WAS_NOT_BROUGHT, "active")]
-              if f["period"]["start"] >= (TODAY - timedelta(days=90)).isoformat()]  # fmt: skip
+    recent = [
+        f
+        for f in flags[(codes.WAS_NOT_BROUGHT, "active")]
+        if f["period"]["start"] >= (TODAY - timedelta(days=90)).isoformat()
+    ]
     assert len({f["subject"]["reference"] for f in recent}) >= 5
     patient_of = patient_by_nhs_number()
     parents = {

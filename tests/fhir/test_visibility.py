@@ -155,6 +155,16 @@ async def test_every_write_path_matches_and_reads_through_the_filter(
     once = {"If-None-Exist": "identifier=F-9"}
     marked = flag | {"identifier": [{"system": "https://example.org/flags", "value": "F-9"}]}
     found = f"Patient?identifier={f.NHS}|{ids['nhs']}"  # a conditional reference
+    in_transaction = [
+        f.entry(method="POST", url="Flag", resource=flag, full_url=PLACEHOLDER),
+        f.entry(method="POST", url="Flag", resource=flag | {"subject": {"reference": found}}),
+        f.entry(method="GET", url=f"Flag?patient={ids['child']}&_revinclude=Flag:subject"),
+        f.entry(method="GET", url=f"Patient/{ids['child']}"),
+    ]
+    in_batch = [
+        f.entry(method="GET", url=f"Flag/{ids['flag']}/_history/1"),
+        f.entry(method="DELETE", url="Flag?identifier=none"),
+    ]
     answers = [
         await restricted.post("/Flag", json=marked, headers={**headers, **once}),
         await restricted.post("/Flag", json=marked, headers={**headers, **once}),
@@ -165,17 +175,9 @@ async def test_every_write_path_matches_and_reads_through_the_filter(
             headers={"content-type": "application/json-patch+json"},
         ),
         await restricted.delete("/Flag?identifier=F-9"),
-        await post_bundle(restricted, f.bundle(entries=[
-            f.entry(method="POST", url="Flag", resource=flag, full_url=PLACEHOLDER),
-            f.entry(method="POST", url="Flag", resource=flag | {"subject": {"reference": found}}),
-            f.entry(method="GET", url=f"Flag?patient={ids['child']}&_revinclude=Flag:subject"),
-            f.entry(method="GET", url=f"Patient/{ids['child']}"),
-        ])),
-        await post_bundle(restricted, f.bundle(kind="batch", entries=[
-            f.entry(method="GET", url=f"Flag/{ids['flag']}/_history/1"),
-            f.entry(method="DELETE", url="Flag?identifier=none"),
-        ])),
-    ]  # fmt: skip
+        await post_bundle(restricted, f.bundle(entries=in_transaction)),
+        await post_bundle(restricted, f.bundle(kind="batch", entries=in_batch)),
+    ]
     assert [a.status_code for a in answers] == [201, 200, 200, 200, 200, 200, 200], [
         a.text for a in answers
     ]

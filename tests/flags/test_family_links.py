@@ -39,8 +39,9 @@ async def test_a_relative_with_an_nhs_number_is_linked_to_their_patient_record(
         link["id"]
     }
     assert await _ids(client, "/RelatedPerson", identifier=f"{f.NHS}|{ben_nhs}") == {link["id"]}
-    included = await _ids(client, "/RelatedPerson", patient=amy["id"],
-                          _include="RelatedPerson:linked-patient")  # fmt: skip
+    included = await _ids(
+        client, "/RelatedPerson", patient=amy["id"], _include="RelatedPerson:linked-patient"
+    )
     assert included == {link["id"], reference(ben)}
 
 
@@ -88,13 +89,24 @@ async def test_a_transaction_links_the_family_it_writes(client: httpx.AsyncClien
     )
     ben_nhs = f.nhs_number(331)
     entries = [
-        f.entry(method="POST", url="Patient", full_url=amy_urn,
-                resource=f.patient(nhs=f.nhs_number(332))),
-        f.entry(method="POST", url="RelatedPerson", resource=f.related_person(
-            patient=amy_urn, relationship="HSIB", nhs=ben_nhs)),
-        f.entry(method="POST", url="Patient", full_url=ben_urn,
-                resource=f.patient(nhs=ben_nhs, given="Ben")),
-    ]  # fmt: skip
+        f.entry(
+            method="POST",
+            url="Patient",
+            full_url=amy_urn,
+            resource=f.patient(nhs=f.nhs_number(332)),
+        ),
+        f.entry(
+            method="POST",
+            url="RelatedPerson",
+            resource=f.related_person(patient=amy_urn, relationship="HSIB", nhs=ben_nhs),
+        ),
+        f.entry(
+            method="POST",
+            url="Patient",
+            full_url=ben_urn,
+            resource=f.patient(nhs=ben_nhs, given="Ben"),
+        ),
+    ]
     response = await post_bundle(client, f.bundle(entries=entries))
     assert response.status_code == 200, response.text
     locations = [e["response"]["location"].split("/")[1] for e in response.json()["entry"]]
@@ -107,10 +119,16 @@ async def test_links_made_by_concurrent_writes_are_never_lost(client: httpx.Asyn
     amy = await create(client, f.patient(nhs=f.nhs_number(350)))
     numbers = [f.nhs_number(400 + 3 * n) for n in range(16)]
     assert len(set(numbers)) == len(numbers)
-    answers = await asyncio.gather(*(
-        request for number in numbers for request in (
-            client.post("/RelatedPerson", json=_half_sibling_of(amy, number)),
-            client.post("/Patient", json=f.patient(nhs=number, given="Sib")))))  # fmt: skip
+    answers = await asyncio.gather(
+        *(
+            request
+            for number in numbers
+            for request in (
+                client.post("/RelatedPerson", json=_half_sibling_of(amy, number)),
+                client.post("/Patient", json=f.patient(nhs=number, given="Sib")),
+            )
+        )
+    )
     assert all(answer.status_code == 201 for answer in answers), [a.text for a in answers]
     for patient in answers[1::2]:
         linked = await _ids(client, "/RelatedPerson", **{"linked-patient": patient.json()["id"]})

@@ -37,28 +37,58 @@ def _with(flag: dict[str, Any], **changes: Any) -> dict[str, Any]:
 
 
 BROKEN: list[tuple[str, Any, str]] = [
-    ("category-not-safety", lambda fl: _with(fl, category=[{"coding": [
-        {"system": f.FLAG_CATEGORY, "code": "clinical"}]}]), "Flag.category"),
-    ("code-not-safeguarding", lambda fl: _with(fl, code={"coding": [
-        {"system": FLAG_TYPES, "code": "no-such-type"}]}), "Flag.code"),
-    ("code-of-two-types", lambda fl: _with(fl, code={"coding": [
-        *fl["code"]["coding"], {"system": FLAG_TYPES, "code": "safeguarding-concern"}]}),
-     "Flag.code"),
+    (
+        "category-not-safety",
+        lambda fl: _with(
+            fl, category=[{"coding": [{"system": f.FLAG_CATEGORY, "code": "clinical"}]}]
+        ),
+        "Flag.category",
+    ),
+    (
+        "code-not-safeguarding",
+        lambda fl: _with(fl, code={"coding": [{"system": FLAG_TYPES, "code": "no-such-type"}]}),
+        "Flag.code",
+    ),
+    (
+        "code-of-two-types",
+        lambda fl: _with(
+            fl,
+            code={
+                "coding": [
+                    *fl["code"]["coding"],
+                    {"system": FLAG_TYPES, "code": "safeguarding-concern"},
+                ]
+            },
+        ),
+        "Flag.code",
+    ),
     ("author-missing", lambda fl: _with(fl, author=None), "Flag.author"),
     ("author-a-patient", lambda fl: _with(fl, author=fl["subject"]), "Flag.author"),
     ("subject-an-organization", lambda fl: _with(fl, subject=fl["author"]), "Flag.subject"),
     ("no-period-start", lambda fl: _with(fl, period={"end": "2026-02-01"}), "Flag.period.start"),
-    ("inactive-without-end", lambda fl: _with(fl, status="inactive",
-                                              extension=_reason("plan-ended")), "Flag.period.end"),
-    ("inactive-without-reason", lambda fl: _with(fl, status="inactive",
-                                                 period={"start": "2026-01-10",
-                                                         "end": "2026-02-01"}), "Flag.extension"),
-    ("entered-in-error-without-reason", lambda fl: _with(fl, status="entered-in-error"),
-     "Flag.extension"),
-    ("unknown-removal-reason", lambda fl: _with(fl, status="entered-in-error",
-                                                extension=_reason("bored")),
-     "Flag.extension[0].valueCodeableConcept"),
-]  # fmt: skip
+    (
+        "inactive-without-end",
+        lambda fl: _with(fl, status="inactive", extension=_reason("plan-ended")),
+        "Flag.period.end",
+    ),
+    (
+        "inactive-without-reason",
+        lambda fl: _with(
+            fl, status="inactive", period={"start": "2026-01-10", "end": "2026-02-01"}
+        ),
+        "Flag.extension",
+    ),
+    (
+        "entered-in-error-without-reason",
+        lambda fl: _with(fl, status="entered-in-error"),
+        "Flag.extension",
+    ),
+    (
+        "unknown-removal-reason",
+        lambda fl: _with(fl, status="entered-in-error", extension=_reason("bored")),
+        "Flag.extension[0].valueCodeableConcept",
+    ),
+]
 
 
 def _reason(code: str) -> list[dict[str, Any]]:
@@ -83,13 +113,15 @@ async def test_a_broken_safeguarding_flag_fails_its_transaction(
     client: httpx.AsyncClient, name: str, breaks: Any, expression: str
 ) -> None:
     child, council = await _family(client)
-    good = f.safeguarding_flag(subject=child, author=council, code="764841000000100",
-                               display="Looked after child")  # fmt: skip
+    good = f.safeguarding_flag(
+        subject=child, author=council, code="764841000000100", display="Looked after child"
+    )
     flag = breaks(f.safeguarding_flag(subject=child, author=council))
-    response = await post_bundle(client, f.bundle(entries=[
+    entries = [
         f.entry(method="POST", url="Flag", resource=good),
         f.entry(method="POST", url="Flag", resource=flag),
-    ]))  # fmt: skip
+    ]
+    response = await post_bundle(client, f.bundle(entries=entries))
     assert response.status_code == 422, response.text
     assert f"Bundle.entry[1].resource{expression.removeprefix('Flag')}" in outcome_expressions(
         response
@@ -104,8 +136,14 @@ async def test_valid_safeguarding_flags_by_snomed_and_project_code_are_accepted(
     snomed = f.safeguarding_flag(subject=child, author=council)
     ehe = f.safeguarding_flag(subject=child, author=council)
     ehe["code"] = {"coding": [_project("elective-home-education", "Elective home education")]}
-    wnb = f.safeguarding_flag(subject=child, author=council, status="inactive",
-                              start="2026-03-02", end="2026-03-09", removal=PLAN_ENDED)  # fmt: skip
+    wnb = f.safeguarding_flag(
+        subject=child,
+        author=council,
+        status="inactive",
+        start="2026-03-02",
+        end="2026-03-09",
+        removal=PLAN_ENDED,
+    )
     wnb["code"] = {"coding": [_project("was-not-brought", "Was not brought to appointment")]}
     for flag in (snomed, ehe, wnb):
         response = await client.post("/Flag", json=flag)
@@ -119,14 +157,18 @@ async def test_code_and_subject_cannot_change(client: httpx.AsyncClient, change:
     child, council = await _family(client)
     other_child = reference(await create(client, f.patient(given="Ben")))
     flag = await create(client, f.safeguarding_flag(subject=child, author=council))
-    changed = {**flag, "subject": {"reference": other_child}} if change == "subject" else {
-        **flag, "code": {"coding": [_project("neglect-concern", "Neglect concern")]}}  # fmt: skip
+    changed = (
+        {**flag, "subject": {"reference": other_child}}
+        if change == "subject"
+        else {**flag, "code": {"coding": [_project("neglect-concern", "Neglect concern")]}}
+    )
     response = await client.put(f"/Flag/{flag['id']}", json=changed)
     assert response.status_code == 422, response.text
     assert outcome_expressions(response) == [f"Flag.{change}"]
     patch = [{"op": "replace", "path": f"/{change}", "value": changed[change]}]
-    patched = await client.patch(f"/Flag/{flag['id']}", content=orjson.dumps(patch),
-                                 headers=JSON_PATCH)  # fmt: skip
+    patched = await client.patch(
+        f"/Flag/{flag['id']}", content=orjson.dumps(patch), headers=JSON_PATCH
+    )
     assert patched.status_code == 422, patched.text
     assert (await client.get(f"/Flag/{flag['id']}")).json()["meta"]["versionId"] == "1"
 
@@ -136,15 +178,15 @@ async def test_ending_a_flag_is_a_status_change_with_end_and_reason(
 ) -> None:
     child, council = await _family(client)
     flag = await create(client, f.safeguarding_flag(subject=child, author=council))
-    ended = f.safeguarding_flag(subject=child, author=council, status="inactive",
-                                end="2026-05-01", removal=PLAN_ENDED)  # fmt: skip
+    ended = f.safeguarding_flag(
+        subject=child, author=council, status="inactive", end="2026-05-01", removal=PLAN_ENDED
+    )
     response = await client.put(f"/Flag/{flag['id']}", json=ended | {"id": flag["id"]})
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "inactive"
 
 
-ONE_ACTIVE = [("child-protection-plan", "342191000000101"),
-              ("elective-home-education", None)]  # fmt: skip
+ONE_ACTIVE = [("child-protection-plan", "342191000000101"), ("elective-home-education", None)]
 
 
 def _one_active(kind: str, snomed: str | None, child: str, council: str) -> dict[str, Any]:
@@ -174,9 +216,13 @@ async def test_a_second_active_plan_or_home_education_flag_is_409_naming_the_fir
             ]
         ),
     )
-    assert in_bundle.status_code == 409, in_bundle.text  # fmt: skip
-    ended = _with(first, status="inactive", period={"start": "2026-01-10", "end": "2026-04-01"},
-                  extension=_reason("plan-ended"))  # fmt: skip
+    assert in_bundle.status_code == 409, in_bundle.text
+    ended = _with(
+        first,
+        status="inactive",
+        period={"start": "2026-01-10", "end": "2026-04-01"},
+        extension=_reason("plan-ended"),
+    )
     assert (await client.put(f"/Flag/{first['id']}", json=ended)).status_code == 200
     again = await client.post("/Flag", json=_one_active(kind, snomed, child, council))
     assert again.status_code == 201, again.text
@@ -191,8 +237,9 @@ async def test_a_safeguarding_flag_is_ended_never_deleted(client: httpx.AsyncCli
     deleted = await client.delete(f"/Flag/{plan['id']}")
     assert deleted.status_code == 409, deleted.text
     assert (await client.get(f"/Flag/{plan['id']}")).status_code == 200
-    in_bundle = await post_bundle(client, f.bundle(entries=[
-        f.entry(method="DELETE", url=f"Flag/{plan['id']}")]))  # fmt: skip
+    in_bundle = await post_bundle(
+        client, f.bundle(entries=[f.entry(method="DELETE", url=f"Flag/{plan['id']}")])
+    )
     assert in_bundle.status_code == 409, in_bundle.text
     withdrawn = _with(plan, status="entered-in-error", extension=_reason("entered-in-error"))
     assert (await client.put(f"/Flag/{plan['id']}", json=withdrawn)).status_code == 200
@@ -205,10 +252,11 @@ async def test_a_safeguarding_flag_is_ended_never_deleted(client: httpx.AsyncCli
 async def test_two_plans_in_one_transaction_fail_it(client: httpx.AsyncClient) -> None:
     child, council = await _family(client)
     plan = f.safeguarding_flag(subject=child, author=council)
-    response = await post_bundle(client, f.bundle(entries=[
+    entries = [
         f.entry(method="POST", url="Flag", resource=plan),
         f.entry(method="POST", url="Flag", resource=plan),
-    ]))  # fmt: skip
+    ]
+    response = await post_bundle(client, f.bundle(entries=entries))
     assert response.status_code == 409, response.text
     assert (await client.get("/Flag")).json()["total"] == 0
 

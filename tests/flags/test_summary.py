@@ -147,8 +147,10 @@ def test_not_brought_on_partial_dates_counts_from_their_first_day() -> None:
     )
     [finding] = sw.not_brought(family(not_brought=episodes), VOCABULARY, LIMITS)
     assert "Flag/month" in finding.about
-    old = (flag(codes.WAS_NOT_BROUGHT, start=str(int(last_year) - 1), name="year"),
-           flag(codes.WAS_NOT_BROUGHT, start=days_before(20), name="day"))  # fmt: skip
+    old = (
+        flag(codes.WAS_NOT_BROUGHT, start=str(int(last_year) - 1), name="year"),
+        flag(codes.WAS_NOT_BROUGHT, start=days_before(20), name="day"),
+    )
     assert sw.not_brought(family(not_brought=old), VOCABULARY, LIMITS) == []
 
 

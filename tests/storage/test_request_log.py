@@ -31,8 +31,11 @@ async def test_a_second_claim_conflicts_and_undoes_only_its_own_unit(
         found = await request_log.find(Repository(conn, ANONYMOUS), "r1")
     assert found is not None
     assert (found.fingerprint, found.status, found.headers, found.body) == (
-        ANSWER.fingerprint, ANSWER.status, ANSWER.headers, ANSWER.body,
-    )  # fmt: skip
+        ANSWER.fingerprint,
+        ANSWER.status,
+        ANSWER.headers,
+        ANSWER.body,
+    )
 
 
 async def test_purge_removes_at_most_its_limit_of_records_older_than_the_cutoff(

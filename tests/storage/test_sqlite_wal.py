@@ -21,8 +21,11 @@ async def _write_version(db: SqliteDatabase, n: int) -> None:
             "INSERT INTO resource_version "
             "(resource_type, logical_id, version_id, last_updated, method, body) "
             "VALUES ($1, $2, 1, $3, 'POST', $4)",
-            "Flag", f"wal-{n}", n, b"x" * PAGE,
-        )  # fmt: skip
+            "Flag",
+            f"wal-{n}",
+            n,
+            b"x" * PAGE,
+        )
 
 
 async def test_the_wal_file_stops_growing_however_many_commits(tmp_path: Path) -> None:

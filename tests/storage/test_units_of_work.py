@@ -15,8 +15,9 @@ async def test_failures_among_concurrent_writes_undo_only_themselves(
     client: httpx.AsyncClient,
 ) -> None:
     child = reference(await create(client, f.patient()))
-    bodies = [f.flag(subject=child if n % 3 else "Patient/absent", identifier=f"f{n}")
-              for n in range(30)]  # fmt: skip
+    bodies = [
+        f.flag(subject=child if n % 3 else "Patient/absent", identifier=f"f{n}") for n in range(30)
+    ]
     responses = await asyncio.gather(*(client.post("/Flag", json=b) for b in bodies))
     statuses = [r.status_code for r in responses]
     assert statuses.count(201) == 20 and statuses.count(422) == 10, statuses
@@ -36,8 +37,10 @@ async def test_a_unit_that_raises_midway_leaves_nothing(
         async with db.transaction() as conn:
             await conn.execute(
                 "INSERT INTO conditional_key (resource_type, match_key, resource_pk) "
-                "VALUES ($1, $2, NULL)", "Flag", f"key-{n}",
-            )  # fmt: skip
+                "VALUES ($1, $2, NULL)",
+                "Flag",
+                f"key-{n}",
+            )
             if n % 2:
                 raise RuntimeError("the unit fails after its first statement")
 

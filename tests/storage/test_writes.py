@@ -19,8 +19,12 @@ AWKWARD = 'St "Mary\'s" \\ Ünïcödé 🧒 病院 \n'  # quotes, backslash, non
 def _awkward_resources() -> list[dict[str, Any]]:
     organization = f.organization(ods="0123", name=AWKWARD)  # an identifier that looks numeric
     condition = f.condition(subject="Patient/p1", display=AWKWARD)
-    condition["onsetAge"] = {"value": 3.141592653589793, "unit": "a",
-                             "system": "http://unitsofmeasure.org", "code": "a"}  # fmt: skip
+    condition["onsetAge"] = {
+        "value": 3.141592653589793,
+        "unit": "a",
+        "system": "http://unitsofmeasure.org",
+        "code": "a",
+    }
     condition["recordedDate"] = "2024-02-29T23:59:59.999+14:00"
     return [organization, condition, f.related_person(patient="Patient/p1", relationship="HSIB")]
 
@@ -53,8 +57,11 @@ async def test_written_together_is_stored_and_indexed_as_written_alone(
     resources = _awkward_resources()
     alone = [(await create(client, resource))["id"] for resource in resources]
     entries = [f.entry(method="POST", url=r["resourceType"], resource=r) for r in resources]
-    response = await client.post(BASE, content=orjson.dumps(f.bundle(entries=entries)),
-                                 headers={"content-type": "application/fhir+json"})  # fmt: skip
+    response = await client.post(
+        BASE,
+        content=orjson.dumps(f.bundle(entries=entries)),
+        headers={"content-type": "application/fhir+json"},
+    )
     assert response.status_code == 200, response.text
     together = [e["response"]["location"].split("/")[1] for e in response.json()["entry"]]
     for single_id, together_id in zip(alone, together, strict=True):

@@ -53,9 +53,14 @@ def bundle(
 
 def _entry(full_url: str, body: bytes, mode: str) -> bytes:
     return (
-        b'{"fullUrl":' + orjson.dumps(full_url) + b',"resource":' + body
-        + b',"search":{"mode":"' + mode.encode() + b'"}}'
-    )  # fmt: skip
+        b'{"fullUrl":'
+        + orjson.dumps(full_url)
+        + b',"resource":'
+        + body
+        + b',"search":{"mode":"'
+        + mode.encode()
+        + b'"}}'
+    )
 
 
 def searchset(

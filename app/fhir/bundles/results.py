@@ -58,8 +58,12 @@ def deleted(result: DeleteResult) -> bytes:
     return _entry(None, None, response)
 
 
-def read(full_url: str | None, body: bytes, version_id: int | None = None,
-         last_updated: int | None = None) -> bytes:  # fmt: skip
+def read(
+    full_url: str | None,
+    body: bytes,
+    version_id: int | None = None,
+    last_updated: int | None = None,
+) -> bytes:
     """A read, vread or search: 200 with the resource (or searchset Bundle)."""
     response: dict[str, Any] = {"status": _status(200)}
     if version_id is not None and last_updated is not None:

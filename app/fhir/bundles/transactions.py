@@ -121,8 +121,15 @@ async def _create_together(
     for entry in entries:
         bundle_refs.rewrite(entry.slots, plan.targets)
         assert entry.resource is not None  # a POST entry has one (parse_entry)
-        prepared.append(writing.prepare(entry.resource, base, plan.id_of(entry), plan.written,
-                                        vocabulary=_vocabulary(request)))  # fmt: skip
+        prepared.append(
+            writing.prepare(
+                entry.resource,
+                base,
+                plan.id_of(entry),
+                plan.written,
+                vocabulary=_vocabulary(request),
+            )
+        )
     live = await writing.live_targets(repository, prepared)
     for entry, item in zip(entries, prepared, strict=True):
         refused = writing.refusal(item, live)
@@ -205,8 +212,9 @@ async def _resolve_references(
             if reference in targets:
                 continue
             if bundle_refs.is_placeholder(reference):
-                raise Unprocessable.of(f"no entry has the fullUrl {reference}", element,
-                                       code="not-found")  # fmt: skip
+                raise Unprocessable.of(
+                    f"no entry has the fullUrl {reference}", element, code="not-found"
+                )
             search = bundle_refs.conditional(reference, base)
             if search is None:
                 continue
@@ -217,8 +225,9 @@ async def _resolve_references(
             except FhirError as error:
                 raise _located(error, element) from None
             if match is None:
-                raise Unprocessable.of(f"no {resource_type} matches {reference}", element,
-                                       code="not-found")  # fmt: skip
+                raise Unprocessable.of(
+                    f"no {resource_type} matches {reference}", element, code="not-found"
+                )
             targets[reference] = f"{resource_type}/{match.logical_id}"
 
 
@@ -235,9 +244,15 @@ async def _process(repository: Repository, request: Request, entry: Entry, plan:
         return entry_results.written(request, updated)
     if entry.method == "PATCH" and entry.logical_id is not None:
         patcher = json_patcher(entry.resource_type, entry.logical_id, entry.patch)
-        result = await service.patch(repository, entry.resource_type, entry.logical_id, patcher,
-                                     base, entry.if_match,
-                                     vocabulary=_vocabulary(request))  # fmt: skip
+        result = await service.patch(
+            repository,
+            entry.resource_type,
+            entry.logical_id,
+            patcher,
+            base,
+            entry.if_match,
+            vocabulary=_vocabulary(request),
+        )
         return entry_results.written(request, result)
     if entry.method == "DELETE":
         return entry_results.deleted(await _delete(repository, request, entry))
@@ -252,8 +267,9 @@ async def _create(
     if entry.if_none_exist is not None:
         where = f"{entry.where}.request.ifNoneExist"
         condition = _condition(entry.resource_type, entry.if_none_exist, base, where)
-    prepared = writing.prepare(resource, base, plan.id_of(entry), plan.written,
-                               vocabulary=_vocabulary(request))  # fmt: skip
+    prepared = writing.prepare(
+        resource, base, plan.id_of(entry), plan.written, vocabulary=_vocabulary(request)
+    )
     return _as_promised(plan, entry, await service.create(repository, prepared, condition))
 
 
@@ -264,13 +280,20 @@ async def _update(
     logical_id = plan.id_of(entry)
     if entry.query is None:
         assert logical_id is not None
-        prepared = writing.prepare(resource, base, logical_id, plan.written,
-                                   vocabulary=_vocabulary(request))  # fmt: skip
+        prepared = writing.prepare(
+            resource, base, logical_id, plan.written, vocabulary=_vocabulary(request)
+        )
         return await service.update(repository, prepared, entry.if_match)
     condition = _condition(entry.resource_type, entry.query, base, f"{entry.where}.request.url")
-    result = await service.conditional_update(repository, resource, condition, base,
-                                              entry.if_match, new_id=logical_id,
-                                              vocabulary=_vocabulary(request))  # fmt: skip
+    result = await service.conditional_update(
+        repository,
+        resource,
+        condition,
+        base,
+        entry.if_match,
+        new_id=logical_id,
+        vocabulary=_vocabulary(request),
+    )
     return _as_promised(plan, entry, result)
 
 
@@ -286,8 +309,9 @@ def _as_promised(plan: Plan, entry: Entry, result: service.WriteResult) -> servi
 async def _delete(repository: Repository, request: Request, entry: Entry) -> service.DeleteResult:
     base = app_context(request).base
     if entry.logical_id is not None:
-        return await service.delete(repository, entry.resource_type, entry.logical_id,
-                                    entry.if_match)  # fmt: skip
+        return await service.delete(
+            repository, entry.resource_type, entry.logical_id, entry.if_match
+        )
     condition = _condition(entry.resource_type, entry.query, base, f"{entry.where}.request.url")
     return await service.conditional_delete(repository, condition)
 
@@ -297,19 +321,18 @@ async def _read(repository: Repository, request: Request, entry: Entry, base: st
     resource_type = entry.resource_type
     if entry.logical_id is None:
         pairs = parse_qsl(entry.query or "", keep_blank_values=True)
-        found = await searching.searchset(repository, request, resource_type, pairs,
-                                          resource_type)  # fmt: skip
+        found = await searching.searchset(repository, request, resource_type, pairs, resource_type)
         return entry_results.read(None, found)
     full_url = f"{base}/{resource_type}/{entry.logical_id}"
     if entry.version is not None:
         version = await reads.vread(repository, resource_type, entry.logical_id, entry.version)
         assert version.body is not None
-        return entry_results.read(full_url, version.body, version.version_id,
-                                  version.last_updated)  # fmt: skip
+        return entry_results.read(full_url, version.body, version.version_id, version.last_updated)
     current = await reads.read(repository, resource_type, entry.logical_id)
     assert current.body is not None
-    return entry_results.read(full_url, bytes(current.body), current.version_id,
-                              current.last_updated)  # fmt: skip
+    return entry_results.read(
+        full_url, bytes(current.body), current.version_id, current.last_updated
+    )
 
 
 async def _batch(request: Request, raw_entries: list[Any]) -> Response:
@@ -356,9 +379,10 @@ def _independent(entry: Entry) -> Entry:
     for element, reference in bundle_refs.references(entry.slots):
         if bundle_refs.is_placeholder(reference):
             raise Unprocessable.of(
-                f"{reference} names another entry: batch entries are independent (send a "
-                "transaction)", element,
-            )  # fmt: skip
+                f"{reference} names another entry: "
+                "batch entries are independent (send a transaction)",
+                element,
+            )
     return entry
 
 

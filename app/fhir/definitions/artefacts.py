@@ -86,15 +86,56 @@ SEARCH = Table(
 )
 # `_summary=true` keeps the isSummary elements, `_summary=text` and `_elements` the mandatory.
 SUMMARY = {
-    CODE_SYSTEM: frozenset({"id", "meta", "implicitRules", "url", "identifier", "version", "name",
-                            "title", "status", "experimental", "date", "publisher", "contact",
-                            "useContext", "jurisdiction", "caseSensitive", "valueSet",
-                            "hierarchyMeaning", "compositional", "versionNeeded", "content",
-                            "supplements", "count", "filter", "property"}),
-    VALUE_SET: frozenset({"id", "meta", "implicitRules", "url", "identifier", "version", "name",
-                          "title", "status", "experimental", "date", "publisher", "contact",
-                          "useContext", "jurisdiction", "immutable"}),
-}  # fmt: skip
+    CODE_SYSTEM: frozenset(
+        {
+            "id",
+            "meta",
+            "implicitRules",
+            "url",
+            "identifier",
+            "version",
+            "name",
+            "title",
+            "status",
+            "experimental",
+            "date",
+            "publisher",
+            "contact",
+            "useContext",
+            "jurisdiction",
+            "caseSensitive",
+            "valueSet",
+            "hierarchyMeaning",
+            "compositional",
+            "versionNeeded",
+            "content",
+            "supplements",
+            "count",
+            "filter",
+            "property",
+        }
+    ),
+    VALUE_SET: frozenset(
+        {
+            "id",
+            "meta",
+            "implicitRules",
+            "url",
+            "identifier",
+            "version",
+            "name",
+            "title",
+            "status",
+            "experimental",
+            "date",
+            "publisher",
+            "contact",
+            "useContext",
+            "jurisdiction",
+            "immutable",
+        }
+    ),
+}
 MANDATORY = {CODE_SYSTEM: frozenset({"status", "content"}), VALUE_SET: frozenset({"status"})}
 ALWAYS_KEPT = frozenset({"resourceType", "id", "meta"})
 SHOWN = 100  # characters of a client's value repeated in a message
@@ -170,11 +211,18 @@ _DESCRIPTIONS = {
     REMOVAL_REASONS: "Why a safeguarding flag was ended.",
 }
 _PROPERTIES = {
-    "source": {"code": "source", "type": "string",
-               "description": "Where the need for this flag type was found"},
-    "snomed-ct": {"code": "snomed-ct", "uri": SNOMED, "type": "Coding",
-                  "description": "The confirmed SNOMED CT equivalent of this code"},
-}  # fmt: skip
+    "source": {
+        "code": "source",
+        "type": "string",
+        "description": "Where the need for this flag type was found",
+    },
+    "snomed-ct": {
+        "code": "snomed-ct",
+        "uri": SNOMED,
+        "type": "Coding",
+        "description": "The confirmed SNOMED CT equivalent of this code",
+    },
+}
 
 
 def _snomed(concept: Concept) -> dict[str, str]:
@@ -322,8 +370,10 @@ def validation(artefact: Artefact, candidates: list[Candidate]) -> dict[str, Any
             displays.append(display)
         if display is not None and candidate.display not in (None, display):
             given, at = shown(candidate.display or ""), f"{candidate.system}#{candidate.code}"
-            warnings.append(f"{candidate.where}: the display {given} does not match the "
-                            f"expected display {display!r} of {at}")  # fmt: skip
+            warnings.append(
+                f"{candidate.where}: the display {given} does not match the "
+                f"expected display {display!r} of {at}"
+            )
     result = len(problems) < len(candidates)
     out: list[dict[str, Any]] = [{"name": "result", "valueBoolean": result}]
     if messages := warnings if result else problems:

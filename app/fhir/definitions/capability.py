@@ -101,9 +101,11 @@ def _terminology(kind: str, canonical_base: str) -> dict[str, Any]:
 
 
 OPERATION_DEFINITION = _read_only(
-    "OperationDefinition", "The operations this server defines itself (read-only).", ("read",),
+    "OperationDefinition",
+    "The operations this server defines itself (read-only).",
+    ("read",),
     "no-version",
-)  # fmt: skip
+)
 
 
 def _with_summary(resource: dict[str, Any], canonical_base: str) -> dict[str, Any]:

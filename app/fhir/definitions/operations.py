@@ -15,9 +15,15 @@ from app.fhir.context import app_context
 from app.fhir.outcomes import ReadOnly
 
 SUMMARY_ID = "Patient-safeguarding-summary"
-WARNINGS = ("no-father-recorded", "father-not-identified", "elective-home-education",
-            "repeated-was-not-brought", "sibling-subject-to-plan",
-            "multiple-services-same-condition", "household-risk")  # fmt: skip
+WARNINGS = (
+    "no-father-recorded",
+    "father-not-identified",
+    "elective-home-education",
+    "repeated-was-not-brought",
+    "sibling-subject-to-plan",
+    "multiple-services-same-condition",
+    "household-risk",
+)
 
 
 def summary_definition(canonical_base: str) -> dict[str, Any]:
@@ -86,6 +92,10 @@ async def read_operation_definition(request: Request) -> Response:
 _PATH = "/fhir/OperationDefinition/{logical_id}"
 ROUTES = [
     Route(_PATH, read_operation_definition, methods=["GET"], name="read_operation_definition"),
-    Route(_PATH, ReadOnly("OperationDefinition is read-only here"),
-          name="read_only_operation_definition", include_in_schema=False),
-]  # fmt: skip
+    Route(
+        _PATH,
+        ReadOnly("OperationDefinition is read-only here"),
+        name="read_only_operation_definition",
+        include_in_schema=False,
+    ),
+]

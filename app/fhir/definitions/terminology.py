@@ -42,11 +42,33 @@ VALIDATE_CODE = "$validate-code"
 FORMAT_PARAMS = frozenset({"_format", "_pretty"})
 # The in-parameters of $validate-code on each type (valueset- and codesystem-operation-...).
 INPUTS = {
-    VALUE_SET: frozenset({"url", "valueSetVersion", "code", "system", "systemVersion", "display",
-                          "coding", "codeableConcept", "displayLanguage", "abstract"}),
-    CODE_SYSTEM: frozenset({"url", "version", "code", "display", "coding", "codeableConcept",
-                            "displayLanguage", "abstract"}),
-}  # fmt: skip
+    VALUE_SET: frozenset(
+        {
+            "url",
+            "valueSetVersion",
+            "code",
+            "system",
+            "systemVersion",
+            "display",
+            "coding",
+            "codeableConcept",
+            "displayLanguage",
+            "abstract",
+        }
+    ),
+    CODE_SYSTEM: frozenset(
+        {
+            "url",
+            "version",
+            "code",
+            "display",
+            "coding",
+            "codeableConcept",
+            "displayLanguage",
+            "abstract",
+        }
+    ),
+}
 VERSION_PARAM = {VALUE_SET: "valueSetVersion", CODE_SYSTEM: "version"}
 UNSUPPORTED = frozenset({"context", "valueSet", "codeSystem", "date"})
 COMPLEX = {"coding": "valueCoding", "codeableConcept": "valueCodeableConcept"}
@@ -98,9 +120,11 @@ def _paging(request: Request, pairs: list[tuple[str, str]]) -> Paging:
     """`_count`, `_cursor`, `_summary`, `_elements` and `_total` (checked: the total is exact)."""
     settings, first = app_context(request).settings, dict(reversed(pairs))
     count = search_options.page_size(
-        first.get("_count"), settings.default_page_size, settings.max_page_size,
+        first.get("_count"),
+        settings.default_page_size,
+        settings.max_page_size,
         settings.count_over_max == "refuse",
-    )  # fmt: skip
+    )
     search_options.total_mode(first.get("_total"))
     return Paging(
         count=count,
@@ -130,9 +154,15 @@ def _searcher(kind: str) -> Endpoint:
         ]
         base, more = app_context(request).base, bool(rows) and end < len(matched)
         body = bundles.searchset(
-            base, kind, rows, [], links=_links(base, kind, applied, paging, more),
-            total=len(matched), warnings=ignored, shape=lambda resource_bytes, _: resource_bytes,
-        )  # fmt: skip
+            base,
+            kind,
+            rows,
+            [],
+            links=_links(base, kind, applied, paging, more),
+            total=len(matched),
+            warnings=ignored,
+            shape=lambda resource_bytes, _: resource_bytes,
+        )
         return wire.json_response(request, body)
 
     return search
@@ -262,16 +292,20 @@ def _coding(value: Any, where: str, system: str | None, display: str | None) -> 
         raise Invalid.of(f"{where}.system is required", f"{where}.system")
     if "code" not in value:
         raise Invalid.of(f"{where}.code is required", f"{where}.code")
-    return Candidate(system, value["code"], display or value.get("display"),
-                     value.get("version"), where)  # fmt: skip
+    return Candidate(
+        system, value["code"], display or value.get("display"), value.get("version"), where
+    )
 
 
 def _candidates(kind: str, artefact: Artefact, inputs: dict[str, Any]) -> list[Candidate]:
     """The codings to validate: from code (with system), coding or codeableConcept."""
     given = [name for name in CODINGS if name in inputs]
     if len(given) != 1:
-        text = "one of code, coding or codeableConcept is required" if not given else (
-            f"only one of {', '.join(given)} may be given")  # fmt: skip
+        text = (
+            f"only one of {', '.join(given)} may be given"
+            if given
+            else "one of code, coding or codeableConcept is required"
+        )
         raise Invalid.of(text, *(given or ["code"]))
     own_system = artefact.url if kind == CODE_SYSTEM else None
     display, system = inputs.get("display"), inputs.get("system")
@@ -333,11 +367,18 @@ def _routes(kind: str) -> list[Route]:
         operation, name = f"{path}/{VALIDATE_CODE}", f"validate_{slug}_code{suffix}"
         routes += [
             Route(operation, _validator(kind, bool(suffix), False), methods=["GET"], name=name),
-            Route(operation, _validator(kind, bool(suffix), True), methods=["POST"],
-                  name=f"{name}_post"),
-            Route(operation, ReadOnly(f"{VALIDATE_CODE} takes GET or POST", "GET, HEAD, POST"),
-                  include_in_schema=False),
-        ]  # fmt: skip
+            Route(
+                operation,
+                _validator(kind, bool(suffix), True),
+                methods=["POST"],
+                name=f"{name}_post",
+            ),
+            Route(
+                operation,
+                ReadOnly(f"{VALIDATE_CODE} takes GET or POST", "GET, HEAD, POST"),
+                include_in_schema=False,
+            ),
+        ]
     read_only = ReadOnly(f"{kind} is read-only here", "GET, HEAD")
     return [
         *routes,

@@ -22,8 +22,17 @@ from app.records.reads import Included, Match, Repository
 from app.registry import RESOURCE_TYPES
 from app.settings import Settings
 
-SHAPING = ("_count", "_sort", "_total", "_summary", "_elements", "_include", "_revinclude",
-           "_include:iterate", "_revinclude:iterate")  # fmt: skip
+SHAPING = (
+    "_count",
+    "_sort",
+    "_total",
+    "_summary",
+    "_elements",
+    "_include",
+    "_revinclude",
+    "_include:iterate",
+    "_revinclude:iterate",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +51,9 @@ def _page(rows: list[Match], count: int, cursor: tuple[Any, ...] | None, backwar
     return Page(rows[:count], cursor is not None, more)
 
 
-async def _total(repository: Repository, query: Query, mode: str | None, page: Page,
-                 first_page: bool) -> int | None:  # fmt: skip
+async def _total(
+    repository: Repository, query: Query, mode: str | None, page: Page, first_page: bool
+) -> int | None:
     if mode == "accurate":
         return await reads.count(repository, query)
     if mode == "estimate":
@@ -53,8 +63,13 @@ async def _total(repository: Repository, query: Query, mode: str | None, page: P
     return None
 
 
-async def _included(repository: Repository, settings: Settings, resource_type: str, page: Page,
-                    wanted: tuple[Include, ...]) -> tuple[list[Included], bool]:  # fmt: skip
+async def _included(
+    repository: Repository,
+    settings: Settings,
+    resource_type: str,
+    page: Page,
+    wanted: tuple[Include, ...],
+) -> tuple[list[Included], bool]:
     """Resources `_include`d and `_revinclude`d for a page: each once, never a match."""
     seen = {(resource_type, match.logical_id) for match in page.rows}
     found: list[Included] = []
@@ -77,8 +92,9 @@ async def _included(repository: Repository, settings: Settings, resource_type: s
     return found, False
 
 
-async def _apply(repository: Repository, rule: Include, frontier: list[tuple[int, str, str]],
-                 room: int) -> list[Included]:  # fmt: skip
+async def _apply(
+    repository: Repository, rule: Include, frontier: list[tuple[int, str, str]], room: int
+) -> list[Included]:
     if not rule.reverse:
         pks = [pk for pk, rtype, _ in frontier if rule.source_type in ("*", rtype)]
         params = None if rule.param is None else [rule.param]
@@ -121,9 +137,11 @@ def _options(context: AppContext, resource_type: str, pairs: list[tuple[str, str
     first = {k: v for k, v in reversed(pairs)}
     sort = search_options.sort_keys(first.get("_sort"), resource_type)
     count = search_options.page_size(
-        first.get("_count"), settings.default_page_size, settings.max_page_size,
+        first.get("_count"),
+        settings.default_page_size,
+        settings.max_page_size,
         settings.count_over_max == "refuse",
-    )  # fmt: skip
+    )
     return Options(
         count=count,
         sort=sort,
@@ -135,17 +153,27 @@ def _options(context: AppContext, resource_type: str, pairs: list[tuple[str, str
     )
 
 
-async def run(request: Request, resource_type: str, pairs: list[tuple[str, str]], path: str,
-              compartment: str | None = None) -> Response:  # fmt: skip
+async def run(
+    request: Request,
+    resource_type: str,
+    pairs: list[tuple[str, str]],
+    path: str,
+    compartment: str | None = None,
+) -> Response:
     """Answer a search of `resource_type` (in a Patient's compartment if given)."""
     async with app_context(request).searching(request) as repository:
         body = await searchset(repository, request, resource_type, pairs, path, compartment)
     return wire.json_response(request, body)
 
 
-async def searchset(repository: Repository, request: Request, resource_type: str,
-                    pairs: list[tuple[str, str]], path: str,
-                    compartment: str | None = None) -> bytes:  # fmt: skip
+async def searchset(
+    repository: Repository,
+    request: Request,
+    resource_type: str,
+    pairs: list[tuple[str, str]],
+    path: str,
+    compartment: str | None = None,
+) -> bytes:
     """The searchset Bundle of a search, read through `repository` (in a transaction Bundle,
     the Bundle's own)."""
     context = app_context(request)
@@ -154,8 +182,15 @@ async def searchset(repository: Repository, request: Request, resource_type: str
         raise Invalid(parsed.ignored)
     opts = _options(context, resource_type, pairs)
     after, backwards = opts.cursor if opts.cursor else (None, False)
-    query = Query(resource_type, parsed.criteria, opts.count + 1, opts.sort, after, backwards,
-                     compartment=compartment)  # fmt: skip
+    query = Query(
+        resource_type,
+        parsed.criteria,
+        opts.count + 1,
+        opts.sort,
+        after,
+        backwards,
+        compartment=compartment,
+    )
     warnings = list(parsed.ignored)
     included: list[Included] = []
     total: int | None
@@ -165,27 +200,45 @@ async def searchset(repository: Repository, request: Request, resource_type: str
     else:
         rows = await reads.search(repository, query)
         page = _page(rows, opts.count, after, backwards)
-        included, capped = await _included(repository, context.settings, resource_type, page,
-                                           opts.includes)  # fmt: skip
+        included, capped = await _included(
+            repository, context.settings, resource_type, page, opts.includes
+        )
         if capped:
-            warnings.append(Issue(f"included resources were cut off at "
-                                  f"{context.settings.max_included}", "too-costly",
-                                  severity="warning"))  # fmt: skip
+            warnings.append(
+                Issue(
+                    f"included resources were cut off at {context.settings.max_included}",
+                    "too-costly",
+                    severity="warning",
+                )
+            )
         total = await _total(repository, query, opts.total, page, after is None)
     links = _links(context.base, path, parsed, pairs, opts, page)
     return bundles.searchset(
-        context.base, resource_type, page.rows, included, links=links, total=total,
-        warnings=warnings, shape=lambda b, main: _shape(b, opts, main),
-    )  # fmt: skip
+        context.base,
+        resource_type,
+        page.rows,
+        included,
+        links=links,
+        total=total,
+        warnings=warnings,
+        shape=lambda b, main: _shape(b, opts, main),
+    )
 
 
 def _shape(body: bytes, opts: Options, main: bool) -> bytes:
-    return elements.shape_bytes(body, summary=opts.summary,
-                                elements=opts.elements if main else None)  # fmt: skip
+    return elements.shape_bytes(
+        body, summary=opts.summary, elements=opts.elements if main else None
+    )
 
 
-def _links(base: str, path: str, parsed: search.ParsedSearch, pairs: list[tuple[str, str]],
-           opts: Options, page: Page) -> list[tuple[str, str]]:  # fmt: skip
+def _links(
+    base: str,
+    path: str,
+    parsed: search.ParsedSearch,
+    pairs: list[tuple[str, str]],
+    opts: Options,
+    page: Page,
+) -> list[tuple[str, str]]:
     kept = [(k, v) for k, v in pairs if k in SHAPING and k != "_count"]
     applied = [*parsed.applied, *kept, ("_count", str(opts.count))]
     links = [("self", bundles.page_url(base, path, [*applied, *_cursor_pair(pairs)]))]

@@ -105,8 +105,8 @@ def date_value(value: str, key: str) -> RangeValue:
     prefix, text = _prefixed(value)
     bounds = date_range(text.replace(" ", "+"))
     if bounds is None:
-        raise Invalid.of(f"{key}: {value!r} is not a date (prefix, then YYYY[-MM[-DD[Thh:mm"
-                         ":ss[.fff](Z|+hh:mm)]]])", key)  # fmt: skip
+        shape = "YYYY[-MM[-DD[Thh:mm:ss[.fff](Z|+hh:mm)]]]"
+        raise Invalid.of(f"{key}: {value!r} is not a date (prefix, then {shape})", key)
     low, high = bounds
     if prefix == "ap":  # within 10% of the distance from now, and at least a day
         slack = max(_DAY, abs(time.time_ns() // 1000 - low) // 10)

@@ -60,19 +60,37 @@ async def _reference_to_another_entry(client: httpx.AsyncClient, first: str) -> 
 @pytest.mark.parametrize(
     ("middle", "status", "expression", "exact"),
     [
-        (_flag_on_a_missing_patient, "422 Unprocessable Entity",
-         "Bundle.entry[1].resource.subject", True),
-        (_flag_breaking_its_status_binding, "422 Unprocessable Entity",
-         "Bundle.entry[1].resource.status", True),
+        (
+            _flag_on_a_missing_patient,
+            "422 Unprocessable Entity",
+            "Bundle.entry[1].resource.subject",
+            True,
+        ),
+        (
+            _flag_breaking_its_status_binding,
+            "422 Unprocessable Entity",
+            "Bundle.entry[1].resource.status",
+            True,
+        ),
         (_structurally_invalid_flag, "400 Bad Request", "Bundle.entry[1].resource", False),
         (_read_of_an_unknown_id, "404 Not Found", "Bundle.entry[1]", False),
         (stale_if_match, "412 Precondition Failed", "Bundle.entry[1]", False),
-        (_reference_to_another_entry, "422 Unprocessable Entity",
-         "Bundle.entry[1].resource.subject", False),
+        (
+            _reference_to_another_entry,
+            "422 Unprocessable Entity",
+            "Bundle.entry[1].resource.subject",
+            False,
+        ),
     ],
-    ids=["missing-reference", "binding", "invalid-structure", "unknown-read", "if-match",
-         "urn-reference"],
-)  # fmt: skip
+    ids=[
+        "missing-reference",
+        "binding",
+        "invalid-structure",
+        "unknown-read",
+        "if-match",
+        "urn-reference",
+    ],
+)
 async def test_a_failed_entry_is_reported_in_place_and_the_others_are_stored(
     client: httpx.AsyncClient, middle: MiddleEntry, status: str, expression: str, exact: bool
 ) -> None:

@@ -13,6 +13,7 @@ from tests.fhir.test_hostile import assert_outcome, history_size, nested, send
 
 BASE = "http://test/fhir"
 FHIR_JSON = "application/fhir+json"
+CONTENT_TYPE = {"content-type": FHIR_JSON}
 PATIENT_URN = "urn:uuid:0f6b7c9e-3d1a-4b6e-9a8f-2c5d7e1f0a3b"
 
 
@@ -29,6 +30,8 @@ def _bundle(*entries: Any, kind: str = "transaction") -> dict[str, Any]:
     return {"resourceType": "Bundle", "type": kind, "entry": list(entries)}
 
 
+# A table, one hostile entry per case: formatted, each would take six lines.
+# fmt: off
 ENTRY_CASES: list[tuple[str, Any, int, str]] = [
     ("entry-not-a-list", {"resourceType": "Bundle", "type": "transaction", "entry": {}}, 400,
      "Bundle.entry"),
@@ -96,7 +99,8 @@ ENTRY_CASES: list[tuple[str, Any, int, str]] = [
     # 64 levels below the resource: where the walk of the entry stops, before validation
     ("resource-nested-too-deep", _bundle(_post(extension=[nested(100)])), 400,
      "Bundle.entry[0].resource" + ".extension[0]" * 32),
-]  # fmt: skip
+]
+# fmt: on
 
 
 @pytest.mark.parametrize(
@@ -105,8 +109,9 @@ ENTRY_CASES: list[tuple[str, Any, int, str]] = [
 async def test_a_hostile_transaction_is_refused_naming_the_element(
     client: httpx.AsyncClient, name: str, body: Any, status: int, expression: str
 ) -> None:
-    response = await send(client, method="POST", url=BASE, content=orjson.dumps(body),
-                          headers={"content-type": FHIR_JSON})  # fmt: skip
+    response = await send(
+        client, method="POST", url=BASE, content=orjson.dumps(body), headers=CONTENT_TYPE
+    )
     assert response.status_code == status, response.text[:500]
     assert_outcome(response, expression)
     assert await history_size(client) == 0
@@ -119,8 +124,9 @@ async def test_a_hostile_batch_entry_fails_alone(
     client: httpx.AsyncClient, name: str, body: Any, status: int, expression: str
 ) -> None:
     body = body | {"type": "batch", "entry": [*body["entry"], _post()]}
-    response = await send(client, method="POST", url=BASE, content=orjson.dumps(body),
-                          headers={"content-type": FHIR_JSON})  # fmt: skip
+    response = await send(
+        client, method="POST", url=BASE, content=orjson.dumps(body), headers=CONTENT_TYPE
+    )
     assert response.status_code == 200, response.text[:500]
     failed, fine = response.json()["entry"]
     assert failed["response"]["status"].startswith(str(status)), failed
@@ -137,16 +143,32 @@ BUNDLE_CASES: list[tuple[str, bytes, dict[str, str], int]] = [
     ("bundle-type-a-list", b'{"resourceType":"Bundle","type":["batch"],"entry":[]}', {}, 400),
     ("json-array", b"[]", {}, 400),
     ("empty-body", b"", {}, 400),
-    ("xml", b"<Bundle xmlns='http://hl7.org/fhir'/>", {"content-type": "application/fhir+xml"},
-     415),
-    ("too-many-entries", orjson.dumps(_bundle(*[f.entry(method="GET", url="Patient/x")] * 1001)),
-     {}, 413),
-    ("over-the-size-limit", orjson.dumps(_bundle(_post(text={"status": "generated",
-                                                             "div": "x" * 70_000}))), {}, 413),
+    (
+        "xml",
+        b"<Bundle xmlns='http://hl7.org/fhir'/>",
+        {"content-type": "application/fhir+xml"},
+        415,
+    ),
+    (
+        "too-many-entries",
+        orjson.dumps(_bundle(*[f.entry(method="GET", url="Patient/x")] * 1001)),
+        {},
+        413,
+    ),
+    (
+        "over-the-size-limit",
+        orjson.dumps(_bundle(_post(text={"status": "generated", "div": "x" * 70_000}))),
+        {},
+        413,
+    ),
     ("accept-xml", orjson.dumps(_bundle()), {"accept": "application/fhir+xml"}, 406),
-    ("nested-too-deep-to-parse", b'{"resourceType":"Bundle","type":"batch","meta":' + b"[" * 5000
-     + b"]" * 5000 + b"}", {}, 400),
-]  # fmt: skip
+    (
+        "nested-too-deep-to-parse",
+        b'{"resourceType":"Bundle","type":"batch","meta":' + b"[" * 5000 + b"]" * 5000 + b"}",
+        {},
+        400,
+    ),
+]
 
 
 @pytest.mark.parametrize(
@@ -155,16 +177,18 @@ BUNDLE_CASES: list[tuple[str, bytes, dict[str, str], int]] = [
 async def test_a_hostile_bundle_body_is_refused(
     client: httpx.AsyncClient, name: str, content: bytes, headers: dict[str, str], status: int
 ) -> None:
-    response = await send(client, method="POST", url=BASE, content=content,
-                          headers={"content-type": FHIR_JSON} | headers)  # fmt: skip
+    response = await send(
+        client, method="POST", url=BASE, content=content, headers=CONTENT_TYPE | headers
+    )
     assert response.status_code == status, response.text[:500]
     assert_outcome(response)
     assert await history_size(client) == 0
 
 
 async def test_an_empty_transaction_answers_an_empty_response(client: httpx.AsyncClient) -> None:
-    response = await send(client, method="POST", url=BASE, content=orjson.dumps(_bundle()),
-                          headers={"content-type": FHIR_JSON})  # fmt: skip
+    response = await send(
+        client, method="POST", url=BASE, content=orjson.dumps(_bundle()), headers=CONTENT_TYPE
+    )
     assert response.status_code == 200
     assert response.json()["type"] == "transaction-response"
     assert response.json()["entry"] == []

@@ -214,9 +214,13 @@ async def test_concurrent_creates_with_one_id_and_different_bodies_write_one(
 def _request(app: FastAPI, method: str, path: str, body: bytes, request_id: str) -> Request:
     """A request as the Bundle route receives it, its body not yet read."""
     scope = {
-        "type": "http", "app": app, "method": method, "path": path, "query_string": b"",
+        "type": "http",
+        "app": app,
+        "method": method,
+        "path": path,
+        "query_string": b"",
         "headers": [(b"x-request-id", request_id.encode()), (b"content-type", FHIR_JSON.encode())],
-    }  # fmt: skip
+    }
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": body, "more_body": False}
@@ -243,8 +247,10 @@ async def test_a_batch_answer_is_kept_and_replayed_without_running_again(
     first, replayed = await batch(b"{}"), await batch(b"{}")
     assert len(runs) == 1
     assert (replayed.status_code, replayed.raw_headers, replayed.body) == (
-        first.status_code, first.raw_headers, first.body,
-    )  # fmt: skip
+        first.status_code,
+        first.raw_headers,
+        first.body,
+    )
     with pytest.raises(Unprocessable):
         await batch(b"[]")
 

@@ -43,11 +43,19 @@ async def test_a_condition_matching_another_entry_leaves_no_dangling_reference(
 ) -> None:
     entries = [
         f.entry(method="POST", url="Organization", resource=_org("p")),
-        f.entry(method="POST", url="Organization", resource=_org("p"), full_url=ORG_URN,
-                if_none_exist=f"identifier={ORG}|p"),
-        f.entry(method="POST", url="Patient", resource=f.patient() | {
-            "managingOrganization": {"reference": ORG_URN}}),
-    ]  # fmt: skip
+        f.entry(
+            method="POST",
+            url="Organization",
+            resource=_org("p"),
+            full_url=ORG_URN,
+            if_none_exist=f"identifier={ORG}|p",
+        ),
+        f.entry(
+            method="POST",
+            url="Patient",
+            resource=f.patient() | {"managingOrganization": {"reference": ORG_URN}},
+        ),
+    ]
     response = await _post(client, entries, "transaction")
     assert response.status_code == 200, response.text
     patient_id = response.json()["entry"][2]["response"]["location"].split("/")[1]
@@ -78,8 +86,9 @@ async def test_a_conditional_update_keeps_a_body_id_that_differs_from_the_match(
     client: httpx.AsyncClient,
 ) -> None:
     await create(client, _org("d"))
-    entry = f.entry(method="PUT", url=f"Organization?identifier={ORG}|d",
-                    resource=_org("d") | {"id": "another"})  # fmt: skip
+    entry = f.entry(
+        method="PUT", url=f"Organization?identifier={ORG}|d", resource=_org("d") | {"id": "another"}
+    )
     response = await _post(client, [entry], "transaction")
     assert response.status_code == 400, response.text
     assert response.json()["issue"][0]["expression"] == ["Bundle.entry[0].resource.id"]

@@ -19,8 +19,11 @@ async def test_created_together_resources_are_found_by_every_index(
         *(f.entry(method="POST", url="Flag", resource=flag) for flag in flags),
         f.entry(method="POST", url="Condition", resource=f.condition(subject=CHILD)),
     ]
-    response = await client.post(BASE, content=orjson.dumps(f.bundle(entries=entries)),
-                                 headers={"content-type": "application/fhir+json"})  # fmt: skip
+    response = await client.post(
+        BASE,
+        content=orjson.dumps(f.bundle(entries=entries)),
+        headers={"content-type": "application/fhir+json"},
+    )
     assert response.status_code == 200, response.text
     child_id = response.json()["entry"][0]["response"]["location"].split("/")[1]
     queries = {

@@ -26,7 +26,11 @@ async def test_metadata_lists_every_type_with_interactions_and_search_params(
     rest = statement["rest"][0]
     resources = {r["type"]: r for r in rest["resource"]}
     assert set(resources) == set(RESOURCE_TYPES) | {
-        "SearchParameter", "CodeSystem", "ValueSet", "OperationDefinition"}  # fmt: skip
+        "SearchParameter",
+        "CodeSystem",
+        "ValueSet",
+        "OperationDefinition",
+    }
     for name, rtype in RESOURCE_TYPES.items():
         declared = resources[name]
         assert {i["code"] for i in declared["interaction"]} >= {

@@ -19,8 +19,7 @@ async def test_the_summary_definition_is_read_at_the_url_metadata_names(
     OperationDefinition.model_validate(definition)
     assert definition["url"] == url
     assert (definition["code"], definition["resource"]) == ("safeguarding-summary", ["Patient"])
-    assert (definition["type"], definition["instance"], definition["system"]) == (
-        True, True, False)  # fmt: skip
+    assert (definition["type"], definition["instance"], definition["system"]) == (True, True, False)
     assert {p["name"] for p in definition["parameter"]} == {"identifier", "return"}
     assert "household-risk" in definition["description"]
 

@@ -28,8 +28,12 @@ def _ids(bundle: dict[str, Any]) -> list[str]:
 
 
 def test_every_custom_parameter_is_published() -> None:
-    assert set(CUSTOM) == {"Flag-status", "Flag-category", "Flag-code",
-                           "RelatedPerson-linked-patient"}  # fmt: skip
+    assert set(CUSTOM) == {
+        "Flag-status",
+        "Flag-category",
+        "Flag-code",
+        "RelatedPerson-linked-patient",
+    }
     assert [r["id"] for r in definitions(BASE)] == list(CUSTOM)
 
 
@@ -56,9 +60,15 @@ def test_definition_is_a_valid_r4_search_parameter(logical_id: str) -> None:
 
 def test_reference_parameters_name_their_targets() -> None:
     param = SearchParam(
-        "about", "reference", ("Flag.subject",), "Whom the flag is about", "Flag.subject",
-        targets=("Patient",), custom=True, definition="SearchParameter/Flag-about",
-    )  # fmt: skip
+        "about",
+        "reference",
+        ("Flag.subject",),
+        "Whom the flag is about",
+        "Flag.subject",
+        targets=("Patient",),
+        custom=True,
+        definition="SearchParameter/Flag-about",
+    )
     resource = search_parameter("Flag", param, BASE)
     SearchParameter.model_validate(resource)
     assert resource["target"] == ["Patient"]
@@ -68,9 +78,14 @@ def test_reference_parameters_name_their_targets() -> None:
 
 def test_date_parameters_list_their_comparators() -> None:
     param = SearchParam(
-        "reviewed", "date", ("Flag.period.end",), "When the flag was last reviewed",
-        "Flag.period.end", custom=True, definition="SearchParameter/Flag-reviewed",
-    )  # fmt: skip
+        "reviewed",
+        "date",
+        ("Flag.period.end",),
+        "When the flag was last reviewed",
+        "Flag.period.end",
+        custom=True,
+        definition="SearchParameter/Flag-reviewed",
+    )
     resource = search_parameter("Flag", param, BASE)
     SearchParameter.model_validate(resource)
     assert resource["comparator"] == ["eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap"]

@@ -70,14 +70,17 @@ def test_flag_type_code_system_has_every_concept_with_its_properties() -> None:
     CodeSystem.model_validate(resource)
     assert resource["url"] == FLAG_SYSTEM
     assert (resource["status"], resource["content"], resource["caseSensitive"]) == (
-        "active", "complete", True,
-    )  # fmt: skip
+        "active",
+        "complete",
+        True,
+    )
     assert resource["publisher"] and resource["description"]
     assert resource["meta"]["versionId"] == "1"
     assert resource["count"] == len(VOCABULARY.flag_types) == len(resource["concept"])
     assert {p["code"]: p["type"] for p in resource["property"]} == {
-        "source": "string", "snomed-ct": "Coding",
-    }  # fmt: skip
+        "source": "string",
+        "snomed-ct": "Coding",
+    }
     for row, concept in zip(VOCABULARY.flag_types, resource["concept"], strict=True):
         assert (concept["code"], concept["display"]) == (row.code, row.display)
         assert concept["definition"] == row.definition
@@ -87,8 +90,10 @@ def test_flag_type_code_system_has_every_concept_with_its_properties() -> None:
             assert "snomed-ct" not in properties
         else:
             assert properties["snomed-ct"]["valueCoding"] == {
-                "system": SNOMED, "code": row.snomed, "display": row.snomed_display,
-            }  # fmt: skip
+                "system": SNOMED,
+                "code": row.snomed,
+                "display": row.snomed_display,
+            }
 
 
 def test_removal_reason_code_system_declares_no_unused_property() -> None:
@@ -171,9 +176,14 @@ async def test_every_artefact_has_one_publication_instant(client: httpx.AsyncCli
 
 @pytest.mark.parametrize(
     "path",
-    ["/CodeSystem/nope", "/ValueSet/nope", "/ValueSet/Flag-status", "/CodeSystem/" + "a" * 80,
-     "/ValueSet/$expand"],
-)  # fmt: skip
+    [
+        "/CodeSystem/nope",
+        "/ValueSet/nope",
+        "/ValueSet/Flag-status",
+        "/CodeSystem/" + "a" * 80,
+        "/ValueSet/$expand",
+    ],
+)
 async def test_read_unknown_id_is_404_outcome(client: httpx.AsyncClient, path: str) -> None:
     response = await client.get(path)
     assert response.status_code == 404
@@ -225,14 +235,17 @@ async def test_search_without_parameters_returns_both(client: httpx.AsyncClient,
         ("ValueSet", {"name:exact": "SafeguardingFlagType"}, [FLAG_TYPES]),
         ("ValueSet", {"name:exact": "safeguardingflagtype"}, []),
         ("CodeSystem", {"status": "active"}, [FLAG_TYPES, REMOVAL_REASONS]),
-        ("CodeSystem", {"status": "http://hl7.org/fhir/publication-status|active"},
-         [FLAG_TYPES, REMOVAL_REASONS]),
+        (
+            "CodeSystem",
+            {"status": "http://hl7.org/fhir/publication-status|active"},
+            [FLAG_TYPES, REMOVAL_REASONS],
+        ),
         ("CodeSystem", {"status": "http://example.org|active"}, []),
         ("CodeSystem", {"status": "draft,retired"}, []),
         ("ValueSet", {"version": "0.1.0", "url": REASON_SET}, [REMOVAL_REASONS]),
         ("ValueSet", {"version": "9"}, []),
     ],
-)  # fmt: skip
+)
 async def test_search_by_url_id_name_status_and_version(
     client: httpx.AsyncClient, kind: str, query: dict[str, str], expected: list[str]
 ) -> None:
@@ -302,10 +315,18 @@ async def test_unknown_parameters_are_ignored_and_reported(client: httpx.AsyncCl
 
 @pytest.mark.parametrize(
     ("query", "expression"),
-    [("url:below=http://x", "url:below"), ("status:not=active", "status:not"), ("url=", "url"),
-     ("name=,", "name"), ("_count=many", "_count"), ("_summary=some", "_summary"),
-     ("_cursor=abc", "_cursor"), ("_total=all", "_total"), ("_elements=a.b", "_elements")],
-)  # fmt: skip
+    [
+        ("url:below=http://x", "url:below"),
+        ("status:not=active", "status:not"),
+        ("url=", "url"),
+        ("name=,", "name"),
+        ("_count=many", "_count"),
+        ("_summary=some", "_summary"),
+        ("_cursor=abc", "_cursor"),
+        ("_total=all", "_total"),
+        ("_elements=a.b", "_elements"),
+    ],
+)
 async def test_malformed_search_is_400_naming_the_parameter(
     client: httpx.AsyncClient, query: str, expression: str
 ) -> None:
@@ -322,15 +343,32 @@ async def test_malformed_search_is_400_naming_the_parameter(
     [
         ({"url": FLAG_SET, "system": FLAG_SYSTEM, "code": PLAN.code}, PLAN.display),
         ({"url": FLAG_SET, "system": SNOMED, "code": PLAN.snomed}, PLAN.snomed_display),
-        ({"url": FLAG_SET, "system": FLAG_SYSTEM, "code": HOME_EDUCATION.code,
-          "display": HOME_EDUCATION.display}, HOME_EDUCATION.display),
+        (
+            {
+                "url": FLAG_SET,
+                "system": FLAG_SYSTEM,
+                "code": HOME_EDUCATION.code,
+                "display": HOME_EDUCATION.display,
+            },
+            HOME_EDUCATION.display,
+        ),
         ({"url": REASON_SET, "system": REASON_SYSTEM, "code": REASON.code}, REASON.display),
-        ({"url": f"{REASON_SET}|0.1.0", "system": REASON_SYSTEM, "code": REASON.code},
-         REASON.display),
-        ({"url": REASON_SET, "valueSetVersion": "0.1.0", "system": REASON_SYSTEM,
-          "code": REASON.code, "systemVersion": "0.1.0"}, REASON.display),
+        (
+            {"url": f"{REASON_SET}|0.1.0", "system": REASON_SYSTEM, "code": REASON.code},
+            REASON.display,
+        ),
+        (
+            {
+                "url": REASON_SET,
+                "valueSetVersion": "0.1.0",
+                "system": REASON_SYSTEM,
+                "code": REASON.code,
+                "systemVersion": "0.1.0",
+            },
+            REASON.display,
+        ),
     ],
-)  # fmt: skip
+)
 async def test_member_codes_are_valid_with_our_display(
     client: httpx.AsyncClient, params: dict[str, str], display: str
 ) -> None:
@@ -348,10 +386,17 @@ async def test_member_codes_are_valid_with_our_display(
         ({"url": FLAG_SET, "system": "https://snomed.info/sct", "code": PLAN.snomed}, "https"),
         ({"url": REASON_SET, "system": FLAG_SYSTEM, "code": PLAN.code}, FLAG_SYSTEM),
         ({"url": REASON_SET, "system": SNOMED, "code": PLAN.snomed}, SNOMED),
-        ({"url": REASON_SET, "system": REASON_SYSTEM, "code": REASON.code,
-          "systemVersion": "9.9"}, "9.9"),
+        (
+            {
+                "url": REASON_SET,
+                "system": REASON_SYSTEM,
+                "code": REASON.code,
+                "systemVersion": "9.9",
+            },
+            "9.9",
+        ),
     ],
-)  # fmt: skip
+)
 async def test_codes_outside_the_value_set_are_invalid_with_a_message(
     client: httpx.AsyncClient, params: dict[str, str], said: str
 ) -> None:
@@ -373,8 +418,9 @@ async def test_validate_on_an_instance_needs_no_url(client: httpx.AsyncClient) -
     path = f"/ValueSet/{REMOVAL_REASONS}/$validate-code"
     out = _out(await client.get(path, params={"system": REASON_SYSTEM, "code": REASON.code}))
     assert out == {"result": True, "display": REASON.display}
-    named = await client.get(path, params={"url": REASON_SET, "system": REASON_SYSTEM,
-                                           "code": "plan"})  # fmt: skip
+    named = await client.get(
+        path, params={"url": REASON_SET, "system": REASON_SYSTEM, "code": "plan"}
+    )
     assert _out(named)["result"] is False
 
 
@@ -409,9 +455,10 @@ async def test_validate_code_answers_in_json_only(client: httpx.AsyncClient) -> 
 
 async def test_post_with_code_and_system(client: httpx.AsyncClient) -> None:
     body = _parameters(
-        ("url", "valueUri", FLAG_SET), ("system", "valueUri", SNOMED),
+        ("url", "valueUri", FLAG_SET),
+        ("system", "valueUri", SNOMED),
         ("code", "valueCode", PLAN.snomed),
-    )  # fmt: skip
+    )
     out = _out(await _post(client, VALIDATE, body))
     assert out == {"result": True, "display": PLAN.snomed_display}
 
@@ -469,15 +516,17 @@ HOSTILE_GET = [
     ({"url": "http://example.org/ValueSet/x", "system": FLAG_SYSTEM, "code": "a"}, 404, "url"),
     ({"url": FLAG_SYSTEM, "system": FLAG_SYSTEM, "code": "a"}, 404, "url"),
     ({"url": f"{FLAG_SET}|2.0", "system": FLAG_SYSTEM, "code": "a"}, 404, "url"),
-    ({"url": FLAG_SET, "valueSetVersion": "2.0", "system": FLAG_SYSTEM, "code": "a"}, 404,
-     "valueSetVersion"),
+    (
+        {"url": FLAG_SET, "valueSetVersion": "2.0", "system": FLAG_SYSTEM, "code": "a"},
+        404,
+        "valueSetVersion",
+    ),
     ({"url": FLAG_SET, "system": FLAG_SYSTEM, "code": "a", "colour": "red"}, 400, "colour"),
     ({"url": FLAG_SET, "coding": f"{FLAG_SYSTEM}|a"}, 400, "coding"),
-    ({"url": FLAG_SET, "system": FLAG_SYSTEM, "code": "a", "context": "Flag.code"}, 400,
-     "context"),
+    ({"url": FLAG_SET, "system": FLAG_SYSTEM, "code": "a", "context": "Flag.code"}, 400, "context"),
     ({"url": FLAG_SET, "system": FLAG_SYSTEM, "code": "a", "abstract": "maybe"}, 400, "abstract"),
     ({"url": FLAG_SET, "system": FLAG_SYSTEM, "code": "a", "version": "1"}, 400, "version"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("params", "status", "expression"), HOSTILE_GET)
@@ -505,6 +554,8 @@ async def test_validate_on_an_unknown_or_mismatched_instance(client: httpx.Async
     assert outcome_expressions(mismatched) == ["url"]
 
 
+# A table, one hostile body per case: formatted, several would take ten lines or more.
+# fmt: off
 HOSTILE_POST: list[tuple[Any, int, str]] = [
     ({"resourceType": "Patient"}, 400, "resourceType"),
     ([{"name": "code"}], 400, "resourceType"),
@@ -544,7 +595,8 @@ HOSTILE_POST: list[tuple[Any, int, str]] = [
                  {"system": SNOMED, "code": "1"})), 400, "abstract"),
     (_parameters(GOOD[0], ("valueSet", "resource", {"resourceType": "ValueSet"})), 400,
      "valueSet"),
-]  # fmt: skip
+]
+# fmt: on
 
 
 @pytest.mark.parametrize(("body", "status", "expression"), HOSTILE_POST)
@@ -636,8 +688,10 @@ async def test_the_operation_path_takes_get_and_post_only(client: httpx.AsyncCli
 async def test_bundle_entries_cannot_write_the_vocabulary(
     client: httpx.AsyncClient, kind: str
 ) -> None:
-    entry = {"request": {"method": "PUT", "url": f"CodeSystem/{FLAG_TYPES}"},
-             "resource": _resource("CodeSystem", FLAG_TYPES)}  # fmt: skip
+    entry = {
+        "request": {"method": "PUT", "url": f"CodeSystem/{FLAG_TYPES}"},
+        "resource": _resource("CodeSystem", FLAG_TYPES),
+    }
     bundle = {"resourceType": "Bundle", "type": kind, "entry": [entry]}
     response = await client.post(BASE, json=bundle, headers={"content-type": FHIR_JSON})
     assert response.status_code < 500, response.text
@@ -668,10 +722,12 @@ async def test_capability_statement_lists_the_vocabulary(client: httpx.AsyncClie
         params = {p["name"]: p["definition"] for p in declared["searchParam"]}
         assert {"url", "name", "status"} <= set(params)
         assert all(definition.startswith(HL7_SEARCH) for definition in params.values())
-        assert declared["operation"] == [{
-            "name": "validate-code",
-            "definition": f"http://hl7.org/fhir/OperationDefinition/{kind}-validate-code",
-        }]  # fmt: skip
+        assert declared["operation"] == [
+            {
+                "name": "validate-code",
+                "definition": f"http://hl7.org/fhir/OperationDefinition/{kind}-validate-code",
+            }
+        ]
         for name in params:  # every declared parameter is one the search applies
             response = await client.get(f"/{kind}", params={name: "x"})
             assert response.status_code == 200

@@ -42,15 +42,25 @@ def link(bundle: dict[str, Any], relation: str) -> str | None:
 async def family(client: httpx.AsyncClient) -> dict[str, Any]:
     """A child with a GP, three flags, a father; and a second child with one flag."""
     gp = await create(client, f.organization())
-    child = await create(client, f.patient(nhs=f.nhs_number(1)) | {
-        "managingOrganization": {"reference": reference(gp)}})  # fmt: skip
+    child = await create(
+        client,
+        f.patient(nhs=f.nhs_number(1)) | {"managingOrganization": {"reference": reference(gp)}},
+    )
     other = await create(client, f.patient(nhs=f.nhs_number(2), family="Jones"))
-    flags = [await create(client, f.flag(subject=reference(child), author=reference(gp)))
-             for _ in range(3)]  # fmt: skip
+    flags = [
+        await create(client, f.flag(subject=reference(child), author=reference(gp)))
+        for _ in range(3)
+    ]
     other_flag = await create(client, f.flag(subject=reference(other)))
     father = await create(client, f.related_person(patient=reference(child)))
-    return {"gp": gp, "child": child, "other": other, "flags": flags, "other_flag": other_flag,
-            "father": father}  # fmt: skip
+    return {
+        "gp": gp,
+        "child": child,
+        "other": other,
+        "flags": flags,
+        "other_flag": other_flag,
+        "father": father,
+    }
 
 
 async def test_include_adds_each_referenced_resource_once_uncounted(
@@ -133,8 +143,13 @@ async def test_previous_links_walk_back_over_the_same_pages(client: httpx.AsyncC
 
 async def test_sort_on_several_keys_and_descending(client: httpx.AsyncClient) -> None:
     made = {}
-    for name, family_name, born in [("a", "Brown", "2016"), ("b", "Adams", "2014"),
-                                    ("c", "Brown", "2012"), ("d", "Clark", "2016")]:  # fmt: skip
+    people = [
+        ("a", "Brown", "2016"),
+        ("b", "Adams", "2014"),
+        ("c", "Brown", "2012"),
+        ("d", "Clark", "2016"),
+    ]
+    for name, family_name, born in people:
         made[name] = reference(await create(client, f.patient(family=family_name, birth_date=born)))
     by_family = await search(client, "Patient?_sort=family,-birthdate")
     assert ids(by_family) == [made["b"], made["a"], made["c"], made["d"]]
@@ -173,7 +188,8 @@ async def test_compartment_search_keeps_to_the_patient(client: httpx.AsyncClient
     flags = await search(client, f"Patient/{child}/Flag")
     assert sorted(ids(flags)) == sorted(reference(x) for x in made["flags"])
     assert ids(await search(client, f"Patient/{child}/RelatedPerson")) == [
-        reference(made["father"])]  # fmt: skip
+        reference(made["father"])
+    ]
     assert ids(await search(client, f"Patient/{child}/Flag?status=inactive")) == []
     assert link(
         flags,
@@ -185,8 +201,9 @@ async def test_post_search_with_a_form_body_equals_get(client: httpx.AsyncClient
     made = await family(client)
     child = reference(made["child"])
     by_get = await search(client, f"Flag?patient={child}&status=active")
-    response = await client.post("/Flag/_search", content=f"patient={child}&status=active",
-                                 headers=FORM)  # fmt: skip
+    response = await client.post(
+        "/Flag/_search", content=f"patient={child}&status=active", headers=FORM
+    )
     assert response.status_code == 200, response.text
     assert ids(response.json()) == ids(by_get)
     wrong = await client.post("/Flag/_search", json={"patient": child})

@@ -87,8 +87,10 @@ def _flag(subject: str, **elements: Any) -> dict[str, Any]:
 def _removal(client: httpx.AsyncClient) -> tuple[str, str]:
     """The removal-reason extension url and `system|code` of 'plan ended' on this server."""
     base = str(client.base_url).rstrip("/")
-    return (f"{base}/StructureDefinition/flag-removal-reason",
-            f"{base}/CodeSystem/flag-removal-reason|plan-ended")  # fmt: skip
+    return (
+        f"{base}/StructureDefinition/flag-removal-reason",
+        f"{base}/CodeSystem/flag-removal-reason|plan-ended",
+    )
 
 
 def _concept(system: str, code: str, display: str | None = None) -> dict[str, Any]:
@@ -234,8 +236,9 @@ async def test_token_search_matches_the_spec(client: httpx.AsyncClient) -> None:
     amy = f"Patient/{ids['amy']}"
     cp_plan = _concept(f.SNOMED, CP_PLAN, "Subject to child protection plan")
     council = f"Organization/{(await _store(client, council=f.organization()))['council']}"
-    ended = f.safeguarding_flag(subject=amy, author=council, status="inactive",
-                                end="2026-02-01", removal=_removal(client))  # fmt: skip
+    ended = f.safeguarding_flag(
+        subject=amy, author=council, status="inactive", end="2026-02-01", removal=_removal(client)
+    )
     ids |= await _store(
         client,
         f_active=_flag(
@@ -577,9 +580,11 @@ QUANTITIES = [
     ("Condition?onset-age=5|http://unitsofmeasure.org|mo", ""),
     ("Condition?onset-age=3,60", "three two_9 sixty_months"),
     ("Condition?onset-age:missing=true", "no_onset"),
-    ("Condition?onset-age:missing=false", "five four_and_a_half five_05 five_49 five_and_a_half "
-     "three two_9 sixty_months"),
-]  # fmt: skip
+    (
+        "Condition?onset-age:missing=false",
+        "five four_and_a_half five_05 five_49 five_and_a_half three two_9 sixty_months",
+    ),
+]
 
 
 async def test_quantity_search_uses_the_implied_precision(client: httpx.AsyncClient) -> None:
