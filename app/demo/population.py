@@ -32,10 +32,10 @@ from app.demo.families import (
 )
 from app.flags import codes
 from app.flags.codes import SNOMED, Vocabulary
+from app.nhs import NHS_NUMBER_SYSTEM, ODS_SYSTEM
 
 Family = list[dict[str, Any]]  # one transaction's worth of resources, Patients first
 
-NHS = "https://fhir.nhs.uk/Id/nhs-number"
 ROLE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
 ORG_TYPE = "http://terminology.hl7.org/CodeSystem/organization-type"
 CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
@@ -135,7 +135,7 @@ def _organisation(service: Service, kind: str, text: str, town: str, district: s
     return {
         "resourceType": "Organization",
         "id": org_id(service),
-        "identifier": [{"system": codes.ODS_SYSTEM, "value": service.ods}],
+        "identifier": [{"system": ODS_SYSTEM, "value": service.ods}],
         "active": True,
         "type": [{"coding": [coding], "text": text}],
         "name": service.name,
@@ -196,7 +196,7 @@ class Renderer:
         return {
             "resourceType": "Patient",
             "id": f"{self.prefix}-{person.key}",
-            "identifier": [{"system": NHS, "value": person.nhs}],
+            "identifier": [{"system": NHS_NUMBER_SYSTEM, "value": person.nhs}],
             "active": True,
             "name": [{"use": "official", "family": person.surname, "given": [person.given]}],
             "gender": person.gender,
@@ -212,7 +212,7 @@ class Renderer:
             "id": f"{self.prefix}-{child.key}-rp-{other.key}",
         }
         if other.record:
-            resource["identifier"] = [{"system": NHS, "value": other.nhs}]
+            resource["identifier"] = [{"system": NHS_NUMBER_SYSTEM, "value": other.nhs}]
         resource |= {
             "active": True,
             "patient": self.ref(child),

@@ -17,10 +17,10 @@ import orjson
 from app.demo.population import Family, population
 from app.flags.codes import vocabulary
 from app.main import create_app
+from app.nhs import NHS_NUMBER_SYSTEM
 from app.settings import Settings
 
 FHIR_JSON = "application/fhir+json"
-NHS = "https://fhir.nhs.uk/Id/nhs-number"
 
 
 class SeedFailed(RuntimeError):
@@ -144,7 +144,7 @@ def examples(families: list[Family]) -> list[str]:
     child = max(sorted(relations), key=lambda ref: ("HSIB" in relations[ref], active_flags[ref]))
     relation = "HSIB" if "HSIB" in relations[child] else relations[child][0]
     return [
-        f"Patient/$safeguarding-summary?identifier={NHS}|{numbers[child]}",
+        f"Patient/$safeguarding-summary?identifier={NHS_NUMBER_SYSTEM}|{numbers[child]}",
         f"Flag?patient={child}&status=active",
         f"RelatedPerson?patient={child}&relationship={relation}",
     ]

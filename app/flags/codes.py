@@ -21,7 +21,6 @@ FLAG_TYPES = "safeguarding-flag-type"  # id of the code system and of its value 
 REMOVAL_REASONS = "flag-removal-reason"  # id of the code system, its value set and extension
 RECORDING_ORGANIZATION = "recording-organization"  # extension: who recorded a Condition
 GSS_CODE = "gss-code"  # ONS GSS codes of local authorities: no official FHIR system exists
-ODS_SYSTEM = "https://fhir.nhs.uk/Id/ods-organization-code"
 
 # Flag types the rules and the summary single out (codes of the project code system).
 ELECTIVE_HOME_EDUCATION = "elective-home-education"

@@ -6,6 +6,7 @@ from typing import Any
 from app.fhir.definitions import artefacts as terminology_artefacts
 from app.fhir.definitions import search_parameters as conformance
 from app.flags.codes import FLAG_TYPES, SNOMED
+from app.nhs import NHS_NUMBER_SYSTEM, ODS_SYSTEM
 from app.registry import COMMON_PARAMS, RESOURCE_TYPES
 
 JSON = dict[str, Any]
@@ -27,16 +28,14 @@ def _concept(system: str, code: str, display: str | None = None) -> JSON:
 EXAMPLES: dict[str, JSON] = {
     "Patient": {
         "resourceType": "Patient",
-        "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9449306753"}],
+        "identifier": [{"system": NHS_NUMBER_SYSTEM, "value": "9449306753"}],
         "name": [{"family": "Smith", "given": ["Amy"]}],
         "gender": "female",
         "birthDate": "2016-04-02",
     },
     "Organization": {
         "resourceType": "Organization",
-        "identifier": [
-            {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "A81001"}
-        ],
+        "identifier": [{"system": ODS_SYSTEM, "value": "A81001"}],
         "name": "Riverside Surgery",
     },
     "Flag": {

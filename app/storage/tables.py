@@ -137,6 +137,7 @@ conditional_key = Table(
     Column("resource_pk", SurrogateKey, ForeignKey("resource.pk", ondelete="CASCADE")),
 )
 
+
 def _held_by() -> tuple[Column[int], Index]:
     """The resource holding a claim, indexed (a claim goes with its resource)."""
     holder = ForeignKey("resource.pk", ondelete="CASCADE")

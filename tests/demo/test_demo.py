@@ -19,7 +19,7 @@ from app.demo.population import Family, population
 from app.demo.seeding import SeedFailed, seed, transaction
 from app.flags import codes
 from app.flags.codes import SNOMED, vocabulary
-from app.nhs import nhs_number_is_valid
+from app.nhs import ODS_SYSTEM, nhs_number_is_valid
 from app.settings import Settings, get_settings
 from tests.conftest import BASE
 
@@ -178,7 +178,7 @@ def test_patients_have_a_practice_and_an_address_in_their_local_authority() -> N
 def test_organisations_have_ods_codes_and_councils_gss_codes() -> None:
     for organisation in groups()[0]:
         systems = {i["system"]: i["value"] for i in organisation["identifier"]}
-        assert re.fullmatch(r"[A-Z0-9]{3,6}", systems[codes.ODS_SYSTEM])
+        assert re.fullmatch(r"[A-Z0-9]{3,6}", systems[ODS_SYSTEM])
         if organisation["type"][0]["coding"][0]["code"] == "govt":
             assert GSS.fullmatch(systems[VOCABULARY.gss_system])
         else:
