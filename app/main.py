@@ -100,6 +100,24 @@ def create_app(settings: Settings | None = None, identify: Identify = anonymous)
         default_response_class=Response,
     )
     app.state.context = context
+    _add_routes(app)
+    app.add_exception_handler(FhirError, _fhir_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected)
+    app.add_middleware(RequestIdMiddleware)
+
+    def openapi_schema() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document(app)
+        return app.openapi_schema
+
+    app.openapi = openapi_schema  # type: ignore[method-assign]
+    return app
+
+
+def _add_routes(app: FastAPI) -> None:
+    """The FHIR routes in the order they must be matched, then the health checks."""
     # SearchParameter, CodeSystem and ValueSet first: the generic /{resource_type} routes would
     # answer 404 for their paths.
     # Then the writes: no write can fully match a GET route, and only GET routes must keep
@@ -114,19 +132,6 @@ def create_app(settings: Settings | None = None, identify: Identify = anonymous)
     app.router.routes.extend([*specific, *transactions.ROUTES, *writes_first])
     app.add_api_route("/_ping", _ping, methods=["GET"], tags=["health"])
     app.add_api_route("/_status", _status, methods=["GET"], tags=["health"])
-    app.add_exception_handler(FhirError, _fhir_error)
-    app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(Exception, _unexpected)
-    app.add_middleware(RequestIdMiddleware)
-
-    def openapi_schema() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            app.openapi_schema = document(app)
-        return app.openapi_schema
-
-    app.openapi = openapi_schema  # type: ignore[method-assign]
-    return app
 
 
 async def _ping() -> Response:

@@ -161,11 +161,43 @@ def _entries(family: Family) -> tuple[Held, ...]:
 
 async def _gather(reader: _Reader, child: Held, terms: Terms) -> Family:
     """Everything the summary shows or reasons from, in at most nine searches."""
-    vocabulary, child_id = terms.vocabulary, child.logical_id
+    child_id, base = child.logical_id, terms.base
     related = await reader.find(
         "RelatedPerson", _patients("patient", [child_id]), what="the child's RelatedPersons"
     )
-    relatives = await _relatives(reader, child, related, terms.base)
+    relatives = await _relatives(reader, child, related, base)
+    own, theirs = await _active_flags(reader, child_id, relatives, terms)
+    not_brought = [f for f in own if _flag_type(f, terms) == codes.WAS_NOT_BROUGHT]
+    ended = await reader.find(
+        "Flag",
+        _patients("patient", [child_id]),
+        _tokens("status", [(None, "inactive")]),
+        _codes_of(terms.vocabulary, codes.WAS_NOT_BROUGHT),
+        what="the child's ended was-not-brought flags",
+    )
+    conditions = await reader.find(
+        "Condition",
+        _patients("patient", [child_id]),
+        _tokens("clinical-status", _clinical()),
+        what="the child's active conditions",
+    )
+    names = await _organizations(reader, [*own, *theirs, *ended], conditions, terms)
+    found = (tuple(own), tuple(conditions), tuple(relatives), tuple(theirs))
+    return Family(
+        child,
+        base,
+        tuple(related),
+        *found,
+        tuple(not_brought + ended),
+        names,
+        tuple(reader.cut_short),
+    )
+
+
+async def _active_flags(
+    reader: _Reader, child_id: str, relatives: Sequence[Relative], terms: Terms
+) -> tuple[list[Held], list[Held]]:
+    """The child's active flags, and its relatives' active safeguarding flags."""
     everyone = [child_id, *(r.patient.logical_id for r in relatives)]
     active = await reader.find(
         "Flag",
@@ -174,41 +206,12 @@ async def _gather(reader: _Reader, child: Held, terms: Terms) -> Family:
         what="the family's active flags",
     )
     own = [f for f in active if _subject(f, terms.base) == child_id]
-    theirs = [
-        f
-        for f in active
-        if _subject(f, terms.base) != child_id
-        and vocabulary.flag_type(f.resource.get("code")) is not None
-    ]
-    ended = await reader.find(
-        "Flag",
-        _patients("patient", [child_id]),
-        _tokens("status", [(None, "inactive")]),
-        _codes_of(vocabulary, codes.WAS_NOT_BROUGHT),
-        what="the child's ended was-not-brought flags",
-    )
-    not_brought = [
-        f for f in own if vocabulary.flag_type(f.resource.get("code")) == codes.WAS_NOT_BROUGHT
-    ]
-    conditions = await reader.find(
-        "Condition",
-        _patients("patient", [child_id]),
-        _tokens("clinical-status", _clinical()),
-        what="the child's active conditions",
-    )
-    names = await _organizations(reader, [*own, *theirs, *ended], conditions, terms)
-    return Family(
-        child,
-        terms.base,
-        tuple(related),
-        tuple(own),
-        tuple(conditions),
-        tuple(relatives),
-        tuple(theirs),
-        tuple(not_brought + ended),
-        names,
-        tuple(reader.cut_short),
-    )
+    theirs = [f for f in active if _subject(f, terms.base) != child_id and _flag_type(f, terms)]
+    return own, theirs
+
+
+def _flag_type(flag: Held, terms: Terms) -> str | None:
+    return terms.vocabulary.flag_type(flag.resource.get("code"))
 
 
 def _clinical() -> list[tuple[str | None, str]]:

@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from app.fhir.definitions import artefacts as terminology_artefacts
 from app.flags.codes import SNOMED
+from app.nhs import NHS_NUMBER_SYSTEM
 from app.openapi.operations import DESCRIPTIONS, OPERATIONS
 from app.openapi.schemas import (
     ERRORS,
@@ -63,33 +64,14 @@ def _body(kind: str) -> JSON:
         }
         return {"required": False, "content": {"application/x-www-form-urlencoded": form}}
     if kind == "bundle":
-        patient = "urn:uuid:9a5f1c33-8e7e-4c1a-9d64-2b0c8f0e6a11"
-        flag = EXAMPLES["Flag"] | {"subject": {"reference": patient}}
-        flag.pop("author")
-        entries = [
-            {
-                "fullUrl": patient,
-                "resource": EXAMPLES["Patient"],
-                "request": {
-                    "method": "POST",
-                    "url": "Patient",
-                    "ifNoneExist": "identifier=https://fhir.nhs.uk/Id/nhs-number|9449306753",
-                },
-            },
-            {"resource": flag, "request": {"method": "POST", "url": "Flag"}},
-        ]
-        example: JSON = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
-        bundle: JSON = {"schema": component_ref("schemas", "Bundle"), "example": example}
-        return {"required": True, "content": {FHIR_JSON: bundle}}
+        return _described("Bundle", _bundle_example())
     if kind == "parameters":
         coding = {"system": SNOMED, "code": "342191000000101"}
         parameters = [
             {"name": "url", "valueUri": FLAG_TYPE_VALUE_SET},
             {"name": "coding", "valueCoding": coding},
         ]
-        body: JSON = {"resourceType": "Parameters", "parameter": parameters}
-        described: JSON = {"schema": component_ref("schemas", "Parameters"), "example": body}
-        return {"required": True, "content": {FHIR_JSON: described}}
+        return _described("Parameters", {"resourceType": "Parameters", "parameter": parameters})
     if kind == "patch":
         test = {"op": "test", "path": "/status", "value": "active"}
         case = [{"system": "https://example.org/children-services/case", "value": "CS-20417"}]
@@ -102,6 +84,26 @@ def _body(kind: str) -> JSON:
     }
     media = {"schema": component_ref("schemas", "Resource"), "examples": examples}
     return {"required": True, "content": {FHIR_JSON: media}}
+
+
+def _described(schema: str, example: JSON) -> JSON:
+    """A required FHIR JSON body of a schema, with an example."""
+    described = {"schema": component_ref("schemas", schema), "example": example}
+    return {"required": True, "content": {FHIR_JSON: described}}
+
+
+def _bundle_example() -> JSON:
+    """A transaction: a Patient created unless its NHS number is known, and a Flag on it."""
+    patient = "urn:uuid:9a5f1c33-8e7e-4c1a-9d64-2b0c8f0e6a11"
+    flag = EXAMPLES["Flag"] | {"subject": {"reference": patient}}
+    flag.pop("author")
+    if_none_exist = f"identifier={NHS_NUMBER_SYSTEM}|9449306753"
+    create = {"method": "POST", "url": "Patient", "ifNoneExist": if_none_exist}
+    entries = [
+        {"fullUrl": patient, "resource": EXAMPLES["Patient"], "request": create},
+        {"resource": flag, "request": {"method": "POST", "url": "Flag"}},
+    ]
+    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
 
 
 def _operation(path: str, name: str, found: JSON) -> JSON:

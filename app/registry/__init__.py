@@ -38,21 +38,8 @@ COMMON_PARAMS: dict[str, SearchParam] = {p.name: p for p in COMMON}
 
 # Parameters that shape results rather than select them (search.html#return).
 RESULT_PARAMS = frozenset(
-    {
-        "_count",
-        "_format",
-        "_pretty",
-        "_cursor",
-        "_sort",
-        "_total",
-        "_summary",
-        "_elements",
-        "_include",
-        "_revinclude",
-        "_include:iterate",
-        "_revinclude:iterate",
-        "_contained",
-    }
+    {"_count", "_format", "_pretty", "_cursor", "_sort", "_total", "_summary", "_elements"}
+    | {"_include", "_revinclude", "_include:iterate", "_revinclude:iterate", "_contained"}
 )
 
 

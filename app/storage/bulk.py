@@ -93,42 +93,14 @@ def batch_rows(
 ) -> Batch:
     """Every row a batch of new resources (with their pks and NHS number claims) writes."""
     batch = Batch()
-    batch.add(
-        "resource",
-        RESOURCE_COLUMNS,
-        (
-            (
-                pk,
-                n.resource_type,
-                n.logical_id,
-                n.version_id,
-                n.last_updated,
-                False,
-                n.body,
-                n.patient_id,
-                n.owner_org,
-                n.author_org,
-            )
-            for n, pk in zip(news, pks, strict=True)
-        ),
-    )
-    batch.add(
-        "resource_version",
-        VERSION_COLUMNS,
-        (
-            (
-                n.resource_type,
-                n.logical_id,
-                n.version_id,
-                n.last_updated,
-                n.method,
-                n.body,
-                n.patient_id,
-                n.author_org,
-            )
-            for n in news
-        ),
-    )
+    owned = [(n.patient_id, n.owner_org, n.author_org) for n in news]
+    stamped = [(n.resource_type, n.logical_id, n.version_id, n.last_updated) for n in news]
+    resources = zip(pks, stamped, news, owned, strict=True)
+    rows = ((pk, *version, False, n.body, *owners) for pk, version, n, owners in resources)
+    batch.add("resource", RESOURCE_COLUMNS, rows)
+    versions = zip(stamped, news, owned, strict=True)
+    histories = ((*version, n.method, n.body, who[0], who[2]) for version, n, who in versions)
+    batch.add("resource_version", VERSION_COLUMNS, histories)
     for kind, (table, columns, _) in INDEX_KINDS.items():
         names = ("resource_pk", "param", *columns)
         for n, pk in zip(news, pks, strict=True):

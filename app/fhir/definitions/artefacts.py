@@ -85,56 +85,15 @@ SEARCH = Table(
     ),
 )
 # `_summary=true` keeps the isSummary elements, `_summary=text` and `_elements` the mandatory.
+_SUMMARY_BOTH = frozenset(
+    {"id", "meta", "implicitRules", "url", "identifier", "version", "name", "title", "status"}
+    | {"experimental", "date", "publisher", "contact", "useContext", "jurisdiction"}
+)
 SUMMARY = {
-    CODE_SYSTEM: frozenset(
-        {
-            "id",
-            "meta",
-            "implicitRules",
-            "url",
-            "identifier",
-            "version",
-            "name",
-            "title",
-            "status",
-            "experimental",
-            "date",
-            "publisher",
-            "contact",
-            "useContext",
-            "jurisdiction",
-            "caseSensitive",
-            "valueSet",
-            "hierarchyMeaning",
-            "compositional",
-            "versionNeeded",
-            "content",
-            "supplements",
-            "count",
-            "filter",
-            "property",
-        }
-    ),
-    VALUE_SET: frozenset(
-        {
-            "id",
-            "meta",
-            "implicitRules",
-            "url",
-            "identifier",
-            "version",
-            "name",
-            "title",
-            "status",
-            "experimental",
-            "date",
-            "publisher",
-            "contact",
-            "useContext",
-            "jurisdiction",
-            "immutable",
-        }
-    ),
+    CODE_SYSTEM: _SUMMARY_BOTH
+    | {"caseSensitive", "valueSet", "hierarchyMeaning", "compositional", "versionNeeded"}
+    | {"content", "supplements", "count", "filter", "property"},
+    VALUE_SET: _SUMMARY_BOTH | {"immutable"},
 }
 MANDATORY = {CODE_SYSTEM: frozenset({"status", "content"}), VALUE_SET: frozenset({"status"})}
 ALWAYS_KEPT = frozenset({"resourceType", "id", "meta"})

@@ -19,20 +19,11 @@ from app.fhir.search import parsing as search
 from app.fhir.search.options import Include
 from app.records import reads
 from app.records.reads import Included, Match, Repository
-from app.registry import RESOURCE_TYPES
+from app.registry import RESOURCE_TYPES, RESULT_PARAMS
 from app.settings import Settings
 
-SHAPING = (
-    "_count",
-    "_sort",
-    "_total",
-    "_summary",
-    "_elements",
-    "_include",
-    "_revinclude",
-    "_include:iterate",
-    "_revinclude:iterate",
-)
+# The result parameters a page's links repeat (the cursor is each link's own).
+SHAPING = RESULT_PARAMS - {"_format", "_pretty", "_cursor", "_contained"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +157,16 @@ async def run(
     return wire.json_response(request, body)
 
 
+@dataclass(slots=True)
+class Found:
+    """What a search found: the page, what it includes, the total if known, and warnings."""
+
+    page: Page
+    included: list[Included]
+    total: int | None
+    warnings: list[Issue]
+
+
 async def searchset(
     repository: Repository,
     request: Request,
@@ -182,47 +183,36 @@ async def searchset(
         raise Invalid(parsed.ignored)
     opts = _options(context, resource_type, pairs)
     after, backwards = opts.cursor if opts.cursor else (None, False)
-    query = Query(
-        resource_type,
-        parsed.criteria,
-        opts.count + 1,
-        opts.sort,
-        after,
-        backwards,
-        compartment=compartment,
-    )
-    warnings = list(parsed.ignored)
-    included: list[Included] = []
-    total: int | None
-    if opts.summary == "count" or opts.count == 0:
-        total = await reads.count(repository, query)
-        page = Page([], False, False)
-    else:
-        rows = await reads.search(repository, query)
-        page = _page(rows, opts.count, after, backwards)
-        included, capped = await _included(
-            repository, context.settings, resource_type, page, opts.includes
-        )
-        if capped:
-            warnings.append(
-                Issue(
-                    f"included resources were cut off at {context.settings.max_included}",
-                    "too-costly",
-                    severity="warning",
-                )
-            )
-        total = await _total(repository, query, opts.total, page, after is None)
-    links = _links(context.base, path, parsed, pairs, opts, page)
+    criteria, count = parsed.criteria, opts.count + 1
+    query = Query(resource_type, criteria, count, opts.sort, after, backwards, None, compartment)
+    found = await _find(repository, context.settings, query, opts)
     return bundles.searchset(
         context.base,
         resource_type,
-        page.rows,
-        included,
-        links=links,
-        total=total,
-        warnings=warnings,
+        found.page.rows,
+        found.included,
+        links=_links(context.base, path, parsed, pairs, opts, found.page),
+        total=found.total,
+        warnings=[*parsed.ignored, *found.warnings],
         shape=lambda b, main: _shape(b, opts, main),
     )
+
+
+async def _find(repository: Repository, settings: Settings, query: Query, opts: Options) -> Found:
+    """The page of `query` (none for a count alone), its includes and its total."""
+    if opts.summary == "count" or opts.count == 0:
+        return Found(Page([], False, False), [], await reads.count(repository, query), [])
+    rows = await reads.search(repository, query)
+    page = _page(rows, opts.count, query.after, query.backwards)
+    included, capped = await _included(
+        repository, settings, query.resource_type, page, opts.includes
+    )
+    warnings = []
+    if capped:
+        cut = f"included resources were cut off at {settings.max_included}"
+        warnings.append(Issue(cut, "too-costly", severity="warning"))
+    total = await _total(repository, query, opts.total, page, query.after is None)
+    return Found(page, included, total, warnings)
 
 
 def _shape(body: bytes, opts: Options, main: bool) -> bytes:
