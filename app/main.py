@@ -129,7 +129,9 @@ def _add_routes(app: FastAPI) -> None:
         *summary_routes.ROUTES,
         *terminology.ROUTES,
     ]
-    app.router.routes.extend([*specific, *transactions.ROUTES, *writes_first])
+    # Before FastAPI's own (/openapi.json, /docs, /redoc), which no FHIR path can match: each
+    # request tries the routes in order.
+    app.router.routes[0:0] = [*specific, *transactions.ROUTES, *writes_first]
     app.add_api_route("/_ping", _ping, methods=["GET"], tags=["health"])
     app.add_api_route("/_status", _status, methods=["GET"], tags=["health"])
 

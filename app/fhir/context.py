@@ -40,28 +40,27 @@ class AppContext:
         self.base = self.settings.base_url.rstrip("/")
         self.vocabulary = vocabulary(self.settings.canonical_base)
 
+    def caller(self, request: Request) -> Caller:
+        """Who is asking: resolved once per request by `identify`, then kept on the request."""
+        caller: Caller | None = request.scope.get(CALLER)
+        if caller is None:
+            caller = request.scope[CALLER] = self.identify(request)
+        return caller
+
     def reading(self, request: Request) -> AbstractAsyncContextManager[Repository]:
         """The request's caller's repository for reads by id and history."""
-        return self.store.reading(caller_of(request))
+        return self.store.reading(self.caller(request))
 
     def searching(self, request: Request) -> AbstractAsyncContextManager[Repository]:
         """The request's caller's repository for searches."""
-        return self.store.searching(caller_of(request))
+        return self.store.searching(self.caller(request))
 
     async def write(self, request: Request, work: Callable[[Repository], Awaitable[T]]) -> T:
         """Run `work` on the request's caller's repository in one transaction (`Store.write`)."""
-        return await self.store.write(caller_of(request), work)
+        return await self.store.write(self.caller(request), work)
 
 
 def app_context(request: Request) -> AppContext:
     """The AppContext of the app serving this request."""
     context: AppContext = request.app.state.context
     return context
-
-
-def caller_of(request: Request) -> Caller:
-    """Who is asking: resolved once per request by the app's `identify`, then kept."""
-    caller: Caller | None = request.scope.get(CALLER)
-    if caller is None:
-        caller = request.scope[CALLER] = app_context(request).identify(request)
-    return caller

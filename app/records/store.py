@@ -5,16 +5,35 @@ transaction is opened, committed or rolled back, and retried when it lost a race
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from typing import TypeVar
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any, TypeVar
 
 from app.access import Caller
 from app.errors import Conflict, WriteConflict
-from app.storage.db import Database
+from app.storage.db import Connection, Database
 from app.storage.repository import Repository
 
 T = TypeVar("T")
+
+
+class Lent:
+    """A connection lent by the database, bound to a caller while it is held.
+
+    A class rather than a generator-based context manager: this is on every read's path.
+    """
+
+    __slots__ = ("_caller", "_lending")
+
+    def __init__(self, lending: AbstractAsyncContextManager[Connection], caller: Caller) -> None:
+        self._lending = lending
+        self._caller = caller
+
+    async def __aenter__(self) -> Repository:
+        return Repository(await self._lending.__aenter__(), self._caller)
+
+    async def __aexit__(self, *exc_info: Any) -> bool | None:
+        return await self._lending.__aexit__(*exc_info)
 
 
 class Store:
@@ -37,17 +56,13 @@ class Store:
         """Let go of every connection."""
         await self.db.close()
 
-    @asynccontextmanager
-    async def reading(self, caller: Caller) -> AsyncIterator[Repository]:
+    def reading(self, caller: Caller) -> "Lent":
         """A repository for reads by id and history, outside an explicit transaction."""
-        async with self.db.reader() as conn:
-            yield Repository(conn, caller)
+        return Lent(self.db.reader(), caller)
 
-    @asynccontextmanager
-    async def searching(self, caller: Caller) -> AsyncIterator[Repository]:
+    def searching(self, caller: Caller) -> "Lent":
         """A repository for searches: each statement planned for its own values."""
-        async with self.db.searcher() as conn:
-            yield Repository(conn, caller)
+        return Lent(self.db.searcher(), caller)
 
     async def write(self, caller: Caller, work: Callable[[Repository], Awaitable[T]]) -> T:
         """Run `work` in one transaction, committed here; lost races are retried."""

@@ -29,8 +29,7 @@ from app.storage.writes import (
 CLAIM_TABLES = ("nhs_number_claim", "flag_claim")  # rows held by a live resource, by its pk
 
 
-@dataclass(frozen=True, slots=True)
-class Repository:
+class Repository(NamedTuple):
     """One connection bound to the caller it serves: what every storage function works on."""
 
     conn: Connection
