@@ -126,9 +126,9 @@ class Unprocessable(FhirError):
 
 @dataclass
 class NhsNumberHeld(Unprocessable):
-    """A Patient's NHS number already belongs to other live Patients (422): their ids."""
+    """A Patient's NHS number already belongs to other live Patients (422): their pks."""
 
-    holders: frozenset[str] = frozenset()
+    holders: frozenset[int] = frozenset()
 
 
 class WriteConflict(Exception):

@@ -13,7 +13,7 @@ from typing import Any
 from app.errors import Conflict, Issue, NhsNumberHeld
 from app.nhs import NHS_NUMBER_SYSTEM, nhs_numbers
 from app.storage import claims, person_links
-from app.storage.repository import Repository
+from app.storage.repository import Repository, read_by_pk
 
 Write = Callable[[Repository, int, bool], Awaitable[None]]  # (repository, pk, existed)
 
@@ -38,7 +38,7 @@ def patient_claims(resource: dict[str, Any], logical_id: str) -> FollowUp:
     async def claim_and_link(repo: Repository, pk: int, existed: bool) -> None:
         clashes = await claims.claim_nhs_numbers(repo, pk, set(numbers.values()))
         if clashes:
-            raise _held(numbers, clashes)
+            raise await _held(repo, numbers, clashes)
         if numbers or existed:
             await person_links.link_patient(
                 repo, logical_id, NHS_NUMBER_SYSTEM, set(numbers.values())
@@ -47,18 +47,23 @@ def patient_claims(resource: dict[str, Any], logical_id: str) -> FollowUp:
     return FollowUp(claim_and_link)
 
 
-def _held(numbers: dict[str, str], clashes: dict[str, str]) -> NhsNumberHeld:
-    return NhsNumberHeld(
-        [
-            Issue(
-                f"NHS number {number} already belongs to Patient/{holder}",
-                "duplicate",
-                tuple(e for e, n in numbers.items() if n == number),
-            )
-            for number, holder in clashes.items()
-        ],
-        frozenset(clashes.values()),
-    )
+async def _held(
+    repo: Repository, numbers: dict[str, str], clashes: dict[str, int]
+) -> NhsNumberHeld:
+    """422 for each NHS number another Patient holds, naming it if the writer may read it."""
+    issues = []
+    for number, holder in clashes.items():
+        named = await _named(repo, holder, "Patient", "another Patient")
+        where = tuple(e for e, n in numbers.items() if n == number)
+        issues.append(Issue(f"NHS number {number} already belongs to {named}", "duplicate", where))
+    return NhsNumberHeld(issues, frozenset(clashes.values()))
+
+
+async def _named(repo: Repository, pk: int, resource_type: str, unnamed: str) -> str:
+    """`Type/id` of resource `pk` if the caller may read it; otherwise `unnamed`, so that no
+    refusal names what the caller may not see."""
+    found = await read_by_pk(repo, pk)
+    return f"{resource_type}/{found.logical_id}" if found is not None else unnamed
 
 
 def relative_link(resource: dict[str, Any]) -> FollowUp:
@@ -83,8 +88,9 @@ def one_active(claim: tuple[str, str] | None) -> FollowUp:
         patient_id, flag_type = claim
         holder = await claims.claim_flag(repo, pk, patient_id, flag_type)
         if holder is not None:
+            named = await _named(repo, holder, "Flag", "held by a flag")
             raise Conflict.of(
-                f"Patient/{patient_id} already has an active {flag_type} flag, Flag/{holder}: "
+                f"Patient/{patient_id} already has an active {flag_type} flag, {named}: "
                 "end it (status inactive with period.end) before raising another",
                 "Flag.code",
                 code="duplicate",

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from app.criteria import Query
 from app.errors import Gone, NotFound
 from app.storage import includes, query
-from app.storage import repository as repo
+from app.storage import repository as storage
 from app.storage.includes import Included
 from app.storage.query import Match
 from app.storage.repository import Current, Repository, Version
@@ -34,7 +34,7 @@ __all__ = [
 
 async def read(repository: Repository, resource_type: str, logical_id: str) -> Current:
     """The current version; 404 if unknown, 410 if deleted."""
-    current = await repo.read_current(repository, resource_type, logical_id)
+    current = await storage.read_current(repository, resource_type, logical_id)
     if current is None:
         raise NotFound.of(f"{resource_type}/{logical_id} is not known")
     if current.deleted:
@@ -46,7 +46,7 @@ async def vread(
     repository: Repository, resource_type: str, logical_id: str, version_id: int
 ) -> Version:
     """One version; 404 if it never existed, 410 if it is a deletion."""
-    version = await repo.read_version(repository, resource_type, logical_id, version_id)
+    version = await storage.read_version(repository, resource_type, logical_id, version_id)
     if version is None:
         raise NotFound.of(f"{resource_type}/{logical_id}/_history/{version_id} is not known")
     if version.body is None:
@@ -65,10 +65,10 @@ async def history(
 ) -> list[Version]:
     """Versions newest first; an unknown instance is 404."""
     if logical_id is not None and resource_type is not None:
-        found = await repo.read_current(repository, resource_type, logical_id)
+        found = await storage.read_current(repository, resource_type, logical_id)
         if found is None:
             raise NotFound.of(f"{resource_type}/{logical_id} is not known")
-    return await repo.history(
+    return await storage.history(
         repository,
         resource_type=resource_type,
         logical_id=logical_id,

@@ -18,7 +18,7 @@ from app.flags.codes import Vocabulary
 from app.records.writing import Prepared, follow, prepare, save
 from app.storage import claims
 from app.storage import query as sq
-from app.storage import repository as repo
+from app.storage import repository as storage
 from app.storage.query import Match
 from app.storage.repository import Repository
 
@@ -41,7 +41,7 @@ class WriteResult:
     """What a write did: the version now current, and whether it created the resource."""
 
     resource_type: str
-    version: repo.Version
+    version: storage.Version
     created: bool = False
     existing: bool = False
 
@@ -52,10 +52,11 @@ class DeleteResult:
 
     resource_type: str
     logical_id: str | None
-    version: repo.Version | None
+    version: storage.Version | None
 
 
 Patcher = Callable[[dict[str, Any]], dict[str, Any]]
+WRITING = ("create", "update")  # conditional interactions that write when nothing matches
 
 
 async def _claim(repository: Repository, conditional: Conditional, pk: int) -> None:
@@ -65,7 +66,7 @@ async def _claim(repository: Repository, conditional: Conditional, pk: int) -> N
     if holder is None:
         return
     probe = Query(resource_type, conditional.query.criteria, 1, exclude_pk=pk)
-    if await sq.search(repository, probe):
+    if await sq.search(storage.seeing_everything(repository), probe):  # hidden ones match too
         raise WriteConflict("a concurrent conditional create matched first")
     await claims.take_over_conditional_key(repository, resource_type, key, pk, holder)
 
@@ -73,15 +74,26 @@ async def _claim(repository: Repository, conditional: Conditional, pk: int) -> N
 async def single_match(
     repository: Repository, conditional: Conditional, interaction: str
 ) -> Match | None:
-    """The only match the caller may see, None for none; several matches are 412."""
+    """The only match the caller may see, None for none; several matches are 412. A create
+    or update that only a resource the caller may not see matches is 412 too: it would
+    otherwise write a duplicate of it."""
     query = conditional.query
-    matches = await sq.search(repository, Query(query.resource_type, query.criteria, 2))
+    wanted = Query(query.resource_type, query.criteria, 2)
+    matches = await sq.search(repository, wanted)
     if len(matches) > 1:
         raise PreconditionFailed.of(
             f"conditional {interaction} matched more than one {query.resource_type}",
             code="multiple-matches",
         )
-    return matches[0] if matches else None
+    if matches:
+        return matches[0]
+    if interaction in WRITING and await sq.hidden_match(repository, wanted):
+        raise PreconditionFailed.of(
+            f"conditional {interaction}: the criteria match a {query.resource_type} "
+            "this client may not read",
+            code="conflict",
+        )
+    return None
 
 
 async def create(
@@ -94,7 +106,7 @@ async def create(
         return WriteResult(resource_type, version, created=True)
     match = await single_match(repository, if_none_exist, "create")
     if match is not None:
-        found = await repo.read_by_pk(repository, match.pk)
+        found = await storage.read_by_pk(repository, match.pk)
         assert found is not None, "read_by_pk of a key that was just found"
         return WriteResult(resource_type, found, existing=True)
     try:
@@ -102,7 +114,7 @@ async def create(
     except NhsNumberHeld as held:
         query = if_none_exist.query
         matches = await sq.search(repository, Query(query.resource_type, query.criteria, 3))
-        if any(match.logical_id in held.holders for match in matches):
+        if any(match.pk in held.holders for match in matches):
             # A concurrent create matching the condition committed the same NHS number
             # first: the retry will find it through the condition.
             raise WriteConflict("a concurrent conditional create claimed it first") from held
@@ -111,7 +123,7 @@ async def create(
     return WriteResult(resource_type, version, created=True)
 
 
-def _check_version(current: repo.Current | None, if_match: int | None) -> None:
+def _check_version(current: storage.Current | None, if_match: int | None) -> None:
     if if_match is None:
         return
     if current is None or current.deleted or current.version_id != if_match:
@@ -126,7 +138,10 @@ async def _update(
     repository: Repository, prepared: Prepared, if_match: int | None
 ) -> tuple[int, WriteResult]:
     resource_type = prepared.resource["resourceType"]
-    current = await repo.read_current(repository, resource_type, prepared.logical_id, lock=True)
+    logical_id = prepared.logical_id
+    current = await storage.read_current(repository, resource_type, logical_id, lock=True)
+    if current is None and await storage.hidden(repository, resource_type, logical_id):
+        raise NotFound.of(f"{resource_type}/{logical_id} is not known")
     _check_version(current, if_match)
     pk, version = await save(repository, prepared, current, "PUT", last=True)
     created = current is None or current.deleted
@@ -186,7 +201,7 @@ async def patch(
     vocabulary: Vocabulary,
 ) -> WriteResult:
     """patch: apply `patcher` to the current version, then save like an update."""
-    current = await repo.read_current(repository, resource_type, logical_id, lock=True)
+    current = await storage.read_current(repository, resource_type, logical_id, lock=True)
     if current is None:
         raise NotFound.of(f"{resource_type}/{logical_id} is not known")
     if current.deleted or current.body is None:
@@ -202,13 +217,13 @@ async def delete(
     repository: Repository, resource_type: str, logical_id: str, if_match: int | None = None
 ) -> DeleteResult:
     """delete; deleting an unknown or deleted resource is not an error (R4 http.html#delete)."""
-    current = await repo.read_current(repository, resource_type, logical_id, lock=True)
+    current = await storage.read_current(repository, resource_type, logical_id, lock=True)
     if current is None or current.deleted or current.body is None:
         _check_version(None, if_match)
         return DeleteResult(resource_type, logical_id, None)
     _check_version(current, if_match)
     follow_ups = domain.on_delete(resource_type, logical_id, orjson.loads(current.body))
-    version = await repo.delete(repository, resource_type, logical_id, current)
+    version = await storage.delete(repository, resource_type, logical_id, current)
     await follow(repository, list(follow_ups), current.pk, existed=True)
     return DeleteResult(resource_type, logical_id, version)
 

@@ -20,7 +20,7 @@ from app.ids import new_logical_id
 from app.normalise import split_reference
 from app.records import rules
 from app.registry import RESOURCE_TYPES
-from app.storage import repository as repo
+from app.storage import repository as storage
 from app.storage.indexer import Derived, derive
 from app.storage.repository import Repository
 
@@ -113,11 +113,11 @@ def refusal(prepared: Prepared, live: set[tuple[str, str]]) -> Unprocessable | N
 async def save(
     repository: Repository,
     prepared: Prepared,
-    current: repo.Current | None,
+    current: storage.Current | None,
     method: str,
     *,
     last: bool,
-) -> tuple[int, repo.Version]:
+) -> tuple[int, storage.Version]:
     """Write a prepared resource (422 if it broke a rule) and its follow-ups; `last`: nothing
     is written after it in this unit of work."""
     if prepared.issues:
@@ -127,7 +127,7 @@ async def save(
     if guard is not None and current is not None and current.body is not None:
         guard(orjson.loads(current.body), prepared.resource)
     follow_ups = prepared.follow_ups(existed)
-    saved = await repo.save(
+    saved = await storage.save(
         repository,
         prepared.resource,
         prepared.logical_id,
@@ -138,7 +138,7 @@ async def save(
         last and not follow_ups,
     )
     if saved is None:
-        live = await repo.live_among(repository, list(prepared.targets))
+        live = await storage.live_among(repository, list(prepared.targets))
         raise unresolved(prepared.targets, live) or Unprocessable()
     await follow(repository, follow_ups, saved[0], existed=existed)
     return saved
@@ -146,11 +146,11 @@ async def save(
 
 async def save_together(
     repository: Repository, prepared: list[Prepared], located: Locate = lambda _, error: error
-) -> list[tuple[int, repo.Version]]:
+) -> list[tuple[int, storage.Version]]:
     """Version 1 of each prepared resource, written together (one round trip), then each
     one's follow-ups in order; each has passed `refusal` against `live_targets`. A follow-up's
     error is raised as `located(position, error)`."""
-    written = await repo.create_all(
+    written = await storage.create_all(
         repository, [(item.resource, item.logical_id, item.derived) for item in prepared]
     )
     for position, (item, (pk, _)) in enumerate(zip(prepared, written, strict=True)):
@@ -164,7 +164,7 @@ async def save_together(
 async def live_targets(repository: Repository, prepared: list[Prepared]) -> set[tuple[str, str]]:
     """The live resources among those `prepared` writes reference, locked until commit."""
     wanted = {target for item in prepared for target in item.targets}
-    return await repo.live_among(repository, sorted(wanted), lock=True)
+    return await storage.live_among(repository, sorted(wanted), lock=True)
 
 
 async def follow(

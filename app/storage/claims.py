@@ -2,13 +2,12 @@
 concurrent writers only one can (the other's unit of work fails and is retried).
 
 A conditional create's criteria (`conditional_key`), a Patient's NHS numbers
-(`nhs_number_claim`) and a child's one active flag of a kind (`flag_claim`). Looking up a
-claim's holder is an integrity check: it sees every live resource, whoever writes.
+(`nhs_number_claim`) and a child's one active flag of a kind (`flag_claim`). A claim names its
+holder by pk only: whether the writer may be told who holds it is for the writer's own reads.
 """
 
 from app.errors import WriteConflict
 from app.storage.repository import Repository
-from app.storage.statements import every_live
 
 
 async def claim_conditional_key(
@@ -54,20 +53,14 @@ async def take_over_conditional_key(
         raise WriteConflict("conditional create raced with another writer")
 
 
-_NHS_HOLDER = (
-    "SELECT c.resource_pk, r.logical_id FROM nhs_number_claim c "
-    f"JOIN resource r ON r.pk = c.resource_pk WHERE c.nhs_number = $1 AND {every_live('r')}"
-)
-
-
-async def claim_nhs_numbers(repo: Repository, pk: int, nhs_numbers: set[str]) -> dict[str, str]:
-    """Claim NHS numbers for a Patient; returns those already held by another live Patient."""
+async def claim_nhs_numbers(repo: Repository, pk: int, nhs_numbers: set[str]) -> dict[str, int]:
+    """Claim NHS numbers for a Patient; those another Patient holds, with the holder's pk."""
     conn = repo.conn
     held = await conn.fetch("SELECT nhs_number FROM nhs_number_claim WHERE resource_pk = $1", pk)
     for (number,) in held:
         if number not in nhs_numbers:
             await conn.execute("DELETE FROM nhs_number_claim WHERE nhs_number = $1", number)
-    clashes: dict[str, str] = {}
+    clashes: dict[str, int] = {}
     for number in sorted(nhs_numbers):
         await conn.execute(
             "INSERT INTO nhs_number_claim (nhs_number, resource_pk) VALUES ($1, $2) "
@@ -75,9 +68,11 @@ async def claim_nhs_numbers(repo: Repository, pk: int, nhs_numbers: set[str]) ->
             number,
             pk,
         )
-        row = await conn.fetchrow(_NHS_HOLDER, number)
+        row = await conn.fetchrow(
+            "SELECT resource_pk FROM nhs_number_claim WHERE nhs_number = $1", number
+        )
         if row is not None and row[0] != pk:
-            clashes[number] = row[1]
+            clashes[number] = int(row[0])
     return clashes
 
 
@@ -86,9 +81,9 @@ async def release_flag_claims(repo: Repository, pk: int) -> None:
     await repo.conn.execute("DELETE FROM flag_claim WHERE resource_pk = $1", pk)
 
 
-async def claim_flag(repo: Repository, pk: int, patient_id: str, flag_type: str) -> str | None:
-    """Claim (patient, flag type) for resource `pk`; the logical id of another live holder,
-    or None when `pk` holds it now."""
+async def claim_flag(repo: Repository, pk: int, patient_id: str, flag_type: str) -> int | None:
+    """Claim (patient, flag type) for resource `pk`; the pk of another holder, or None when
+    `pk` holds it now."""
     await repo.conn.execute(
         "INSERT INTO flag_claim (patient_id, flag_type, resource_pk) VALUES ($1, $2, $3) "
         "ON CONFLICT (patient_id, flag_type) DO NOTHING",
@@ -97,10 +92,8 @@ async def claim_flag(repo: Repository, pk: int, patient_id: str, flag_type: str)
         pk,
     )
     row = await repo.conn.fetchrow(
-        "SELECT c.resource_pk, r.logical_id FROM flag_claim c JOIN resource r "
-        f"ON r.pk = c.resource_pk WHERE c.patient_id = $1 AND c.flag_type = $2 "
-        f"AND {every_live('r')}",
+        "SELECT resource_pk FROM flag_claim WHERE patient_id = $1 AND flag_type = $2",
         patient_id,
         flag_type,
     )
-    return None if row is None or row[0] == pk else str(row[1])
+    return None if row is None or row[0] == pk else int(row[0])

@@ -4,6 +4,7 @@ A Query selects live resources of one type by ANDed criteria, ordered by sort ke
 primary key last, so that a page boundary is a keyset (the last row's keys), never an offset.
 """
 
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 import orjson
@@ -11,8 +12,8 @@ import orjson
 from app.access import Caller
 from app.criteria import Criterion, Query
 from app.storage.clauses import criterion_sql, sort_expression
-from app.storage.repository import Repository
-from app.storage.statements import Sql
+from app.storage.repository import Repository, seeing_everything
+from app.storage.statements import Sql, sees_everything
 
 
 class Match(NamedTuple):
@@ -89,6 +90,14 @@ async def search(repo: Repository, query: Query) -> list[Match]:
     if query.backwards:
         rows.reverse()
     return [Match(row[0], row[1], row[2], tuple(row[3:])) for row in rows]
+
+
+async def hidden_match(repo: Repository, query: Query) -> bool:
+    """Whether a live resource the caller may not see matches: a conditional write must not
+    write a duplicate of it (an integrity check, answered without saying which)."""
+    if sees_everything(repo.caller):
+        return False
+    return bool(await search(seeing_everything(repo), replace(query, count=1)))
 
 
 async def count(repo: Repository, query: Query) -> int:

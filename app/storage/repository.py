@@ -16,7 +16,7 @@ from app.access import Caller
 from app.clock import instant, now_micros
 from app.storage.db import Connection
 from app.storage.indexer import Derived
-from app.storage.statements import Sql, every_live
+from app.storage.statements import Sql, every_live, sees_everything
 from app.storage.writes import (
     NewVersion,
     clear_index,
@@ -27,6 +27,7 @@ from app.storage.writes import (
 )
 
 CLAIM_TABLES = ("nhs_number_claim", "flag_claim")  # rows held by a live resource, by its pk
+EVERYONE = Caller(subject="integrity checks of writes")  # sees every resource
 
 
 class Repository(NamedTuple):
@@ -88,6 +89,26 @@ async def read_current(
     text, own = _read_sql(repo.caller, repo.conn.dialect, lock)
     row = await repo.conn.fetchrow(text, resource_type, logical_id, *own)
     return None if row is None else Current(row[0], row[1], row[2], bool(row[3]), row[4])
+
+
+async def hidden(repo: Repository, resource_type: str, logical_id: str) -> bool:
+    """Whether a resource with that id exists (deleted or not) that the caller may not see:
+    a write must neither treat it as absent nor say that it exists."""
+    if sees_everything(repo.caller):
+        return False
+    sql = repo.sql()
+    row = await repo.conn.fetchrow(
+        f"SELECT 1 FROM resource r WHERE r.resource_type = {sql.arg(resource_type)} AND "
+        f"r.logical_id = {sql.arg(logical_id)} AND NOT ({sql.visible('r', live=False)})",
+        *sql.args,
+    )
+    return row is not None
+
+
+def seeing_everything(repo: Repository) -> Repository:
+    """The same connection as a caller who sees every resource: for the integrity checks of
+    writes only (does anything at all match a condition), never to answer a caller."""
+    return Repository(repo.conn, EVERYONE)
 
 
 async def read_by_pk(repo: Repository, pk: int) -> Version | None:

@@ -43,6 +43,11 @@ class Sql:
         return " AND ".join(tests) or "1 = 1"
 
 
+def sees_everything(caller: Caller) -> bool:
+    """Whether `Sql.visible` lets every row through for this caller."""
+    return caller.readable_types is None
+
+
 def every_live(alias: str) -> str:
     """Every live resource, whoever asks: for the integrity checks of writes only."""
     return f"NOT {alias}.deleted"

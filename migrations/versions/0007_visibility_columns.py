@@ -11,12 +11,14 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from app.settings import get_settings
+
 revision: str = "0007"
 down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-RECORDING_ORGANIZATION = "/StructureDefinition/recording-organization"
+BATCH = 1000  # versions read and written at a time
 
 
 def upgrade() -> None:
@@ -30,36 +32,76 @@ def upgrade() -> None:
 
 
 def _backfill() -> None:
-    """Authors as far as they can be known without the app: a Flag's author from its index
-    rows, a Condition's recorder from its extension; versions take their resource's."""
+    """What each version says of its subject Patient and authoring organisation, found as the
+    app finds them (`indexer.compartment_patient`, `flags.writes.author_of`) from the version's
+    own body, in batches; a deletion takes its previous version's; a resource its current."""
     bind = op.get_bind()
+    settings = get_settings()
+    base = settings.base_url.rstrip("/")
+    recorder = f"{settings.canonical_base}/StructureDefinition/recording-organization"
+    after = -1
+    while True:
+        rows = bind.execute(
+            sa.text(
+                "SELECT seq, resource_type, logical_id, body FROM resource_version "
+                "WHERE seq > :after AND body IS NOT NULL ORDER BY seq LIMIT :size"
+            ),
+            {"after": after, "size": BATCH},
+        ).fetchall()
+        if not rows:
+            break
+        after = rows[-1][0]
+        found = [_owned(seq, kind, logical_id, body, base, recorder) for seq, kind, logical_id, body in rows]
+        bind.execute(
+            sa.text("UPDATE resource_version SET patient_id = :p, author_org = :a WHERE seq = :s"),
+            found,
+        )
+    previous = (
+        "(SELECT p.{column} FROM resource_version p WHERE p.resource_type = "
+        "resource_version.resource_type AND p.logical_id = resource_version.logical_id "
+        "AND p.version_id = resource_version.version_id - 1)"
+    )
     bind.execute(sa.text(
-        "UPDATE resource SET author_org = (SELECT i.target_id FROM idx_reference i "
-        "WHERE i.resource_pk = resource.pk AND i.param = 'author' "
-        "AND i.target_type = 'Organization' ORDER BY i.target_id LIMIT 1) "
-        "WHERE resource_type = 'Flag' AND NOT deleted"
+        f"UPDATE resource_version SET patient_id = {previous.format(column='patient_id')}, "
+        f"author_org = {previous.format(column='author_org')} WHERE body IS NULL"
     ))
-    rows = bind.execute(sa.text(
-        "SELECT pk, body FROM resource WHERE resource_type = 'Condition' AND NOT deleted"
-    )).fetchall()
-    for pk, body in rows:
-        author = _recorder(json.loads(bytes(body)))
-        if author is not None:
-            bind.execute(sa.text("UPDATE resource SET author_org = :a WHERE pk = :pk"), {"a": author, "pk": pk})
     bind.execute(sa.text(
-        "UPDATE resource_version SET patient_id = r.patient_id, author_org = r.author_org "
-        "FROM resource r WHERE r.resource_type = resource_version.resource_type "
-        "AND r.logical_id = resource_version.logical_id"
+        "UPDATE resource SET author_org = (SELECT v.author_org FROM resource_version v "
+        "WHERE v.resource_type = resource.resource_type AND v.logical_id = resource.logical_id "
+        "AND v.version_id = resource.version_id)"
     ))
 
 
-def _recorder(condition: dict) -> str | None:
-    for extension in condition.get("extension") or []:
-        if isinstance(extension, dict) and str(extension.get("url", "")).endswith(RECORDING_ORGANIZATION):
-            reference = (extension.get("valueReference") or {}).get("reference")
-            if isinstance(reference, str) and reference.startswith("Organization/"):
-                return reference.removeprefix("Organization/")[:64]
-    return None
+COMPARTMENT = {"Flag": "subject", "Condition": "subject", "RelatedPerson": "patient"}
+
+
+def _owned(seq: int, kind: str, logical_id: str, body: object, base: str, recorder: str) -> dict:
+    resource = json.loads(body if isinstance(body, str | bytes) else bytes(body))
+    if kind == "Patient":
+        patient = logical_id
+    else:
+        patient = _target(resource.get(COMPARTMENT.get(kind, "")), "Patient", base)
+    author = None
+    if kind == "Flag":
+        author = _target(resource.get("author"), "Organization", base)
+    elif kind == "Condition":
+        for extension in resource.get("extension") or []:
+            if isinstance(extension, dict) and extension.get("url") == recorder:
+                author = _target(extension.get("valueReference"), "Organization", base)
+                break
+    return {"s": seq, "p": patient, "a": author}
+
+
+def _target(reference: object, kind: str, base: str) -> str | None:
+    """The id a Reference names if it is a `kind` here (relative, or absolute on our base)."""
+    found = reference.get("reference") if isinstance(reference, dict) else None
+    if not isinstance(found, str):
+        return None
+    local = found.removeprefix(base + "/")
+    parts = local.split("/")
+    if "://" in local or len(parts) not in (2, 4) or (len(parts) == 4 and parts[2] != "_history"):
+        return None
+    return parts[1] if parts[0] == kind and 0 < len(parts[1]) <= 64 else None
 
 
 def downgrade() -> None:

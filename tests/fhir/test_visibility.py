@@ -18,7 +18,9 @@ from starlette.requests import Request
 
 from app.access import Caller
 from app.main import create_app
+from app.registry import RESOURCE_TYPES
 from app.settings import Settings
+from app.storage import repository
 from app.storage.db import PgConnection
 from app.storage.sqlite import SqliteConnection
 from tests import factories as f
@@ -62,7 +64,12 @@ async def reader_of(
 
 @pytest.fixture
 def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Every SQL statement run while the test does, on either database (each still runs)."""
+    """Every SQL statement run while the test does, on either database (each still runs).
+
+    The integrity checks of conditional writes search as a caller who sees every type; here
+    that caller names the types too, so that their filter shows in the SQL like any other."""
+    every_type = Caller(subject="integrity checks", readable_types=frozenset(RESOURCE_TYPES))
+    monkeypatch.setattr(repository, "EVERYONE", every_type)
     seen: list[str] = []
     for cls in (SqliteConnection, PgConnection):
         for name in METHODS:
@@ -229,3 +236,46 @@ async def test_hidden_types_are_absent_from_every_way_in(
     assert types(summary) == {"Patient"}
     everything = await client.get(f"/Patient/{child}/$safeguarding-summary")
     assert types(everything) == {"Patient", "Condition", "RelatedPerson"}
+
+
+async def test_writes_treat_what_the_caller_may_not_see_as_absent_without_naming_it(
+    client: httpx.AsyncClient, reader_of: Callable[..., Any]
+) -> None:
+    ids = await _family(client)
+    flags_only = await reader_of("Flag", "Organization")
+    child = await client.get(f"/Patient/{ids['child']}")
+    hidden_child = child.json()
+    changed = hidden_child | {"gender": "male"}
+    assert (await flags_only.put(f"/Patient/{ids['child']}", json=changed)).status_code == 404
+    patch = b'[{"op": "replace", "path": "/gender", "value": "male"}]'
+    patched = await flags_only.patch(
+        f"/Patient/{ids['child']}",
+        content=patch,
+        headers={"content-type": "application/json-patch+json"},
+    )
+    assert patched.status_code == 404
+    assert (await flags_only.delete(f"/Patient/{ids['child']}")).status_code == 200
+    assert (await client.get(f"/Patient/{ids['child']}")).json() == hidden_child
+    twin = f.patient(nhs=ids["nhs"], family="Twin")
+    held = await flags_only.post("/Patient", json=twin)
+    assert held.status_code == 422
+    assert "another Patient" in held.text and ids["child"] not in held.text
+    once = {"If-None-Exist": f"identifier={f.NHS}|{ids['nhs']}"}
+    again = await flags_only.post("/Patient", json=twin, headers=once)
+    assert again.status_code == 412 and ids["child"] not in again.text
+    listed = await client.get(f"/Patient?identifier={f.NHS}|{ids['nhs']}")
+    assert [e["resource"]["id"] for e in listed.json()["entry"]] == [ids["child"]]
+
+
+async def test_a_one_active_flag_refusal_names_the_holder_only_to_who_may_read_it(
+    client: httpx.AsyncClient, reader_of: Callable[..., Any]
+) -> None:
+    ids = await _family(client)
+    subject, author = f"Patient/{ids['child']}", f"Organization/{ids['org']}"
+    plan = f.safeguarding_flag(subject=subject, author=author)  # a child protection plan
+    holder = await create(client, plan)
+    no_flags = await reader_of("Patient", "Organization")
+    refused = await no_flags.post("/Flag", json=plan)
+    assert refused.status_code == 409 and holder["id"] not in refused.text
+    named = await client.post("/Flag", json=plan)
+    assert named.status_code == 409 and f"Flag/{holder['id']}" in named.text
