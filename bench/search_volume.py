@@ -18,7 +18,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,9 +30,9 @@ import httpx
 from app.access import SYSTEM
 from app.criteria import Query as SearchQuery
 from app.fhir.search import parsing as search
+from app.flags import follow_ups
 from app.flags.codes import vocabulary
 from app.flags.writes import author_of
-from app.nhs import nhs_numbers
 from app.storage.bulk import bulk_load
 from app.storage.db import asyncpg_dsn, sqlite_path
 from app.storage.query import search_sql
@@ -269,9 +269,7 @@ def summarise(
     }
 
 
-def claimed_numbers(resource: dict[str, Any]) -> Iterable[str]:
-    """The NHS numbers a Patient claims, by the server's own rule."""
-    return nhs_numbers(resource).values()
+claimed_numbers = follow_ups.claimed_numbers  # the NHS numbers a Patient claims, as the server
 
 
 def authored_by(base: str) -> Callable[[dict[str, Any]], str | None]:

@@ -95,6 +95,16 @@ class Vocabulary:
         Condition has no element for it; the summary compares services by it)."""
         return self.url("StructureDefinition", RECORDING_ORGANIZATION)
 
+    def recorded_by(self, condition: dict[str, Any]) -> Any:
+        """The valueReference of a Condition's first recording-organization extension."""
+        extensions = condition.get("extension")
+        for extension in extensions if isinstance(extensions, list) else []:
+            if isinstance(extension, dict) and (
+                extension.get("url") == self.recording_organization_extension
+            ):
+                return extension.get("valueReference")
+        return None
+
     @property
     def gss_system(self) -> str:
         """The identifier system of local authorities' ONS GSS codes (a project URL)."""

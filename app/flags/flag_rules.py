@@ -47,44 +47,36 @@ def flag_issues(resource: dict[str, Any], vocabulary: Vocabulary, base_url: str)
     flag_types = vocabulary.types_of(resource.get("code"))
     if not flag_types and not is_safety(resource):
         return []
-    issues: list[Issue] = []
+    issues = _code_issues(resource, flag_types, vocabulary)
+    if _target_type(resource, "subject", base_url) != "Patient":
+        issues.append(_rule("a safeguarding flag's subject is a Patient", "Flag.subject"))
+    if _target_type(resource, "author", base_url) != "Organization":
+        why = "a safeguarding flag's author is the Organization that raised it"
+        issues.append(_rule(why, "Flag.author"))
+    issues.extend(_period_and_ending_issues(resource, vocabulary))
+    return issues
+
+
+def _rule(diagnostics: str, expression: str) -> Issue:
+    return Issue(diagnostics, "business-rule", (expression,))
+
+
+def _code_issues(
+    resource: dict[str, Any], flag_types: frozenset[str], vocabulary: Vocabulary
+) -> list[Issue]:
+    """Category safety, and one flag type from the value set."""
+    issues = []
     if not is_safety(resource):
-        issues.append(
-            Issue(
-                f"a safeguarding flag has category 'safety' ({FLAG_CATEGORY})",
-                "business-rule",
-                ("Flag.category",),
-            )
-        )
+        why = f"a safeguarding flag has category 'safety' ({FLAG_CATEGORY})"
+        issues.append(_rule(why, "Flag.category"))
     if len(flag_types) > 1:
-        issues.append(
-            Issue(
-                f"a flag records one thing, not {len(flag_types)} "
-                f"({', '.join(sorted(flag_types))}): raise one flag per type",
-                "business-rule",
-                ("Flag.code",),
-            )
-        )
+        named = ", ".join(sorted(flag_types))
+        why = f"a flag records one thing, not {len(flag_types)} ({named}): raise one flag per type"
+        issues.append(_rule(why, "Flag.code"))
     elif not flag_types:
         valueset = vocabulary.url("ValueSet", "safeguarding-flag-type")
-        issues.append(
-            Issue(
-                f"a safeguarding flag's code must be in {valueset}", "code-invalid", ("Flag.code",)
-            )
-        )
-    if _target_type(resource, "subject", base_url) != "Patient":
-        issues.append(
-            Issue("a safeguarding flag's subject is a Patient", "business-rule", ("Flag.subject",))
-        )
-    if _target_type(resource, "author", base_url) != "Organization":
-        issues.append(
-            Issue(
-                "a safeguarding flag's author is the Organization that raised it",
-                "business-rule",
-                ("Flag.author",),
-            )
-        )
-    issues.extend(_period_and_ending_issues(resource, vocabulary))
+        why = f"a safeguarding flag's code must be in {valueset}"
+        issues.append(Issue(why, "code-invalid", ("Flag.code",)))
     return issues
 
 

@@ -22,12 +22,18 @@ Write = Callable[[Repository, int, bool], Awaitable[None]]  # (repository, pk, e
 class FollowUp:
     """A write that follows the save of resource `pk`; `existed`: the save was an update."""
 
-    write: Write
+    run: Write
     on_create: bool = True  # also due when the save created the resource
 
     def due(self, existed: bool) -> bool:
         """Whether it runs after this save."""
         return existed or self.on_create
+
+
+def claimed_numbers(resource: dict[str, Any]) -> set[str]:
+    """The NHS numbers a resource holds alone: a Patient's own (a RelatedPerson's name
+    someone else's record)."""
+    return set(nhs_numbers(resource).values()) if resource["resourceType"] == "Patient" else set()
 
 
 def patient_claims(resource: dict[str, Any], logical_id: str) -> FollowUp:

@@ -134,14 +134,11 @@ def identifier_values(resource: dict[str, Any], system: str) -> list[str]:
 
 def recording_organization(condition: dict[str, Any], vocabulary: Vocabulary, base: str) -> Any:
     """`Organization/id` (or the reference as written) of the recording-organization extension."""
-    for extension in _list(condition.get("extension")):
-        if extension.get("url") == vocabulary.recording_organization_extension:
-            value = extension.get("valueReference")
-            found = target_id(value, "Organization", base)
-            if found is not None:
-                return f"Organization/{found}"
-            return value.get("reference") if isinstance(value, dict) else None
-    return None
+    value = vocabulary.recorded_by(condition)
+    found = target_id(value, "Organization", base)
+    if found is not None:
+        return f"Organization/{found}"
+    return value.get("reference") if isinstance(value, dict) else None
 
 
 def _list(value: Any) -> list[dict[str, Any]]:

@@ -86,12 +86,8 @@ def on_delete(resource_type: str, logical_id: str, body: dict[str, Any]) -> tupl
 
 def recorder(resource: dict[str, Any], vocabulary: Vocabulary, base_url: str) -> str | None:
     """The Organization a Condition's recording-organization extension names, as `id`."""
-    url = vocabulary.recording_organization_extension
-    extensions = resource.get("extension")
-    for extension in extensions if isinstance(extensions, list) else []:
-        if isinstance(extension, dict) and extension.get("url") == url:
-            return _author_id(target_id(extension.get("valueReference"), "Organization", base_url))
-    return None
+    recorded_by = vocabulary.recorded_by(resource)
+    return _author_id(target_id(recorded_by, "Organization", base_url))
 
 
 def _author_id(organization_id: str | None) -> str | None:

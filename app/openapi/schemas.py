@@ -188,7 +188,7 @@ def _param(name: str, where: str, text: str, example: str | None = None) -> JSON
     return {"name": name, "in": where, "required": where == "path"} | _header(text, example)
 
 
-NHS_NUMBER = "identifier=https://fhir.nhs.uk/Id/nhs-number|9449306753"
+NHS_NUMBER = f"identifier={NHS_NUMBER_SYSTEM}|9449306753"
 PARAMETERS: dict[str, JSON] = {
     "resource_type": _param("resource_type", "path", "A hosted resource type", "Flag")
     | {"schema": {"type": "string", "enum": list(RESOURCE_TYPES)}},
@@ -234,7 +234,7 @@ PARAMETERS: dict[str, JSON] = {
         "identifier",
         "query",
         "The child's NHS number, system|value",
-        "https://fhir.nhs.uk/Id/nhs-number|9449306753",
+        f"{NHS_NUMBER_SYSTEM}|9449306753",
     ),
     "validate-display": _param(
         "display", "query", "Display to check: a different one is still valid, with a message"

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from app.errors import FhirError, Issue, Unprocessable
-from app.flags import writes as domain
+from app.flags import writes as domain_rules
 from app.flags.codes import Vocabulary
 from app.flags.follow_ups import FollowUp
 from app.ids import new_logical_id
@@ -41,11 +41,11 @@ class Prepared:
     issues: list[Issue]
     targets: Targets
     derived: Derived
-    write: domain.DomainWrite
+    domain: domain_rules.DomainWrite
 
     def follow_ups(self, existed: bool) -> list[FollowUp]:
         """The follow-up writes due after this save."""
-        return [follow_up for follow_up in self.write.follow_ups if follow_up.due(existed)]
+        return [follow_up for follow_up in self.domain.follow_ups if follow_up.due(existed)]
 
 
 def prepare(
@@ -67,13 +67,13 @@ def prepare(
     issues = rules.binding_issues(resource_type, resource)
     if resource_type in ("Patient", "RelatedPerson"):  # a relative's links by NHS number
         issues.extend(rules.nhs_number_issues(resource))
-    write = domain.on_write(resource, logical_id, vocabulary, base_url)
-    issues.extend(write.issues)
+    domain = domain_rules.on_write(resource, logical_id, vocabulary, base_url)
+    issues.extend(domain.issues)
     targets = _reference_targets(resource_type, logical_id, found, base_url)
     for target in written_together & targets.keys():
         del targets[target]
-    derived = derive(resource, logical_id, base_url, write.author_org)
-    return Prepared(resource, logical_id, issues, targets, derived, write)
+    derived = derive(resource, logical_id, base_url, domain.author_org)
+    return Prepared(resource, logical_id, issues, targets, derived, domain)
 
 
 def _reference_targets(
@@ -123,7 +123,7 @@ async def save(
     if prepared.issues:
         raise Unprocessable(prepared.issues)
     existed = current is not None
-    guard = prepared.write.guard
+    guard = prepared.domain.guard
     if guard is not None and current is not None and current.body is not None:
         guard(orjson.loads(current.body), prepared.resource)
     follow_ups = prepared.follow_ups(existed)
@@ -172,4 +172,4 @@ async def follow(
 ) -> None:
     """Run the follow-up writes of resource `pk`'s save (or delete), in order."""
     for follow_up in follow_ups:
-        await follow_up.write(repository, pk, existed)
+        await follow_up.run(repository, pk, existed)

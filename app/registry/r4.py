@@ -4,6 +4,7 @@ Flag parameters R4 lacks (status, category, code), defined here as custom parame
 Spec: http://hl7.org/fhir/R4/searchparameter-registry.html
 """
 
+from app.nhs import NHS_NUMBER_SYSTEM
 from app.registry.model import SearchParam as P
 
 HL7 = "http://hl7.org/fhir/SearchParameter"
@@ -295,7 +296,7 @@ RELATED_PERSON = [
     # Indexed by the server (storage.person_links), not from a path of the resource itself.
     P("linked-patient", "reference", (), "The related person's own Patient record: the live "
       "Patient holding the NHS number the RelatedPerson carries", "RelatedPerson.identifier"
-      ".where(system='https://fhir.nhs.uk/Id/nhs-number')", targets=("Patient",),
+      f".where(system='{NHS_NUMBER_SYSTEM}')", targets=("Patient",),
       custom=True, definition="SearchParameter/RelatedPerson-linked-patient"),
 ]
 # fmt: on

@@ -128,7 +128,7 @@ def _prepare(
         new_version(r, r.get("id") or new_logical_id(), base_url, caller, authored_by(r))
         for r in chunk
     ]
-    claims = [sorted(set(claimed(r))) if r["resourceType"] == "Patient" else [] for r in chunk]
+    claims = [sorted(set(claimed(r))) for r in chunk]
     return news, claims
 
 
@@ -144,7 +144,7 @@ async def bulk_load(
 ) -> list[str]:
     """Load new resources into the database at `url`; their ids, in order.
 
-    `claimed_numbers` gives the NHS numbers a Patient claims and `authored_by` the Organization
+    `claimed_numbers` gives the NHS numbers a resource claims and `authored_by` the Organization
     that authored a resource (the rules live in the domain packages);
     each batch commits on its own, so a failure leaves the earlier batches loaded.
     """

@@ -4,8 +4,9 @@ aliases, and the filters on `resource` and `resource_version` rows.
 Every statement that selects from those tables filters each of them through `Sql.visible`,
 the one place a caller's access becomes SQL, placed where `NOT deleted` goes. The one other
 filter is `every_live`, for the integrity checks of writes, which must see every live
-resource whoever writes (a reference names a resource that exists; an NHS number or a child's
-one active flag of a kind is held once; a relative's link to their own record).
+resource whoever writes (a reference names a resource that exists; a relative's link to
+their own record). Statements that only write, and SQLite's next-pk read under its write lock,
+read no resource for anyone (`tests/storage/test_statements.py` lists them).
 """
 
 from dataclasses import dataclass, field
@@ -33,8 +34,9 @@ class Sql:
         return f"{prefix}{self.aliases}"
 
     def visible(self, alias: str, *, live: bool = True) -> str:
-        """The rows of `alias` (`resource`, or `resource_version` with `live` False) that the
-        caller may see; with `live`, deleted resources are left out too."""
+        """The rows of `alias` (of `resource` or `resource_version`) that the caller may see;
+        with `live`, deleted resources are left out too (`resource` only: `resource_version`
+        has no `deleted` column, and reads that answer 410 for a deletion need its row)."""
         tests = [f"NOT {alias}.deleted"] if live else []
         readable = self.caller.readable_types
         if readable is not None:

@@ -1,6 +1,5 @@
 """Bulk load writes what a create writes, and the app serves and finds what it loaded."""
 
-from collections.abc import Iterable
 from typing import Any
 
 import httpx
@@ -10,8 +9,8 @@ from fastapi import FastAPI
 
 from app.fhir.resources import validate_structure
 from app.flags.codes import vocabulary
+from app.flags.follow_ups import claimed_numbers
 from app.flags.writes import author_of
-from app.nhs import nhs_numbers
 from app.records import rules
 from app.storage.bulk import bulk_load
 from bench import population
@@ -33,8 +32,7 @@ TABLES = {
 }
 
 
-def _claimed(resource: dict[str, Any]) -> Iterable[str]:
-    return nhs_numbers(resource).values()
+_claimed = claimed_numbers  # the server's own rule
 
 
 def _author(resource: dict[str, Any]) -> str | None:

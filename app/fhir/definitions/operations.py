@@ -13,6 +13,7 @@ from app.errors import NotFound
 from app.fhir import wire
 from app.fhir.context import app_context
 from app.fhir.outcomes import ReadOnly
+from app.nhs import NHS_NUMBER_SYSTEM
 
 SUMMARY_ID = "Patient-safeguarding-summary"
 WARNINGS = (
@@ -59,7 +60,7 @@ def summary_definition(canonical_base: str) -> dict[str, Any]:
                 "type": "string",
                 "searchType": "token",
                 "documentation": "At type level: the child's NHS number, "
-                "https://fhir.nhs.uk/Id/nhs-number|N (one live Patient).",
+                f"{NHS_NUMBER_SYSTEM}|N (one live Patient).",
             },
             {
                 "name": "return",

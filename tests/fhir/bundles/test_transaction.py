@@ -681,3 +681,22 @@ async def test_a_get_of_an_unknown_id_fails_the_transaction_with_404(
     )
     assert_outcome(response, 404)
     assert await total(client, "Patient") == 0
+
+
+async def test_the_failure_named_is_the_first_in_processing_order(
+    client: httpx.AsyncClient,
+) -> None:
+    """Every create is checked against the rules and its references before any is written, so
+    a later entry's missing reference is found before an earlier entry's held NHS number."""
+    held = f.nhs_number(41)
+    await create(client, f.patient(nhs=held))
+    response = await transaction(
+        client,
+        f.entry(method="POST", url="Patient", resource=f.patient(nhs=held, family="Twin")),
+        f.entry(method="POST", url="Flag", resource=f.flag(subject="Patient/missing")),
+    )
+    assert assert_outcome(response, 422) == ["Bundle.entry[1].resource.subject"]
+    alone = await transaction(
+        client, f.entry(method="POST", url="Patient", resource=f.patient(nhs=held, family="Twin"))
+    )
+    assert assert_outcome(alone, 422) == ["Bundle.entry[0].resource.identifier[0].value"]
