@@ -1,9 +1,13 @@
 """Small HTTP helpers shared by the tests."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 
+from app.main import create_app
+from app.settings import Settings
 from tests import factories
 
 FHIR_JSON = "application/fhir+json"
@@ -61,3 +65,14 @@ async def stale_if_match(client: httpx.AsyncClient, _reference: str) -> dict[str
         resource=existing | {"gender": "male"},
         if_match='W/"2"',
     )
+
+
+@asynccontextmanager
+async def client_under(database_url: str, canonical_base: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client on an app of its own whose definitions are published under `canonical_base`."""
+    settings = Settings(database_url=database_url, base_url=BASE, canonical_base_url=canonical_base)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE) as http:
+            yield http

@@ -11,11 +11,9 @@ from fhir.resources.R4B.searchparameter import SearchParameter
 from app.errors import Invalid
 from app.fhir.definitions.search_parameters import SEARCH, definitions, search_parameter
 from app.fhir.definitions.selection import select
-from app.main import create_app
 from app.registry import SearchParam, custom_params
-from app.settings import Settings
 from tests.conftest import BASE
-from tests.http import FHIR_JSON
+from tests.http import FHIR_JSON, client_under
 
 CUSTOM = {param.definition.rsplit("/", 1)[-1]: (base, param) for base, param in custom_params()}
 OTHER_BASE = "https://fhir.example.org/safeguard"
@@ -231,14 +229,8 @@ async def test_writes_are_405_outcome(client: httpx.AsyncClient, method: str, pa
 @pytest.fixture
 async def elsewhere(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     """A client on an app whose definitions are published under another canonical base."""
-    settings = Settings(
-        database_url=database_url, base_url=BASE, canonical_base_url=f"{OTHER_BASE}/"
-    )
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url=BASE) as http:
-            yield http
+    async with client_under(database_url, f"{OTHER_BASE}/") as http:
+        yield http
 
 
 async def test_canonical_base_url_setting_names_the_definitions(

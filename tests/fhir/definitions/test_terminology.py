@@ -16,10 +16,8 @@ from fhir.resources.R4B.valueset import ValueSet
 from app.fhir.definitions.artefacts import SEARCH, catalogue
 from app.fhir.definitions.selection import select
 from app.flags.codes import FLAG_TYPES, REMOVAL_REASONS, SNOMED, vocabulary
-from app.main import create_app
-from app.settings import Settings
 from tests.conftest import BASE
-from tests.http import FHIR_JSON, outcome_expressions
+from tests.http import FHIR_JSON, client_under, outcome_expressions
 
 VOCABULARY = vocabulary(BASE)
 FLAG_SYSTEM = VOCABULARY.flag_type_system
@@ -737,14 +735,8 @@ async def test_capability_statement_lists_the_vocabulary(client: httpx.AsyncClie
 @pytest.fixture
 async def elsewhere(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     """A client on an app whose vocabulary is published under another canonical base."""
-    settings = Settings(
-        database_url=database_url, base_url=BASE, canonical_base_url=f"{OTHER_BASE}/"
-    )
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url=BASE) as http:
-            yield http
+    async with client_under(database_url, f"{OTHER_BASE}/") as http:
+        yield http
 
 
 async def test_canonical_base_url_setting_names_the_vocabulary(
