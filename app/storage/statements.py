@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.access import Caller
+from app.access.visibility import row_tests, sees_everything
+
+__all__ = ["Sql", "every_live", "sees_everything"]
 
 
 @dataclass(slots=True)
@@ -34,20 +37,13 @@ class Sql:
         return f"{prefix}{self.aliases}"
 
     def visible(self, alias: str, *, live: bool = True) -> str:
-        """The rows of `alias` (of `resource` or `resource_version`) that the caller may see;
-        with `live`, deleted resources are left out too (`resource` only: `resource_version`
-        has no `deleted` column, and reads that answer 410 for a deletion need its row)."""
+        """The rows of `alias` (of `resource` or `resource_version`) that the caller may see
+        (`access.visibility`); with `live`, deleted resources are left out too (`resource`
+        only: `resource_version` has no `deleted` column, and reads that answer 410 for a
+        deletion need its row)."""
         tests = [f"NOT {alias}.deleted"] if live else []
-        readable = self.caller.readable_types
-        if readable is not None:
-            marks = ", ".join(self.arg(name) for name in sorted(readable))
-            tests.append(f"{alias}.resource_type IN ({marks})" if marks else "1 = 0")
+        tests.extend(row_tests(self.caller, alias, self.arg))
         return " AND ".join(tests) or "1 = 1"
-
-
-def sees_everything(caller: Caller) -> bool:
-    """Whether `Sql.visible` lets every row through for this caller."""
-    return caller.readable_types is None
 
 
 def every_live(alias: str) -> str:

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 NAMING = {
@@ -28,7 +29,11 @@ metadata = MetaData(naming_convention=NAMING)
 # SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
 SurrogateKey = BigInteger().with_variant(Integer(), "sqlite")
 
-AUTHOR = "the Organization that authored it (Flag.author, a Condition's recorder)"
+AUTHOR = (
+    "the Organization that authored it (Flag.author, a Condition's recorder; for other types, "
+    "the organisation of the client that created it)"
+)
+RESTRICTED = "labelled restricted (meta.security R): seen only by its author and those responsible"
 
 resource = Table(
     "resource",
@@ -43,6 +48,7 @@ resource = Table(
     Column("patient_id", String(64), nullable=True, comment="Patient compartment"),
     Column("owner_org", String(64), nullable=True),
     Column("author_org", String(64), nullable=True, comment=AUTHOR),
+    Column("restricted", Boolean, nullable=False, server_default=false(), comment=RESTRICTED),
     UniqueConstraint("resource_type", "logical_id"),
     Index(None, "resource_type", "patient_id"),
     Index(None, "resource_type", "last_updated"),
@@ -60,6 +66,9 @@ resource_version = Table(
     Column("body", LargeBinary, nullable=True),
     Column("patient_id", String(64), nullable=True, comment="Patient compartment"),
     Column("author_org", String(64), nullable=True, comment=AUTHOR),
+    Column("restricted", Boolean, nullable=False, server_default=false(), comment=RESTRICTED),
+    Column("client_id", String(128), nullable=True, comment="the client that wrote it"),
+    Column("client_org", String(64), nullable=True, comment="that client's Organization"),
     UniqueConstraint("resource_type", "logical_id", "version_id"),
     Index(None, "resource_type", "seq"),
     Index(None, "last_updated"),
@@ -172,4 +181,35 @@ request_log = Table(
     Column("body", LargeBinary, nullable=False),
     Column("created_at", BigInteger, nullable=False, comment="microseconds since epoch, UTC"),
     Index(None, "created_at"),
+)
+
+oauth_client = Table(
+    "oauth_client",
+    metadata,
+    Column("client_id", String(128), primary_key=True),
+    Column("organisation", String(64), nullable=False, comment="the id of its Organization"),
+    Column("role", String(32), nullable=False, comment="health, local-authority, system, auditor"),
+    Column("scope", Text, nullable=False, comment="the SMART scopes it is registered for"),
+    Column("jwks", Text, nullable=False, comment="its public keys (a JWKS, JSON)"),
+    Column("local_key", Text, nullable=True, comment="private JWK of a local (demo) client"),
+    Column("created_at", BigInteger, nullable=False, comment="microseconds since epoch, UTC"),
+    Column("revoked_at", BigInteger, nullable=True, comment="its tokens stop working at once"),
+)
+
+signing_key = Table(
+    "signing_key",
+    metadata,
+    Column("kid", String(64), primary_key=True),
+    Column("private_jwk", Text, nullable=False, comment="the server's own token-signing key"),
+    Column("created_at", BigInteger, nullable=False, comment="microseconds since epoch, UTC"),
+    Column("retired_at", BigInteger, nullable=True, comment="signs no more; verifies until expiry"),
+)
+
+assertion_jti = Table(
+    "assertion_jti",
+    metadata,
+    Column("client_id", String(128), primary_key=True),
+    Column("jti", String(255), primary_key=True),
+    Column("expires_at", BigInteger, nullable=False, comment="seconds since epoch, UTC"),
+    Index(None, "expires_at"),
 )

@@ -18,6 +18,8 @@ FILTERS = ("visible(", "every_live(", "_where(")  # query._where adds Sql.visibl
 UNFILTERED = {
     "SELECT COALESCE(MAX(pk), 0) FROM resource": "the next pks, under SQLite's write lock",
 }
+# The filter itself: its subqueries read only index rows, which only live resources have.
+THE_FILTER = "access/visibility.py"
 
 
 def _sql_literals(tree: ast.Module) -> list[tuple[ast.AST, str]]:
@@ -46,6 +48,8 @@ def _enclosing(tree: ast.Module, target: ast.AST) -> ast.AST:
 def _unfiltered_reads(root: Path = APP) -> list[str]:
     problems = []
     for path in sorted(root.rglob("*.py")):
+        if path.relative_to(root).as_posix() == THE_FILTER:
+            continue
         source = path.read_text()
         tree = ast.parse(source)
         for node, text in _sql_literals(tree):

@@ -1,0 +1,79 @@
+"""Which stored rows a caller may see, as SQL: the one place read access becomes a filter.
+
+`storage.statements.Sql.visible` places `row_tests` wherever a statement reads `resource`
+or `resource_version` (both carry a row's type, subject Patient, authoring organisation and
+restricted label), so what a caller may not see is absent from every answer, as if it did not
+exist. The rules:
+
+- `system`: every row of the types its scopes let it read.
+- `health`: every row, except a restricted one (`meta.security` R) it did not author.
+- `local-authority`: Organizations, what it authored, and everything about a child for whom
+  it is a responsible local authority: the one the Patient's responsible-local-authority
+  extension names, or the author of an active Flag about the child. Both are indexed on
+  the resource that confers the responsibility as reference rows of `RESPONSIBLE`, so the
+  test is one index probe. A Patient search by exact NHS number sees that Patient too.
+- `auditor`: nothing of the safeguarding record (its own resources come with the audit trail).
+"""
+
+from collections.abc import Callable
+
+from app.access.caller import Caller
+from app.nhs import NHS_NUMBER_SYSTEM
+
+RESPONSIBLE = "_responsible"  # index parameter: an Organization responsible for the child
+CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
+RESTRICTED = "R"
+Bind = Callable[[object], str]  # a value -> its placeholder in the statement
+
+
+def sees_everything(caller: Caller) -> bool:
+    """Whether every row passes `row_tests` for this caller."""
+    return caller.role == "system" and caller.readable_types is None
+
+
+def row_tests(caller: Caller, alias: str, bind: Bind) -> list[str]:
+    """The SQL tests a row of `alias` must pass for `caller` to see it (none: every row)."""
+    tests = []
+    readable = caller.readable_types
+    if readable is not None:
+        marks = ", ".join(bind(name) for name in sorted(readable))
+        tests.append(f"{alias}.resource_type IN ({marks})" if marks else "1 = 0")
+    if caller.role == "health":
+        organisation = bind(caller.organisation)
+        tests.append(f"(NOT {alias}.restricted OR {alias}.author_org = {organisation})")
+    elif caller.role == "local-authority":
+        tests.append(_local_authority(caller, alias, bind))
+    elif caller.role == "auditor":
+        tests.append(f"{alias}.resource_type = 'AuditEvent'")
+    return tests
+
+
+def _local_authority(caller: Caller, alias: str, bind: Bind) -> str:
+    organisation = bind(caller.organisation)
+    seen = [
+        f"{alias}.resource_type = 'Organization'",
+        f"{alias}.author_org = {organisation}",
+        f"{alias}.patient_id IN (SELECT g.patient_id FROM idx_reference x JOIN resource g "
+        f"ON g.pk = x.resource_pk WHERE x.param = '{RESPONSIBLE}' AND x.target_id = "
+        f"{organisation} AND x.target_type = 'Organization')",
+    ]
+    if caller.nhs_number is not None:
+        seen.append(
+            f"({alias}.resource_type = 'Patient' AND {alias}.logical_id IN (SELECT n.logical_id "
+            "FROM idx_token t JOIN resource n ON n.pk = t.resource_pk WHERE t.param = "
+            f"'identifier' AND t.system = {bind(NHS_NUMBER_SYSTEM)} AND t.code = "
+            f"{bind(caller.nhs_number)} AND n.resource_type = 'Patient'))"
+        )
+    return f"({' OR '.join(seen)})"
+
+
+def is_restricted(resource: dict[str, object]) -> bool:
+    """Whether a resource carries the restricted confidentiality label (`meta.security` R)."""
+    meta = resource.get("meta")
+    labels = meta.get("security") if isinstance(meta, dict) else None
+    return isinstance(labels, list) and any(
+        isinstance(label, dict)
+        and label.get("system") == CONFIDENTIALITY
+        and label.get("code") == RESTRICTED
+        for label in labels
+    )

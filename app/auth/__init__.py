@@ -1,0 +1,1 @@
+"""Authentication: SMART Backend Services clients, the server's signing keys, access tokens."""
