@@ -20,6 +20,7 @@ SAFETY = "safety"
 FLAG_TYPES = "safeguarding-flag-type"  # id of the code system and of its value set
 REMOVAL_REASONS = "flag-removal-reason"  # id of the code system, its value set and extension
 RECORDING_ORGANIZATION = "recording-organization"  # extension: who recorded a Condition
+RESPONSIBLE_LOCAL_AUTHORITY = "responsible-local-authority"  # extension on a child's Patient
 GSS_CODE = "gss-code"  # ONS GSS codes of local authorities: no official FHIR system exists
 
 # Flag types the rules and the summary single out (codes of the project code system).
@@ -104,6 +105,21 @@ class Vocabulary:
             ):
                 return extension.get("valueReference")
         return None
+
+    @property
+    def responsible_local_authority_extension(self) -> str:
+        """The extension on a child's Patient naming a local authority responsible for them."""
+        return self.url("StructureDefinition", RESPONSIBLE_LOCAL_AUTHORITY)
+
+    def responsible_authorities(self, patient: dict[str, Any]) -> list[Any]:
+        """The valueReference of each responsible-local-authority extension of a Patient."""
+        extensions = patient.get("extension")
+        return [
+            extension.get("valueReference")
+            for extension in (extensions if isinstance(extensions, list) else [])
+            if isinstance(extension, dict)
+            and extension.get("url") == self.responsible_local_authority_extension
+        ]
 
     @property
     def gss_system(self) -> str:
