@@ -64,10 +64,10 @@ def permit(request: Request, resource_type: str, interaction: Interaction) -> No
 
 def created(caller: Caller, result: WriteResult, *expression: str) -> WriteResult:
     """The result of an update, unless it created its resource and the caller may not create
-    (update-as-create needs both scopes, http://hl7.org/fhir/R4/http.html#upsert): then 403,
+    (update-as-create needs both scopes, http://hl7.org/fhir/R4/http.html#update): then 403,
     raised inside the write's transaction, which rolls the write back."""
     resource_type = result.resource_type
     if result.created and not caller.may(resource_type, LETTERS["create"]):
-        why = f" (no {resource_type}/{result.version.logical_id} exists, so this update creates it)"
+        why = f" (this update would create {resource_type}/{result.version.logical_id})"
         raise _refusal(resource_type, "create", why, *expression)
     return result
