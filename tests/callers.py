@@ -24,8 +24,10 @@ def scoped(scopes: str, role: Role = "system", organisation: str | None = None) 
 
 @asynccontextmanager
 async def app_client_for(settings: Settings, caller: Caller) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of an app of its own, on `settings`' database, whose requests are `caller`'s."""
-    app = create_app(settings, identify=lambda request: caller)
+    """A client of an app of its own, on `settings`' database, whose requests are `caller`'s.
+    Its pool is small: a test may open several beside the suite's own app."""
+    small = settings.model_copy(update={"pg_pool_min": 1, "pg_pool_max": 4})
+    app = create_app(small, identify=lambda request: caller)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=BASE) as http:

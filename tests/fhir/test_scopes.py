@@ -303,12 +303,13 @@ async def test_a_batch_answers_a_forbidden_entry_with_403_and_runs_the_others(
             f.entry(method="DELETE", url=flag_url),
             f.entry(method="GET", url=f"Flag?identifier={FLAG_ID}|f1"),
             f.entry(method="GET", url=flag_url),
+            f.entry(method="POST", url="Flag", resource={"resourceType": "Flag"}),  # invalid too
         ],
     )
     response = await post_bundle(await with_scopes("system/Patient.c system/Flag.r"), bundle)
     entries = answered_entries(response, "batch-response")
     statuses = [e["response"]["status"] for e in entries]
-    assert statuses == ["201 Created", "403 Forbidden", "403 Forbidden", "200 OK"]
+    assert statuses == ["201 Created", "403 Forbidden", "403 Forbidden", "200 OK", "403 Forbidden"]
     deleting, searching = (entries[i]["response"]["outcome"]["issue"][0] for i in (1, 2))
     assert deleting["code"] == "forbidden" and deleting["expression"] == ["Bundle.entry[1]"]
     assert deleting["diagnostics"].endswith("it needs system/Flag.d")
