@@ -19,6 +19,7 @@ from app.settings import Settings
 from tests import factories as f
 from tests.conftest import BASE, app_context
 from tests.http import FHIR_JSON, create, outcome_expressions
+from tests.tokens import bearer
 
 ANSWER_HEADERS = ("location", "etag", "last-modified", "content-type", "content-length")
 
@@ -173,7 +174,8 @@ async def forgetful_client(app: FastAPI, settings: Settings) -> AsyncIterator[ht
     forgetful = create_app(settings.model_copy(update={"idempotency_window_seconds": 0}))
     async with forgetful.router.lifespan_context(forgetful):
         transport = httpx.ASGITransport(app=forgetful)
-        async with httpx.AsyncClient(transport=transport, base_url=BASE) as http:
+        headers = await bearer(forgetful)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE, headers=headers) as http:
             yield http
 
 
