@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from app.access.scopes import render
 from app.auth.assertions import ALGORITHMS, OAuthError
@@ -85,11 +85,11 @@ ROUTES = [
     Route("/auth/token", token, methods=["POST"], include_in_schema=False),
     Route("/auth/jwks", jwks, methods=["GET"], include_in_schema=False),
 ]
+# Mounted rather than routed: a discovery document of OAuth, not a FHIR interaction, so it
+# stays out of the FHIR operations the OpenAPI document lists.
 FHIR_ROUTES = [
-    Route(
-        "/fhir/.well-known/smart-configuration",
-        smart_configuration,
-        methods=["GET"],
-        include_in_schema=False,
+    Mount(
+        "/fhir/.well-known",
+        routes=[Route("/smart-configuration", smart_configuration, methods=["GET"])],
     ),
 ]

@@ -103,9 +103,10 @@ async def seed(client: httpx.AsyncClient, groups: Iterable[Family]) -> Seeded:
 
 
 async def holds_data(db: Database) -> bool:
-    """Whether the database has ever held any resource (deleted ones too)."""
+    """Whether the database holds data: any search-index row (read without a caller, so
+    not from the resource tables, which only a caller's filtered statements read)."""
     async with db.reader() as conn:
-        return await conn.fetchrow("SELECT 1 FROM resource_version LIMIT 1") is not None
+        return await conn.fetchrow("SELECT 1 FROM idx_token LIMIT 1") is not None
 
 
 async def seed_database(

@@ -12,8 +12,12 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app.access import caller_for
+from app.access.scopes import parse
+from app.auth.clients import known_types
 from app.errors import Unprocessable
 from app.fhir.bundles import idempotency
+from app.fhir.context import CALLER
 from app.main import create_app
 from app.settings import Settings
 from tests import factories as f
@@ -21,6 +25,9 @@ from tests.conftest import BASE, app_context
 from tests.http import FHIR_JSON, create, outcome_expressions
 from tests.tokens import bearer
 
+TEST_SYSTEM = caller_for(
+    "test-system", "test-org", "system", parse("system/*.cruds", known_types()), known_types()
+)
 ANSWER_HEADERS = ("location", "etag", "last-modified", "content-type", "content-length")
 
 
@@ -222,6 +229,7 @@ def _request(app: FastAPI, method: str, path: str, body: bytes, request_id: str)
         "path": path,
         "query_string": b"",
         "headers": [(b"x-request-id", request_id.encode()), (b"content-type", FHIR_JSON.encode())],
+        CALLER: TEST_SYSTEM,  # the caller the `client` fixture's token stands for
     }
 
     async def receive() -> dict[str, Any]:
