@@ -89,6 +89,8 @@ async def single_match(
     if matches:
         return matches[0]
     if interaction in WRITING and await sq.hidden_match(repository, wanted):
+        if await sq.search(repository, wanted):  # a match it may see was committed meanwhile
+            raise WriteConflict("a concurrent conditional write matched first")
         raise PreconditionFailed.of(
             f"conditional {interaction}: the criteria match a {query.resource_type} "
             "this client may not read",

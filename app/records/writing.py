@@ -64,7 +64,7 @@ def prepare(
     which stands or falls as one) are not required to be live when this one is written.
     """
     resource = domain_rules.as_written_by(resource, caller, vocabulary, base_url)
-    resource, found = rules.survey(resource)
+    resource, found = rules.survey(_sourced(resource, None, vocabulary))
     resource = _sourced(resource, caller, vocabulary)  # after the survey: no reference to check
     resource_type = resource["resourceType"]
     logical_id = logical_id or new_logical_id()
@@ -95,29 +95,33 @@ def written_as(
     return written
 
 
-def _sourced(resource: dict[str, Any], caller: Caller, vocabulary: Vocabulary) -> dict[str, Any]:
+def _sourced(
+    resource: dict[str, Any], caller: Caller | None, vocabulary: Vocabulary
+) -> dict[str, Any]:
     """`resource` with `meta.source` naming the client that writes it and a `meta` extension
     naming that client's organisation, replacing what the body said of either: every version
-    records who wrote it (http://hl7.org/fhir/R4/resource-definitions.html#Meta.source)."""
+    records who wrote it (http://hl7.org/fhir/R4/resource-definitions.html#Meta.source).
+    With no caller, both are only removed (what a body says of them is not checked)."""
     meta = resource.get("meta")
     meta = dict(meta) if isinstance(meta, dict) else {}
-    meta["source"] = vocabulary.client_source(caller.subject)
     url = vocabulary.written_by_extension
     extensions = meta.get("extension")
-    kept = (
-        [e for e in extensions if not (isinstance(e, dict) and e.get("url") == url)]
-        if (isinstance(extensions, list))
-        else []
-    )
-    if caller.organisation is not None:
-        kept.append(
-            {"url": url, "valueReference": {"reference": f"Organization/{caller.organisation}"}}
-        )
+    kept = [
+        e
+        for e in (extensions if isinstance(extensions, list) else [])
+        if not (isinstance(e, dict) and e.get("url") == url)
+    ]
+    meta.pop("source", None)
+    if caller is not None:
+        meta["source"] = vocabulary.client_source(caller.subject)
+        if caller.organisation is not None:
+            organisation = {"reference": f"Organization/{caller.organisation}"}
+            kept.append({"url": url, "valueReference": organisation})
     if kept:
         meta["extension"] = kept
     else:
         meta.pop("extension", None)
-    return resource | {"meta": meta}
+    return resource | {"meta": meta} if meta else {k: v for k, v in resource.items() if k != "meta"}
 
 
 def _reference_targets(

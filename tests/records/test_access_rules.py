@@ -5,6 +5,7 @@ The data is written by the suite's all-seeing client; each rule is then exercise
 over the same database whose caller is a client of a given role and organisation.
 """
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
@@ -19,6 +20,7 @@ from app.main import create_app
 from app.registry import RESOURCE_TYPES
 from app.settings import Settings
 from tests import factories as f
+from tests.callers import app_client_for, scoped
 from tests.conftest import BASE
 from tests.http import FHIR_JSON, create, reference
 
@@ -187,10 +189,12 @@ async def test_a_history_shows_who_raised_and_who_ended_a_flag(
 
     history = (await client.get(f"/Flag/{flag['id']}/_history")).json()["entry"]
     sources = [entry["resource"]["meta"]["source"] for entry in history]
-    assert sources == [f"{BASE}/clients/{client_id}" for client_id in ("anonymous", "client-la-a")]
+    assert sources == [
+        f"{BASE}/clients/{client_id}" for client_id in ("test-system", "client-la-a")
+    ]
     found = await client.get("/Flag", params={"_source": f"{BASE}/clients/client-la-a"})
     assert [e["resource"]["id"] for e in found.json().get("entry", [])] == []
-    found = await client.get("/Flag", params={"_source": f"{BASE}/clients/anonymous"})
+    found = await client.get("/Flag", params={"_source": f"{BASE}/clients/test-system"})
     assert [e["resource"]["id"] for e in found.json()["entry"]] == [flag["id"]]
 
 
@@ -279,3 +283,19 @@ async def test_restricted_items_are_seen_by_their_author_and_those_responsible(
 def test_callers_differ_by_organisation() -> None:
     one = caller_for("c", "a", "health", parse(SCOPE, TYPES), TYPES)
     assert one != Caller("c", "b", "health", one.grants, one.readable_types)
+
+
+async def test_concurrent_conditional_creates_by_a_filtered_caller_make_one_resource(
+    settings: Settings, client: httpx.AsyncClient
+) -> None:
+    """A caller whose reads are filtered checks for hidden matches too: a match it may see
+    committed meanwhile is a race to retry, never a 412 or a duplicate."""
+    caller = scoped("system/Patient.crus", role="health", organisation="gp")
+    async with app_client_for(settings, caller) as gp:
+        number = f.nhs_number(77)
+        headers = {"if-none-exist": f"identifier=https://fhir.nhs.uk/Id/nhs-number|{number}"}
+        responses = await asyncio.gather(
+            *(gp.post("/Patient", json=f.patient(nhs=number), headers=headers) for _ in range(12))
+        )
+    assert sorted(r.status_code for r in responses) == [200] * 11 + [201]
+    assert len({r.json()["id"] for r in responses}) == 1

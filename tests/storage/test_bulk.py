@@ -42,7 +42,6 @@ _written_as = writing.written_as(ANONYMOUS, vocabulary(BASE), BASE)  # as the cl
 RULES: dict[str, Any] = {
     "claimed_numbers": _claimed,
     "written_as": _written_as,
-    "caller": ANONYMOUS,
 }
 
 
@@ -92,7 +91,16 @@ async def test_bulk_load_writes_the_rows_a_create_writes(
 
     # loaded as the test client that created them over HTTP
     caller = await authority(app).caller(await token_for(app))
-    ids = await bulk_load(database_url, posted, BASE, **RULES, caller=caller, batch=2)
+    written_as = writing.written_as(caller, vocabulary(BASE), BASE)
+    ids = await bulk_load(
+        database_url,
+        posted,
+        BASE,
+        claimed_numbers=_claimed,
+        written_as=written_as,
+        caller=caller,
+        batch=2,
+    )
 
     assert ids == [r["id"] for r in posted]
     loaded_rows = await _rows(app)
