@@ -10,7 +10,7 @@ compare the server with. Independent of the SQL: it reads the resources as writt
   one Patient too.
 """
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -194,3 +194,36 @@ class World:
         """The `source` resources whose `param` references one of `targets`."""
         wanted = set(targets)
         return {r.key for r in self.of(source) if wanted & set(r.refs(param))}
+
+    def included(
+        self,
+        visible: Callable[[Res], bool],
+        matches: set[Key],
+        includes: list["Rule"],
+        revincludes: list["Rule"],
+    ) -> set[Key]:
+        """Matches with what `_include` and `_revinclude` add, each only if `visible`:
+        non-iterate rules from the matches, iterate rules again from everything added until
+        nothing more is (http://hl7.org/fhir/R4/search.html#include)."""
+
+        def shown(keys: set[Key]) -> set[Key]:
+            return {k for k in keys if (r := self.get(k)) is not None and visible(r)}
+
+        def step(base: set[Key], iterate_only: bool) -> set[Key]:
+            added: set[Key] = set()
+            for source, param, target, iterate in includes:
+                if iterate or not iterate_only:
+                    added |= self.referenced({k for k in base if k[0] == source}, param, target)
+            for source, param, _, iterate in revincludes:
+                if iterate or not iterate_only:
+                    added |= self.referencing(base, source, param)
+            return shown(added)
+
+        found = matches | step(matches, False)
+        while more := step(found, True) - found:
+            found |= more
+        return found
+
+
+# An include rule: (source type, reference parameter, target type or None, iterate)
+Rule = tuple[str, str, str | None, bool]

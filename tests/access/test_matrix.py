@@ -26,7 +26,7 @@ import pytest
 from app.fhir.context import AppContext
 from tests import factories as f
 from tests.access.conftest import AsCaller, Principal
-from tests.access.rules import TYPES, Key, Res, Who, World, restricted
+from tests.access.rules import TYPES, Key, Res, Rule, Who, World, restricted
 from tests.http import FHIR_JSON, post_bundle
 
 GHOST = "00000000-0000-7000-8000-00000000dead"  # an id no resource has
@@ -342,30 +342,8 @@ async def summary_count(case: Case) -> Observed:
     return body.get("total"), len(case.world.seen(case.who, case.mine()))
 
 
-# An include rule: (source type, parameter, target type or None, iterate)
-Rule = tuple[str, str, str | None, bool]
-
-
 def _included(case: Case, matches: set[Key], includes: list[Rule], revs: list[Rule]) -> set[Key]:
-    """Matches with what the includes add, each only if visible: non-iterate rules from the
-    matches, iterate rules again from everything added until nothing more is."""
-    world = case.world
-
-    def step(base: set[Key], iterate_only: bool) -> set[Key]:
-        added: set[Key] = set()
-        for source, param, target, iterate in includes:
-            if iterate or not iterate_only:
-                sources = {k for k in base if k[0] == source}
-                added |= world.referenced(sources, param, target)
-        for source, param, _, iterate in revs:
-            if iterate or not iterate_only:
-                added |= world.referencing(base, source, param)
-        return case.visible_keys(added)
-
-    shown = matches | step(matches, False)
-    while more := step(shown, True) - shown:
-        shown |= more
-    return shown
+    return case.world.included(case.visible, matches, includes, revs)
 
 
 # type -> (base type, query, includes, revincludes), for _include, _revinclude and :iterate
