@@ -52,7 +52,9 @@ async def _open_as(stack: AsyncExitStack, settings: Settings, who: Principal) ->
     def identify(request: Request) -> Caller:
         return caller
 
-    app = create_app(settings, identify=identify)
+    # A small pool each: a module opens several of these beside the session's own app.
+    small = settings.model_copy(update={"pg_pool_min": 1, "pg_pool_max": 2})
+    app = create_app(small, identify=identify)
     await stack.enter_async_context(app.router.lifespan_context(app))
     transport = httpx.ASGITransport(app=app)
     return await stack.enter_async_context(httpx.AsyncClient(transport=transport, base_url=BASE))

@@ -4,8 +4,8 @@ with the rules computed in plain Python (`tests.access.rules`), never with the s
 The population: local authorities LA-A and LA-B, a GP practice and a hospital (and the
 organisations of the system and auditor clients, and an ICB the health services are part of);
 children A1 (LA-A's), B1 (LA-B's), X (LA-A's by extension, LA-B's by its active flag), R (LA-B's,
-with a restricted Flag by the GP, a restricted Condition recorded by the hospital and a
-restricted father written by the GP), N (no local authority), L (written by LA-A, no
+with a restricted Flag by the GP, a restricted Condition recorded by the hospital, the same
+condition recorded by the GP unrestricted, and a restricted father written by the GP), N (no local authority), L (written by LA-A, no
 extension) and S (restricted, written by the hospital). Each answer must show exactly what the
 rules allow: no hidden id anywhere in it, and a hidden resource answered as a missing one is.
 
@@ -134,6 +134,7 @@ async def population(writer: httpx.AsyncClient, as_caller: AsCaller, app: Any) -
         condition("B1", "hospital", code="35489007"),
         condition("X", "LA-B"),
         restricted(condition("R", "hospital", code="35489007")),
+        condition("R", "GP", code="35489007"),  # a summary warning must not count the other
         condition("N", None),
         f.related_person(patient=p["A1"], relationship="MTH"),
         f.related_person(patient=p["B1"], relationship="FTH"),
