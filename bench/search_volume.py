@@ -32,8 +32,8 @@ from app.criteria import Query as SearchQuery
 from app.fhir.search import parsing as search
 from app.flags import follow_ups
 from app.flags.codes import vocabulary
-from app.flags.writes import author_of
-from app.storage.bulk import bulk_load
+from app.records import writing
+from app.storage.bulk import WrittenAs, bulk_load
 from app.storage.db import asyncpg_dsn, sqlite_path
 from app.storage.query import search_sql
 from app.storage.tables import metadata
@@ -272,10 +272,9 @@ def summarise(
 claimed_numbers = follow_ups.claimed_numbers  # the NHS numbers a Patient claims, as the server
 
 
-def authored_by(base: str) -> Callable[[dict[str, Any]], str | None]:
-    """Who authored a resource, by the server's own rule, for a server at `base`."""
-    terms = vocabulary(base)
-    return lambda resource: author_of(resource, terms, base)
+def written_as(base: str) -> WrittenAs:
+    """A resource as a system client writes it, by the server's own rules, at `base`."""
+    return writing.written_as(SYSTEM, vocabulary(base), base)
 
 
 async def _pg_prepare(url: str) -> dict[str, int]:
@@ -303,7 +302,7 @@ def load(backend: str, url: str, population: pop.Population) -> dict[str, Any]:
     resources = pop.resources(population)
     ids = asyncio.run(
         bulk_load(
-            url, resources, BASE, claimed_numbers=claimed_numbers, authored_by=authored_by(BASE)
+            url, resources, BASE, claimed_numbers=claimed_numbers, written_as=written_as(BASE)
         )
     )
     loaded = time.perf_counter() - started

@@ -25,7 +25,7 @@ from app.storage.bulk import bulk_load
 from bench.backends import BACKENDS, UnavailableError, database
 from bench.process import ROOT, serve
 from bench.report import write_json
-from bench.search_volume import _pg_prepare, _sqlite_prepare, authored_by, claimed_numbers
+from bench.search_volume import _pg_prepare, _sqlite_prepare, claimed_numbers, written_as
 from bench.summary_population import population
 
 OUTPUT = ROOT / "bench" / "results" / "summary.json"
@@ -43,7 +43,7 @@ def load(backend: str, url: str, args: argparse.Namespace) -> tuple[list[str], d
             resources,
             CANONICAL,
             claimed_numbers=claimed_numbers,
-            authored_by=authored_by(CANONICAL),
+            written_as=written_as(CANONICAL),
         )
     )
     loaded = time.perf_counter() - started

@@ -16,9 +16,11 @@ exist. The rules:
 """
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from app.access.caller import Caller
-from app.nhs import NHS_NUMBER_SYSTEM
+from app.criteria import Criterion, TokenValue
+from app.nhs import NHS_NUMBER_SYSTEM, nhs_number_is_valid
 
 RESPONSIBLE = "_responsible"  # index parameter: an Organization responsible for the child
 CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
@@ -77,3 +79,26 @@ def is_restricted(resource: dict[str, object]) -> bool:
         and label.get("code") == RESTRICTED
         for label in labels
     )
+
+
+def finding_by_nhs_number(
+    caller: Caller, resource_type: str, criteria: tuple[Criterion, ...], compartment: str | None
+) -> Caller:
+    """The caller a search's matches are read for: for a local authority's Patient search by
+    one exact NHS number (`identifier=<NHS number system>|<number>`, nothing else), one that
+    also sees that Patient, the way an authority finds a child who has just moved in; the
+    caller itself otherwise. Includes are read for the caller itself."""
+    if caller.role != "local-authority" or resource_type != "Patient" or compartment:
+        return caller
+    if len(criteria) != 1:
+        return caller
+    only = criteria[0]
+    if only.param != "identifier" or only.kind != "token" or only.negate or len(only.values) != 1:
+        return caller
+    value = only.values[0]
+    if not isinstance(value, TokenValue) or value.system != NHS_NUMBER_SYSTEM:
+        return caller
+    number = value.code
+    if number is None or not nhs_number_is_valid(number):
+        return caller
+    return replace(caller, nhs_number=number)

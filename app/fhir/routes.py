@@ -275,7 +275,9 @@ async def create(request: Request) -> Response:
     validate_structure(resource_type, body)
     condition = _if_none_exist(request, resource_type)
     context = app_context(request)
-    prepared = prepare(body, context.base, vocabulary=context.vocabulary)
+    prepared = prepare(
+        body, context.base, vocabulary=context.vocabulary, caller=context.caller(request)
+    )
     return await _write_once(
         request, context, lambda repository: service.create(repository, prepared, condition)
     )
@@ -294,7 +296,13 @@ async def update(request: Request) -> Response:
     validate_structure(resource_type, body)
     version = wire.if_match(request)
     context = app_context(request)
-    prepared = prepare(body, context.base, logical_id, vocabulary=context.vocabulary)
+    prepared = prepare(
+        body,
+        context.base,
+        logical_id,
+        vocabulary=context.vocabulary,
+        caller=context.caller(request),
+    )
     return await _write_once(
         request, context, lambda repository: service.update(repository, prepared, version)
     )

@@ -21,6 +21,7 @@ FLAG_TYPES = "safeguarding-flag-type"  # id of the code system and of its value 
 REMOVAL_REASONS = "flag-removal-reason"  # id of the code system, its value set and extension
 RECORDING_ORGANIZATION = "recording-organization"  # extension: who recorded a Condition
 RESPONSIBLE_LOCAL_AUTHORITY = "responsible-local-authority"  # extension on a child's Patient
+WRITTEN_BY = "written-by-organization"  # meta extension: whose client wrote a version
 GSS_CODE = "gss-code"  # ONS GSS codes of local authorities: no official FHIR system exists
 
 # Flag types the rules and the summary single out (codes of the project code system).
@@ -120,6 +121,15 @@ class Vocabulary:
             if isinstance(extension, dict)
             and extension.get("url") == self.responsible_local_authority_extension
         ]
+
+    def client_source(self, client_id: str) -> str:
+        """The `meta.source` of what a client writes: the client, under the canonical base."""
+        return self.url("clients", client_id)
+
+    @property
+    def written_by_extension(self) -> str:
+        """The `meta` extension naming the Organization of the client that wrote a version."""
+        return self.url("StructureDefinition", WRITTEN_BY)
 
     @property
     def gss_system(self) -> str:

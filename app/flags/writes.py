@@ -9,12 +9,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from app.access import Caller, writing
 from app.errors import Conflict, Issue, Unprocessable
 from app.flags import flag_rules
 from app.flags.codes import Vocabulary
 from app.flags.follow_ups import FollowUp, one_active, patient_claims, relative_link, unlink
 from app.normalise import target_id
 
+NOT_AN_ORGANISATION = ""  # an author that is not an Organization here
 Guard = Callable[[dict[str, Any], dict[str, Any]], None]  # (stored, new): raises if refused
 
 
@@ -26,6 +28,7 @@ class DomainWrite:
     follow_ups: tuple[FollowUp, ...] = ()
     guard: Guard | None = None
     author_org: str | None = None
+    responsible: tuple[str, ...] = ()  # Organizations it makes responsible for its child
 
 
 def on_write(
@@ -34,18 +37,59 @@ def on_write(
     """The rules, follow-up writes and author of `resource`, to be stored as `logical_id`."""
     resource_type = resource["resourceType"]
     if resource_type == "Patient":
-        return DomainWrite([], (patient_claims(resource, logical_id),))
+        authorities = (
+            _author_id(target_id(reference, "Organization", base_url))
+            for reference in vocabulary.responsible_authorities(resource)
+        )
+        responsible = tuple(org for org in authorities if org is not None)
+        return DomainWrite([], (patient_claims(resource, logical_id),), responsible=responsible)
     if resource_type == "RelatedPerson":
         return DomainWrite([], (relative_link(resource),))
     if resource_type != "Flag":
         return DomainWrite([], author_org=author_of(resource, vocabulary, base_url))
     claim = flag_rules.one_active_claim(resource, vocabulary, base_url)
+    author = author_of(resource, vocabulary, base_url)
     return DomainWrite(
         flag_rules.flag_issues(resource, vocabulary, base_url),
         (one_active(claim),),
         _fixed_code_and_subject(vocabulary, base_url),
-        author_of(resource, vocabulary, base_url),
+        author,
+        # an authority raising an active flag about a child becomes responsible for them
+        (author,) if author is not None and resource.get("status") == "active" else (),
     )
+
+
+def as_written_by(
+    resource: dict[str, Any], caller: Caller, vocabulary: Vocabulary, base_url: str
+) -> dict[str, Any]:
+    """`resource` as `caller` may write it: its declared author checked against the caller's
+    organisation (`access.writing`), and set to it when absent (a Flag's author, a Condition's
+    recording organisation). 403 when the caller may not write it."""
+    resource_type = resource["resourceType"]
+    writing.check_type(caller, resource_type)
+    if resource_type == "Flag":
+        declared = author_of(resource, vocabulary, base_url)
+        if declared is None and resource.get("author") is not None:
+            declared = NOT_AN_ORGANISATION  # a Practitioner, a Device...: not the caller's own
+        author = writing.author_to_record(caller, declared, "Flag.author")
+        if author is not None and declared is None:
+            return resource | {"author": {"reference": f"Organization/{author}"}}
+    elif resource_type == "Condition":
+        declared = recorder(resource, vocabulary, base_url)
+        expression = f"Condition.extension('{vocabulary.recording_organization_extension}')"
+        author = writing.author_to_record(caller, declared, expression)
+        if author is not None and declared is None:
+            return _recorded_by(resource, author, vocabulary)
+    return resource
+
+
+def _recorded_by(resource: dict[str, Any], author: str, vocabulary: Vocabulary) -> dict[str, Any]:
+    """A Condition with the recording-organization extension naming `author` added."""
+    extension = {
+        "url": vocabulary.recording_organization_extension,
+        "valueReference": {"reference": f"Organization/{author}"},
+    }
+    return resource | {"extension": [*(resource.get("extension") or []), extension]}
 
 
 def author_of(resource: dict[str, Any], vocabulary: Vocabulary, base_url: str) -> str | None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from app.access import writing
 from app.criteria import Query
 from app.errors import Gone, Invalid, NhsNumberHeld, NotFound, PreconditionFailed, WriteConflict
 from app.flags import writes as domain
@@ -139,13 +140,29 @@ async def _update(
 ) -> tuple[int, WriteResult]:
     resource_type = prepared.resource["resourceType"]
     logical_id = prepared.logical_id
-    current = await storage.read_current(repository, resource_type, logical_id, lock=True)
-    if current is None and await storage.hidden(repository, resource_type, logical_id):
-        raise NotFound.of(f"{resource_type}/{logical_id} is not known")
+    current = await _writable(repository, resource_type, logical_id)
     _check_version(current, if_match)
     pk, version = await save(repository, prepared, current, "PUT", last=True)
     created = current is None or current.deleted
     return pk, WriteResult(resource_type, version, created=created)
+
+
+async def _writable(
+    repository: Repository, resource_type: str, logical_id: str, *, deleting: bool = False
+) -> storage.Current | None:
+    """The current row of a resource about to be changed or deleted by id, locked; None when
+    there is none and the caller may write one (access.writing: 404 for a resource the caller
+    cannot see, as for one that does not exist; 403 for one it may not change). A `system`
+    client's delete of what it cannot see deletes nothing, as for an id that does not exist."""
+    current = await storage.read_current(repository, resource_type, logical_id, lock=True)
+    caller = repository.caller
+    if current is None:
+        if not deleting and await storage.hidden(repository, resource_type, logical_id):
+            raise NotFound.of(f"{resource_type}/{logical_id} is not known")
+        writing.check_absent(caller, resource_type, logical_id)
+    else:
+        writing.check_change(caller, resource_type, logical_id, current.author_org)
+    return current
 
 
 async def update(
@@ -178,9 +195,13 @@ async def conditional_update(
                 f"{match.logical_id}",
                 f"{resource_type}.id",
             )
-        prepared = prepare(resource, base_url, match.logical_id, vocabulary=vocabulary)
+        prepared = prepare(
+            resource, base_url, match.logical_id, vocabulary=vocabulary, caller=repository.caller
+        )
         return await update(repository, prepared, if_match)
-    prepared = prepare(resource, base_url, body_id or new_id, vocabulary=vocabulary)
+    prepared = prepare(
+        resource, base_url, body_id or new_id, vocabulary=vocabulary, caller=repository.caller
+    )
     if body_id is not None:
         pk, result = await _update(repository, prepared, if_match)
     else:
@@ -201,14 +222,16 @@ async def patch(
     vocabulary: Vocabulary,
 ) -> WriteResult:
     """patch: apply `patcher` to the current version, then save like an update."""
-    current = await storage.read_current(repository, resource_type, logical_id, lock=True)
+    current = await _writable(repository, resource_type, logical_id)
     if current is None:
         raise NotFound.of(f"{resource_type}/{logical_id} is not known")
     if current.deleted or current.body is None:
         raise Gone.of(f"{resource_type}/{logical_id} was deleted")
     _check_version(current, if_match)
     patched = patcher(orjson.loads(current.body))
-    prepared = prepare(patched, base_url, logical_id, vocabulary=vocabulary)
+    prepared = prepare(
+        patched, base_url, logical_id, vocabulary=vocabulary, caller=repository.caller
+    )
     _, version = await save(repository, prepared, current, "PATCH", last=True)
     return WriteResult(resource_type, version)
 
@@ -217,7 +240,7 @@ async def delete(
     repository: Repository, resource_type: str, logical_id: str, if_match: int | None = None
 ) -> DeleteResult:
     """delete; deleting an unknown or deleted resource is not an error (R4 http.html#delete)."""
-    current = await storage.read_current(repository, resource_type, logical_id, lock=True)
+    current = await _writable(repository, resource_type, logical_id, deleting=True)
     if current is None or current.deleted or current.body is None:
         _check_version(None, if_match)
         return DeleteResult(resource_type, logical_id, None)

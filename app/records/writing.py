@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from app.access import Caller
 from app.errors import FhirError, Issue, Unprocessable
 from app.flags import writes as domain_rules
 from app.flags.codes import Vocabulary
@@ -55,13 +56,16 @@ def prepare(
     written_together: frozenset[tuple[str, str]] = frozenset(),
     *,
     vocabulary: Vocabulary,
+    caller: Caller,
 ) -> Prepared:
     """Normalise and check `resource`, and derive its rows; a new id when none is given.
 
     References to `written_together` resources (created by the same transaction Bundle,
     which stands or falls as one) are not required to be live when this one is written.
     """
+    resource = domain_rules.as_written_by(resource, caller, vocabulary, base_url)
     resource, found = rules.survey(resource)
+    resource = _sourced(resource, caller, vocabulary)  # after the survey: no reference to check
     resource_type = resource["resourceType"]
     logical_id = logical_id or new_logical_id()
     issues = rules.binding_issues(resource_type, resource)
@@ -72,8 +76,48 @@ def prepare(
     targets = _reference_targets(resource_type, logical_id, found, base_url)
     for target in written_together & targets.keys():
         del targets[target]
-    derived = derive(resource, logical_id, base_url, domain.author_org)
+    derived = derive(resource, logical_id, base_url, domain.author_org, domain.responsible)
     return Prepared(resource, logical_id, issues, targets, derived, domain)
+
+
+def written_as(
+    caller: Caller, vocabulary: Vocabulary, base_url: str
+) -> Callable[[dict[str, Any]], tuple[dict[str, Any], str | None, tuple[str, ...]]]:
+    """What `prepare` makes of a resource (as `caller` writes it, its author, the Organizations
+    it makes responsible for its child), for loads that bypass the API (`storage.bulk`)."""
+
+    def written(resource: dict[str, Any]) -> tuple[dict[str, Any], str | None, tuple[str, ...]]:
+        resource = domain_rules.as_written_by(resource, caller, vocabulary, base_url)
+        resource = _sourced(resource, caller, vocabulary)
+        domain = domain_rules.on_write(resource, resource.get("id") or "", vocabulary, base_url)
+        return resource, domain.author_org, domain.responsible
+
+    return written
+
+
+def _sourced(resource: dict[str, Any], caller: Caller, vocabulary: Vocabulary) -> dict[str, Any]:
+    """`resource` with `meta.source` naming the client that writes it and a `meta` extension
+    naming that client's organisation, replacing what the body said of either: every version
+    records who wrote it (http://hl7.org/fhir/R4/resource-definitions.html#Meta.source)."""
+    meta = resource.get("meta")
+    meta = dict(meta) if isinstance(meta, dict) else {}
+    meta["source"] = vocabulary.client_source(caller.subject)
+    url = vocabulary.written_by_extension
+    extensions = meta.get("extension")
+    kept = (
+        [e for e in extensions if not (isinstance(e, dict) and e.get("url") == url)]
+        if (isinstance(extensions, list))
+        else []
+    )
+    if caller.organisation is not None:
+        kept.append(
+            {"url": url, "valueReference": {"reference": f"Organization/{caller.organisation}"}}
+        )
+    if kept:
+        meta["extension"] = kept
+    else:
+        meta.pop("extension", None)
+    return resource | {"meta": meta}
 
 
 def _reference_targets(

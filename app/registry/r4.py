@@ -311,6 +311,8 @@ COMMON = [
          "Resource-lastUpdated"),
     _std("_profile", "uri", ("Resource.meta.profile",), "Profiles this resource claims to "
          "conform to", "Resource.meta.profile", "Resource-profile"),
+    _std("_source", "uri", ("Resource.meta.source",), "Identifies where the resource comes "
+         "from (here: the client that wrote it)", "Resource.meta.source", "Resource-source"),
     _std("_security", "token", ("Resource.meta.security",), "Security Labels applied to "
          "this resource", "Resource.meta.security", "Resource-security"),
     _std("_tag", "token", ("Resource.meta.tag",), "Tags applied to this resource",

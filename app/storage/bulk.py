@@ -25,7 +25,15 @@ from app.storage.repository import stamp
 from app.storage.writes import INDEX_KINDS, NewVersion
 
 ClaimedNumbers = Callable[[dict[str, Any]], Iterable[str]]
-AuthoredBy = Callable[[dict[str, Any]], str | None]
+# A resource -> (the resource as its writer writes it, its author, the Organizations it makes
+# responsible for its child): the domain's rules, given by the caller of `bulk_load`.
+WrittenAs = Callable[[dict[str, Any]], tuple[dict[str, Any], str | None, tuple[str, ...]]]
+
+
+def _as_is(resource: dict[str, Any]) -> tuple[dict[str, Any], str | None, tuple[str, ...]]:
+    return resource, None, ()
+
+
 Record = tuple[Any, ...]
 
 RESOURCE_COLUMNS = (
@@ -39,6 +47,7 @@ RESOURCE_COLUMNS = (
     "patient_id",
     "owner_org",
     "author_org",
+    "restricted",
 )
 VERSION_COLUMNS = (
     "resource_type",
@@ -49,6 +58,9 @@ VERSION_COLUMNS = (
     "body",
     "patient_id",
     "author_org",
+    "restricted",
+    "client_id",
+    "client_org",
 )
 CLAIM_COLUMNS = ("nhs_number", "resource_pk")
 
@@ -69,11 +81,12 @@ def new_version(
     logical_id: str,
     base_url: str,
     caller: Caller,
-    author_org: str | None = None,
+    written_as: WrittenAs = _as_is,
 ) -> NewVersion:
     """Version 1 of a resource, derived exactly as `repository.save` derives a create."""
     micros = now_micros()
-    derived = derive(resource, logical_id, base_url, author_org)
+    resource, author_org, responsible = written_as(resource)
+    derived = derive(resource, logical_id, base_url, author_org, responsible)
     return NewVersion(
         resource_type=resource["resourceType"],
         logical_id=logical_id,
@@ -83,7 +96,10 @@ def new_version(
         body=stamp(resource, logical_id, 1, micros),
         patient_id=derived.patient_id,
         owner_org=caller.organisation,
-        author_org=derived.author_org,
+        author_org=derived.author_org or caller.organisation,
+        restricted=derived.restricted,
+        client_id=caller.subject,
+        client_org=caller.organisation,
         index=derived.index,
     )
 
@@ -93,13 +109,16 @@ def batch_rows(
 ) -> Batch:
     """Every row a batch of new resources (with their pks and NHS number claims) writes."""
     batch = Batch()
-    owned = [(n.patient_id, n.owner_org, n.author_org) for n in news]
+    owned = [(n.patient_id, n.owner_org, n.author_org, n.restricted) for n in news]
     stamped = [(n.resource_type, n.logical_id, n.version_id, n.last_updated) for n in news]
     resources = zip(pks, stamped, news, owned, strict=True)
     rows = ((pk, *version, False, n.body, *owners) for pk, version, n, owners in resources)
     batch.add("resource", RESOURCE_COLUMNS, rows)
     versions = zip(stamped, news, owned, strict=True)
-    histories = ((*version, n.method, n.body, who[0], who[2]) for version, n, who in versions)
+    histories = (
+        (*version, n.method, n.body, who[0], who[2], who[3], n.client_id, n.client_org)
+        for version, n, who in versions
+    )
     batch.add("resource_version", VERSION_COLUMNS, histories)
     for kind, (table, columns, _) in INDEX_KINDS.items():
         names = ("resource_pk", "param", *columns)
@@ -121,12 +140,11 @@ def _prepare(
     base_url: str,
     caller: Caller,
     claimed: ClaimedNumbers,
-    authored_by: AuthoredBy,
+    written_as: WrittenAs,
 ) -> tuple[list[NewVersion], list[list[str]]]:
     """The new versions of a chunk and each one's NHS number claims (Patients only)."""
     news = [
-        new_version(r, r.get("id") or new_logical_id(), base_url, caller, authored_by(r))
-        for r in chunk
+        new_version(r, r.get("id") or new_logical_id(), base_url, caller, written_as) for r in chunk
     ]
     claims = [sorted(set(claimed(r))) for r in chunk]
     return news, claims
@@ -138,18 +156,19 @@ async def bulk_load(
     base_url: str,
     *,
     claimed_numbers: ClaimedNumbers,
-    authored_by: AuthoredBy = lambda resource: None,
+    written_as: WrittenAs = _as_is,
     caller: Caller = SYSTEM,
     batch: int = 5000,
 ) -> list[str]:
     """Load new resources into the database at `url`; their ids, in order.
 
-    `claimed_numbers` gives the NHS numbers a resource claims and `authored_by` the Organization
-    that authored a resource (the rules live in the domain packages);
+    `claimed_numbers` gives the NHS numbers a resource claims and `written_as` the resource
+    as `caller` writes it, its author and the Organizations it makes responsible for its child
+    (the rules live in the domain packages);
     each batch commits on its own, so a failure leaves the earlier batches loaded.
     """
     chunks = (
-        _prepare(c, base_url, caller, claimed_numbers, authored_by)
+        _prepare(c, base_url, caller, claimed_numbers, written_as)
         for c in _chunks(resources, batch)
     )
     if url.startswith("postgres"):

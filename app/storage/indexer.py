@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+from app.access.visibility import RESPONSIBLE, is_restricted
 from app.normalise import (
     EARLIEST,
     LATEST,
@@ -270,16 +271,25 @@ class Derived:
     patient_id: str | None  # the Patient compartment it is in
     index: IndexRows
     author_org: str | None = None  # the Organization that authored it, as the domain says
+    restricted: bool = False  # labelled restricted (access.visibility.is_restricted)
 
 
 def derive(
-    resource: dict[str, Any], logical_id: str, base_url: str, author_org: str | None = None
+    resource: dict[str, Any],
+    logical_id: str,
+    base_url: str,
+    author_org: str | None = None,
+    responsible: tuple[str, ...] = (),
 ) -> Derived:
-    """The compartment and index rows of `resource` stored under `logical_id`, and the
-    authoring organisation the domain found in it."""
+    """The compartment and index rows of `resource` stored under `logical_id`, the
+    authoring organisation the domain found in it, and the Organizations it makes responsible
+    for its child (indexed as `access.visibility.RESPONSIBLE` reference rows)."""
     resource_type = resource["resourceType"]
+    index = index_rows(resource_type, resource, base_url)
+    index.reference.extend((RESPONSIBLE, "Organization", org) for org in dict.fromkeys(responsible))
     return Derived(
         compartment_patient(resource_type, resource | {"id": logical_id}, base_url),
-        index_rows(resource_type, resource, base_url),
+        index,
         author_org,
+        is_restricted(resource),
     )

@@ -54,6 +54,7 @@ class Current(NamedTuple):
     last_updated: int
     deleted: bool
     body: bytes | None
+    author_org: str | None = None  # the Organization that authored it (access.writing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +76,8 @@ def _read_sql(caller: Caller, dialect: str, lock: bool) -> tuple[str, tuple[Any,
     sql = Sql(caller, ["type", "id"])
     suffix = " FOR UPDATE" if lock and dialect == "postgresql" else ""
     text = (
-        "SELECT r.pk, r.version_id, r.last_updated, r.deleted, r.body FROM resource r "
+        "SELECT r.pk, r.version_id, r.last_updated, r.deleted, r.body, r.author_org "
+        "FROM resource r "
         f"WHERE r.resource_type = $1 AND r.logical_id = $2 AND {sql.visible('r', live=False)}"
     )
     return text + suffix, tuple(sql.args[2:])
@@ -88,7 +90,7 @@ async def read_current(
     `lock`); None if there is none the caller may see."""
     text, own = _read_sql(repo.caller, repo.conn.dialect, lock)
     row = await repo.conn.fetchrow(text, resource_type, logical_id, *own)
-    return None if row is None else Current(row[0], row[1], row[2], bool(row[3]), row[4])
+    return None if row is None else Current(row[0], row[1], row[2], bool(row[3]), *row[4:])
 
 
 async def hidden(repo: Repository, resource_type: str, logical_id: str) -> bool:
@@ -224,9 +226,17 @@ def _new_version(
         body=stamp(resource, logical_id, version_id, micros),
         patient_id=derived.patient_id,
         owner_org=caller.organisation,
-        author_org=derived.author_org,
+        author_org=derived.author_org or _creator(caller, current),
+        restricted=derived.restricted,
+        client_id=caller.subject,
+        client_org=caller.organisation,
         index=derived.index,
     )
+
+
+def _creator(caller: Caller, current: Current | None) -> str | None:
+    """Who authored a resource that names no author: the organisation that created it."""
+    return caller.organisation if current is None else current.author_org
 
 
 def _version(new: NewVersion) -> Version:
@@ -270,11 +280,14 @@ async def delete(
         await conn.execute(f"DELETE FROM {table} WHERE resource_pk = $1", current.pk)
     await conn.execute(
         "INSERT INTO resource_version (resource_type, logical_id, version_id, last_updated, "
-        "method, body, patient_id, author_org) SELECT resource_type, logical_id, $2, $3, "
-        "'DELETE', NULL, patient_id, author_org FROM resource WHERE pk = $1",
+        "method, body, patient_id, author_org, restricted, client_id, client_org) SELECT "
+        "resource_type, logical_id, $2, $3, 'DELETE', NULL, patient_id, author_org, restricted, "
+        "$4, $5 FROM resource WHERE pk = $1",
         current.pk,
         version.version_id,
         micros,
+        repo.caller.subject,
+        repo.caller.organisation,
     )
     return version
 

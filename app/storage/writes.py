@@ -30,6 +30,9 @@ class NewVersion:
     patient_id: str | None
     owner_org: str | None
     author_org: str | None
+    restricted: bool
+    client_id: str | None  # the client that wrote it, and its organisation
+    client_org: str | None
     index: IndexRows
 
 
@@ -45,7 +48,7 @@ INDEX_KINDS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         ("float8", "float8", "varchar", "varchar"),
     ),
 }
-FIRST_INDEX_ARG = 10  # $1..$9 are the resource's own columns
+FIRST_INDEX_ARG = 13  # $1..$12 are the resource's own columns
 
 
 def _index_ctes(rows_from: str, first: int) -> str:
@@ -75,23 +78,24 @@ _PG_INDEX_INSERTS, _PG_NEXT_ARG = _pg_index_inserts()
 _PG_VERSION = """
 v AS (
   INSERT INTO resource_version
-    (resource_type, logical_id, version_id, last_updated, method, body, patient_id, author_org)
-  SELECT $1, $2, $3, $4, $8, $5, $6, $9 FROM r
+    (resource_type, logical_id, version_id, last_updated, method, body, patient_id, author_org,
+     restricted, client_id, client_org)
+  SELECT $1, $2, $3, $4, $8, $5, $6, $9, $10, $11, $12 FROM r
 ),"""
 
 _PG_INSERT = """
 WITH r AS (
   INSERT INTO resource (resource_type, logical_id, version_id, last_updated, deleted, body,
-    patient_id, owner_org, author_org)
-  SELECT $1, $2, $3, $4, false, $5, $6, $7, $9 WHERE {live}
+    patient_id, owner_org, author_org, restricted)
+  SELECT $1, $2, $3, $4, false, $5, $6, $7, $9, $10 WHERE {live}
   RETURNING pk
 ),"""
 
 _PG_UPDATE = """
 WITH r AS (
   UPDATE resource SET version_id = $3, last_updated = $4, deleted = false, body = $5,
-    patient_id = $6, owner_org = COALESCE(owner_org, $7::varchar), author_org = $9
-  WHERE pk = ${pk} AND {live} RETURNING pk
+    patient_id = $6, owner_org = COALESCE(owner_org, $7::varchar), author_org = $9,
+    restricted = $10 WHERE pk = ${pk} AND {live} RETURNING pk
 ),""" + "".join(
     f"\nd_{kind} AS (DELETE FROM {table} WHERE resource_pk IN (SELECT pk FROM r)),"
     for kind, (table, _, _) in INDEX_KINDS.items()
@@ -144,6 +148,9 @@ async def write_postgres(
         new.owner_org,
         new.method,
         new.author_org,
+        new.restricted,
+        new.client_id,
+        new.client_org,
         _index_json(new),
         *([] if pk is None else [pk]),
         *(part for target in must_exist for part in target),
@@ -157,18 +164,20 @@ def _pg_many_sql() -> str:
     """One statement creating many resources (arrays unnested), their version rows and their
     index rows (one JSON array per kind of [type, id, param, ...], joined back to the pks)."""
     rows_from = (
-        "json_array_elements($9::json -> {number}) AS e "
+        "json_array_elements($12::json -> {number}) AS e "
         "JOIN r ON r.resource_type = e->>0 AND r.logical_id = e->>1"
     )
     ctes = _index_ctes(rows_from, 2)
     return (
         "WITH u AS (SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::int[], $4::int8[], "
-        "$5::bytea[], $6::varchar[], $7::varchar[], $8::varchar[]) AS u(t, i, v, l, b, p, o, a)),"
+        "$5::bytea[], $6::varchar[], $7::varchar[], $8::varchar[], $9::bool[], $10::varchar[], "
+        "$11::varchar[]) AS u(t, i, v, l, b, p, o, a, s, c, co)),"
         "\nr AS (INSERT INTO resource (resource_type, logical_id, version_id, last_updated, "
-        "deleted, body, patient_id, owner_org, author_org) "
-        "SELECT t, i, v, l, false, b, p, o, a FROM u RETURNING pk, resource_type, logical_id),\n"
+        "deleted, body, patient_id, owner_org, author_org, restricted) "
+        "SELECT t, i, v, l, false, b, p, o, a, s FROM u RETURNING pk, resource_type, logical_id),\n"
         "v AS (INSERT INTO resource_version (resource_type, logical_id, version_id, last_updated, "
-        "method, body, patient_id, author_org) SELECT t, i, v, l, 'POST', b, p, a FROM u),\n"
+        "method, body, patient_id, author_org, restricted, client_id, client_org) "
+        "SELECT t, i, v, l, 'POST', b, p, a, s, c, co FROM u),\n"
         + ctes
         + "\nSELECT resource_type, logical_id, pk FROM r"
     )
@@ -196,6 +205,9 @@ async def write_postgres_many(conn: Connection, news: list[NewVersion]) -> list[
         [n.patient_id for n in news],
         [n.owner_org for n in news],
         [n.author_org for n in news],
+        [n.restricted for n in news],
+        [n.client_id for n in news],
+        [n.client_org for n in news],
         orjson.dumps(index).decode(),
     )
     pks = {(row[0], row[1]): int(row[2]) for row in rows}
@@ -210,24 +222,26 @@ async def clear_index(conn: Connection, pk: int) -> None:
 
 _SQLITE_INSERT = (
     "INSERT INTO resource (resource_type, logical_id, version_id, last_updated, deleted, body, "
-    "patient_id, owner_org, author_org) SELECT $1, $2, $3, $4, 0, $5, $6, $7, $8 WHERE {live} "
+    "patient_id, owner_org, author_org, restricted) SELECT $1, $2, $3, $4, 0, $5, $6, $7, $8, $9 "
+    "WHERE {live} "
     "RETURNING pk"
 )
 _SQLITE_UPDATE = (
     "UPDATE resource SET version_id = $2, last_updated = $3, deleted = 0, body = $4, "
-    "patient_id = $5, owner_org = COALESCE(owner_org, $6), author_org = $7 "
+    "patient_id = $5, owner_org = COALESCE(owner_org, $6), author_org = $7, restricted = $8 "
     "WHERE pk = $1 AND {live} RETURNING pk"
 )
 _SQLITE_VERSION = (
     "INSERT INTO resource_version (resource_type, logical_id, version_id, last_updated, method, "
-    "body, patient_id, author_org) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+    "body, patient_id, author_org, restricted, client_id, client_org) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
 )
 
 
 @cache
 def _sqlite_write_sql(update: bool, targets: int) -> str:
     """The resource row's INSERT or UPDATE, written only if each referenced resource is live."""
-    first = 8 if update else 9  # parameters after the row's own
+    first = 9 if update else 10  # parameters after the row's own
     checks = [_LIVE.format(first + 2 * n, first + 2 * n + 1) for n in range(targets)]
     return (_SQLITE_UPDATE if update else _SQLITE_INSERT).format(live=" AND ".join(checks) or "1")
 
@@ -239,7 +253,7 @@ async def write_sqlite(
     if every `must_exist` (type, id) is a live resource; None (nothing written) otherwise."""
     targets = [part for target in must_exist for part in target]
     sql = _sqlite_write_sql(pk is not None, len(must_exist))
-    owned = (new.patient_id, new.owner_org, new.author_org)
+    owned = (new.patient_id, new.owner_org, new.author_org, new.restricted)
     if pk is None:
         first = (new.resource_type, new.logical_id, new.version_id, new.last_updated, new.body)
         row = await conn.fetchrow(sql, *first, *owned, *targets)
@@ -263,6 +277,9 @@ async def write_sqlite(
         new.body,
         new.patient_id,
         new.author_org,
+        new.restricted,
+        new.client_id,
+        new.client_org,
     )
     return pk
 
@@ -281,14 +298,15 @@ _INDEX_INSERTS = [
 # byte ranges of one BLOB, so each table takes one statement that runs wholly inside SQLite.
 _SQLITE_MANY_RESOURCES = (
     "INSERT INTO resource (pk, resource_type, logical_id, version_id, last_updated, deleted, "
-    "body, patient_id, owner_org, author_org) SELECT value->>0, value->>1, value->>2, "
-    "value->>3, value->>4, 0, substr($2, value->>5, value->>6), value->>7, value->>8, "
-    "value->>9 FROM json_each($1)"
+    "body, patient_id, owner_org, author_org, restricted) SELECT value->>0, value->>1, "
+    "value->>2, value->>3, value->>4, 0, substr($2, value->>5, value->>6), value->>7, "
+    "value->>8, value->>9, value->>10 FROM json_each($1)"
 )
 _SQLITE_MANY_VERSIONS = (
     "INSERT INTO resource_version (resource_type, logical_id, version_id, last_updated, "
-    "method, body, patient_id, author_org) SELECT value->>1, value->>2, value->>3, value->>4, "
-    "'POST', substr($2, value->>5, value->>6), value->>7, value->>9 FROM json_each($1)"
+    "method, body, patient_id, author_org, restricted, client_id, client_org) SELECT "
+    "value->>1, value->>2, value->>3, value->>4, 'POST', substr($2, value->>5, value->>6), "
+    "value->>7, value->>9, value->>10, value->>11, value->>12 FROM json_each($1)"
 )
 _SQLITE_MANY_INDEX = [
     (
@@ -325,6 +343,9 @@ async def write_sqlite_many(conn: Connection, news: list[NewVersion]) -> list[in
                 n.patient_id,
                 n.owner_org,
                 n.author_org,
+                n.restricted,
+                n.client_id,
+                n.client_org,
             )
         )
         start += len(n.body)

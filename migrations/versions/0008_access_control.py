@@ -21,6 +21,11 @@ depends_on: str | Sequence[str] | None = None
 RESTRICTED = "labelled restricted (meta.security R): seen only by its author and those responsible"
 CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 BATCH = 1000
+AUTHOR = (
+    "the Organization that authored it (Flag.author, a Condition's recorder; for other types, "
+    "the organisation of the client that created it)"
+)
+OLD_AUTHOR = "the Organization that authored it (Flag.author, a Condition's recorder)"
 
 
 def upgrade() -> None:
@@ -59,7 +64,17 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("assertion_jti") as batch_op:
         batch_op.create_index(batch_op.f("ix_assertion_jti_expires_at"), ["expires_at"])
+    _comment_author(AUTHOR, OLD_AUTHOR)
     _backfill()
+
+
+def _comment_author(comment: str, existing: str) -> None:
+    if op.get_bind().dialect.name == "postgresql":  # SQLite keeps no column comments
+        for table in ("resource", "resource_version"):
+            op.alter_column(
+                table, "author_org", existing_type=sa.String(length=64), existing_nullable=True,
+                comment=comment, existing_comment=existing,
+            )
 
 
 def _backfill() -> None:
@@ -128,6 +143,7 @@ def _responsible(kind: str, author: str | None, resource: dict, extension: str, 
 
 
 def downgrade() -> None:
+    _comment_author(OLD_AUTHOR, AUTHOR)
     op.execute("DELETE FROM idx_reference WHERE param = '_responsible'")
     with op.batch_alter_table("assertion_jti") as batch_op:
         batch_op.drop_index(batch_op.f("ix_assertion_jti_expires_at"))

@@ -7,11 +7,11 @@ import orjson
 import pytest
 from fastapi import FastAPI
 
+from app.access import ANONYMOUS
 from app.fhir.resources import validate_structure
 from app.flags.codes import vocabulary
 from app.flags.follow_ups import claimed_numbers
-from app.flags.writes import author_of
-from app.records import rules
+from app.records import rules, writing
 from app.storage.bulk import bulk_load
 from bench import population
 from tests import factories as f
@@ -20,9 +20,9 @@ from tests.http import FHIR_JSON, create, reference
 
 TABLES = {
     "resource": "t.resource_type, t.logical_id, t.version_id, t.deleted, t.patient_id, "
-    "t.owner_org, t.author_org, t.body",
+    "t.owner_org, t.author_org, t.restricted, t.body",
     "resource_version": "t.resource_type, t.logical_id, t.version_id, t.method, t.patient_id, "
-    "t.author_org, t.body",
+    "t.author_org, t.restricted, t.client_id, t.client_org, t.body",
     "idx_token": "r.logical_id, t.param, t.system, t.code",
     "idx_reference": "r.logical_id, t.param, t.target_type, t.target_id",
     "idx_string": "r.logical_id, t.param, t.value, t.exact",
@@ -35,11 +35,14 @@ TABLES = {
 _claimed = claimed_numbers  # the server's own rule
 
 
-def _author(resource: dict[str, Any]) -> str | None:
-    return author_of(resource, vocabulary(BASE), BASE)
+_written_as = writing.written_as(ANONYMOUS, vocabulary(BASE), BASE)  # as the client below
 
 
-RULES: dict[str, Any] = {"claimed_numbers": _claimed, "authored_by": _author}
+RULES: dict[str, Any] = {
+    "claimed_numbers": _claimed,
+    "written_as": _written_as,
+    "caller": ANONYMOUS,
+}
 
 
 def _without_timestamp(value: Any) -> Any:
@@ -123,7 +126,7 @@ async def test_a_bulk_loaded_nhs_number_is_claimed_and_creates_follow_on(
         population.resources(planned),
         BASE,
         claimed_numbers=_claimed,
-        authored_by=_author,
+        written_as=_written_as,
     )
     nhs = planned.children[0].nhs
 

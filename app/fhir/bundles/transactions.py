@@ -128,6 +128,7 @@ async def _create_together(
                 plan.id_of(entry),
                 plan.written,
                 vocabulary=_vocabulary(request),
+                caller=repository.caller,
             )
         )
     live = await writing.live_targets(repository, prepared)
@@ -268,7 +269,12 @@ async def _create(
         where = f"{entry.where}.request.ifNoneExist"
         condition = _condition(entry.resource_type, entry.if_none_exist, base, where)
     prepared = writing.prepare(
-        resource, base, plan.id_of(entry), plan.written, vocabulary=_vocabulary(request)
+        resource,
+        base,
+        plan.id_of(entry),
+        plan.written,
+        vocabulary=_vocabulary(request),
+        caller=repository.caller,
     )
     return _as_promised(plan, entry, await service.create(repository, prepared, condition))
 
@@ -281,7 +287,12 @@ async def _update(
     if entry.query is None:
         assert logical_id is not None
         prepared = writing.prepare(
-            resource, base, logical_id, plan.written, vocabulary=_vocabulary(request)
+            resource,
+            base,
+            logical_id,
+            plan.written,
+            vocabulary=_vocabulary(request),
+            caller=repository.caller,
         )
         return await service.update(repository, prepared, entry.if_match)
     condition = _condition(entry.resource_type, entry.query, base, f"{entry.where}.request.url")

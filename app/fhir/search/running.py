@@ -9,6 +9,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app.access.visibility import finding_by_nhs_number
 from app.criteria import Query, SortKey
 from app.errors import Invalid, Issue
 from app.fhir import elements, wire
@@ -185,7 +186,10 @@ async def searchset(
     after, backwards = opts.cursor if opts.cursor else (None, False)
     criteria, count = parsed.criteria, opts.count + 1
     query = Query(resource_type, criteria, count, opts.sort, after, backwards, None, compartment)
-    found = await _find(repository, context.settings, query, opts)
+    matching = finding_by_nhs_number(repository.caller, resource_type, criteria, compartment)
+    found = await _find(
+        repository._replace(caller=matching), repository, context.settings, query, opts
+    )
     return bundles.searchset(
         context.base,
         resource_type,
@@ -198,11 +202,14 @@ async def searchset(
     )
 
 
-async def _find(repository: Repository, settings: Settings, query: Query, opts: Options) -> Found:
-    """The page of `query` (none for a count alone), its includes and its total."""
+async def _find(
+    matching: Repository, repository: Repository, settings: Settings, query: Query, opts: Options
+) -> Found:
+    """The page of `query` (none for a count alone), its includes and its total; matches are
+    read through `matching`, includes through `repository` (access.visibility)."""
     if opts.summary == "count" or opts.count == 0:
-        return Found(Page([], False, False), [], await reads.count(repository, query), [])
-    rows = await reads.search(repository, query)
+        return Found(Page([], False, False), [], await reads.count(matching, query), [])
+    rows = await reads.search(matching, query)
     page = _page(rows, opts.count, query.after, query.backwards)
     included, capped = await _included(
         repository, settings, query.resource_type, page, opts.includes
@@ -211,7 +218,7 @@ async def _find(repository: Repository, settings: Settings, query: Query, opts: 
     if capped:
         cut = f"included resources were cut off at {settings.max_included}"
         warnings.append(Issue(cut, "too-costly", severity="warning"))
-    total = await _total(repository, query, opts.total, page, query.after is None)
+    total = await _total(matching, query, opts.total, page, query.after is None)
     return Found(page, included, total, warnings)
 
 
