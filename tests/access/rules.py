@@ -170,6 +170,13 @@ class World:
             return child is not None and child in self.responsible(who.org)
         return False
 
+    def may_change(self, who: Who, r: Res) -> bool:
+        """Whether `who` may update or delete `r` (one it can see): system clients anything;
+        others what their organisation authored, never an Organization (the directory)."""
+        if who.role == "system":
+            return True
+        return r.type != "Organization" and self.author(r) == who.org
+
     def seen(self, who: Who, among: Iterable[Res], nhs: str | None = None) -> set[Key]:
         return {r.key for r in among if self.visible(who, r, nhs)}
 
@@ -179,6 +186,7 @@ class World:
         shown = [r for r in self.resources if self.visible(who, r)]
         named = {key[1] for r in shown for key in r.all_refs()}
         named |= {self.author(r) or "" for r in shown}
+        named.add(who.org or "")  # a client knows its own organisation
         return {r.id for r in self.resources if not self.visible(who, r)} - named
 
     def referenced(self, sources: Iterable[Key], param: str, target: str | None) -> set[Key]:

@@ -5,8 +5,9 @@ The population: local authorities LA-A and LA-B, a GP practice and a hospital (a
 organisations of the system and auditor clients, and an ICB the health services are part of);
 children A1 (LA-A's), B1 (LA-B's), X (LA-A's by extension, LA-B's by its active flag), R (LA-B's,
 with a restricted Flag by the GP, a restricted Condition recorded by the hospital, the same
-condition recorded by the GP unrestricted, and a restricted father written by the GP), N (no local authority), L (written by LA-A, no
-extension) and S (restricted, written by the hospital). Each answer must show exactly what the
+condition recorded by the GP unrestricted, and a restricted father written by the GP), N (no
+local authority), L (written by LA-A, no extension) and S (restricted, written by the
+hospital). Each answer must show exactly what the
 rules allow: no hidden id anywhere in it, and a hidden resource answered as a missing one is.
 
 Writes that would change the population are probed without writing: a stale If-Match, a
@@ -740,38 +741,64 @@ def fresh(case: Case) -> dict[str, Any]:
     }[case.resource_type]
 
 
+Expect = Callable[[Res], int]  # the status the rules expect for a write about a resource
+
+
 async def _each(
     case: Case,
     send: Callable[[Res], Awaitable[httpx.Response]],
-    seen_as: int,
-    hidden_as: int,
+    expect: Expect,
     compared: bool = True,
 ) -> Observed:
     """Each resource of the type through a write: the statuses shown and those the rules
-    expect (`seen_as` when visible, `hidden_as` when not); with `compared`, a hidden one's
-    answer must be the answer for an id that nothing has."""
+    expect; with `compared`, a hidden one's answer must be the answer for the same request
+    about an id that nothing has."""
     shown, expected = {}, {}
-    mine = case.mine()
-    ghost = None
-    if compared:  # a hidden resource is answered as one that does not exist
-        ghost = await send(Res(mine[0].body | {"id": GHOST}))
-    for r in mine:
+    for r in case.mine():
         response = await send(r)
         case.no_hidden_ids(response)
         shown[r.id] = response.status_code
-        expected[r.id] = seen_as if case.visible(r) else hidden_as
-        if ghost is not None and not case.visible(r):
-            case.like_ghost(response, ghost, r.id)
+        expected[r.id] = expect(r)
+        if compared and not case.visible(r):  # answered as one that does not exist
+            case.like_ghost(response, await send(Res(r.body | {"id": GHOST})), r.id)
     return shown, expected
 
 
+def _writable(case: Case, allowed: int) -> Expect:
+    """A write by id: 404 for what the caller cannot see (whether or not it exists), 403 for
+    what it sees but may not change, `allowed` otherwise."""
+
+    def expect(r: Res) -> int:
+        if not case.visible(r):
+            return 404
+        return allowed if case.world.may_change(case.who, r) else 403
+
+    return expect
+
+
+def as_own(case: Case, r: Res) -> dict[str, Any]:
+    """`r` as the caller would send it back: any declared author its own organisation, so
+    that what is probed is the caller's access to `r`, not what the body says."""
+    body = dict(r.body)
+    own = {"reference": f"Organization/{case.who.org}"}
+    if r.type == "Flag":
+        body["author"] = own
+    if r.type == "Condition" and "extension" in body:
+        body["extension"] = [
+            e | {"valueReference": own} if e["url"] == case.world.recording_extension else e
+            for e in body["extension"]
+        ]
+    return body
+
+
 async def update_stale(case: Case) -> Observed:
-    """PUT with a stale If-Match: 412 for what the caller sees, 404 for what it does not."""
+    """PUT with a stale If-Match: 412 when the caller may change the resource, 403 when it
+    sees but may not, 404 when it cannot see it."""
 
     async def send(r: Res) -> httpx.Response:
-        return await case.http.put(f"/{r.type}/{r.id}", json=r.body, headers=STALE)
+        return await case.http.put(f"/{r.type}/{r.id}", json=as_own(case, r), headers=STALE)
 
-    return await _each(case, send, 412, 404)
+    return await _each(case, send, _writable(case, 412))
 
 
 async def patch_stale(case: Case) -> Observed:
@@ -781,14 +808,22 @@ async def patch_stale(case: Case) -> Observed:
         headers = STALE | {"content-type": "application/json-patch+json"}
         return await case.http.patch(f"/{r.type}/{r.id}", content=operations, headers=headers)
 
-    return await _each(case, send, 412, 404)
+    return await _each(case, send, _writable(case, 412))
 
 
 async def delete_stale(case: Case) -> Observed:
     async def send(r: Res) -> httpx.Response:
         return await case.http.delete(f"/{r.type}/{r.id}", headers=STALE)
 
-    return await _each(case, send, 412, 404)
+    return await _each(case, send, _writable(case, 412))
+
+
+def _directory(case: Case, otherwise: Expect) -> Expect:
+    """Only system clients write Organizations (the directory): 403 for any other, whatever
+    matches."""
+    if case.resource_type == "Organization" and case.who.role != "system":
+        return lambda r: 403
+    return otherwise
 
 
 async def conditional_create(case: Case) -> Observed:
@@ -805,7 +840,8 @@ async def conditional_create(case: Case) -> Observed:
             assert response.json()["id"] == r.id, response.text
         return response
 
-    return await _each(case, send, 200, 412, compared=False)
+    expect = _directory(case, lambda r: 200 if case.visible(r) else 412)
+    return await _each(case, send, expect, compared=False)
 
 
 async def conditional_update(case: Case) -> Observed:
@@ -815,12 +851,14 @@ async def conditional_update(case: Case) -> Observed:
     async def send(r: Res) -> httpx.Response:
         return await case.http.put(f"/{r.type}?_id={r.id}", json=fresh(case) | {"id": GHOST})
 
-    return await _each(case, send, 400, 412, compared=False)
+    expect = lambda r: 400 if case.visible(r) else 412  # noqa: E731
+    return await _each(case, send, expect, compared=False)
 
 
 async def conditional_delete(case: Case) -> Observed:
     """A conditional delete, then a read of the same id, in one transaction: the read is 410
-    if the delete matched (then the whole transaction rolls back), 404 if it did not."""
+    if the delete matched (then the whole transaction rolls back), 404 if it did not; 403
+    if the caller sees the match but may not delete it."""
 
     async def send(r: Res) -> httpx.Response:
         entries = [
@@ -829,7 +867,7 @@ async def conditional_delete(case: Case) -> Observed:
         ]
         return await post_bundle(case.http, f.bundle(entries=entries))
 
-    return await _each(case, send, 410, 404)
+    return await _each(case, send, _writable(case, 410))
 
 
 WRITE_PATHS: dict[str, Probe] = {
