@@ -6,7 +6,8 @@ organisations of the system and auditor clients, and an ICB the health services 
 children A1 (LA-A's), B1 (LA-B's), X (LA-A's by extension, LA-B's by its active flag), R (LA-B's,
 with a restricted Flag by the GP, a restricted Condition recorded by the hospital, the same
 condition recorded by the GP unrestricted, and a restricted father written by the GP), N (no
-local authority), L (written by LA-A, no extension) and S (restricted, written by the
+local authority), L (written by LA-A, no extension, with a flag, condition and relative
+written by others) and S (restricted, written by the
 hospital). Each answer must show exactly what the
 rules allow: no hidden id anywhere in it, and a hidden resource answered as a missing one is.
 
@@ -142,6 +143,10 @@ async def population(writer: httpx.AsyncClient, as_caller: AsCaller, app: Any) -
         f.related_person(patient=p["X"], relationship="MTH"),
         f.related_person(patient=p["N"], relationship="MTH"),
         f.related_person(patient=p["S"], relationship="MTH"),
+        # About L, whom LA-A sees only as its author: what others wrote stays hidden from it.
+        f.flag(subject=p["L"], author=ref["GP"]),
+        condition("L", "hospital", code="35489007"),
+        f.related_person(patient=p["L"], relationship="FTH"),
     ]:
         await put(body)
     father = restricted(f.related_person(patient=p["R"], relationship="FTH"))

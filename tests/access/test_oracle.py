@@ -1,11 +1,13 @@
 """A thousand random searches by local authorities, each compared with the rules over the whole
 population (seeded: the same searches every run).
 
-The population: 45 children in three local authorities' areas (or none), with flags by every
-kind of author, active or not, some restricted; conditions, some recorded by an organisation,
-some restricted; relatives, some restricted. What a search matches at all is the server's own
-search semantics, so each search also runs as a system caller (who sees everything); the rules
-(`tests.access.rules`) then say which of those the local authority may see:
+The population: 45 children in three local authorities' areas (or none), a fifth of them written
+by a local authority (which then sees the child but not, by that alone, what others wrote about
+it), with flags by every kind of author, active or not, some restricted; conditions, some
+recorded by an organisation, some restricted; relatives, some restricted. What a search matches
+at all is the server's own search semantics, so each search also runs as a system caller (who
+sees everything); the rules (`tests.access.rules`) then say which of those the local authority
+may see:
 
 - plain criteria: the local authority's matches == the system's matches it may see;
 - a chain or `_has`: the same, where the resource on the other end must be one it may see too
@@ -85,6 +87,12 @@ async def population(writer: httpx.AsyncClient, as_caller: AsCaller, app: Any) -
         await put(f.organization(ods="RX101", name="City Hospital")),
     ]
     authors = [o.id for o in las + health]
+    whos = [Who(o.body["name"], "local-authority", o.id) for o in las]
+    clients = {
+        who.org: await as_caller(Principal(f"client-{who.name}", who.org, "local-authority"))
+        for who in whos
+        if who.org is not None
+    }
     world.local_authorities = frozenset(o.id for o in las)
     serial = 500
     for n in range(CHILDREN):
@@ -102,7 +110,12 @@ async def population(writer: httpx.AsyncClient, as_caller: AsCaller, app: Any) -
             ]
         if rng.random() < 0.15:
             body = restricted(body)
-        child = f"Patient/{(await put(body)).id}"
+        if rng.random() < 0.2:  # written by a local authority: it sees the child, not the rest
+            la = rng.choice(las)
+            written = Res(await _create(clients[la.id], body), la.id)
+            child = f"Patient/{world.add(written).id}"
+        else:
+            child = f"Patient/{(await put(body)).id}"
         for _ in range(rng.randrange(4)):
             flag = f.flag(
                 subject=child,
@@ -120,12 +133,6 @@ async def population(writer: httpx.AsyncClient, as_caller: AsCaller, app: Any) -
         for _ in range(rng.randrange(3)):
             relative = f.related_person(patient=child, relationship=rng.choice(RELATIONSHIPS))
             await put(restricted(relative) if rng.random() < 0.15 else relative)
-    whos = [Who(o.body["name"], "local-authority", o.id) for o in las]
-    clients = {
-        who.org: await as_caller(Principal(f"client-{who.name}", who.org, "local-authority"))
-        for who in whos
-        if who.org is not None
-    }
     system = await as_caller(Principal("client-system", None, "system"))
     return Population(world, whos, system, clients, authors)
 
