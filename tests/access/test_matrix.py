@@ -660,6 +660,22 @@ async def nhs_without_system(case: Case) -> Observed:
     return shown, expected
 
 
+async def nhs_and_more(case: Case) -> Observed:
+    """Only a search by the one exact number finds a child by it: with another criterion, or
+    another number beside it, the search is like any other."""
+    shown, expected = {}, {}
+    patients = case.mine()
+    for r, other in zip(patients, patients[1:] + patients[:1], strict=True):
+        exact, beside = f"{f.NHS}|{r.nhs}", f"{f.NHS}|{other.nhs}"
+        for url in (
+            f"/Patient?identifier={quote(exact)}&family=Smith",
+            f"/Patient?identifier={quote(exact)},{quote(beside)}",
+        ):
+            shown[url] = await case.search(url)
+            expected[url] = case.world.seen(case.who, [r, other] if "," in url else [r])
+    return shown, expected
+
+
 async def nhs_with_revinclude(case: Case) -> Observed:
     """The exact search shows the child, but what references it only as the rules allow."""
     shown, expected = {}, {}
@@ -713,6 +729,7 @@ READ_PATHS: dict[str, tuple[Probe, tuple[str, ...]]] = {
     "nhs-number-exact": (nhs_exact, PATIENT_ONLY),
     "nhs-number-no-system": (nhs_without_system, PATIENT_ONLY),
     "nhs-number-revinclude": (nhs_with_revinclude, PATIENT_ONLY),
+    "nhs-number-and-more": (nhs_and_more, PATIENT_ONLY),
 }
 READ_CASES = [
     (caller, path, resource_type)
@@ -913,5 +930,5 @@ async def test_the_probes_left_the_population_as_it_was(
 
 def test_matrix_size() -> None:
     """The size of the matrix, as reported: callers x paths x the types each path applies to."""
-    assert len(READ_CASES) == 6 * (18 * 5 + 3)
+    assert len(READ_CASES) == 6 * (18 * 5 + 4)
     assert len(WRITE_CASES) == 6 * 6 * 5
