@@ -2,11 +2,15 @@
 
 import asyncio
 import time
+from collections.abc import Callable
 from datetime import date
+from pathlib import Path
+from typing import TypeVar
 
 import typer
 import uvicorn
 
+from app.auth import commands
 from app.demo import seeding as demo_seed
 from app.demo.families import MAX_FAMILIES
 from app.demo.population import MAX_SEED
@@ -17,6 +21,7 @@ from app.storage import migrate as migrations
 
 cli = typer.Typer(help="safeguard-fhir: FHIR R4 service for child-safeguarding information.")
 SERVE_DEMO_FAMILIES, SERVE_DEMO_SEED = 20, 1
+T = TypeVar("T")
 
 
 @cli.command()
@@ -48,9 +53,10 @@ def _seed(settings: Settings, families: int, seed: int, only_if_empty: bool) -> 
         return
     typer.echo(_summary(seeded, families, seed, time.perf_counter() - started))
     base = settings.base_url.rstrip("/")
-    typer.echo("try:")
+    typer.echo("try (a token lasts 5 minutes; demo-gp is a GP practice of the demo):")
+    typer.echo("  TOKEN=$(.venv/bin/safeguard token --client demo-gp | tail -1)")
     for path in seeded.examples:
-        typer.echo(f"  curl -s '{base}/{path}'")
+        typer.echo(f"  curl -s -H \"Authorization: Bearer $TOKEN\" '{base}/{path}'")
 
 
 def _summary(seeded: demo_seed.Seeded, families: int, seed: int, took: float) -> str:
@@ -98,6 +104,64 @@ def serve(
         log_level=settings.log_level.lower(),
         access_log=False,
     )
+
+
+clients_cli = typer.Typer(help="OAuth clients (SMART Backend Services) that may call the API.")
+keys_cli = typer.Typer(help="The server's token-signing keys.")
+cli.add_typer(clients_cli, name="clients")
+cli.add_typer(keys_cli, name="keys")
+
+
+def _refusing(work: Callable[[], T]) -> T:
+    """Run `work`; a refusal is printed and exits with status 1."""
+    try:
+        return work()
+    except commands.Refused as exc:
+        typer.echo(f"refused: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
+@clients_cli.command("add")
+def add_client(
+    client_id: str = typer.Option(..., "--id", help="The client id (its assertions' iss)."),
+    org: str = typer.Option(..., "--org", help="Its organisation: Organization/<id>."),
+    role: str = typer.Option(..., help="health, local-authority, system or auditor."),
+    scope: str = typer.Option(..., help='SMART system scopes, e.g. "system/Flag.rs".'),
+    jwks: Path = typer.Option(..., help="A JWKS file of its public keys (RSA or EC, with kid)."),
+) -> None:
+    """Register a client with its public keys."""
+    settings = get_settings()
+    added = _refusing(lambda: commands.add_client(settings, client_id, org, role, scope, jwks))
+    typer.echo(f"registered {added.client_id} ({added.role}, Organization/{added.organisation})")
+
+
+@clients_cli.command("list")
+def list_clients() -> None:
+    """The registered clients: id, organisation, role, scope, and whether revoked."""
+    for found in commands.list_clients(get_settings()):
+        state = "revoked" if found.revoked_at is not None else "live"
+        line = f"{found.client_id}\tOrganization/{found.organisation}\t{found.role}"
+        typer.echo(f"{line}\t{found.scope}\t{state}")
+
+
+@clients_cli.command("remove")
+def remove_client(client_id: str = typer.Argument(..., help="The client to revoke.")) -> None:
+    """Revoke a client: its tokens stop working at its next request."""
+    _refusing(lambda: commands.remove_client(get_settings(), client_id))
+    typer.echo(f"revoked {client_id}")
+
+
+@keys_cli.command("rotate")
+def rotate_keys() -> None:
+    """Sign new tokens with a new key; the previous one verifies until its tokens expire."""
+    typer.echo(f"new signing key {commands.rotate_keys(get_settings())}")
+
+
+@cli.command()
+def token(client: str = typer.Option(..., "--client", help="A client with a local key.")) -> None:
+    """Print an access token (last line) for a client registered with a local key, such as
+    the demo clients; run with the server's settings."""
+    typer.echo(_refusing(lambda: commands.local_token(get_settings(), client)))
 
 
 @cli.command()

@@ -2,6 +2,7 @@
 
 FhirError                    500 (never raised on purpose)
  +-- Invalid                 400  bad syntax, bad parameters, malformed headers
+ +-- Unauthorized            401  no bearer token, or a bad one (with WWW-Authenticate)
  +-- Forbidden               403
  +-- NotFound                404  unknown resource, type or version
  +-- MethodNotAllowed        405
@@ -12,7 +13,8 @@ FhirError                    500 (never raised on purpose)
  +-- PayloadTooLarge         413
  +-- UnsupportedMediaType    415  XML or another body type
  +-- Unprocessable           422  well-formed, but breaks a rule (binding, reference, NHS no.)
-      +-- NhsNumberHeld           an NHS number another live Patient holds
+ |    +-- NhsNumberHeld           an NHS number another live Patient holds
+ +-- TooManyRequests         429  over the client's request rate (with Retry-After)
 WriteConflict                storage-level: a concurrent writer won; the write is retried
 """
 
@@ -52,6 +54,15 @@ class Invalid(FhirError):
 
     status = 400
     default_code = "invalid"
+
+
+@dataclass
+class Unauthorized(FhirError):
+    """No valid bearer token (401); `challenge` is the WWW-Authenticate header's value."""
+
+    challenge: str = "Bearer"
+    status = 401
+    default_code = "login"
 
 
 class Forbidden(FhirError):
@@ -129,6 +140,15 @@ class NhsNumberHeld(Unprocessable):
     """A Patient's NHS number already belongs to other live Patients (422): their pks."""
 
     holders: frozenset[int] = frozenset()
+
+
+@dataclass
+class TooManyRequests(FhirError):
+    """The client is over its request rate (429); `retry_after`: seconds until it may retry."""
+
+    retry_after: int = 1
+    status = 429
+    default_code = "throttled"
 
 
 class WriteConflict(Exception):

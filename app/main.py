@@ -12,11 +12,16 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from app.auth import routes as auth_routes
+from app.auth.keys import ensure_key
+from app.auth.middleware import Authentication
+from app.auth.ratelimit import RateLimiter
+from app.auth.tokens import Authority
 from app.clock import instant, now_micros
 from app.errors import FhirError, Invalid, MethodNotAllowed, NotFound
 from app.fhir import summary_routes
 from app.fhir.bundles import transactions
-from app.fhir.context import AppContext, Identify, anonymous
+from app.fhir.context import AppContext, Identify, unauthenticated
 from app.fhir.definitions import operations as operation_definitions
 from app.fhir.definitions import search_parameters as conformance
 from app.fhir.definitions import terminology
@@ -27,7 +32,7 @@ from app.fhir.routes import ROUTES
 from app.openapi.document import document
 from app.records.store import Store
 from app.settings import Settings, get_settings
-from app.storage.db import make_database
+from app.storage.db import Database, make_database
 
 log = logging.getLogger("safeguard")
 
@@ -55,6 +60,15 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return internal_error_response()
 
 
+async def _first_signing_key(database: Database) -> None:
+    """Create the server's token-signing key on first start (later, on first use, if the
+    database cannot be reached now)."""
+    try:
+        await ensure_key(database)
+    except Exception as exc:  # unreachable now: the first token issued creates it
+        log.warning("no signing key checked at start: %s", type(exc).__name__)
+
+
 GC_THRESHOLDS = (10_000, 20, 20)  # CPython's defaults are (700, 10, 10)
 
 
@@ -71,25 +85,31 @@ def _tune_garbage_collector() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def create_app(settings: Settings | None = None, identify: Identify = anonymous) -> FastAPI:
+def create_app(settings: Settings | None = None, identify: Identify | None = None) -> FastAPI:
     """A FastAPI app serving FHIR at /fhir; connects to the database in its lifespan.
-    `identify` resolves each request's caller, once."""
+    Each request's caller comes from its bearer token, or from `identify` when one is given
+    (tests serving callers of their own)."""
     settings = settings or get_settings()
     database = make_database(settings.database_url, settings.pg_pool_min, settings.pg_pool_max)
     store = Store(database, settings.write_retries)
-    context = AppContext(settings, store, identify)
+    context = AppContext(settings, store, identify or unauthenticated)
+    authority = Authority(settings, database)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await context.store.open()
+        await _first_signing_key(database)
         published = instant(now_micros())
         context.capability = orjson.dumps(
-            capability_statement(context.base, published, context.settings.canonical_base)
+            capability_statement(
+                context.base, published, settings.canonical_base, settings.token_endpoint
+            )
         )
         _tune_garbage_collector()
         try:
             yield
         finally:
+            authority.close()
             await context.store.close()
 
     app = FastAPI(
@@ -100,11 +120,16 @@ def create_app(settings: Settings | None = None, identify: Identify = anonymous)
         default_response_class=Response,
     )
     app.state.context = context
+    app.state.authority = authority
     _add_routes(app)
     app.add_exception_handler(FhirError, _fhir_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected)
+    if identify is None:
+        limit = settings.rate_limit_per_minute
+        limiter = RateLimiter(limit) if limit else None
+        app.add_middleware(Authentication, authority=authority, limiter=limiter)
     app.add_middleware(RequestIdMiddleware)
 
     def openapi_schema() -> dict[str, Any]:
@@ -131,7 +156,13 @@ def _add_routes(app: FastAPI) -> None:
     ]
     # Before FastAPI's own (/openapi.json, /docs, /redoc), which no FHIR path can match: each
     # request tries the routes in order.
-    app.router.routes[0:0] = [*specific, *transactions.ROUTES, *writes_first]
+    app.router.routes[0:0] = [
+        *auth_routes.FHIR_ROUTES,
+        *specific,
+        *transactions.ROUTES,
+        *writes_first,
+        *auth_routes.ROUTES,
+    ]
     app.add_api_route("/_ping", _ping, methods=["GET"], tags=["health"])
     app.add_api_route("/_status", _status, methods=["GET"], tags=["health"])
 

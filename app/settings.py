@@ -2,6 +2,7 @@
 
 from functools import lru_cache
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -58,12 +59,36 @@ class Settings(BaseSettings):
         description="How many days back the safeguarding summary counts was-not-brought flags "
         "(by period.start).",
     )
+    token_lifetime_seconds: int = Field(
+        default=300, ge=30, le=3600, description="How long an access token is valid."
+    )
+    local_tokens: bool = Field(
+        default=True,
+        description="`safeguard token --client ID` may mint tokens for clients registered with "
+        "a local (server-generated) key, such as the demo clients; false in production.",
+    )
+    rate_limit_per_minute: int | None = Field(
+        default=None,
+        ge=1,
+        description="Requests a minute each client may make (429 beyond); None: no limit.",
+    )
     log_level: str = "INFO"
 
     @property
     def canonical_base(self) -> str:
         """Where this server's own definitions live, without a trailing slash."""
         return (self.canonical_base_url or self.base_url).rstrip("/")
+
+    @property
+    def public_origin(self) -> str:
+        """The scheme, host and port of the public FHIR base URL."""
+        parts = urlsplit(self.base_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @property
+    def token_endpoint(self) -> str:
+        """The URL of the OAuth token endpoint: the audience of client assertions."""
+        return f"{self.public_origin}/auth/token"
 
 
 @lru_cache

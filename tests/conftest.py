@@ -21,6 +21,7 @@ from app.settings import Settings
 from app.storage.db import Database, asyncpg_dsn
 from app.storage.migrate import upgrade
 from app.storage.tables import metadata
+from tests.tokens import bearer
 
 BASE = "http://test/fhir"
 PG_ADMIN_URL = os.environ.get("SAFEGUARD_TEST_DATABASE_URL")
@@ -87,17 +88,23 @@ def database(app: FastAPI) -> Database:
     return app_context(app).store.db
 
 
+KEPT = {"oauth_client", "signing_key"}  # registered clients and the server's keys
+
+
 async def empty_database(app: FastAPI) -> None:
-    """Remove every row, children before parents."""
+    """Remove every row, children before parents; clients and signing keys stay."""
     async with database(app).transaction() as conn:
         for table in reversed(metadata.sorted_tables):
-            await conn.execute(f"DELETE FROM {table.name}")
+            if table.name not in KEPT:
+                await conn.execute(f"DELETE FROM {table.name}")
 
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client talking to the app in-process, on an empty database."""
+    """An HTTP client talking to the app in-process, on an empty database, with the access
+    token of a `system` client whose scope is `system/*.cruds`."""
     await empty_database(app)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url=BASE) as http:
+    headers = await bearer(app)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE, headers=headers) as http:
         yield http

@@ -9,6 +9,7 @@ import httpx
 from app.main import create_app
 from app.settings import Settings
 from tests import factories
+from tests.tokens import bearer
 
 FHIR_JSON = "application/fhir+json"
 BASE = "http://test/fhir"
@@ -74,5 +75,6 @@ async def client_under(database_url: str, canonical_base: str) -> AsyncIterator[
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url=BASE) as http:
+        headers = await bearer(app)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE, headers=headers) as http:
             yield http

@@ -203,7 +203,12 @@ class Renderer:
             "birthDate": person.born.isoformat(),
             "address": [_address(person.home)],
             "generalPractitioner": [_org_ref(person.home.practice)],
-        }
+        } | (self._responsible(person) if person.is_child else {})
+
+    def _responsible(self, child: Person) -> dict[str, Any]:
+        """The child's council, named in the responsible-local-authority extension."""
+        url = self.vocabulary.responsible_local_authority_extension
+        return {"extension": [{"url": url, "valueReference": _org_ref(_council(child))}]}
 
     def related(self, child: Person, other: Person, code: str) -> Any:
         """`other` as a RelatedPerson of `child`, with their NHS number if they have a record."""

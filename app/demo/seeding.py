@@ -1,4 +1,5 @@
-"""Writes the demo population (`app.demo.population`) through the FHIR API, in-process: one
+"""Writes the demo population (`app.demo.population`) through the FHIR API, in-process, as the
+demo-system client (the demo clients are registered first, `app.demo.clients`): one
 transaction Bundle for the Organizations, then one a family, every entry `PUT Type/id`. A group
 whose first resource already exists is skipped, so seeding the same seed again writes nothing.
 
@@ -14,11 +15,13 @@ from typing import Any
 import httpx
 import orjson
 
+from app.demo.clients import SEEDING_CLIENT, register_demo_clients
 from app.demo.population import Family, population
 from app.flags.codes import vocabulary
 from app.main import create_app
 from app.nhs import NHS_NUMBER_SYSTEM
 from app.settings import Settings
+from app.storage.db import Database
 
 FHIR_JSON = "application/fhir+json"
 
@@ -99,12 +102,11 @@ async def seed(client: httpx.AsyncClient, groups: Iterable[Family]) -> Seeded:
     return seeded
 
 
-async def holds_data(client: httpx.AsyncClient) -> bool:
-    """Whether the database has ever held any resource (deleted ones too)."""
-    response = await client.get("_history", params={"_count": "1"})
-    if response.status_code != 200:
-        raise SeedFailed(f"reading history: {response.status_code} {_outcome_text(response)}")
-    return bool(response.json().get("entry"))
+async def holds_data(db: Database) -> bool:
+    """Whether the database holds data: any search-index row (read without a caller, so
+    not from the resource tables, which only a caller's filtered statements read)."""
+    async with db.reader() as conn:
+        return await conn.fetchrow("SELECT 1 FROM idx_token LIMIT 1") is not None
 
 
 async def seed_database(
@@ -115,13 +117,17 @@ async def seed_database(
     groups = population(families, seed_number, vocabulary(settings.canonical_base), today)
     app = create_app(settings)
     transport = httpx.ASGITransport(app=app)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url=settings.base_url) as client,
-    ):
-        if only_if_empty and await holds_data(client):
+    async with app.router.lifespan_context(app):
+        db = app.state.context.store.db
+        if only_if_empty and await holds_data(db):
             return None
-        return await seed(client, groups)
+        await register_demo_clients(db)
+        token = await app.state.authority.local_token(SEEDING_CLIENT)
+        headers = {"authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(
+            transport=transport, base_url=settings.base_url, headers=headers
+        ) as client:
+            return await seed(client, groups)
 
 
 def examples(families: list[Family]) -> list[str]:

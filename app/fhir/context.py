@@ -9,7 +9,8 @@ from typing import TypeVar
 
 from starlette.requests import Request
 
-from app.access import ANONYMOUS, Caller
+from app.access import Caller
+from app.errors import Unauthorized
 from app.flags.codes import Vocabulary, vocabulary
 from app.records.reads import Repository
 from app.records.store import Store
@@ -20,9 +21,9 @@ Identify = Callable[[Request], Caller]
 CALLER = "safeguard.caller"  # where a request's caller is kept once resolved
 
 
-def anonymous(request: Request) -> Caller:
-    """Every request is anonymous, with full access, until clients authenticate."""
-    return ANONYMOUS
+def unauthenticated(request: Request) -> Caller:
+    """No caller was resolved for this request (`app.auth` resolves it from its token)."""
+    raise Unauthorized.of("this endpoint needs an access token (Authorization: Bearer)")
 
 
 @dataclass(slots=True)
@@ -31,7 +32,7 @@ class AppContext:
 
     settings: Settings
     store: Store
-    identify: Identify = anonymous
+    identify: Identify = unauthenticated
     capability: bytes = b""
     base: str = field(init=False)  # the public FHIR base URL, without a trailing slash
     vocabulary: Vocabulary = field(init=False)  # code systems under the canonical base
@@ -41,7 +42,8 @@ class AppContext:
         self.vocabulary = vocabulary(self.settings.canonical_base)
 
     def caller(self, request: Request) -> Caller:
-        """Who is asking: resolved once per request by `identify`, then kept on the request."""
+        """Who is asking: resolved from the request's token before routing (`app.auth`), or
+        once by `identify` when the app was given one; then kept on the request."""
         caller: Caller | None = request.scope.get(CALLER)
         if caller is None:
             caller = request.scope[CALLER] = self.identify(request)

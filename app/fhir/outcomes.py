@@ -10,13 +10,14 @@ import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from app.errors import FhirError, Issue, MethodNotAllowed
+from app.errors import FhirError, Issue, MethodNotAllowed, TooManyRequests, Unauthorized
 
 FHIR_JSON = "application/fhir+json; charset=utf-8"
 SPINE_CODES = "https://fhir.nhs.uk/R4/CodeSystem/Spine-ErrorOrWarningCode"
 
 _SPINE_BY_STATUS = {
     400: "INVALID_VALUE",
+    401: "ACCESS_DENIED",
     403: "ACCESS_DENIED",
     404: "NO_RECORD_FOUND",
     405: "NOT_IMPLEMENTED",
@@ -63,7 +64,12 @@ def error_response(error: FhirError) -> Response:
     """The response for an error: its status and an OperationOutcome."""
     issues = error.issues or [Issue("error", error.default_code)]
     body = orjson.dumps(outcome(issues, error.status))
-    return Response(body, status_code=error.status, media_type=FHIR_JSON)
+    response = Response(body, status_code=error.status, media_type=FHIR_JSON)
+    if isinstance(error, Unauthorized):
+        response.headers["WWW-Authenticate"] = error.challenge
+    elif isinstance(error, TooManyRequests):
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
 
 
 def internal_error_response() -> Response:

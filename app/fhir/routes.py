@@ -13,12 +13,13 @@ from starlette.routing import Route
 
 from app.criteria import Query
 from app.errors import Invalid, NotFound
-from app.fhir import wire
+from app.fhir import permissions, wire
 from app.fhir.bundles import assembly as bundles
 from app.fhir.bundles import idempotency
 from app.fhir.context import AppContext, app_context
 from app.fhir.outcomes import information
 from app.fhir.patching import json_patcher
+from app.fhir.permissions import Interaction
 from app.fhir.resources import validate_structure
 from app.fhir.search import options as search_options
 from app.fhir.search import parsing as search
@@ -113,18 +114,21 @@ async def _delete_once(
     return await idempotency.write_once(request, context, work)
 
 
-def _type(request: Request) -> str:
-    return wire.require_type(request.path_params["resource_type"])
+def _type(request: Request, interaction: Interaction) -> str:
+    """The URL's resource type, once the caller's scopes allow `interaction` on it."""
+    resource_type = wire.require_type(request.path_params["resource_type"])
+    permissions.permit(request, resource_type, interaction)
+    return resource_type
 
 
-def _instance(request: Request) -> tuple[str, str]:
-    resource_type = _type(request)
+def _instance(request: Request, interaction: Interaction) -> tuple[str, str]:
+    resource_type = _type(request, interaction)
     return resource_type, wire.known_id(resource_type, request.path_params["logical_id"])
 
 
-async def _resource(request: Request) -> tuple[str, dict[str, Any]]:
+async def _resource(request: Request, interaction: Interaction) -> tuple[str, dict[str, Any]]:
     wire.check_accept(request)
-    resource_type = _type(request)
+    resource_type = _type(request, interaction)
     limit = app_context(request).settings.max_body_bytes
     return resource_type, await wire.resource_body(request, resource_type, limit)
 
@@ -139,20 +143,21 @@ async def metadata(request: Request) -> Response:
 @_route("/_history", "GET")
 async def history_system(request: Request) -> Response:
     """history-system (http://hl7.org/fhir/R4/http.html#history)."""
+    # No scope of its own: the types the caller may not read are left out inside the SQL.
     return await _history(request, "_history", None, None)
 
 
 @_route("/{resource_type}/_history", "GET")
 async def history_type(request: Request) -> Response:
     """history-type (http://hl7.org/fhir/R4/http.html#history)."""
-    resource_type = _type(request)
+    resource_type = _type(request, "history-type")
     return await _history(request, f"{resource_type}/_history", resource_type, None)
 
 
 @_route("/{resource_type}/{logical_id}/_history", "GET")
 async def history_instance(request: Request) -> Response:
     """history-instance (http://hl7.org/fhir/R4/http.html#history)."""
-    resource_type, logical_id = _instance(request)
+    resource_type, logical_id = _instance(request, "history-instance")
     path = f"{resource_type}/{logical_id}/_history"
     return await _history(request, path, resource_type, logical_id)
 
@@ -195,7 +200,7 @@ async def _history(
 async def vread(request: Request) -> Response:
     """vread (http://hl7.org/fhir/R4/http.html#vread)."""
     wire.check_accept(request)
-    resource_type, logical_id = _instance(request)
+    resource_type, logical_id = _instance(request, "vread")
     version = request.path_params["version"]
     version_id = wire.version_number(version)
     if version_id is None:
@@ -213,7 +218,7 @@ async def vread(request: Request) -> Response:
 async def read(request: Request) -> Response:
     """read (http://hl7.org/fhir/R4/http.html#read)."""
     wire.check_accept(request)
-    resource_type, logical_id = _instance(request)
+    resource_type, logical_id = _instance(request, "read")
     async with app_context(request).reading(request) as repository:
         current = await reads.read(repository, resource_type, logical_id)
     headers = {
@@ -228,7 +233,7 @@ async def read(request: Request) -> Response:
 async def search_type(request: Request) -> Response:
     """search-type (http://hl7.org/fhir/R4/http.html#search)."""
     wire.check_accept(request)
-    resource_type = _type(request)
+    resource_type = _type(request, "search-type")
     pairs = list(request.query_params.multi_items())
     return await searching.run(request, resource_type, pairs, resource_type)
 
@@ -237,7 +242,7 @@ async def search_type(request: Request) -> Response:
 async def search_post(request: Request) -> Response:
     """search-type by POST with a form body (http://hl7.org/fhir/R4/http.html#search)."""
     wire.check_accept(request)
-    resource_type = _type(request)
+    resource_type = _type(request, "search-type")
     limit = app_context(request).settings.max_body_bytes
     has_body = (
         "content-type" in request.headers or request.headers.get("content-length", "0") != "0"
@@ -254,8 +259,9 @@ async def search_post(request: Request) -> Response:
 async def search_compartment(request: Request) -> Response:
     """Patient compartment search (http://hl7.org/fhir/R4/compartmentdefinition-patient.html)."""
     wire.check_accept(request)
+    resource_type = request.url.path.rstrip("/").rsplit("/", 1)[-1]  # a search of this type
+    permissions.permit(request, resource_type, "search-type")
     patient_id = wire.known_id("Patient", request.path_params["logical_id"])
-    resource_type = request.url.path.rstrip("/").rsplit("/", 1)[-1]
     pairs = list(request.query_params.multi_items())
     path = f"Patient/{patient_id}/{resource_type}"
     return await searching.run(request, resource_type, pairs, path, compartment=patient_id)
@@ -270,7 +276,7 @@ for _member in COMPARTMENT_MEMBERS:
 @_route("/{resource_type}", "POST")
 async def create(request: Request) -> Response:
     """create and conditional create (http://hl7.org/fhir/R4/http.html#create)."""
-    resource_type, body = await _resource(request)
+    resource_type, body = await _resource(request, "create")
     body.pop("id", None)
     validate_structure(resource_type, body)
     condition = _if_none_exist(request, resource_type)
@@ -286,7 +292,7 @@ async def create(request: Request) -> Response:
 @_route("/{resource_type}/{logical_id}", "PUT")
 async def update(request: Request) -> Response:
     """update and update-as-create (http://hl7.org/fhir/R4/http.html#update)."""
-    resource_type, body = await _resource(request)
+    resource_type, body = await _resource(request, "update")
     logical_id = wire.require_id(request.path_params["logical_id"])
     if body.get("id") != logical_id:
         raise Invalid.of(
@@ -296,42 +302,41 @@ async def update(request: Request) -> Response:
     validate_structure(resource_type, body)
     version = wire.if_match(request)
     context = app_context(request)
-    prepared = prepare(
-        body,
-        context.base,
-        logical_id,
-        vocabulary=context.vocabulary,
-        caller=context.caller(request),
-    )
-    return await _write_once(
-        request, context, lambda repository: service.update(repository, prepared, version)
-    )
+    caller = context.caller(request)
+    prepared = prepare(body, context.base, logical_id, vocabulary=context.vocabulary, caller=caller)
+
+    async def write(repository: Repository) -> WriteResult:
+        return permissions.created(caller, await service.update(repository, prepared, version))
+
+    return await _write_once(request, context, write)
 
 
 @_route("/{resource_type}", "PUT")
 async def conditional_update(request: Request) -> Response:
     """Conditional update (http://hl7.org/fhir/R4/http.html#cond-update)."""
-    resource_type, body = await _resource(request)
+    resource_type, body = await _resource(request, "update")
     if "id" in body:
         wire.require_id(str(body["id"]), f"{resource_type}.id")
     validate_structure(resource_type, body)
     condition = _conditional(request, resource_type)
     version = wire.if_match(request)
     context = app_context(request)
-    return await _write_once(
-        request,
-        context,
-        lambda repository: service.conditional_update(
+    caller = context.caller(request)
+
+    async def write(repository: Repository) -> WriteResult:
+        result = await service.conditional_update(
             repository, body, condition, context.base, version, vocabulary=context.vocabulary
-        ),
-    )
+        )
+        return permissions.created(caller, result)
+
+    return await _write_once(request, context, write)
 
 
 @_route("/{resource_type}/{logical_id}", "PATCH")
 async def patch(request: Request) -> Response:
     """patch with JSON Patch (http://hl7.org/fhir/R4/http.html#patch)."""
     wire.check_accept(request)
-    resource_type, logical_id = _instance(request)
+    resource_type, logical_id = _instance(request, "patch")
     context = app_context(request)
     raw = await wire.read_body(request, context.settings.max_body_bytes, wire.PATCH_TYPES)
     patcher = json_patcher(resource_type, logical_id, wire.parse_json(raw))
@@ -355,7 +360,7 @@ async def patch(request: Request) -> Response:
 async def delete(request: Request) -> Response:
     """delete (http://hl7.org/fhir/R4/http.html#delete)."""
     wire.check_accept(request)
-    resource_type, logical_id = _instance(request)
+    resource_type, logical_id = _instance(request, "delete")
     version = wire.if_match(request)
     context = app_context(request)
     return await _delete_once(
@@ -369,7 +374,7 @@ async def delete(request: Request) -> Response:
 async def conditional_delete(request: Request) -> Response:
     """Conditional delete (http://hl7.org/fhir/R4/http.html#3.1.0.7.1)."""
     wire.check_accept(request)
-    resource_type = _type(request)
+    resource_type = _type(request, "delete")
     condition = _conditional(request, resource_type)
     return await _delete_once(
         request,

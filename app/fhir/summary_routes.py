@@ -2,6 +2,11 @@
 of live records (the child, its flags, conditions and relatives, its linked parents' and
 siblings' records and safeguarding flags) and an OperationOutcome of warnings. Never stored.
 
+Scopes: finding the child is a read of its Patient (`Patient/x/$...`, Patient.r) or a search
+by identifier (`Patient/$...?identifier=`, Patient.s); gathering its flags is a search of Flag
+(Flag.s), the summary's purpose. The other types it gathers appear as far as the client may
+read them, like any `_include` (`app.access.visibility`).
+
 Spec: http://hl7.org/fhir/R4/operations.html#executing, http://hl7.org/fhir/R4/bundle.html
 """
 
@@ -12,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.errors import Invalid
-from app.fhir import wire
+from app.fhir import permissions, wire
 from app.fhir.bundles import assembly
 from app.fhir.context import AppContext, app_context
 from app.fhir.search.values import split_escaped
@@ -60,6 +65,8 @@ def _bundle(base: str, found: summary.Summary) -> bytes:
 async def summary_of_patient(request: Request) -> Response:
     """$safeguarding-summary on a Patient (http://hl7.org/fhir/R4/operations.html#executing)."""
     wire.check_accept(request)
+    permissions.permit(request, "Patient", "read")
+    permissions.permit(request, "Flag", "search-type")
     logical_id = wire.known_id("Patient", request.path_params["logical_id"])
     context = app_context(request)
     async with context.searching(request) as repository:
@@ -74,6 +81,8 @@ async def summary_by_identifier(request: Request) -> Response:
     """$safeguarding-summary on the Patient type, of the one Patient with `identifier`
     (http://hl7.org/fhir/R4/operations.html#executing)."""
     wire.check_accept(request)
+    permissions.permit(request, "Patient", "search-type")
+    permissions.permit(request, "Flag", "search-type")
     system, value = _identifier(request)
     context = app_context(request)
     async with context.searching(request) as repository:

@@ -326,7 +326,10 @@ def sqlite_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
 def test_seed_demo_command_migrates_seeds_and_prints_calls(sqlite_file: Path) -> None:
     output = run("seed-demo", "--families", "3", "--seed", "7")
     assert "wrote 30 organisations and 3 families (" in output and "already" not in output
-    assert output.count("curl -s 'http://demo.test/fhir/") == 3
+    assert (
+        output.count("""curl -s -H "Authorization: Bearer $TOKEN" 'http://demo.test/fhir/""") == 3
+    )
+    assert "TOKEN=$(.venv/bin/safeguard token --client demo-gp | tail -1)" in output
     assert "$safeguarding-summary?identifier=https://fhir.nhs.uk/Id/nhs-number|999" in output
     again = run("seed-demo", "--families", "3", "--seed", "7")
     assert "all 3 families are there already" in again and "wrote" not in again

@@ -17,6 +17,7 @@ from bench import population
 from tests import factories as f
 from tests.conftest import BASE, database, empty_database
 from tests.http import FHIR_JSON, create, reference
+from tests.tokens import authority, token_for
 
 TABLES = {
     "resource": "t.resource_type, t.logical_id, t.version_id, t.deleted, t.patient_id, "
@@ -89,7 +90,9 @@ async def test_bulk_load_writes_the_rows_a_create_writes(
     created_rows = await _rows(app)
     await empty_database(app)
 
-    ids = await bulk_load(database_url, posted, BASE, **RULES, batch=2)
+    # loaded as the test client that created them over HTTP
+    caller = await authority(app).caller(await token_for(app))
+    ids = await bulk_load(database_url, posted, BASE, **RULES, caller=caller, batch=2)
 
     assert ids == [r["id"] for r in posted]
     loaded_rows = await _rows(app)

@@ -1,4 +1,5 @@
-"""Transaction and batch Bundle entries: parsed and checked before any is processed.
+"""Transaction and batch Bundle entries: parsed and checked (the caller's scopes first,
+then the resource) before any is processed.
 
 Spec: http://hl7.org/fhir/R4/http.html#transaction, http://hl7.org/fhir/R4/bundle.html
 """
@@ -10,8 +11,9 @@ from typing import Any
 
 import orjson
 
+from app.access import Caller
 from app.errors import FhirError, Invalid, PayloadTooLarge
-from app.fhir import wire
+from app.fhir import permissions, wire
 from app.fhir.bundles.references import Slot, slots_of
 from app.fhir.resources import validate_structure
 from app.registry import RESOURCE_TYPES
@@ -20,6 +22,12 @@ KINDS = {"transaction": "transaction-response", "batch": "batch-response"}
 # The order a transaction's entries are processed in (http.html#trules); GET and HEAD last.
 ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 JSON_PATCH = "application/json-patch+json"
+WRITES: dict[str, permissions.Interaction] = {
+    "POST": "create",
+    "PUT": "update",
+    "PATCH": "patch",
+    "DELETE": "delete",
+}
 
 
 @dataclass(slots=True)
@@ -44,6 +52,15 @@ class Entry:
         """The FHIRPath of this entry in the Bundle."""
         return f"Bundle.entry[{self.index}]"
 
+    @property
+    def interaction(self) -> permissions.Interaction:
+        """What the entry asks for (http://hl7.org/fhir/R4/valueset-type-restful-interaction.html)."""
+        if self.method in WRITES:
+            return WRITES[self.method]
+        if self.logical_id is None:
+            return "search-type"
+        return "read" if self.version is None else "vread"
+
 
 def entries_of(body: Any, max_entries: int) -> tuple[str, list[Any]]:
     """The Bundle's type and raw entries; 400 unless a transaction or batch, 413 if too many."""
@@ -62,8 +79,9 @@ def entries_of(body: Any, max_entries: int) -> tuple[str, list[Any]]:
     return kind, entries
 
 
-def parse_entry(raw: Any, index: int, base: str) -> Entry:
-    """One entry, its resource structurally valid; errors name the entry's elements."""
+def parse_entry(raw: Any, index: int, base: str, caller: Caller) -> Entry:
+    """One entry the caller's scopes allow, its resource structurally valid; errors name the
+    entry's elements (a refusal, the entry)."""
     where = f"Bundle.entry[{index}]"
     if not isinstance(raw, dict) or not isinstance(raw.get("request"), dict):
         raise Invalid.of("each entry needs a request", f"{where}.request")
@@ -72,6 +90,7 @@ def parse_entry(raw: Any, index: int, base: str) -> Entry:
     if not isinstance(method, str) or method not in ORDER:
         raise Invalid.of(f"request.method {method!r} is not supported", f"{where}.request.method")
     entry = _target(index, method, request.get("url"), base)
+    permissions.require(caller, entry.resource_type, entry.interaction, where)
     entry.full_url = raw.get("fullUrl") if isinstance(raw.get("fullUrl"), str) else None
     entry.if_none_exist = _text(request, "ifNoneExist", where)
     entry.if_match = wire.etag_version(_text(request, "ifMatch", where), f"{where}.request.ifMatch")

@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from app.criteria import Query
 from app.errors import FhirError, Unprocessable, WriteConflict
-from app.fhir import wire
+from app.fhir import permissions, wire
 from app.fhir.bundles import idempotency
 from app.fhir.bundles import references as bundle_refs
 from app.fhir.bundles import results as entry_results
@@ -64,10 +64,10 @@ async def transaction_or_batch(request: Request) -> Response:
     kind, raw_entries = entries_of(body, context.settings.max_bundle_entries)
     if kind == "batch":
         return await _batch(request, raw_entries)
-    entries = []
+    entries, caller = [], context.caller(request)
     for index, found in enumerate(raw_entries):
         await _turn(index)
-        entries.append(parse_entry(found, index, context.base))
+        entries.append(parse_entry(found, index, context.base, caller))
     identity_clashes(entries)
     return await idempotency.write_once(
         request, context, lambda repository: _transaction(repository, request, entries)
@@ -282,7 +282,7 @@ async def _create(
 async def _update(
     repository: Repository, request: Request, entry: Entry, resource: dict[str, Any], plan: Plan
 ) -> service.WriteResult:
-    base = app_context(request).base
+    base, caller = app_context(request).base, app_context(request).caller(request)
     logical_id = plan.id_of(entry)
     if entry.query is None:
         assert logical_id is not None
@@ -294,7 +294,8 @@ async def _update(
             vocabulary=_vocabulary(request),
             caller=repository.caller,
         )
-        return await service.update(repository, prepared, entry.if_match)
+        updated = await service.update(repository, prepared, entry.if_match)
+        return permissions.created(caller, updated, entry.where)
     condition = _condition(entry.resource_type, entry.query, base, f"{entry.where}.request.url")
     result = await service.conditional_update(
         repository,
@@ -305,7 +306,7 @@ async def _update(
         new_id=logical_id,
         vocabulary=_vocabulary(request),
     )
-    return _as_promised(plan, entry, result)
+    return _as_promised(plan, entry, permissions.created(caller, result, entry.where))
 
 
 def _as_promised(plan: Plan, entry: Entry, result: service.WriteResult) -> service.WriteResult:
@@ -358,10 +359,11 @@ async def _batch_entries(request: Request, raw_entries: list[Any]) -> Response:
     context = app_context(request)
     results: dict[int, bytes] = {}
     parsed: list[Entry] = []
+    caller = context.caller(request)
     for index, found in enumerate(raw_entries):
         await _turn(index)
         try:
-            parsed.append(_independent(parse_entry(found, index, context.base)))
+            parsed.append(_independent(parse_entry(found, index, context.base, caller)))
         except FhirError as error:
             results[index] = entry_results.failed(in_entry(error, index, _type_of(found)))
     for entry in sorted(parsed, key=lambda e: (ORDER[e.method], e.index)):

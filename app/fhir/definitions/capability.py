@@ -12,6 +12,8 @@ from app.fhir.definitions import search_parameters as conformance
 from app.registry import COMMON_PARAMS, FHIR_VERSION, RESOURCE_TYPES, ResourceType, SearchParam
 
 SOFTWARE_VERSION = "0.1.0"
+OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+SECURITY_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-security-service"
 
 
 def _search_params(params: dict[str, SearchParam], canonical_base: str) -> list[dict[str, Any]]:
@@ -116,7 +118,31 @@ def _with_summary(resource: dict[str, Any], canonical_base: str) -> dict[str, An
     return resource | {"operation": [{"name": "safeguarding-summary", "definition": definition}]}
 
 
-def capability_statement(base_url: str, published: str, canonical_base: str) -> dict[str, Any]:
+def security(token_endpoint: str) -> dict[str, Any]:
+    """SMART on FHIR: the service and where its token endpoint is.
+    Spec: https://hl7.org/fhir/smart-app-launch/conformance.html#declaring-support-for-oauth2-endpoints"""
+    return {
+        "extension": [
+            {
+                "url": OAUTH_URIS,
+                "extension": [{"url": "token", "valueUri": token_endpoint}],
+            }
+        ],
+        "cors": False,
+        "service": [
+            {
+                "coding": [{"system": SECURITY_SERVICE, "code": "SMART-on-FHIR"}],
+                "text": "OAuth2 using SMART Backend Services (client credentials, private_key_jwt)",
+            }
+        ],
+        "description": "Every request but GET /metadata needs a bearer access token from the "
+        "token endpoint.",
+    }
+
+
+def capability_statement(
+    base_url: str, published: str, canonical_base: str, token_endpoint: str
+) -> dict[str, Any]:
     """What this server does, for `GET /metadata`; our own definitions live at `canonical_base`."""
     return {
         "resourceType": "CapabilityStatement",
@@ -132,6 +158,7 @@ def capability_statement(base_url: str, published: str, canonical_base: str) -> 
         "rest": [
             {
                 "mode": "server",
+                "security": security(token_endpoint),
                 "resource": [
                     *(
                         _with_summary(_resource(rtype, canonical_base), canonical_base)

@@ -12,14 +12,22 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app.access import caller_for
+from app.access.scopes import parse
+from app.auth.clients import known_types
 from app.errors import Unprocessable
 from app.fhir.bundles import idempotency
+from app.fhir.context import CALLER
 from app.main import create_app
 from app.settings import Settings
 from tests import factories as f
 from tests.conftest import BASE, app_context
 from tests.http import FHIR_JSON, create, outcome_expressions
+from tests.tokens import bearer
 
+TEST_SYSTEM = caller_for(
+    "test-system", "test-org", "system", parse("system/*.cruds", known_types()), known_types()
+)
 ANSWER_HEADERS = ("location", "etag", "last-modified", "content-type", "content-length")
 
 
@@ -173,7 +181,8 @@ async def forgetful_client(app: FastAPI, settings: Settings) -> AsyncIterator[ht
     forgetful = create_app(settings.model_copy(update={"idempotency_window_seconds": 0}))
     async with forgetful.router.lifespan_context(forgetful):
         transport = httpx.ASGITransport(app=forgetful)
-        async with httpx.AsyncClient(transport=transport, base_url=BASE) as http:
+        headers = await bearer(forgetful)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE, headers=headers) as http:
             yield http
 
 
@@ -220,6 +229,7 @@ def _request(app: FastAPI, method: str, path: str, body: bytes, request_id: str)
         "path": path,
         "query_string": b"",
         "headers": [(b"x-request-id", request_id.encode()), (b"content-type", FHIR_JSON.encode())],
+        CALLER: TEST_SYSTEM,  # the caller the `client` fixture's token stands for
     }
 
     async def receive() -> dict[str, Any]:

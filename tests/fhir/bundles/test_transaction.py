@@ -26,6 +26,7 @@ from tests.http import (
     reference,
     stale_if_match,
 )
+from tests.tokens import bearer
 
 INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
 LOCATION = re.compile(
@@ -654,7 +655,8 @@ async def capped(client: httpx.AsyncClient, database_url: str) -> AsyncIterator[
     application = create_app(settings)
     async with application.router.lifespan_context(application):
         transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(transport=transport, base_url=BASE) as http:
+        headers = await bearer(application)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE, headers=headers) as http:
             yield http
 
 

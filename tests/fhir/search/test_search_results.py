@@ -13,6 +13,7 @@ from app.main import create_app
 from app.settings import Settings
 from tests import factories as f
 from tests.http import create, reference
+from tests.tokens import bearer
 
 FORM = {"content-type": "application/x-www-form-urlencoded"}
 
@@ -220,7 +221,7 @@ async def test_page_size_over_the_maximum_is_clamped_or_refused(
     async with strict.router.lifespan_context(strict):
         transport = httpx.ASGITransport(app=strict)
         async with httpx.AsyncClient(transport=transport, base_url="http://test/fhir") as other:
-            refused = await other.get("/Flag?_count=100000")
+            refused = await other.get("/Flag?_count=100000", headers=await bearer(strict))
     assert refused.status_code == 400
     assert refused.json()["issue"][0]["expression"] == ["_count"]
 
