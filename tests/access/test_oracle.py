@@ -89,7 +89,7 @@ async def population(writer: httpx.AsyncClient, as_caller: AsCaller, app: Any) -
     authors = [o.id for o in las + health]
     whos = [Who(o.body["name"], "local-authority", o.id) for o in las]
     clients = {
-        who.org: await as_caller(Principal(f"client-{who.name}", who.org, "local-authority"))
+        who.org: await as_caller(Principal(who.name.replace(" ", "-"), who.org, "local-authority"))
         for who in whos
         if who.org is not None
     }
@@ -133,7 +133,7 @@ async def population(writer: httpx.AsyncClient, as_caller: AsCaller, app: Any) -
         for _ in range(rng.randrange(3)):
             relative = f.related_person(patient=child, relationship=rng.choice(RELATIONSHIPS))
             await put(restricted(relative) if rng.random() < 0.15 else relative)
-    system = await as_caller(Principal("client-system", None, "system"))
+    system = await as_caller(Principal("oracle-system", None, "system"))
     return Population(world, whos, system, clients, authors)
 
 
