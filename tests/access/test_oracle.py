@@ -301,8 +301,9 @@ async def _get(http: httpx.AsyncClient, url: str) -> tuple[list[Key], set[Key]]:
 
 async def _expected(
     pop: Population, who: Who, search: Search, nhs: str | None
-) -> tuple[list[Key], set[Key]]:
-    """What the rules say the local authority's answer holds: (page of matches, included)."""
+) -> tuple[list[Key], set[Key], int]:
+    """What the rules say the local authority's answer holds: (page of matches, included),
+    and how many of the system caller's matches the rules hid."""
     world = pop.world
 
     def visible(r: Res) -> bool:
@@ -321,7 +322,7 @@ async def _expected(
             allowed = [k for k in allowed if world.referenced(ends_seen, param, search.base) & {k}]
     page = allowed[: search.count] if search.count else allowed
     everything = world.included(visible, set(page), search.includes, search.revincludes)
-    return page, everything - set(page)
+    return page, everything - set(page), len(every) - len(allowed)
 
 
 def _nhs_of(search: Search) -> str | None:
@@ -347,11 +348,10 @@ async def test_random_local_authority_searches_show_what_the_rules_allow(
         url = f"/{search.base}?{search.query()}"
         shown = await _get(population.clients[who.org], url)
         expected = await _expected(population, who, search, _nhs_of(search))
-        if shown[0] != expected[0] or shown[1] != expected[1]:
-            failures.append((n, who.name, url, _diff(shown, expected)))
-        everything = await _expected(population, EVERYONE, search, None)
+        if shown != expected[:2]:
+            failures.append((n, who.name, url, _diff(shown, expected[:2])))
         found_some += bool(shown[0])
-        hid_some += len(everything[0]) + len(everything[1]) > len(shown[0]) + len(shown[1])
+        hid_some += expected[2] > 0
     assert not failures, f"{len(failures)} of {SEARCHES} searches differ: " + "\n".join(
         map(str, failures[:15])
     )
@@ -384,6 +384,6 @@ async def test_the_oracle_agrees_with_the_server_for_a_caller_who_sees_everythin
         url = f"/{search.base}?{search.query()}"
         shown = await _get(population.system, url)
         expected = await _expected(population, EVERYONE, search, None)
-        if shown != expected:
-            failures.append((n, url, _diff(shown, expected)))
+        if shown != expected[:2]:
+            failures.append((n, url, _diff(shown, expected[:2])))
     assert not failures, "\n".join(map(str, failures[:15]))
