@@ -64,9 +64,8 @@ def as_written_by(
 ) -> dict[str, Any]:
     """`resource` as `caller` may write it: its declared author checked against the caller's
     organisation (`access.writing`), and set to it when absent (a Flag's author, a Condition's
-    recording organisation). 403 when the caller may not write it."""
+    recording organisation). 403 when it names another."""
     resource_type = resource["resourceType"]
-    writing.check_type(caller, resource_type)
     if resource_type == "Flag":
         declared = author_of(resource, vocabulary, base_url)
         if declared is None and resource.get("author") is not None:

@@ -104,6 +104,7 @@ async def create(
 ) -> WriteResult:
     """create, or conditional create (http://hl7.org/fhir/R4/http.html#create)."""
     resource_type = prepared.resource["resourceType"]
+    writing.check_type(repository.caller, resource_type)  # whatever the condition matches
     if if_none_exist is None:
         _, version = await save(repository, prepared, None, "POST", last=True)
         return WriteResult(resource_type, version, created=True)

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from app.access import Caller
+from app.access import Caller, writing
 from app.errors import FhirError, Issue, Unprocessable
 from app.flags import writes as domain_rules
 from app.flags.codes import Vocabulary
@@ -168,6 +168,7 @@ async def save(
 ) -> tuple[int, storage.Version]:
     """Write a prepared resource (422 if it broke a rule) and its follow-ups; `last`: nothing
     is written after it in this unit of work."""
+    writing.check_type(repository.caller, prepared.resource["resourceType"])
     if prepared.issues:
         raise Unprocessable(prepared.issues)
     existed = current is not None
@@ -197,7 +198,12 @@ async def save_together(
 ) -> list[tuple[int, storage.Version]]:
     """Version 1 of each prepared resource, written together (one round trip), then each
     one's follow-ups in order; each has passed `refusal` against `live_targets`. A follow-up's
-    error is raised as `located(position, error)`."""
+    error, or a type the caller may not write, is raised as `located(position, error)`."""
+    for position, item in enumerate(prepared):
+        try:
+            writing.check_type(repository.caller, item.resource["resourceType"])
+        except FhirError as error:
+            raise located(position, error) from None
     written = await storage.create_all(
         repository, [(item.resource, item.logical_id, item.derived) for item in prepared]
     )
