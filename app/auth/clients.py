@@ -18,6 +18,7 @@ from joserfc.jwk import KeySet, RSAKey, generate_key
 from app.access import Role
 from app.access.caller import ROLES
 from app.access.scopes import parse
+from app.auth.revocation import announce
 from app.clock import now_micros
 from app.errors import FhirError
 from app.registry import RESOURCE_TYPES
@@ -143,6 +144,7 @@ async def register(
             *(client.client_id, client.organisation, client.role, client.scope, client.jwks),
             *(client.local_key, None, now_micros()),
         )
+        await announce(conn, client_id)
     return client
 
 
@@ -170,4 +172,5 @@ async def revoke(db: Database, client_id: str) -> bool:
         await conn.execute(
             "UPDATE oauth_client SET revoked_at = $1 WHERE client_id = $2", now_micros(), client_id
         )
+        await announce(conn, client_id)
     return True
