@@ -125,7 +125,9 @@ def _operation(path: str, name: str, found: JSON) -> JSON:
         str(s): _response(HTTPStatus(s).phrase, op.schema, media, headers if s < 300 else ())
         for s in op.ok
     }
+    guarded = fhir and path != "/fhir/metadata"
     errors = {*op.errors, *([406, 500] if fhir else []), *([404] if "{" in path else [])}
+    errors |= {401, 403, 429} if guarded else set()
     for status in sorted(errors):
         responses[str(status)] = _response(ERRORS[status], "OperationOutcome", FHIR_JSON)
     text = [DESCRIPTIONS.get(name), found.get("description")]
@@ -139,6 +141,8 @@ def _operation(path: str, name: str, found: JSON) -> JSON:
     }
     if op.body is not None:
         operation["requestBody"] = _body(op.body)
+    if guarded:
+        operation["security"] = [{"smartBackendServices": []}, {"bearer": []}]
     return operation
 
 
@@ -148,7 +152,31 @@ INFO = """FHIR R4 (4.0.1) REST service for child-safeguarding information.
 - Every error is an OperationOutcome whose `issue.expression` names the element at fault.
 - Reads and writes return `ETag: W/"n"`; send `If-Match: W/"n"` to write without losing updates.
 - Search and history Bundles are paged: follow the `next` link.
+- Every `/fhir` request but `metadata` needs `Authorization: Bearer <access token>`, obtained
+  with SMART Backend Services (a client-credentials grant with a signed JWT assertion) from
+  `/auth/token`; discovery at `/fhir/.well-known/smart-configuration`, the server's token keys
+  at `/auth/jwks`. What a client may not see answers as if it did not exist.
 """
+SECURITY: JSON = {
+    "smartBackendServices": {
+        "type": "oauth2",
+        "description": "SMART Backend Services: POST grant_type=client_credentials, "
+        "client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer and "
+        "client_assertion (RS384 or ES384, iss = sub = client id, aud = the token URL).",
+        "flows": {
+            "clientCredentials": {
+                "tokenUrl": SERVER.rsplit("/fhir", 1)[0] + "/auth/token",
+                "scopes": {
+                    "system/*.cruds": "everything (system clients)",
+                    "system/Flag.cruds": "create, read, update, delete and search Flags",
+                    "system/Patient.crus": "create, read, update and search Patients",
+                    "system/Organization.rs": "read and search the directory",
+                },
+            }
+        },
+    },
+    "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+}
 TOP: JSON = {
     "servers": [{"url": SERVER, "description": "make run"}],
     "externalDocs": {"url": "http://hl7.org/fhir/R4/http.html"},
@@ -181,7 +209,7 @@ def document(app: FastAPI) -> JSON:
             raise KeyError(f"route {name} ({path}) is not in app.openapi.operations.OPERATIONS")
         for method in methods:
             paths.setdefault(path, {})[method] = _operation(path, name, known[method])
-    components = {"schemas": SCHEMAS, "headers": HEADERS}
+    components = {"schemas": SCHEMAS, "headers": HEADERS, "securitySchemes": SECURITY}
     components["parameters"] = (
         PARAMETERS | search_parameters() | definition_parameters() | terminology_parameters()
     )

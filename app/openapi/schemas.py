@@ -65,7 +65,12 @@ UPDATE_IDS = {name: f"{name.lower()}-1" for name in EXAMPLES}
 
 ERRORS = {
     400: "Malformed JSON, id, header or search parameter, or not a valid FHIR R4 structure",
-    404: "Unknown resource type, or no such resource (or version)",
+    401: "No access token, or one that is invalid, expired or of a revoked client "
+    "(WWW-Authenticate: Bearer)",
+    403: "The token's scopes do not allow this interaction on this type (the scope needed is "
+    "named), or the client's organisation may not write this (another's resource, an author "
+    "other than itself, the directory of Organizations)",
+    404: "Unknown resource type, or no such resource (or version), or one this client may not see",
     406: "Accept or _format asks for something other than FHIR JSON",
     409: "Concurrent writes kept colliding; nothing was applied, send it again",
     410: "The resource was deleted",
@@ -74,6 +79,7 @@ ERRORS = {
     415: "Content-Type is not application/fhir+json (application/json-patch+json for PATCH)",
     422: "Breaks a rule: a required code binding, an NHS number's check digit or uniqueness "
     "among live Patients, or a reference to a resource that does not exist",
+    429: "Over this client's request rate (SAFEGUARD_RATE_LIMIT_PER_MINUTE); see Retry-After",
     500: "Internal error; nothing was applied",
 }
 
