@@ -2,12 +2,12 @@
 so that `safeguard token --client demo-gp` prints a token the server accepts.
 
 Each belongs to an organisation of the demo population: a GP practice and a hospital trust
-(health), two councils (local-authority); demo-system and demo-auditor belong to the first
-council.
+(health), two councils (local-authority); demo-system and demo-auditor belong to the regional
+hub (`families.HUB`), so that what the seeding writes as demo-system is no care service's.
 """
 
 from app.auth.clients import find, local_key_pair, register
-from app.demo.families import LOCALITIES
+from app.demo.families import HUB, LOCALITIES
 from app.demo.population import org_id
 from app.storage.db import Database
 
@@ -21,8 +21,8 @@ DEMO_CLIENTS = (
     ("demo-hospital", org_id(FIRST.hospital), "health", CARE),
     ("demo-la-a", org_id(FIRST.council), "local-authority", CARE),
     ("demo-la-b", org_id(SECOND.council), "local-authority", CARE),
-    ("demo-system", org_id(FIRST.council), "system", "system/*.cruds"),
-    ("demo-auditor", org_id(FIRST.council), "auditor", "system/AuditEvent.rs"),
+    ("demo-system", org_id(HUB), "system", "system/*.cruds"),
+    ("demo-auditor", org_id(HUB), "auditor", "system/AuditEvent.rs"),
 )
 SEEDING_CLIENT = "demo-system"
 

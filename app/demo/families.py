@@ -86,6 +86,10 @@ LOCALITIES = (
               "P84040:Wythenshawe Road Surgery"),
 )
 # fmt: on
+# The regional hub whose sync and audit systems (demo-system, demo-auditor) write and read on
+# behalf of others: an organisation of its own, so that what they write is no care service's.
+HUB = Service("Y0HUB", "Regional Safeguarding Information Hub")
+
 NEIGHBOURS = ((0, 1), (0, 2), (1, 2), (3, 4), (4, 5), (0, 5), (2, 5), (3, 0))
 
 # Name lists, several to a line: formatted, each name would take a line of its own.

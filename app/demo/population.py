@@ -19,6 +19,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from app.demo.families import (
+    HUB,
     LOCALITIES,
     MAX_FAMILIES,
     YEAR,
@@ -126,11 +127,13 @@ def organisations(vocabulary: Vocabulary) -> Family:
         found.extend(
             _organisation(practice, "prov", "GP practice", *where) for practice in place.practices
         )
+    place = LOCALITIES[0]
+    found.append(_organisation(HUB, "other", "Information sharing hub", place.towns[0], "North"))
     return found
 
 
 def _organisation(service: Service, kind: str, text: str, town: str, district: str) -> Any:
-    display = {"govt": "Government", "prov": "Healthcare Provider"}[kind]
+    display = {"govt": "Government", "prov": "Healthcare Provider", "other": "Other"}[kind]
     coding = {"system": ORG_TYPE, "code": kind, "display": display}
     return {
         "resourceType": "Organization",

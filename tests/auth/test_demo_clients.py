@@ -3,6 +3,7 @@ sees its own children."""
 
 import asyncio
 from datetime import date
+from typing import Any
 
 import httpx
 import pytest
@@ -53,10 +54,41 @@ async def test_demo_gp_token_reads_patients(seeded: Settings, client: httpx.Asyn
     assert response.status_code == 200 and response.json()["entry"]
 
 
-async def test_a_council_token_works(seeded: Settings, client: httpx.AsyncClient) -> None:
+async def test_a_council_sees_its_children_and_no_others(
+    settings: Settings, client: httpx.AsyncClient
+) -> None:
+    seeded = settings
+    await seed_database(settings, 20, 1, date(2026, 6, 1))  # as `make run`: 6 in council A
+    council = f"Organization/{org_id(LOCALITIES[0].council)}"
+    vocabulary = codes.vocabulary(BASE)
+    everything = await _all(client, "Patient", {}) + await _all(client, "Flag", {})
+    responsible = {
+        r["id"]
+        for r in everything
+        if r["resourceType"] == "Patient"
+        and council in [ref["reference"] for ref in vocabulary.responsible_authorities(r)]
+    } | {
+        r["subject"]["reference"].removeprefix("Patient/")
+        for r in everything
+        if r["resourceType"] == "Flag"
+        and r["status"] == "active"
+        and r.get("author", {}).get("reference") == council
+    }
     token = await _token(seeded, "demo-la-a")
-    response = await client.get(BASE + "/Patient", headers={"Authorization": f"Bearer {token}"})
-    assert response.status_code == 200
+    headers = {"Authorization": f"Bearer {token}"}
+    seen = {r["id"] for r in await _all(client, "Patient", headers)}
+    assert responsible and seen == responsible
+    assert len(seen) < len([r for r in everything if r["resourceType"] == "Patient"])
+
+
+async def _all(
+    client: httpx.AsyncClient, resource_type: str, headers: dict[str, str]
+) -> list[dict[str, Any]]:
+    response = await client.get(
+        f"{BASE}/{resource_type}", params={"_count": "500"}, headers=headers
+    )
+    assert response.status_code == 200, response.text
+    return [entry["resource"] for entry in response.json().get("entry", [])]
 
 
 def test_demo_children_name_their_council_as_responsible() -> None:

@@ -325,7 +325,7 @@ def sqlite_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
 
 def test_seed_demo_command_migrates_seeds_and_prints_calls(sqlite_file: Path) -> None:
     output = run("seed-demo", "--families", "3", "--seed", "7")
-    assert "wrote 30 organisations and 3 families (" in output and "already" not in output
+    assert "wrote 31 organisations and 3 families (" in output and "already" not in output
     assert (
         output.count("""curl -s -H "Authorization: Bearer $TOKEN" 'http://demo.test/fhir/""") == 3
     )
