@@ -84,9 +84,9 @@ def bench_backend(
 ) -> dict[str, Any]:
     """Serve `url`, seed it, check each scenario once, then measure in interleaved rounds."""
     with serve(url, workdir) as server:
-        flag_body, paths = seed.seed(server.url, args.flags)
+        flag_body, paths = seed.seed(server, args.flags)
         plan = scenarios(paths, flag_body)
-        sizes = {s.name: seed.check(server.url, s) for s in plan}
+        sizes = {s.name: seed.check(server, s) for s in plan}
         busy = machine.quiet_check(backend)
         runs: dict[str, list[Measurement]] = {s.name: [] for s in plan}
         for r in range(args.rounds):
