@@ -233,9 +233,12 @@ WRITERS: dict[str, Writer] = {"transaction": write_transaction, "single": write_
 
 
 def client_for(server: Server) -> httpx.Client:
-    """One keep-alive connection to the server (a sync client costs half an async one's CPU)."""
+    """One keep-alive connection to the server, sending the bench client's token (a sync
+    client costs half an async one's CPU)."""
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    return httpx.Client(base_url=server.url, headers=HEADERS, timeout=120.0, limits=limits)
+    return httpx.Client(
+        base_url=server.url, headers=HEADERS, auth=server.auth, timeout=120.0, limits=limits
+    )
 
 
 def keep_writing(

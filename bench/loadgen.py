@@ -54,7 +54,8 @@ async def _client(
 async def _drive(
     server: Server, scenario: Scenario, connections: int, seconds: float
 ) -> Measurement:
-    requests, tally = scenario.requests(server.host), _Tally()
+    authorization = server.tokens.header() if scenario.authenticated else None
+    requests, tally = scenario.requests(server.host, authorization), _Tally()
     expect = str(scenario.status).encode()
     start = time.perf_counter()
     tasks = [

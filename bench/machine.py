@@ -25,7 +25,7 @@ def busy_cores(seconds: float = 1.0) -> float | None:
     before = machine_jiffies()
     time.sleep(seconds)
     after = machine_jiffies()
-    return _cores(before, after, seconds)
+    return cores_between(before, after, seconds)
 
 
 BUSY_WARNING = 0.25  # cores busy while the server idles, above which results will be noisy
@@ -43,9 +43,10 @@ def quiet_check(backend: str) -> float | None:
     return busy
 
 
-def _cores(
+def cores_between(
     before: tuple[int, int] | None, after: tuple[int, int] | None, seconds: float
 ) -> float | None:
+    """Cores busy on average between two `machine_jiffies` readings `seconds` apart."""
     if before is None or after is None or seconds <= 0:
         return None
     return (after[0] - before[0]) / os.sysconf("SC_CLK_TCK") / seconds
@@ -77,6 +78,6 @@ class Probe:
             found,
             server_cpu=None if served is None else served / wall,
             loadgen_cpu=(own_cpu() - self.own) / wall,
-            machine_cpu=_cores(self.machine, machine_jiffies(), wall),
+            machine_cpu=cores_between(self.machine, machine_jiffies(), wall),
             server_us=served / found.requests * 1e6 if served and found.requests else None,
         )

@@ -13,19 +13,28 @@ from pathlib import Path
 
 import httpx
 
+from bench.auth import LIFETIME, BearerAuth, Tokens, register_client
 from bench.server import BASE_URL_ENV, DATABASE_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
+LIFETIME_ENV = "SAFEGUARD_TOKEN_LIFETIME_SECONDS"
+RATE_LIMIT_ENV = "SAFEGUARD_RATE_LIMIT_PER_MINUTE"  # never set for the bench server
 
 
 @dataclass(frozen=True, slots=True)
 class Server:
-    """A running server subprocess."""
+    """A running server subprocess, and the bench client's tokens for it."""
 
     proc: subprocess.Popen[bytes]
     port: int
     log: Path
+    tokens: Tokens
+
+    @property
+    def auth(self) -> BearerAuth:
+        """httpx authentication sending the bench client's token."""
+        return BearerAuth(self.tokens)
 
     @property
     def url(self) -> str:
@@ -65,9 +74,16 @@ def command(port: int) -> list[str]:
 
 @contextmanager
 def serve(database_url: str, workdir: Path, timeout: float = 30.0) -> Iterator[Server]:
-    """Start the server on a free port, wait until it is ready; stop it however the block ends."""
+    """Register the bench client, start the server on a free port, wait until it is ready;
+    stop it however the block ends. Tokens live `LIFETIME` seconds; no rate limit."""
+    key = register_client(database_url)
     port = free_port()
-    env = {**os.environ, DATABASE_ENV: database_url, BASE_URL_ENV: f"http://{HOST}:{port}/fhir"}
+    env = {k: v for k, v in os.environ.items() if k != RATE_LIMIT_ENV}
+    env |= {
+        DATABASE_ENV: database_url,
+        BASE_URL_ENV: f"http://{HOST}:{port}/fhir",
+        LIFETIME_ENV: str(LIFETIME),
+    }
     log = workdir / f"server-{port}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -78,9 +94,10 @@ def serve(database_url: str, workdir: Path, timeout: float = 30.0) -> Iterator[S
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    server = Server(proc, port, log)
+    server = Server(proc, port, log, Tokens(f"http://{HOST}:{port}", key))
     try:
         wait_ready(server, timeout)
+        server.tokens.token()  # the first token now: a client that cannot authenticate fails here
         yield server
     finally:
         stop(proc)

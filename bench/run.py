@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Protocol
 
-from bench import machine, report, seed, wrk
+from bench import machine, report, seed, token_cost, wrk
 from bench.backends import BACKENDS, UnavailableError, database
 from bench.loadgen import PythonLoad
 from bench.process import ROOT, Server, serve
@@ -82,11 +82,12 @@ def _progress(backend: str, round_no: int, scenario: Scenario, m: Measurement) -
 def bench_backend(
     backend: str, url: str, args: argparse.Namespace, load: LoadGenerator, workdir: Path
 ) -> dict[str, Any]:
-    """Serve `url`, seed it, check each scenario once, then measure in interleaved rounds."""
+    """Serve `url`, seed it, check each scenario once, measure in interleaved rounds, then
+    time the token check in-process."""
     with serve(url, workdir) as server:
-        flag_body, paths = seed.seed(server.url, args.flags)
+        flag_body, paths = seed.seed(server, args.flags)
         plan = scenarios(paths, flag_body)
-        sizes = {s.name: seed.check(server.url, s) for s in plan}
+        sizes = {s.name: seed.check(server, s) for s in plan}
         busy = machine.quiet_check(backend)
         runs: dict[str, list[Measurement]] = {s.name: [] for s in plan}
         for r in range(args.rounds):
@@ -94,10 +95,12 @@ def bench_backend(
                 found = measure(load, server, s, args)
                 _progress(backend, r + 1, s, found)
                 runs[s.name].append(found)
+        token_check = token_cost.measure(url, f"{server.url}/fhir", server.tokens.token())
     return {
         "busy_cores_before": busy,
         "response_bytes": sizes,
         "scenarios": report.summarise(plan, runs),
+        "token_check": token_check,
     }
 
 
@@ -145,6 +148,21 @@ def run_backends(args: argparse.Namespace, load: LoadGenerator) -> tuple[dict[st
     return results, failed
 
 
+def token_notes(results: dict[str, Any]) -> str:
+    """Where a read's time goes on the token: the in-process check against the read's CPU."""
+    lines = [
+        "\nread and create carry a bearer token, checked by the server on each request (the "
+        "ceiling carries none).",
+        f"The check timed in-process, {token_cost.SECONDS:g} s of calls (bench/token_cost.py); "
+        "CPU: this process's, against the server's per read; machine-wide: all cores' busy "
+        "time, PostgreSQL's (and any other process's) included:",
+    ]
+    for backend, found in results.items():
+        read_us = found["scenarios"]["read"]["server_us_per_request"]
+        lines.append("  " + token_cost.note(backend, found["token_check"], read_us))
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run, print the table, write the JSON; non-zero on errors (or missed targets if strict)."""
     args = parse_args(argv)
@@ -159,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         print("no backend could be benchmarked", file=sys.stderr)
         return 1
     print("\n" + report.table(results))
+    print(token_notes(results))
     report.write_json(args.output, {**_environment(args, load), "backends": results})
     print(f"\nresults written to {args.output}")
     rows = [row for found in results.values() for row in found["scenarios"].values()]

@@ -18,10 +18,13 @@ class Scenario:
     status: int = 200
     body: bytes = b""
     target: float | None = None
+    authenticated: bool = True  # sends the bench client's bearer token (all but the ceiling)
 
-    def requests(self, host: str) -> list[bytes]:
-        """The raw HTTP/1.1 requests, one per path."""
+    def requests(self, host: str, authorization: str | None = None) -> list[bytes]:
+        """The raw HTTP/1.1 requests, one per path (with this Authorization header, if any)."""
         lines = [f"Host: {host}", ACCEPT]
+        if authorization is not None:
+            lines.append(f"Authorization: {authorization}")
         if self.body:
             lines += [f"Content-Type: {FHIR_JSON}", f"Content-Length: {len(self.body)}"]
         head = "\r\n".join(lines)
@@ -53,9 +56,10 @@ class Measurement:
 
 
 def scenarios(flag_paths: list[str], flag_body: bytes) -> list[Scenario]:
-    """The ceiling, read and create scenarios (targets are ratios to the ceiling)."""
+    """The ceiling (no token: the framework alone), read and create (each with a bearer token
+    the server verifies); targets are ratios to the ceiling."""
     return [
-        Scenario("ceiling", f"GET {CONSTANT_PATH}", "GET", (CONSTANT_PATH,)),
+        Scenario("ceiling", f"GET {CONSTANT_PATH}", "GET", (CONSTANT_PATH,), authenticated=False),
         Scenario("read", "GET /fhir/Flag/{id}", "GET", tuple(flag_paths), target=0.40),
         Scenario("create", "POST /fhir/Flag", "POST", ("/fhir/Flag",), 201, flag_body, target=0.25),
     ]

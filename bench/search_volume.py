@@ -230,7 +230,7 @@ def run_probe(client: httpx.Client, probe: Probe, paged: bool, timings: Timings)
 def time_query(server: Server, query: Query, facts: Facts, args: argparse.Namespace) -> Timings:
     """Warm up (first pages, discarded), then time probes one after the other, within budget."""
     rng = random.Random(f"{args.seed}-{query.name}")
-    with httpx.Client(base_url=server.url, timeout=60.0) as client:
+    with httpx.Client(base_url=server.url, auth=server.auth, timeout=60.0) as client:
         for _ in range(20):
             run_probe(client, query.probe(facts, rng), False, Timings())
         timings = Timings(deadline=time.monotonic() + args.budget)

@@ -3,6 +3,7 @@
 import httpx
 import orjson
 
+from bench.process import Server
 from bench.scenario import Scenario
 from bench.server import FHIR_JSON
 from tests import factories
@@ -18,10 +19,12 @@ def _create(client: httpx.Client, resource: dict[str, object]) -> str:
     return logical_id
 
 
-def seed(url: str, flags: int) -> tuple[bytes, list[str]]:
+def seed(server: Server, flags: int) -> tuple[bytes, list[str]]:
     """Create a Patient, a council and `flags` safeguarding Flags the council raised on the
-    Patient; a Flag body to create and the Flags' paths."""
-    with httpx.Client(base_url=url, headers=HEADERS, timeout=10.0) as client:
+    Patient (as the bench client); a Flag body to create and the Flags' paths."""
+    with httpx.Client(
+        base_url=server.url, headers=HEADERS, auth=server.auth, timeout=10.0
+    ) as client:
         patient = _create(client, factories.patient(nhs=factories.nhs_number(1)))
         council = _create(client, factories.organization(name="Bench County Council"))
         body = factories.safeguarding_flag(
@@ -34,9 +37,11 @@ def seed(url: str, flags: int) -> tuple[bytes, list[str]]:
     return orjson.dumps(body), [f"/fhir/Flag/{logical_id}" for logical_id in ids]
 
 
-def check(url: str, scenario: Scenario) -> int:
-    """Send one request of the scenario; its response size, or an error if the status is wrong."""
-    with httpx.Client(base_url=url, headers=HEADERS, timeout=10.0) as client:
+def check(server: Server, scenario: Scenario) -> int:
+    """Send one request of the scenario (with the bench client's token unless it is sent
+    without); its response size, or an error if the status is wrong."""
+    auth = server.auth if scenario.authenticated else None
+    with httpx.Client(base_url=server.url, headers=HEADERS, auth=auth, timeout=10.0) as client:
         response = client.request(scenario.method, scenario.paths[0], content=scenario.body)
     if response.status_code != scenario.status:
         raise RuntimeError(

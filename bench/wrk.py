@@ -50,7 +50,10 @@ class WrkLoad:
         with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
             load = ["-t1", f"-c{connections}", f"-d{max(1, seconds)}s", "--timeout", "5s"]
             target = [server.url + scenario.paths[0], "--", *_script_args(scenario, Path(tmp))]
-            command = [self.executable, *load, "-H", ACCEPT, "-s", str(SCRIPT), *target]
+            headers = ["-H", ACCEPT]
+            if scenario.authenticated:
+                headers += ["-H", f"Authorization: {server.tokens.header()}"]
+            command = [self.executable, *load, *headers, "-s", str(SCRIPT), *target]
             done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 30)
         if done.returncode != 0:
             raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr[-2000:]}")
