@@ -29,7 +29,7 @@ from app.fhir.context import AppContext
 from tests import factories as f
 from tests.access.conftest import AsCaller, Principal
 from tests.access.rules import TYPES, Key, Res, Rule, Who, World, restricted
-from tests.http import FHIR_JSON, post_bundle
+from tests.http import FHIR_JSON, create, post_bundle
 
 GHOST = "00000000-0000-7000-8000-00000000dead"  # an id no resource has
 STALE = {"If-Match": 'W/"99"'}
@@ -55,15 +55,6 @@ class Population:
     children: dict[str, str]  # name -> Patient id
 
 
-async def _create(http: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
-    response = await http.post(
-        f"/{body['resourceType']}", json=body, headers={"content-type": FHIR_JSON}
-    )
-    assert response.status_code == 201, response.text
-    created: dict[str, Any] = response.json()
-    return created
-
-
 def _with_extension(body: dict[str, Any], url: str, reference: str) -> dict[str, Any]:
     extension = {"url": url, "valueReference": {"reference": reference}}
     return body | {"extension": [*body.get("extension", []), extension]}
@@ -79,7 +70,7 @@ async def population(writer: httpx.AsyncClient, as_caller: AsCaller, app: Any) -
     )
 
     async def put(body: dict[str, Any], http: httpx.AsyncClient = writer, by: str | None = None):
-        return world.add(Res(await _create(http, body), by))
+        return world.add(Res(await create(http, body), by))
 
     icb = await put(f.organization(ods="QWE", name="Integrated Care Board"))
     part_of = {"partOf": {"reference": f"Organization/{icb.id}"}}

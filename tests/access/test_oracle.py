@@ -30,7 +30,7 @@ from app.fhir.context import AppContext
 from tests import factories as f
 from tests.access.conftest import AsCaller, Principal
 from tests.access.rules import Key, Res, Rule, Who, World, restricted
-from tests.http import FHIR_JSON
+from tests.http import create
 
 SEED = 20261204
 SEARCHES = 1000
@@ -51,15 +51,6 @@ class Population:
     orgs: list[str] = field(default_factory=list)
 
 
-async def _create(http: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
-    response = await http.post(
-        f"/{body['resourceType']}", json=body, headers={"content-type": FHIR_JSON}
-    )
-    assert response.status_code == 201, response.text
-    created: dict[str, Any] = response.json()
-    return created
-
-
 def _extension(url: str, reference: str) -> dict[str, Any]:
     return {"url": url, "valueReference": {"reference": reference}}
 
@@ -75,7 +66,7 @@ async def population(writer: httpx.AsyncClient, as_caller: AsCaller, app: Any) -
     rng = random.Random(SEED)
 
     async def put(body: dict[str, Any]) -> Res:
-        return world.add(Res(await _create(writer, body)))
+        return world.add(Res(await create(writer, body)))
 
     las = [
         await put(f.organization(ods=f"LA{n}", name=f"Council {n}"))
@@ -112,7 +103,7 @@ async def population(writer: httpx.AsyncClient, as_caller: AsCaller, app: Any) -
             body = restricted(body)
         if rng.random() < 0.2:  # written by a local authority: it sees the child, not the rest
             la = rng.choice(las)
-            written = Res(await _create(clients[la.id], body), la.id)
+            written = Res(await create(clients[la.id], body), la.id)
             child = f"Patient/{world.add(written).id}"
         else:
             child = f"Patient/{(await put(body)).id}"
