@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 from app.criteria import Criterion, RangeValue, ReferenceValue, StringValue, TokenValue
 from app.normalise import EARLIEST, LATEST
-from app.storage.statements import Sql
+from app.storage.person_links import PARAM as LINKED_PATIENT
+from app.storage.statements import Sql, sees_everything
 
 TABLES = {
     "token": "idx_token",
@@ -18,6 +19,10 @@ TABLES = {
     "quantity": "idx_quantity",
 }
 _TOP_TEXT = "\U0010ffff"
+# References the server computes rather than reads from the body (a relative's own Patient
+# record, `person_links`): a caller may match, test or sort on them only where it may see
+# the target, or they would reveal resources hidden from it.
+COMPUTED = frozenset({LINKED_PATIENT})
 
 
 def _token(sql: Sql, t: str, value: TokenValue) -> str:
@@ -153,6 +158,8 @@ def _index_test(
         conditions.append(_values(sql, criterion, t))
     if driving and bound is not None:
         conditions.append(f"{t}.resource_pk {bound[0]} {sql.arg(bound[1])}")
+    if criterion.param in COMPUTED:
+        conditions.append(_target_visible(sql, t))
     where = " AND ".join(conditions)
     if driving and not criterion.negate and criterion.missing is None:
         return f"{outer}.pk IN (SELECT {t}.resource_pk FROM {table} {t} WHERE {where})"
@@ -164,6 +171,18 @@ def _index_test(
             f"{outer}.pk AND {i}.param = {sql.arg(criterion.param + ':identifier')}))"
         )
     return f"NOT {exists}" if criterion.negate or criterion.missing is True else exists
+
+
+def _target_visible(sql: Sql, t: str) -> str:
+    """Index row `t`'s target is a resource the caller may see: for references the server
+    computes (`COMPUTED`), which the resource's body does not show."""
+    if sees_everything(sql.caller):
+        return "1 = 1"
+    g = sql.alias("g")
+    return (
+        f"EXISTS (SELECT 1 FROM resource {g} WHERE {g}.resource_type = {t}.target_type AND "
+        f"{g}.logical_id = {t}.target_id AND {sql.visible(g)})"
+    )
 
 
 def _chain(sql: Sql, criterion: Criterion, outer: str, driving: bool) -> str:
@@ -250,7 +269,8 @@ def sort_expression(sql: Sql, param: str, kind: str, descending: bool) -> str:
         last = -1e308 if descending else 1e308
     else:
         last = "" if descending else _TOP_TEXT
+    visible = f" AND {_target_visible(sql, t)}" if param in COMPUTED else ""
     return (
         f"COALESCE((SELECT {pick}({t}.{column}) FROM {table} {t} WHERE {t}.resource_pk = r.pk "
-        f"AND {t}.param = {sql.arg(param)}), {sql.arg(last)})"
+        f"AND {t}.param = {sql.arg(param)}{visible}), {sql.arg(last)})"
     )

@@ -131,12 +131,26 @@ async def read_version(
     sql = repo.sql()
     row = await repo.conn.fetchrow(
         "SELECT v.version_id, v.last_updated, v.method, v.body FROM resource_version v "
-        f"WHERE v.resource_type = {sql.arg(resource_type)} AND v.logical_id = "
-        f"{sql.arg(logical_id)} AND v.version_id = {sql.arg(version_id)} "
+        f"{_as_it_is_now(sql, 'v')} WHERE v.resource_type = {sql.arg(resource_type)} AND "
+        f"v.logical_id = {sql.arg(logical_id)} AND v.version_id = {sql.arg(version_id)} "
         f"AND {sql.visible('v', live=False)}",
         *sql.args,
     )
     return None if row is None else Version(logical_id, row[0], row[1], row[2], row[3])
+
+
+def _as_it_is_now(sql: Sql, version: str) -> str:
+    """A join of each version row to its resource's current row, as the caller may see it: a
+    past version is seen only while the resource itself is (one since restricted, or moved
+    to a child the caller is not responsible for, hides its earlier versions too). Nothing
+    for a caller who sees every row."""
+    if sees_everything(sql.caller):
+        return ""
+    now = sql.alias("n")
+    return (
+        f"JOIN resource {now} ON {now}.resource_type = {version}.resource_type AND "
+        f"{now}.logical_id = {version}.logical_id AND {sql.visible(now, live=False)}"
+    )
 
 
 async def history(
@@ -151,6 +165,7 @@ async def history(
     """Versions the caller may see, newest first, paged on the change sequence (`before_seq`
     is the cursor)."""
     sql = repo.sql()
+    now = _as_it_is_now(sql, "v")
     where = [sql.visible("v", live=False)]
     for column, value, op in (
         ("resource_type", resource_type, "="),
@@ -162,7 +177,7 @@ async def history(
             where.append(f"v.{column} {op} {sql.arg(value)}")
     rows = await repo.conn.fetch(
         "SELECT v.logical_id, v.version_id, v.last_updated, v.method, v.body, v.resource_type, "
-        f"v.seq FROM resource_version v WHERE {' AND '.join(where)} ORDER BY v.seq DESC "
+        f"v.seq FROM resource_version v {now} WHERE {' AND '.join(where)} ORDER BY v.seq DESC "
         f"LIMIT {sql.arg(count)}",
         *sql.args,
     )
