@@ -122,15 +122,21 @@ def create_app(settings: Settings | None = None, identify: Identify | None = Non
     app.state.context = context
     app.state.authority = authority
     _add_routes(app)
-    app.add_exception_handler(FhirError, _fhir_error)
-    app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(Exception, _unexpected)
+    _add_handlers(app)
     if identify is None:
         limit = settings.rate_limit_per_minute
         limiter = RateLimiter(limit) if limit else None
         app.add_middleware(Authentication, authority=authority, limiter=limiter)
     app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+def _add_handlers(app: FastAPI) -> None:
+    """Every error as an OperationOutcome, and the OpenAPI document written from the routes."""
+    app.add_exception_handler(FhirError, _fhir_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected)
 
     def openapi_schema() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -138,7 +144,6 @@ def create_app(settings: Settings | None = None, identify: Identify | None = Non
         return app.openapi_schema
 
     app.openapi = openapi_schema  # type: ignore[method-assign]
-    return app
 
 
 def _add_routes(app: FastAPI) -> None:
