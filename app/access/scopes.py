@@ -7,8 +7,12 @@ Spec: https://hl7.org/fhir/smart-app-launch/scopes-and-launch-context.html
 
 import re
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Literal
 
-from app.errors import Invalid
+from app.errors import Forbidden, Invalid, Issue
+
+if TYPE_CHECKING:
+    from app.access.caller import Caller
 
 LETTERS = "cruds"  # create, read (read, vread, history), update (and patch), delete, search
 V1 = {"read": "rs", "write": "cud", "*": "cruds"}
@@ -68,3 +72,43 @@ def render(grants: Grants) -> str:
 def needed(resource_type: str, letter: str) -> str:
     """The scope a refusal names: the narrowest one that would allow the interaction."""
     return f"system/{resource_type}.{letter}"
+
+
+# The interaction codes of http://hl7.org/fhir/R4/valueset-type-restful-interaction.html
+Interaction = Literal[
+    "read",
+    "vread",
+    "history-instance",
+    "history-type",
+    "search-type",
+    "create",
+    "update",
+    "patch",
+    "delete",
+]
+LETTERS_OF: dict[Interaction, str] = {
+    "read": "r",
+    "vread": "r",
+    "history-instance": "r",
+    "history-type": "r",
+    "search-type": "s",
+    "create": "c",
+    "update": "u",
+    "patch": "u",
+    "delete": "d",
+}
+
+
+def refusal(resource_type: str, interaction: Interaction, why: str, *expression: str) -> Forbidden:
+    """403 naming the scope that would allow `interaction` on `resource_type`."""
+    scope = needed(resource_type, LETTERS_OF[interaction])
+    text = f"this client's scopes do not allow {interaction} on {resource_type}{why}"
+    return Forbidden([Issue(f"{text}: it needs {scope}", "forbidden", expression)])
+
+
+def require(
+    caller: "Caller", resource_type: str, interaction: Interaction, *expression: str
+) -> None:
+    """403 unless the caller's scopes allow `interaction` on `resource_type` (SMART)."""
+    if not caller.may(resource_type, LETTERS_OF[interaction]):
+        raise refusal(resource_type, interaction, "", *expression)

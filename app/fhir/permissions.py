@@ -1,5 +1,5 @@
-"""SMART scopes on FHIR interactions: the letter each interaction needs, and the one check
-that refuses it (403) naming the scope that would allow it.
+"""SMART scopes on FHIR interactions, applied where each is dispatched (the letters each needs,
+and the refusal, are `app.access.scopes`).
 
 Every type-level and instance-level interaction is checked where it is dispatched (`routes`,
 `summary_routes`, `bundles.entries` for each Bundle entry) before its body is read, so a
@@ -10,51 +10,12 @@ inside the SQL (`app.access.visibility`).
 Spec: https://hl7.org/fhir/smart-app-launch/scopes-and-launch-context.html
 """
 
-from typing import Literal
-
 from starlette.requests import Request
 
 from app.access import Caller
-from app.access.scopes import needed
-from app.errors import Forbidden, Issue
+from app.access.scopes import LETTERS_OF, Interaction, refusal, require
 from app.fhir.context import app_context
 from app.records.service import WriteResult
-
-# The interaction codes of http://hl7.org/fhir/R4/valueset-type-restful-interaction.html
-Interaction = Literal[
-    "read",
-    "vread",
-    "history-instance",
-    "history-type",
-    "search-type",
-    "create",
-    "update",
-    "patch",
-    "delete",
-]
-LETTERS: dict[Interaction, str] = {
-    "read": "r",
-    "vread": "r",
-    "history-instance": "r",
-    "history-type": "r",
-    "search-type": "s",
-    "create": "c",
-    "update": "u",
-    "patch": "u",
-    "delete": "d",
-}
-
-
-def _refusal(resource_type: str, interaction: Interaction, why: str, *expression: str) -> Forbidden:
-    scope = needed(resource_type, LETTERS[interaction])
-    text = f"this client's scopes do not allow {interaction} on {resource_type}{why}"
-    return Forbidden([Issue(f"{text}: it needs {scope}", "forbidden", expression)])
-
-
-def require(caller: Caller, resource_type: str, interaction: Interaction, *expression: str) -> None:
-    """403 unless the caller's scopes allow `interaction` on `resource_type` (SMART)."""
-    if not caller.may(resource_type, LETTERS[interaction]):
-        raise _refusal(resource_type, interaction, "", *expression)
 
 
 def permit(request: Request, resource_type: str, interaction: Interaction) -> None:
@@ -67,7 +28,10 @@ def created(caller: Caller, result: WriteResult, *expression: str) -> WriteResul
     (update-as-create needs both scopes, http://hl7.org/fhir/R4/http.html#update): then 403,
     raised inside the write's transaction, which rolls the write back."""
     resource_type = result.resource_type
-    if result.created and not caller.may(resource_type, LETTERS["create"]):
+    if result.created and not caller.may(resource_type, LETTERS_OF["create"]):
         why = f" (this update would create {resource_type}/{result.version.logical_id})"
-        raise _refusal(resource_type, "create", why, *expression)
+        raise refusal(resource_type, "create", why, *expression)
     return result
+
+
+__all__ = ["Interaction", "created", "permit", "require"]
