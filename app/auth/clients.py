@@ -25,7 +25,7 @@ from app.registry import RESOURCE_TYPES
 from app.storage.db import Connection, Database
 
 CLIENT_ID = re.compile(r"^[A-Za-z0-9._~-]{1,128}$")
-ORGANISATION = re.compile(r"^Organization/([A-Za-z0-9\-.]{1,64})$")
+ORGANISATION = re.compile(r"^Organization/((?!\.+$)[A-Za-z0-9\-.]{1,64})$")
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 MIN_RSA_BITS = 2048
 COLUMNS = "client_id, organisation, role, scope, jwks, local_key, revoked_at"

@@ -28,7 +28,9 @@ JSON_TYPES = frozenset({"application/fhir+json", "application/json", "applicatio
 PATCH_TYPES = frozenset({"application/json-patch+json"})
 JSON_FORMATS = frozenset({"json", *JSON_TYPES})
 _ETAG = re.compile(r'^(?:W/)?"(\d{1,9})"$')
-_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+# Not only dots: `.` and `..` would change the URL path of the resource (Patient/.. is /fhir).
+_ID = re.compile(r"^(?!\.+$)[A-Za-z0-9\-.]{1,64}$")
+_DOTS = re.compile(r"^\.+$")
 
 
 def require_type(resource_type: str) -> str:
@@ -39,14 +41,20 @@ def require_type(resource_type: str) -> str:
 
 
 def require_id(logical_id: str, expression: str = "id") -> str:
-    """A logical id of the FHIR form [A-Za-z0-9-.]{1,64}; otherwise 400."""
+    """A logical id of the FHIR form [A-Za-z0-9-.]{1,64}, not only dots; otherwise 400."""
     if not _ID.match(logical_id):
-        raise Invalid.of("id must be 1-64 characters of A-Z a-z 0-9 - .", expression)
+        raise Invalid.of(
+            f"id {logical_id[:64]!r} is not 1-64 characters of A-Z a-z 0-9 - . (not only dots)",
+            expression,
+        )
     return logical_id
 
 
 def known_id(resource_type: str, logical_id: str) -> str:
-    """An id that could exist here; any other is simply not found (404)."""
+    """An id that could exist here; any other is simply not found (404), save ids of dots
+    only, which would name another path (400)."""
+    if _DOTS.match(logical_id):
+        require_id(logical_id)
     if not _ID.match(logical_id):
         raise NotFound.of(f"{resource_type}/{logical_id[:64]} is not known")
     return logical_id

@@ -149,6 +149,8 @@ def _resource(found: Any, entry: Entry, where: str) -> dict[str, Any]:
         entry.logical_id
     ):
         raise Invalid.of("the resource id must equal the id in request.url", f"{where}.resource.id")
+    elif "id" in resource:  # a conditional update's body may name the id to create
+        wire.require_id(str(resource["id"]), f"{where}.resource.id")
     entry.slots = slots_of(resource, f"{where}.resource")  # bounds the depth, too
     try:
         validate_structure(entry.resource_type, resource)
