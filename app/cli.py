@@ -103,6 +103,7 @@ def serve(
         workers=workers,
         log_level=settings.log_level.lower(),
         access_log=False,
+        server_header=False,  # no "Server: uvicorn" telling what to attack
     )
 
 

@@ -22,12 +22,13 @@ from app.errors import FhirError, Invalid, MethodNotAllowed, NotFound
 from app.fhir import summary_routes
 from app.fhir.bundles import transactions
 from app.fhir.context import AppContext, Identify, unauthenticated
+from app.fhir.cors import Cors
 from app.fhir.definitions import operations as operation_definitions
 from app.fhir.definitions import search_parameters as conformance
 from app.fhir.definitions import terminology
 from app.fhir.definitions.capability import capability_statement
 from app.fhir.middleware import RequestIdMiddleware
-from app.fhir.outcomes import error_response, internal_error_response
+from app.fhir.outcomes import error_response
 from app.fhir.routes import ROUTES
 from app.openapi.document import document
 from app.records.store import Store
@@ -53,11 +54,6 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     return error_response(Invalid.of("the request is malformed"))
-
-
-async def _unexpected(request: Request, exc: Exception) -> Response:
-    log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
-    return internal_error_response()
 
 
 async def _first_signing_key(database: Database) -> None:
@@ -123,20 +119,30 @@ def create_app(settings: Settings | None = None, identify: Identify | None = Non
     app.state.authority = authority
     _add_routes(app)
     _add_handlers(app)
-    if identify is None:
-        limit = settings.rate_limit_per_minute
-        limiter = RateLimiter(limit) if limit else None
-        app.add_middleware(Authentication, authority=authority, limiter=limiter)
-    app.add_middleware(RequestIdMiddleware)
+    _add_middleware(app, settings, authority, authenticate=identify is None)
     return app
 
 
+def _add_middleware(
+    app: FastAPI, settings: Settings, authority: Authority, *, authenticate: bool
+) -> None:
+    """Outermost first: the response headers (and the 500 of an unexpected error), CORS when
+    configured (its preflights need no token), then authentication."""
+    if authenticate:
+        limit = settings.rate_limit_per_minute
+        limiter = RateLimiter(limit) if limit else None
+        app.add_middleware(Authentication, authority=authority, limiter=limiter)
+    if origins := settings.cors_allow_list:
+        app.add_middleware(Cors, origins=origins)
+    app.add_middleware(RequestIdMiddleware)
+
+
 def _add_handlers(app: FastAPI) -> None:
-    """Every error as an OperationOutcome, and the OpenAPI document written from the routes."""
+    """Every error as an OperationOutcome, and the OpenAPI document written from the routes.
+    Unexpected exceptions are answered by `RequestIdMiddleware`, with its headers."""
     app.add_exception_handler(FhirError, _fhir_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(Exception, _unexpected)
 
     def openapi_schema() -> dict[str, Any]:
         if app.openapi_schema is None:

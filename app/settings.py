@@ -72,6 +72,11 @@ class Settings(BaseSettings):
         ge=1,
         description="Requests a minute each client may make (429 beyond); None: no limit.",
     )
+    cors_origins: str = Field(
+        default="",
+        description="Comma-separated origins (https://app.example.org) whose browser pages may "
+        "call the API (CORS); empty: CORS off.",
+    )
     log_level: str = "INFO"
 
     @property
@@ -84,6 +89,11 @@ class Settings(BaseSettings):
         """The scheme, host and port of the public FHIR base URL."""
         parts = urlsplit(self.base_url)
         return f"{parts.scheme}://{parts.netloc}"
+
+    @property
+    def cors_allow_list(self) -> list[str]:
+        """The origins of `cors_origins`, blanks dropped."""
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
 
     @property
     def token_endpoint(self) -> str:

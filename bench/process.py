@@ -69,7 +69,8 @@ def command(port: int) -> list[str]:
     app = [sys.executable, "-m", "uvicorn", "bench.server:create_bench_app", "--factory"]
     listen = ["--host", HOST, "--port", str(port)]
     serving = ["--workers", "1", "--loop", "uvloop", "--http", "httptools"]
-    return [*app, *listen, *serving, "--no-access-log", "--log-level", "warning"]
+    quiet = ["--no-access-log", "--no-server-header"]  # as `safeguard serve`
+    return [*app, *listen, *serving, *quiet, "--log-level", "warning"]
 
 
 @contextmanager

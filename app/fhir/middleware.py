@@ -1,20 +1,36 @@
-"""ASGI middleware: echo X-Request-ID and X-Correlation-ID on every response.
+"""ASGI middleware: the headers every response carries, and the 500 of an unexpected error.
+
+Every response echoes X-Request-ID and X-Correlation-ID (a fresh X-Request-ID if none came),
+says `X-Content-Type-Options: nosniff`, and, unless it set a Cache-Control of its own,
+`Cache-Control: no-store`: almost every answer holds patient data, and none is worth caching.
+
+An exception no handler turned into a response is answered here, as a 500 OperationOutcome
+with those headers and `Connection: close`; the exception is then raised on, so the server
+logs it and closes the connection (which the client was told).
 
 Written as plain ASGI (not BaseHTTPMiddleware) so it costs next to nothing per request.
 """
 
+import logging
 import re
 import uuid
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.fhir.outcomes import internal_error_response
+
+log = logging.getLogger("safeguard")
+
 _SAFE = re.compile(rb"^[A-Za-z0-9\-_.:]{1,200}$")
 _ECHOED = (b"x-request-id", b"x-correlation-id")
+NOSNIFF = (b"x-content-type-options", b"nosniff")
+NO_STORE = (b"cache-control", b"no-store")
 
 
 class RequestIdMiddleware:
-    """Copies the request's tracing ids to the response (a fresh X-Request-ID if none)."""
+    """Adds the tracing ids and the security headers to every response; answers 500 for
+    exceptions that reach it."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -23,19 +39,35 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        echoed: list[tuple[bytes, bytes]] = [
-            (name, value)
-            for name, value in scope["headers"]
-            if name in _ECHOED and _SAFE.match(value)
-        ]
-        if not any(name == b"x-request-id" for name, _ in echoed):
-            echoed.append((b"x-request-id", str(uuid.uuid4()).encode()))
+        added = _added(scope)
+        started = False
 
-        async def send_with_ids(message: Message) -> None:
+        async def send_with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers: list[Any] = list(message.get("headers", []))
-                headers.extend(echoed)
+                if not any(name == b"cache-control" for name, _ in headers):
+                    headers.append(NO_STORE)
+                headers.extend(added)
                 message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, receive, send_with_ids)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception as exc:
+            log.error("unhandled %s on %s %s", type(exc).__name__, scope["method"], scope["path"])
+            if not started:
+                await internal_error_response()(scope, receive, send_with_headers)
+            raise
+
+
+def _added(scope: Scope) -> list[tuple[bytes, bytes]]:
+    """The tracing ids to echo (a fresh X-Request-ID if none came), and nosniff."""
+    added: list[tuple[bytes, bytes]] = [
+        (name, value) for name, value in scope["headers"] if name in _ECHOED and _SAFE.match(value)
+    ]
+    if not any(name == b"x-request-id" for name, _ in added):
+        added.append((b"x-request-id", str(uuid.uuid4()).encode()))
+    added.append(NOSNIFF)
+    return added

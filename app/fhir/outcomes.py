@@ -73,10 +73,14 @@ def error_response(error: FhirError) -> Response:
 
 
 def internal_error_response() -> Response:
-    """A 500 that tells nothing of the internals (the cause is logged without patient data)."""
-    return error_response(
+    """A 500 that tells nothing of the internals (the cause is logged without patient data).
+    `Connection: close`: the server drops the connection after an unexpected error, and says so
+    rather than leaving the client's next request on it to fail."""
+    response = error_response(
         FhirError([Issue("internal error; the request was not applied", "exception")])
     )
+    response.headers["Connection"] = "close"
+    return response
 
 
 class ReadOnly:
