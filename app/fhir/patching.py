@@ -8,8 +8,9 @@ from typing import Any
 
 import jsonpatch
 import jsonpointer
+import orjson
 
-from app.errors import Invalid, Unprocessable
+from app.errors import Invalid, PayloadTooLarge, Unprocessable
 from app.fhir.resources import MAX_DEPTH, check_depth, validate_structure
 from app.records.service import Patcher
 
@@ -55,38 +56,61 @@ def _size(value: Any, cap: int = 10**9) -> int:
     return count
 
 
-def json_patcher(resource_type: str, logical_id: str, document: Any) -> Patcher:
-    """A function applying the patch document to a resource's current JSON."""
+class _Growth:
+    """What the operations may still add: `copy` is the one operation that can grow a resource
+    beyond the patch's own size (doubling it each time). All copies together may copy at most
+    as many JSON values as there are, and the result may not serialize to more than the body
+    limit: each copy's source is counted as it is copied (what is removed later is not given
+    back), so a patch that would build a huge resource stops before building it."""
+
+    def __init__(self, current: dict[str, Any], operations: list[dict[str, Any]], limit: int):
+        self.values = _size(current) + _size(operations)
+        self.limit, self.bytes = limit, len(orjson.dumps(current))
+
+    def copy(self, source: Any) -> None:
+        self.values -= _size(source, self.values)
+        if self.values < 0:
+            raise Unprocessable.of("patch copies too much", code="too-costly")
+        self.bytes += len(orjson.dumps(source))
+        self.check(self.bytes)
+
+    def check(self, size: int) -> None:
+        if size > self.limit:
+            text = f"the patched resource is over the limit of {self.limit} bytes"
+            raise PayloadTooLarge.of(text)
+
+
+def _apply(patched: Any, operations: list[dict[str, Any]], growth: _Growth) -> Any:
+    try:
+        for operation in operations:
+            if operation["op"] == "copy":
+                growth.copy(jsonpointer.resolve_pointer(patched, operation["from"], None))
+            patched = jsonpatch.apply_patch(patched, [operation], in_place=True)
+    except jsonpatch.JsonPatchTestFailed as exc:
+        raise Unprocessable.of(f"patch test failed: {exc}", code="processing") from None
+    except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
+        raise Unprocessable.of(f"patch could not be applied: {exc}", code="processing") from None
+    except (TypeError, ValueError, KeyError, IndexError) as exc:
+        raise Invalid.of(f"patch is malformed ({type(exc).__name__})") from None
+    except RecursionError:
+        raise Invalid.of(f"JSON may not nest deeper than {MAX_DEPTH} levels") from None
+    return patched
+
+
+def json_patcher(resource_type: str, logical_id: str, document: Any, max_bytes: int) -> Patcher:
+    """A function applying the patch document to a resource's current JSON; a result of more
+    than `max_bytes` (serialized) is refused with 413."""
     operations = _check_document(document)
 
     def apply(current: dict[str, Any]) -> dict[str, Any]:
-        # `copy` is the one operation that can grow a resource beyond the patch's own size
-        # (doubling it each time): all copies together may copy at most as much as there is.
-        allowance = _size(current) + _size(operations)
-        patched: Any = copy.deepcopy(current)
-        try:
-            for operation in operations:
-                if operation["op"] == "copy":
-                    source = jsonpointer.resolve_pointer(patched, operation["from"], None)
-                    allowance -= _size(source, allowance)
-                    if allowance < 0:
-                        raise Unprocessable.of("patch copies too much", code="too-costly")
-                patched = jsonpatch.apply_patch(patched, [operation], in_place=True)
-        except jsonpatch.JsonPatchTestFailed as exc:
-            raise Unprocessable.of(f"patch test failed: {exc}", code="processing") from None
-        except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
-            raise Unprocessable.of(
-                f"patch could not be applied: {exc}", code="processing"
-            ) from None
-        except (TypeError, ValueError, KeyError, IndexError) as exc:
-            raise Invalid.of(f"patch is malformed ({type(exc).__name__})") from None
-        except RecursionError:
-            raise Invalid.of(f"JSON may not nest deeper than {MAX_DEPTH} levels") from None
+        growth = _Growth(current, operations, max_bytes)
+        patched = _apply(copy.deepcopy(current), operations, growth)
         if not isinstance(patched, dict) or patched.get("resourceType") != resource_type:
             raise Unprocessable.of("a patch may not change resourceType", "resourceType")
         if patched.get("id") != logical_id:
             raise Unprocessable.of("a patch may not change the id", f"{resource_type}.id")
         check_depth(patched, resource_type)
+        growth.check(len(orjson.dumps(patched)))
         validate_structure(resource_type, patched)
         return patched
 

@@ -338,8 +338,9 @@ async def patch(request: Request) -> Response:
     wire.check_accept(request)
     resource_type, logical_id = _instance(request, "patch")
     context = app_context(request)
-    raw = await wire.read_body(request, context.settings.max_body_bytes, wire.PATCH_TYPES)
-    patcher = json_patcher(resource_type, logical_id, wire.parse_json(raw))
+    limit = context.settings.max_body_bytes
+    raw = await wire.read_body(request, limit, wire.PATCH_TYPES)
+    patcher = json_patcher(resource_type, logical_id, wire.parse_json(raw), limit)
     version = wire.if_match(request)
     return await _write_once(
         request,

@@ -244,7 +244,8 @@ async def _process(repository: Repository, request: Request, entry: Entry, plan:
         updated = await _update(repository, request, entry, resource, plan)
         return entry_results.written(request, updated)
     if entry.method == "PATCH" and entry.logical_id is not None:
-        patcher = json_patcher(entry.resource_type, entry.logical_id, entry.patch)
+        limit = app_context(request).settings.max_body_bytes
+        patcher = json_patcher(entry.resource_type, entry.logical_id, entry.patch, limit)
         result = await service.patch(
             repository,
             entry.resource_type,
