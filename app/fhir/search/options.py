@@ -7,7 +7,7 @@ Spec: http://hl7.org/fhir/R4/search.html#return, #sort, #count, #include, #revin
 import base64
 import binascii
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -132,6 +132,10 @@ def since(raw: str | None) -> int | None:
         moment = datetime.fromisoformat(raw.replace(" ", "+"))
     except ValueError:
         raise Invalid.of(f"_since {raw!r} is not a FHIR instant", "_since") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1_000_000)
+    offset = moment.utcoffset() or timedelta(0)
+    if abs(offset) > timedelta(hours=14):
+        raise Invalid.of(f"_since {raw!r} is not a FHIR instant", "_since")
+    # Counted from the wall-clock time, then shifted: near years 1 and 9999, converting the
+    # moment itself to UTC would leave the range a datetime can hold.
+    local = moment.replace(tzinfo=None) - datetime(1970, 1, 1)
+    return (local - offset) // timedelta(microseconds=1)
