@@ -6,7 +6,7 @@ Spec: http://hl7.org/fhir/R4/search.html#string, #date
 import hashlib
 import re
 import unicodedata
-from datetime import UTC, datetime, timedelta
+from datetime import MAXYEAR, date, time
 from functools import lru_cache
 
 LONGEST_TEXT = 512  # characters of normalised text kept in an index entry
@@ -18,7 +18,8 @@ _DATE = re.compile(
     r"(?:T(?P<hour>\d{2}):(?P<minute>\d{2})(?::(?P<second>\d{2})(?:\.(?P<fraction>\d{1,9}))?)?"
     r"(?P<zone>Z|[+-]\d{2}:\d{2})?)?)?)?$"
 )
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_DAY = date(1970, 1, 1).toordinal()
+_FIELDS = (("year", 0), ("month", 1), ("day", 1), ("hour", 0), ("minute", 0), ("second", 0))
 
 
 @lru_cache(maxsize=16384)  # codes' displays and common names repeat across resources
@@ -51,13 +52,43 @@ def soundex(text: str) -> str:
     return (code + "000")[:4]
 
 
-def _micros(moment: datetime) -> int:
-    return (moment - _EPOCH) // timedelta(microseconds=1)
+_MICROS = {"second": 1_000_000, "minute": 60_000_000, "day": 86_400_000_000}
+_LONGEST_OFFSET = 14 * 60  # minutes: zones run from -14:00 to +14:00
 
 
-def _add_months(moment: datetime, months: int) -> datetime:
-    total = moment.month - 1 + months
-    return moment.replace(year=moment.year + total // 12, month=total % 12 + 1)
+def _day_micros(year: int, month: int = 1, day: int = 1) -> int:
+    """Microseconds from the epoch to midnight UTC opening a day; the day after 9999-12-31
+    (which no `date` holds) is counted too, so a range's end never overflows."""
+    if year > MAXYEAR:
+        return (date(MAXYEAR, 12, 31).toordinal() + 1 - _EPOCH_DAY) * _MICROS["day"]
+    return (date(year, month, day).toordinal() - _EPOCH_DAY) * _MICROS["day"]
+
+
+def _offset_micros(zone: str | None) -> int | None:
+    """A zone's offset from UTC in microseconds (0 when absent); None beyond +-14:00."""
+    if not zone or zone == "Z":
+        return 0
+    hours, minutes = int(zone[1:3]), int(zone[4:6])
+    if minutes >= 60 or hours * 60 + minutes > _LONGEST_OFFSET:
+        return None
+    sign = 1 if zone[0] == "+" else -1
+    return sign * (hours * 60 + minutes) * _MICROS["minute"]
+
+
+def _span(parts: dict[str, str | None], start: int) -> int:
+    """The length of the range a value covers, from the precision it is given to."""
+    fraction = parts["fraction"]
+    if fraction:
+        return int(10 ** (6 - min(len(fraction), 6)))
+    for unit in ("second", "minute"):
+        if parts[unit]:
+            return _MICROS[unit]
+    if parts["day"]:
+        return _MICROS["day"]
+    year, month = int(parts["year"] or 0), int(parts["month"] or 0)
+    if month:
+        return _day_micros(year + month // 12, month % 12 + 1) - start
+    return _day_micros(year + 1) - start
 
 
 @lru_cache(maxsize=16384)  # dates repeat: a day's flags, a cohort's birth dates
@@ -65,44 +96,27 @@ def date_range(text: str) -> tuple[int, int] | None:
     """[low, high) in microseconds since the epoch that a date, dateTime or instant covers.
 
     A value stands for every moment its precision allows: `2015` is all of 2015, `2015-03-01`
-    that whole day (UTC when no zone is given), `...T10:00:05` that second. None if malformed.
+    that whole day (UTC when no zone is given), `...T10:00:05` that second. None if malformed
+    (no such day or time, or a zone beyond +-14:00). Counted in integers, not datetimes, so the
+    whole range FHIR allows (0001-01-01T00:00:00+14:00 to 9999-12-31T23:59:59-14:00) fits.
     """
     match = _DATE.match(text)
     if match is None:
         return None
     parts = match.groupdict()
+    numbers = [int(parts[k] or d) for k, d in _FIELDS]
+    offset = _offset_micros(parts["zone"])
     try:
-        start = datetime(
-            int(parts["year"]),
-            int(parts["month"] or 1),
-            int(parts["day"] or 1),
-            int(parts["hour"] or 0),
-            int(parts["minute"] or 0),
-            int(parts["second"] or 0),
-            tzinfo=UTC,
-        )
+        time(numbers[3], numbers[4], numbers[5])
+        day = _day_micros(numbers[0], numbers[1], numbers[2])
     except ValueError:
         return None
-    zone = parts["zone"]
-    if zone and zone != "Z":
-        sign = 1 if zone[0] == "+" else -1
-        start -= sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
+    if offset is None:
+        return None
+    clock = ((numbers[3] * 60 + numbers[4]) * 60 + numbers[5]) * _MICROS["second"]
     fraction = parts["fraction"]
-    if fraction:
-        start += timedelta(microseconds=int(fraction[:6].ljust(6, "0")))
-        low = _micros(start)
-        return low, low + max(1, 10 ** (6 - min(len(fraction), 6)))
-    if parts["second"]:
-        end = start + timedelta(seconds=1)
-    elif parts["minute"]:
-        end = start + timedelta(minutes=1)
-    elif parts["day"]:
-        end = start + timedelta(days=1)
-    elif parts["month"]:
-        end = _add_months(start, 1)
-    else:
-        end = start.replace(year=start.year + 1)
-    return _micros(start), _micros(end)
+    start = day + clock - offset + (int(fraction[:6].ljust(6, "0")) if fraction else 0)
+    return start, start + _span(parts, day)
 
 
 LONGEST_INDEXED = 256  # characters; a B-tree entry holds at most ~2700 bytes

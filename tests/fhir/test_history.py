@@ -7,7 +7,7 @@ import pytest
 
 from app.storage import repository
 from tests import factories as f
-from tests.http import create, reference
+from tests.http import create, outcome_expressions, reference
 
 
 async def _all_pages(client: httpx.AsyncClient, url: str) -> list[dict[str, Any]]:
@@ -86,3 +86,29 @@ async def test_malformed_history_parameters_are_400(client: httpx.AsyncClient, q
     response = await client.get(f"/_history?{query}")
     assert response.status_code == 400
     assert response.json()["resourceType"] == "OperationOutcome"
+
+
+@pytest.mark.parametrize(
+    ("since", "changes"),
+    [
+        ("9999-12-31T23:59:59-14:00", False),
+        ("9999-12-31", False),
+        ("0001-01-01T00:00:00+14:00", True),
+        ("0001-01-01", True),
+    ],
+)
+async def test_since_at_the_edges_of_the_calendar(
+    client: httpx.AsyncClient, since: str, changes: bool
+) -> None:
+    """`_since` at the first and last instants FHIR allows: a history, not an overflow."""
+    await create(client, f.organization())
+    response = await client.get("/_history", params={"_since": since})
+    assert response.status_code == 200, response.text
+    assert bool(response.json().get("entry")) == changes
+
+
+@pytest.mark.parametrize("since", ["2020-01-01T00:00:00+15:00", "0000-01-01", "2020-13-01"])
+async def test_since_that_is_not_an_instant_is_400(client: httpx.AsyncClient, since: str) -> None:
+    response = await client.get("/_history", params={"_since": since})
+    assert response.status_code == 400, response.text
+    assert outcome_expressions(response) == ["_since"]

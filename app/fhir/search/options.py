@@ -6,17 +6,21 @@ Spec: http://hl7.org/fhir/R4/search.html#return, #sort, #count, #include, #revin
 
 import base64
 import binascii
+import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 
 from app.criteria import SortKey
 from app.errors import Invalid
+from app.normalise import EARLIEST, LATEST
 from app.registry import RESOURCE_TYPES, search_param
 
 TOTALS = ("none", "estimate", "accurate")
+_SMALLEST_INT, _LARGEST_INT = -(2**63), 2**63 - 1  # a signed 64-bit column
+_LONGEST_TEXT = 4096  # characters; sort values are indexed text, far shorter
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,25 +57,56 @@ def history_cursor(raw: str | None) -> int | None:
     return int(raw)
 
 
-def encode_cursor(keys: tuple[Any, ...], backwards: bool) -> str:
-    """An opaque cursor for a page boundary: the boundary row's sort keys and pk."""
-    document = orjson.dumps({"k": list(keys), "b": backwards})
+def _signature(sort: tuple[SortKey, ...]) -> str:
+    return ",".join(("-" if key.descending else "") + key.param for key in sort)
+
+
+def encode_cursor(keys: tuple[Any, ...], backwards: bool, sort: tuple[SortKey, ...]) -> str:
+    """An opaque cursor for a page boundary: the boundary row's sort keys and pk, and the
+    `_sort` they were taken under."""
+    document = orjson.dumps({"k": list(keys), "b": backwards, "s": _signature(sort)})
     return base64.urlsafe_b64encode(document).decode().rstrip("=")
 
 
-def decode_cursor(raw: str | None, keys: int) -> tuple[tuple[Any, ...], bool] | None:
-    """(sort keys and pk, backwards) from a cursor; one not issued for this sort is 400."""
+def _fits(value: object, kind: str) -> bool:
+    """Whether a cursor value has the type (and range) of a sort value of this kind; the
+    database would otherwise meet a mistyped or out-of-range parameter."""
+    if isinstance(value, bool):
+        return False
+    if kind == "int":
+        return isinstance(value, int) and _SMALLEST_INT <= value <= _LARGEST_INT
+    if kind == "moment":
+        return isinstance(value, int) and EARLIEST <= value <= LATEST
+    if kind == "number":
+        return isinstance(value, int | float) and math.isfinite(value) and abs(value) <= 1e308
+    return isinstance(value, str) and len(value) <= _LONGEST_TEXT and "\x00" not in value
+
+
+def _value_kind(key: SortKey) -> str:
+    """Dates (and _lastUpdated) sort by microseconds, quantities by number, the rest by text."""
+    return {"date": "moment", "quantity": "number"}.get(key.kind, "text")
+
+
+def decode_cursor(
+    raw: str | None, sort: tuple[SortKey, ...]
+) -> tuple[tuple[Any, ...], bool] | None:
+    """(sort keys and pk, backwards) from a cursor; one not issued for this sort is 400, before
+    any of its values reaches the database."""
     if raw is None:
         return None
     try:
         document = orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
         values, backwards = document["k"], document["b"]
-    except (binascii.Error, ValueError, TypeError, KeyError, orjson.JSONDecodeError):
+        signature = document.get("s", _signature(sort))
+    except (binascii.Error, ValueError, TypeError, KeyError, AttributeError):
         raise Invalid.of("_cursor is not a cursor this server issued", "_cursor") from None
-    ok = isinstance(values, list) and len(values) == keys + 1 and isinstance(backwards, bool)
-    if not ok or not all(isinstance(v, str | int | float) for v in values):
+    kinds = [*(_value_kind(key) for key in sort), "int"]
+    ok = isinstance(values, list) and len(values) == len(kinds) and isinstance(backwards, bool)
+    ok = ok and signature == _signature(sort)
+    if not ok or not all(_fits(v, kind) for v, kind in zip(values, kinds, strict=False)):
         raise Invalid.of("_cursor does not belong to this search", "_cursor")
-    return tuple(values), backwards
+    typed = tuple(float(v) if k == "number" else v for v, k in zip(values, kinds, strict=True))
+    return typed, backwards
 
 
 def sort_keys(raw: str | None, resource_type: str) -> tuple[SortKey, ...]:
@@ -132,6 +167,10 @@ def since(raw: str | None) -> int | None:
         moment = datetime.fromisoformat(raw.replace(" ", "+"))
     except ValueError:
         raise Invalid.of(f"_since {raw!r} is not a FHIR instant", "_since") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1_000_000)
+    offset = moment.utcoffset() or timedelta(0)
+    if abs(offset) > timedelta(hours=14):
+        raise Invalid.of(f"_since {raw!r} is not a FHIR instant", "_since")
+    # Counted from the wall-clock time, then shifted: near years 1 and 9999, converting the
+    # moment itself to UTC would leave the range a datetime can hold.
+    local = moment.replace(tzinfo=None) - datetime(1970, 1, 1)
+    return (local - offset) // timedelta(microseconds=1)

@@ -141,7 +141,7 @@ def _options(context: AppContext, resource_type: str, pairs: list[tuple[str, str
         summary=elements.parse_summary(first.get("_summary")),
         elements=elements.parse_elements([v for k, v in pairs if k == "_elements"]),
         includes=search_options.includes(pairs),
-        cursor=search_options.decode_cursor(first.get("_cursor"), len(sort)),
+        cursor=search_options.decode_cursor(first.get("_cursor"), sort),
     )
 
 
@@ -241,10 +241,10 @@ def _links(
     links = [("self", bundles.page_url(base, path, [*applied, *_cursor_pair(pairs)]))]
     links.append(("first", bundles.page_url(base, path, applied)))
     if page.rows and page.before:
-        cursor = search_options.encode_cursor(page.rows[0].keys, backwards=True)
+        cursor = search_options.encode_cursor(page.rows[0].keys, True, opts.sort)
         links.append(("previous", bundles.page_url(base, path, [*applied, ("_cursor", cursor)])))
     if page.rows and page.after:
-        cursor = search_options.encode_cursor(page.rows[-1].keys, backwards=False)
+        cursor = search_options.encode_cursor(page.rows[-1].keys, False, opts.sort)
         links.append(("next", bundles.page_url(base, path, [*applied, ("_cursor", cursor)])))
     return links
 
