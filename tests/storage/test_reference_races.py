@@ -40,17 +40,17 @@ WHERE NOT w.deleted AND t.deleted AND wv.seq > tv.seq
 
 
 async def _race(client: httpx.AsyncClient, write: Write) -> list[int]:
-    """Delete every Patient while `write` names each of them a few times, all at once; the
-    statuses of the writes."""
+    """Delete every Patient while `write` names each of them a few times, all at once (each
+    delete sent just before the writes naming its Patient); the statuses of the writes."""
     patients = [reference(await create(client, f.patient())) for _ in range(PATIENTS)]
-    writes = [write(n, patient) for n, patient in enumerate(patients * WRITES_EACH)]
-    deletes = [client.delete(f"/{patient}") for patient in patients]
-    half = len(writes) // 2  # each delete between writes naming the same Patient
-    responses = await asyncio.gather(*writes[:half], *deletes, *writes[half:])
-    statuses = [r.status_code for r in responses]
-    deleted = statuses[half : half + PATIENTS]
+    sent: list[Awaitable[httpx.Response]] = []
+    for k, patient in enumerate(patients):
+        writes = [write(k * WRITES_EACH + j, patient) for j in range(WRITES_EACH)]
+        sent += [client.delete(f"/{patient}"), *writes]
+    statuses = [r.status_code for r in await asyncio.gather(*sent)]
+    deleted = statuses[:: WRITES_EACH + 1]
     assert all(status in (200, 204) for status in deleted), deleted
-    return statuses[:half] + statuses[half + PATIENTS :]
+    return [s for n, s in enumerate(statuses) if n % (WRITES_EACH + 1)]
 
 
 async def _written_after_delete(app: FastAPI) -> list[tuple[str, str]]:
