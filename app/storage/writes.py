@@ -128,9 +128,7 @@ def _pg_write_sql(update: bool, targets: int) -> str:
     plan instead of planning every execution.
     """
     first = _PG_NEXT_ARG + 1 if update else _PG_NEXT_ARG  # the updated pk comes first
-    checks = [
-        _LIVE.format(first + 2 * n, first + 2 * n + 1, lock=_PG_LOCK) for n in range(targets)
-    ]
+    checks = [_LIVE.format(first + 2 * n, first + 2 * n + 1, lock=_PG_LOCK) for n in range(targets)]
     live = " AND ".join(checks) or "true"
     head = (_PG_UPDATE if update else _PG_INSERT).format(live=live, pk=_PG_NEXT_ARG)
     return head + _PG_VERSION + _PG_INDEX_INSERTS + "\nSELECT pk FROM r"
