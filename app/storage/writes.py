@@ -102,10 +102,21 @@ WITH r AS (
 )
 
 # A referenced resource must be live, whoever writes: an integrity check (`every_live`).
+# `{{lock}}` is where PostgreSQL's check locks the row it finds (`_PG_LOCK`).
 _LIVE = (
     "EXISTS (SELECT 1 FROM resource l WHERE l.resource_type = ${} AND l.logical_id = ${} "
-    f"AND {every_live('l')})"
+    f"AND {every_live('l')}{{lock}})"
 )
+
+# The referenced rows, share-locked until the write commits. A check that only read them
+# would see a resource live in the statement's snapshot while its delete commits beside it
+# (READ COMMITTED), leaving the new version referencing a deleted resource. FOR SHARE
+# conflicts with every UPDATE of the row (a delete is one, of non-key columns, which FOR KEY
+# SHARE would let through) and with the FOR UPDATE of `read_current(lock=True)`, so a delete
+# or update of the target waits for this write, or this write for it: a locking read waits
+# for the row's writer, then tests `NOT deleted` again on the row's newest version and finds
+# nothing if it was deleted. Bundle creates lock their targets the same way (`live_among`).
+_PG_LOCK = " FOR SHARE"
 
 
 @cache
@@ -117,7 +128,7 @@ def _pg_write_sql(update: bool, targets: int) -> str:
     plan instead of planning every execution.
     """
     first = _PG_NEXT_ARG + 1 if update else _PG_NEXT_ARG  # the updated pk comes first
-    checks = [_LIVE.format(first + 2 * n, first + 2 * n + 1) for n in range(targets)]
+    checks = [_LIVE.format(first + 2 * n, first + 2 * n + 1, lock=_PG_LOCK) for n in range(targets)]
     live = " AND ".join(checks) or "true"
     head = (_PG_UPDATE if update else _PG_INSERT).format(live=live, pk=_PG_NEXT_ARG)
     return head + _PG_VERSION + _PG_INDEX_INSERTS + "\nSELECT pk FROM r"
@@ -240,9 +251,13 @@ _SQLITE_VERSION = (
 
 @cache
 def _sqlite_write_sql(update: bool, targets: int) -> str:
-    """The resource row's INSERT or UPDATE, written only if each referenced resource is live."""
+    """The resource row's INSERT or UPDATE, written only if each referenced resource is live.
+
+    Nothing is locked: SQLite has one writer at a time, and the unit of work holds it from its
+    first statement to its commit, so no delete can commit between this check and the write.
+    """
     first = 9 if update else 10  # parameters after the row's own
-    checks = [_LIVE.format(first + 2 * n, first + 2 * n + 1) for n in range(targets)]
+    checks = [_LIVE.format(first + 2 * n, first + 2 * n + 1, lock="") for n in range(targets)]
     return (_SQLITE_UPDATE if update else _SQLITE_INSERT).format(live=" AND ".join(checks) or "1")
 
 
