@@ -122,9 +122,9 @@ async def test_a_create_waits_for_a_delete_in_flight_then_refuses(
 ) -> None:
     """The window held open: the Patient's delete is written but not committed while the Flag
     is created; on PostgreSQL the create waits for it, then reads the Patient again (a locking
-    read tests the row's newest version) and finds it deleted."""
-    if database(app).dialect != "postgresql":
-        pytest.skip("SQLite has one writer at a time: a delete in flight holds it")
+    read tests the row's newest version) and finds it deleted. SQLite runs one unit of work at
+    a time on its one writer, so there the create simply comes after the delete."""
+    postgresql = database(app).dialect == "postgresql"
     patient = await create(client, f.patient())
     async with database(app).transaction() as conn:
         repo = Repository(conn, EVERYONE)
@@ -132,9 +132,9 @@ async def test_a_create_waits_for_a_delete_in_flight_then_refuses(
         assert current is not None
         await delete(repo, "Patient", patient["id"], current)
         created = asyncio.create_task(_created(client, 0, reference(patient)))
-        while not (created.done() or await _waiting_on_a_lock(app)):
+        while postgresql and not (created.done() or await _waiting_on_a_lock(app)):
             await asyncio.wait([created], timeout=0.01)
-        assert not created.done(), "the create waits for the delete's commit"
+        assert not (postgresql and created.done()), "the create waits for the delete's commit"
     response = await created
     assert response.status_code == 422, response.text
     assert await _written_after_delete(app) == []
