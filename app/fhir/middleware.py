@@ -63,10 +63,13 @@ class RequestIdMiddleware:
 
 
 def _added(scope: Scope) -> list[tuple[bytes, bytes]]:
-    """The tracing ids to echo (a fresh X-Request-ID if none came), and nosniff."""
-    added: list[tuple[bytes, bytes]] = [
-        (name, value) for name, value in scope["headers"] if name in _ECHOED and _SAFE.match(value)
-    ]
+    """The tracing ids to echo, the first of each (a fresh X-Request-ID if none came), and
+    nosniff."""
+    echoed: dict[bytes, bytes] = {}
+    for name, value in scope["headers"]:
+        if name in _ECHOED and name not in echoed:
+            echoed[name] = value
+    added = [(name, value) for name, value in echoed.items() if _SAFE.match(value)]
     if not any(name == b"x-request-id" for name, _ in added):
         added.append((b"x-request-id", str(uuid.uuid4()).encode()))
     added.append(NOSNIFF)

@@ -81,19 +81,23 @@ class _Growth:
 
 
 def _apply(patched: Any, operations: list[dict[str, Any]], growth: _Growth) -> Any:
-    try:
-        for operation in operations:
+    """Apply the operations in order; a refusal names the operation and its path, never the
+    values it met (they can hold patient data)."""
+    for number, operation in enumerate(operations):
+        where = f"patch operation {number} ({operation['op']} at {operation.get('path')!r})"
+        try:
             if operation["op"] == "copy":
                 growth.copy(jsonpointer.resolve_pointer(patched, operation["from"], None))
             patched = jsonpatch.apply_patch(patched, [operation], in_place=True)
-    except jsonpatch.JsonPatchTestFailed as exc:
-        raise Unprocessable.of(f"patch test failed: {exc}", code="processing") from None
-    except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
-        raise Unprocessable.of(f"patch could not be applied: {exc}", code="processing") from None
-    except (TypeError, ValueError, KeyError, IndexError) as exc:
-        raise Invalid.of(f"patch is malformed ({type(exc).__name__})") from None
-    except RecursionError:
-        raise Invalid.of(f"JSON may not nest deeper than {MAX_DEPTH} levels") from None
+        except jsonpatch.JsonPatchTestFailed:
+            raise Unprocessable.of(f"{where}: the value there differs", code="processing") from None
+        except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException):
+            text = f"{where} could not be applied: its path is not in the resource"
+            raise Unprocessable.of(text, code="processing") from None
+        except (TypeError, ValueError, KeyError, IndexError):
+            raise Invalid.of(f"{where} is malformed") from None
+        except RecursionError:
+            raise Invalid.of(f"JSON may not nest deeper than {MAX_DEPTH} levels") from None
     return patched
 
 

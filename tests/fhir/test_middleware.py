@@ -120,3 +120,9 @@ async def test_after_a_500_the_client_can_go_on(settings: Settings) -> None:
         for _ in range(3):
             assert (await http.get(f"{origin}/_ping")).status_code == 200
             assert (await http.get(f"{origin}/boom")).status_code == 500
+
+
+async def test_two_request_ids_echo_the_first_only(client: httpx.AsyncClient) -> None:
+    headers = [("X-Request-ID", "first-id"), ("X-Request-ID", "second-id")]
+    response = await client.get("/metadata", headers=headers)
+    assert response.headers.get_list("x-request-id") == ["first-id"]

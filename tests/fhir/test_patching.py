@@ -79,3 +79,21 @@ def test_copies_stop_before_the_resource_is_built() -> None:
     with pytest.raises(PayloadTooLarge):
         patcher(current)
     assert current == {"resourceType": "Patient", "id": "p"}
+
+
+async def test_a_refused_patch_names_the_operation_and_never_the_values(
+    client: httpx.AsyncClient,
+) -> None:
+    child = await create(client, f.patient(family="Quietly-Private"))
+    url = f"/{reference(child)}"
+    cases = [
+        [{"op": "test", "path": "/name/0/family", "value": "Someone-Else"}],
+        [{"op": "remove", "path": "/name/0/prefix"}],
+        [{"op": "replace", "path": "/name/7/family", "value": "X"}],
+    ]
+    for operations in cases:
+        refused = await patch(client, url, operations)
+        assert refused.status_code == 422, refused.text
+        text = refused.json()["issue"][0]["diagnostics"]
+        assert "patch operation 0" in text and operations[0]["path"] in text
+        assert "Quietly-Private" not in text and "Amy" not in text and "class" not in text
