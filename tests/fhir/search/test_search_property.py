@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
 from tests.conftest import BASE, empty_database
+from tests.dates import matches as date_matches
 from tests.http import create
 
 SYSTEMS = ("https://example.org/a", "https://example.org/b")
@@ -84,22 +85,6 @@ def span(text: str) -> Span:
     else:
         high = low.replace(year=low.year + 1)
     return _micros(low), _micros(high)
-
-
-def date_matches(prefix: str, target: Span, search: Span) -> bool:
-    """search.html#prefix on ranges: T=[tl, th) against S=[sl, sh)."""
-    (tl, th), (sl, sh) = target, search
-    eq = sl <= tl and th <= sh
-    return {
-        "eq": eq,
-        "ne": not eq,
-        "gt": th > sh,
-        "lt": tl < sl,
-        "ge": th > sh or eq,
-        "le": tl < sl or eq,
-        "sa": tl >= sh,
-        "eb": th <= sl,
-    }[prefix]
 
 
 def _tokens(resource: Resource, name: str) -> list[Pair]:
