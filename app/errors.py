@@ -151,5 +151,15 @@ class TooManyRequests(FhirError):
     default_code = "throttled"
 
 
+@dataclass
+class Unavailable(FhirError):
+    """The service cannot answer now (503), e.g. its audit trail cannot be written;
+    `retry_after`: seconds after which a retry may succeed."""
+
+    retry_after: int = 1
+    status = 503
+    default_code = "transient"
+
+
 class WriteConflict(Exception):
     """A concurrent transaction won a race; the unit of work is safe to retry."""

@@ -12,6 +12,9 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from app.audit.events import Server
+from app.audit.middleware import Auditing
+from app.audit.writer import AuditWriter
 from app.auth import routes as auth_routes
 from app.auth.keys import ensure_key
 from app.auth.middleware import Authentication
@@ -90,6 +93,7 @@ def create_app(settings: Settings | None = None, identify: Identify | None = Non
     store = Store(database, settings.write_retries)
     context = AppContext(settings, store, identify or unauthenticated)
     authority = Authority(settings, database)
+    auditor = AuditWriter(database)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -106,6 +110,7 @@ def create_app(settings: Settings | None = None, identify: Identify | None = Non
             yield
         finally:
             authority.close()
+            await auditor.close()
             await context.store.close()
 
     app = FastAPI(
@@ -117,21 +122,30 @@ def create_app(settings: Settings | None = None, identify: Identify | None = Non
     )
     app.state.context = context
     app.state.authority = authority
+    app.state.auditor = auditor
     _add_routes(app)
     _add_handlers(app)
-    _add_middleware(app, settings, authority, authenticate=identify is None)
+    _add_middleware(app, settings, authority, auditor, authenticate=identify is None)
     return app
 
 
 def _add_middleware(
-    app: FastAPI, settings: Settings, authority: Authority, *, authenticate: bool
+    app: FastAPI,
+    settings: Settings,
+    authority: Authority,
+    auditor: AuditWriter,
+    *,
+    authenticate: bool,
 ) -> None:
     """Outermost first: the response headers (and the 500 of an unexpected error), CORS when
-    configured (its preflights need no token), then authentication."""
+    configured (its preflights need no token), the audit trail (so a refused token leaves a
+    record too), then authentication."""
     if authenticate:
         limit = settings.rate_limit_per_minute
         limiter = RateLimiter(limit) if limit else None
         app.add_middleware(Authentication, authority=authority, limiter=limiter)
+    server = Server(settings.base_url.rstrip("/"), f"{settings.canonical_base}/clients")
+    app.add_middleware(Auditing, writer=auditor, server=server)
     if origins := settings.cors_allow_list:
         app.add_middleware(Cors, origins=origins)
     app.add_middleware(RequestIdMiddleware)

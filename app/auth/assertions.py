@@ -59,6 +59,17 @@ def _unverified(assertion: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return dict(compact.headers()), claims
 
 
+def claimed_client(assertion: str) -> str | None:
+    """The client id an assertion claims (its `iss`), unverified: for the audit record of a
+    token request, whether or not it authenticates."""
+    try:
+        _, claims = _unverified(assertion)
+    except OAuthError:
+        return None
+    issuer = claims.get("iss")
+    return issuer[:128] if isinstance(issuer, str) else None
+
+
 async def authenticate(conn: Connection, assertion: str, audience: str, now: int) -> Authenticated:
     """The client an assertion authenticates, once its signature and claims are checked."""
     header, claims = _unverified(assertion)

@@ -12,9 +12,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
+from app.access import Caller
 from app.access.scopes import render
-from app.auth.assertions import ALGORITHMS, OAuthError
+from app.access.trail import trail_of
+from app.auth.assertions import ALGORITHMS, OAuthError, claimed_client
 from app.auth.tokens import Authority
+from app.fhir.context import CALLER
 
 FORM = "application/x-www-form-urlencoded"
 MAX_FORM_BYTES = 64 * 1024
@@ -48,11 +51,16 @@ async def _form(request: Request) -> dict[str, str]:
 async def token(request: Request) -> Response:
     """The token endpoint: a client assertion exchanged for an access token (RFC 6749 §5).
     Spec: https://hl7.org/fhir/smart-app-launch/backend-services.html#obtaining-an-access-token"""
+    trail = trail_of(request.scope)
     try:
-        issued = await authority(request).exchange(await _form(request))
+        form = await _form(request)
+        if trail is not None:
+            trail.claimed_client = claimed_client(form.get("client_assertion", ""))
+        client, issued = await authority(request).exchange(form)
     except OAuthError as error:
         refused = {"error": error.error, "error_description": error.description}
         return _json(refused, error.status, NO_STORE)
+    request.scope[CALLER] = Caller(client.client_id, client.organisation, client.role)
     return _json(issued, headers=NO_STORE)
 
 

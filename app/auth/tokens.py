@@ -66,8 +66,8 @@ class Authority:
         """Let go of what the revocation check holds."""
         self.revocations.close()
 
-    async def exchange(self, form: Mapping[str, str]) -> dict[str, Any]:
-        """The token response for a client_credentials request with a client assertion."""
+    async def exchange(self, form: Mapping[str, str]) -> tuple[Client, dict[str, Any]]:
+        """The client a client_credentials request authenticates, and its token response."""
         if form.get("grant_type") != "client_credentials":
             raise OAuthError("unsupported_grant_type", "grant_type must be client_credentials")
         for name in ("client_assertion_type", "client_assertion", "scope"):
@@ -86,7 +86,7 @@ class Authority:
                 await assertions.record_jti(conn, found, now)
         except WriteConflict as exc:
             raise invalid_client("the assertion's jti was used already") from exc
-        return await self._issue(found.client, granted, now)
+        return found.client, await self._issue(found.client, granted, now)
 
     def _granted(self, client: Client, scope: str) -> str:
         """What both the request and the registration cover, as a scope string."""
@@ -191,5 +191,5 @@ class Authority:
             "client_assertion": assertion,
             "scope": client.scope,
         }
-        response = await self.exchange(form)
+        _, response = await self.exchange(form)
         return str(response["access_token"])

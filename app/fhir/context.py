@@ -10,6 +10,7 @@ from typing import TypeVar
 from starlette.requests import Request
 
 from app.access import Caller
+from app.access.trail import trail_of
 from app.errors import Unauthorized
 from app.flags.codes import Vocabulary, vocabulary
 from app.records.reads import Repository
@@ -59,7 +60,7 @@ class AppContext:
 
     async def write(self, request: Request, work: Callable[[Repository], Awaitable[T]]) -> T:
         """Run `work` on the request's caller's repository in one transaction (`Store.write`)."""
-        return await self.store.write(self.caller(request), work)
+        return await self.store.write(self.caller(request), work, trail_of(request.scope))
 
 
 def app_context(request: Request) -> AppContext:

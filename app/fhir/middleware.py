@@ -26,6 +26,7 @@ _SAFE = re.compile(rb"^[A-Za-z0-9\-_.:]{1,200}$")
 _ECHOED = (b"x-request-id", b"x-correlation-id")
 NOSNIFF = (b"x-content-type-options", b"nosniff")
 NO_STORE = (b"cache-control", b"no-store")
+REQUEST_ID = "safeguard.request_id"  # the X-Request-ID echoed, kept in the ASGI scope
 
 
 class RequestIdMiddleware:
@@ -40,6 +41,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         added = _added(scope)
+        scope[REQUEST_ID] = next(v for n, v in added if n == b"x-request-id").decode()
         started = False
 
         async def send_with_headers(message: Message) -> None:

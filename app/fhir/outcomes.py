@@ -10,7 +10,14 @@ import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from app.errors import FhirError, Issue, MethodNotAllowed, TooManyRequests, Unauthorized
+from app.errors import (
+    FhirError,
+    Issue,
+    MethodNotAllowed,
+    TooManyRequests,
+    Unauthorized,
+    Unavailable,
+)
 
 FHIR_JSON = "application/fhir+json; charset=utf-8"
 SPINE_CODES = "https://fhir.nhs.uk/R4/CodeSystem/Spine-ErrorOrWarningCode"
@@ -67,7 +74,7 @@ def error_response(error: FhirError) -> Response:
     response = Response(body, status_code=error.status, media_type=FHIR_JSON)
     if isinstance(error, Unauthorized):
         response.headers["WWW-Authenticate"] = error.challenge
-    elif isinstance(error, TooManyRequests):
+    elif isinstance(error, TooManyRequests | Unavailable):
         response.headers["Retry-After"] = str(error.retry_after)
     return response
 

@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from app.criteria import Query
 from app.errors import Invalid, NotFound
-from app.fhir import permissions, wire
+from app.fhir import auditing, permissions, wire
 from app.fhir.bundles import assembly as bundles
 from app.fhir.bundles import idempotency
 from app.fhir.context import AppContext, app_context
@@ -182,6 +182,9 @@ async def _history(
             before_seq=search_options.history_cursor(params.get("_cursor")),
             count=count + 1,
         )
+    if logical_id is not None and resource_type is not None and versions:
+        auditing.read_one(request, resource_type, logical_id, versions[0].patient_id)
+    auditing.held_data_of(request, (v.patient_id for v in versions[:count]))
     kept = [(k, v) for k, v in params.multi_items() if k in ("_since", "_count")]
     next_url = None
     if len(versions) > count:
@@ -209,6 +212,7 @@ async def vread(request: Request) -> Response:
     async with context.reading(request) as repository:
         found = await reads.vread(repository, resource_type, logical_id, version_id)
     assert found.body is not None
+    auditing.read_one(request, resource_type, logical_id, found.patient_id, version_id)
     headers = wire.version_headers(context.base, resource_type, found)
     del headers["Location"]
     return wire.json_response(request, found.body, headers=headers)
@@ -221,6 +225,7 @@ async def read(request: Request) -> Response:
     resource_type, logical_id = _instance(request, "read")
     async with app_context(request).reading(request) as repository:
         current = await reads.read(repository, resource_type, logical_id)
+    auditing.read_one(request, resource_type, logical_id, current.patient_id)
     headers = {
         "ETag": wire.etag(current.version_id),
         "Last-Modified": wire.http_date(current.last_updated),

@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.errors import Invalid
-from app.fhir import permissions, wire
+from app.fhir import auditing, permissions, wire
 from app.fhir.bundles import assembly
 from app.fhir.context import AppContext, app_context
 from app.fhir.search.values import split_escaped
@@ -56,6 +56,12 @@ def _identifier(request: Request) -> tuple[str, str]:
     return system, value
 
 
+def _audited(request: Request, found: summary.Summary) -> summary.Summary:
+    """Every Patient whose data the summary includes, in the request's trail."""
+    auditing.held_data_of(request, (entry.patient_id for entry in found.entries))
+    return found
+
+
 def _bundle(base: str, found: summary.Summary) -> bytes:
     """The summary as a `collection` Bundle (http://hl7.org/fhir/R4/bundle.html#collection)."""
     held = [(entry.reference, entry.body) for entry in found.entries]
@@ -72,8 +78,8 @@ async def summary_of_patient(request: Request) -> Response:
     async with context.searching(request) as repository:
         current = await reads.read(repository, "Patient", logical_id)
         assert current.body is not None
-        child = summary.held("Patient", logical_id, current.body)
-        found = await summary.for_patient(repository, child, _terms(context))
+        child = summary.held("Patient", logical_id, current.body, logical_id)
+        found = _audited(request, await summary.for_patient(repository, child, _terms(context)))
     return wire.json_response(request, _bundle(context.base, found))
 
 
@@ -87,6 +93,7 @@ async def summary_by_identifier(request: Request) -> Response:
     context = app_context(request)
     async with context.searching(request) as repository:
         found = await summary.for_identifier(repository, system, value, _terms(context))
+    _audited(request, found)
     return wire.json_response(request, _bundle(context.base, found))
 
 

@@ -73,13 +73,16 @@ class _Reader:
         rows = await sq.search(self.repository, Query(resource_type, criteria, ROW_LIMIT + 1))
         if len(rows) > ROW_LIMIT:
             self.cut_short.append(what)
-        return [held(resource_type, row.logical_id, row.body) for row in rows[:ROW_LIMIT]]
+        return [
+            held(resource_type, row.logical_id, row.body, row.patient_id)
+            for row in rows[:ROW_LIMIT]
+        ]
 
 
-def held(resource_type: str, logical_id: str, stored: bytes) -> Held:
-    """A stored resource as the summary holds it: its bytes and their parse."""
+def held(resource_type: str, logical_id: str, stored: bytes, patient_id: str | None = None) -> Held:
+    """A stored resource as the summary holds it: its bytes, their parse, its compartment."""
     body = bytes(stored)
-    return Held(resource_type, logical_id, body, orjson.loads(body))
+    return Held(resource_type, logical_id, body, orjson.loads(body), patient_id)
 
 
 def _ids(ids: Iterable[str]) -> Criterion:
@@ -129,7 +132,7 @@ async def for_identifier(repository: Repository, system: str, value: str, terms:
             "identifier",
             code="multiple-matches",
         )
-    child = held("Patient", rows[0].logical_id, rows[0].body)
+    child = held("Patient", rows[0].logical_id, rows[0].body, rows[0].logical_id)
     return await _summarise(_Reader(repository), child, terms)
 
 

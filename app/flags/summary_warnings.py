@@ -51,6 +51,7 @@ class Held:
     logical_id: str
     body: bytes
     resource: dict[str, Any]
+    patient_id: str | None = None  # the Patient compartment it is in
 
     @property
     def reference(self) -> str:

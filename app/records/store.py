@@ -10,6 +10,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
 from app.access import Caller
+from app.access.trail import Trail
 from app.errors import Conflict, WriteConflict
 from app.storage.db import Connection, Database
 from app.storage.repository import Repository
@@ -34,6 +35,13 @@ class Lent:
 
     async def __aexit__(self, *exc_info: Any) -> bool | None:
         return await self._lending.__aexit__(*exc_info)
+
+
+def _undo(trail: Trail | None, mark: tuple[int, int]) -> None:
+    """A rolled-back attempt wrote nothing: its resources leave the trail (the Patients it
+    concerned stay named)."""
+    if trail is not None:
+        trail.undo_to((len(trail.patients), mark[1]))
 
 
 class Store:
@@ -64,17 +72,32 @@ class Store:
         """A repository for searches: each statement planned for its own values."""
         return Lent(self.db.searcher(), caller)
 
-    async def write(self, caller: Caller, work: Callable[[Repository], Awaitable[T]]) -> T:
-        """Run `work` in one transaction, committed here; lost races are retried."""
+    async def write(
+        self, caller: Caller, work: Callable[[Repository], Awaitable[T]], trail: Trail | None = None
+    ) -> T:
+        """Run `work` in one transaction, committed here; lost races are retried. The request's
+        AuditEvent (`trail`) is stored in the same transaction, so the write and its record
+        commit together or not at all."""
         attempts = self.write_retries
         for attempt in range(attempts):
+            mark = trail.mark() if trail is not None else (0, 0)
             try:
                 async with self.db.transaction() as conn:
-                    return await work(Repository(conn, caller))
+                    result = await work(Repository(conn, caller, trail))
+                    audit = trail is not None and trail.record_in is not None
+                    if audit and not trail.recorded:  # type: ignore[union-attr]
+                        await trail.record_in(conn)  # type: ignore[union-attr,misc]
+                if trail is not None and trail.record_in is not None:
+                    trail.recorded = True
+                return result
             except WriteConflict:
+                _undo(trail, mark)
                 if attempt == attempts - 1:
                     break
                 await asyncio.sleep(random.uniform(0, 0.005 * (attempt + 1)))  # noqa: S311
+            except BaseException:
+                _undo(trail, mark)
+                raise
         raise Conflict.of("the resource was changed by concurrent requests; try again")
 
     async def ping(self) -> None:

@@ -17,6 +17,7 @@ class Included(NamedTuple):
     resource_type: str
     logical_id: str
     body: bytes
+    patient_id: str | None = None  # the Patient compartment it is in
 
 
 async def referenced(
@@ -37,7 +38,8 @@ async def referenced(
         where.append(f"c.target_type = {sql.arg(target_type)}")
     where.append(sql.visible("r"))
     rows = await repo.conn.fetch(
-        "SELECT DISTINCT r.pk, r.resource_type, r.logical_id, r.body FROM idx_reference c "
+        "SELECT DISTINCT r.pk, r.resource_type, r.logical_id, r.body, r.patient_id "
+        "FROM idx_reference c "
         "JOIN resource r ON r.resource_type = c.target_type AND r.logical_id = c.target_id "
         f"WHERE {' AND '.join(where)} ORDER BY r.pk LIMIT {sql.arg(limit)}",
         *sql.args,
@@ -65,7 +67,8 @@ async def referencing(
             f"AND c.target_id IN ({', '.join(sql.arg(i) for i in ids)}) AND {sql.visible('r')}"
         )
         rows = await repo.conn.fetch(
-            "SELECT DISTINCT r.pk, r.resource_type, r.logical_id, r.body FROM idx_reference c "
+            "SELECT DISTINCT r.pk, r.resource_type, r.logical_id, r.body, r.patient_id "
+            "FROM idx_reference c "
             f"JOIN resource r ON r.pk = c.resource_pk WHERE {where} ORDER BY r.pk "
             f"LIMIT {sql.arg(limit)}",
             *sql.args,

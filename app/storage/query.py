@@ -24,6 +24,7 @@ class Match(NamedTuple):
     logical_id: str
     body: bytes
     keys: tuple[Any, ...]
+    patient_id: str | None = None  # the Patient compartment it is in
 
 
 def _where(sql: Sql, query: Query) -> list[str]:
@@ -63,7 +64,8 @@ def _keyset(sql: Sql, columns: list[tuple[str, bool]], after: tuple[Any, ...]) -
 
 
 def search_sql(query: Query, caller: Caller) -> tuple[str, list[Any]]:
-    """The SELECT for a page of `query`: pk, logical_id, body, then the sort values."""
+    """The SELECT for a page of `query`: pk, logical_id, body, patient_id, then the sort
+    values."""
     sql = Sql(caller)
     flip = query.backwards
     columns = [
@@ -72,8 +74,9 @@ def search_sql(query: Query, caller: Caller) -> tuple[str, list[Any]]:
     ]
     columns.append(("r.pk", flip))
     select = ", ".join(f"{expression} AS s{i}" for i, (expression, _) in enumerate(columns))
-    inner = f"SELECT r.pk, r.logical_id, r.body, {select} FROM resource r WHERE " + " AND ".join(
-        _where(sql, query)
+    inner = (
+        f"SELECT r.pk, r.logical_id, r.body, r.patient_id, {select} FROM resource r WHERE "
+        + " AND ".join(_where(sql, query))
     )
     outer = f"SELECT * FROM ({inner}) q"
     aliases = [(f"q.s{i}", descending) for i, (_, descending) in enumerate(columns)]
@@ -89,7 +92,7 @@ async def search(repo: Repository, query: Query) -> list[Match]:
     rows = await repo.conn.fetch(text, *args)
     if query.backwards:
         rows.reverse()
-    return [Match(row[0], row[1], row[2], tuple(row[3:])) for row in rows]
+    return [Match(row[0], row[1], row[2], tuple(row[4:]), row[3]) for row in rows]
 
 
 async def hidden_match(repo: Repository, query: Query) -> bool:

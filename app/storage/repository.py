@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from app.access import Caller
+from app.access.trail import Trail
 from app.clock import instant, now_micros
 from app.storage.db import Connection
 from app.storage.indexer import Derived
@@ -35,6 +36,7 @@ class Repository(NamedTuple):
 
     conn: Connection
     caller: Caller
+    trail: Trail | None = None  # what the request wrote, for its AuditEvent
 
     def sql(self) -> Sql:
         """A statement builder for this caller."""
@@ -55,6 +57,7 @@ class Current(NamedTuple):
     deleted: bool
     body: bytes | None
     author_org: str | None = None  # the Organization that authored it (access.writing)
+    patient_id: str | None = None  # the Patient compartment it is in
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,7 @@ class Version:
     body: bytes | None
     resource_type: str = ""
     seq: int = 0
+    patient_id: str | None = None  # the Patient compartment it is in
 
 
 @lru_cache(maxsize=256)
@@ -76,7 +80,8 @@ def _read_sql(caller: Caller, dialect: str, lock: bool) -> tuple[str, tuple[Any,
     sql = Sql(caller, ["type", "id"])
     suffix = " FOR UPDATE" if lock and dialect == "postgresql" else ""
     text = (
-        "SELECT r.pk, r.version_id, r.last_updated, r.deleted, r.body, r.author_org "
+        "SELECT r.pk, r.version_id, r.last_updated, r.deleted, r.body, r.author_org, "
+        "r.patient_id "
         "FROM resource r "
         f"WHERE r.resource_type = $1 AND r.logical_id = $2 AND {sql.visible('r', live=False)}"
     )
@@ -130,13 +135,16 @@ async def read_version(
     """One past or current version, if the caller may see it."""
     sql = repo.sql()
     row = await repo.conn.fetchrow(
-        "SELECT v.version_id, v.last_updated, v.method, v.body FROM resource_version v "
+        "SELECT v.version_id, v.last_updated, v.method, v.body, v.patient_id "
+        "FROM resource_version v "
         f"{_as_it_is_now(sql, 'v')} WHERE v.resource_type = {sql.arg(resource_type)} AND "
         f"v.logical_id = {sql.arg(logical_id)} AND v.version_id = {sql.arg(version_id)} "
         f"AND {sql.visible('v', live=False)}",
         *sql.args,
     )
-    return None if row is None else Version(logical_id, row[0], row[1], row[2], row[3])
+    if row is None:
+        return None
+    return Version(logical_id, row[0], row[1], row[2], row[3], patient_id=row[4])
 
 
 def _as_it_is_now(sql: Sql, version: str) -> str:
@@ -177,8 +185,8 @@ async def history(
             where.append(f"v.{column} {op} {sql.arg(value)}")
     rows = await repo.conn.fetch(
         "SELECT v.logical_id, v.version_id, v.last_updated, v.method, v.body, v.resource_type, "
-        f"v.seq FROM resource_version v {now} WHERE {' AND '.join(where)} ORDER BY v.seq DESC "
-        f"LIMIT {sql.arg(count)}",
+        f"v.seq, v.patient_id FROM resource_version v {now} WHERE {' AND '.join(where)} "
+        f"ORDER BY v.seq DESC LIMIT {sql.arg(count)}",
         *sql.args,
     )
     return [Version(*row) for row in rows]
@@ -218,6 +226,7 @@ async def save(
         pk = await write_sqlite(repo.conn, new, current_pk, must_exist)
     if pk is None:
         return None
+    _wrote(repo, new)
     return pk, _version(new)
 
 
@@ -254,6 +263,12 @@ def _creator(caller: Caller, current: Current | None) -> str | None:
     return caller.organisation if current is None else current.author_org
 
 
+def _wrote(repo: Repository, new: NewVersion) -> None:
+    """Note a version written in the request's trail (its AuditEvent names it)."""
+    if repo.trail is not None:
+        repo.trail.saw(new.resource_type, new.logical_id, new.patient_id, new.version_id)
+
+
 def _version(new: NewVersion) -> Version:
     return Version(
         new.logical_id, new.version_id, new.last_updated, new.method, new.body, new.resource_type
@@ -271,6 +286,8 @@ async def create_all(
         pks = await write_postgres_many(repo.conn, news)
     else:
         pks = await write_sqlite_many(repo.conn, news)
+    for new in news:
+        _wrote(repo, new)
     return [(pk, _version(new)) for pk, new in zip(pks, news, strict=True)]
 
 
@@ -304,6 +321,8 @@ async def delete(
         repo.caller.subject,
         repo.caller.organisation,
     )
+    if repo.trail is not None:
+        repo.trail.saw(resource_type, logical_id, current.patient_id, version.version_id)
     return version
 
 

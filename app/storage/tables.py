@@ -213,3 +213,38 @@ assertion_jti = Table(
     Column("expires_at", BigInteger, nullable=False, comment="seconds since epoch, UTC"),
     Index(None, "expires_at"),
 )
+
+# The audit trail: one AuditEvent per request, never changed through the API. Rows are
+# sealed after commit by one sealer (`storage.audit`): `seal_seq` numbers them in the order
+# sealed, `seal_hash` chains each to the one before (sha256 of the previous hash, the number
+# and the body), so an altered, inserted or removed row breaks the chain.
+audit_event = Table(
+    "audit_event",
+    metadata,
+    Column("pk", SurrogateKey, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, comment="the AuditEvent's logical id"),
+    Column("recorded", BigInteger, nullable=False, comment="microseconds since epoch, UTC"),
+    Column("client_id", String(128), nullable=True, comment="the client that asked, if known"),
+    Column("client_org", String(64), nullable=True, comment="that client's Organization"),
+    Column("subtype", String(32), nullable=False, comment="the interaction (restful-interaction)"),
+    Column("action", String(1), nullable=False, comment="C R U D E"),
+    Column("outcome", String(2), nullable=False, comment="0 success, 4 minor, 8 serious failure"),
+    Column("body", LargeBinary, nullable=False, comment="the AuditEvent JSON, canonical form"),
+    Column("seal_seq", BigInteger, nullable=True, comment="place in the chain; null until sealed"),
+    Column("seal_hash", String(64), nullable=True, comment="sha256 hex over previous hash + row"),
+    UniqueConstraint("id"),
+    UniqueConstraint("seal_seq"),
+    Index(None, "recorded"),
+)
+
+# What each AuditEvent names, for search: `patient` (Patient/id), `entity` (entity.what
+# references), `agent` (agent.who references), `client` (the client id).
+audit_link = Table(
+    "audit_link",
+    metadata,
+    Column("audit_id", String(64), nullable=False, comment="audit_event.id"),
+    Column("kind", String(16), nullable=False, comment="patient, entity, agent or client"),
+    Column("value", String(256), nullable=False, comment="a relative reference, or a client id"),
+    Index(None, "kind", "value", "audit_id"),
+    Index(None, "audit_id"),
+)

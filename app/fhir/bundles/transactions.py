@@ -14,9 +14,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app.access.trail import trail_of
 from app.criteria import Query
 from app.errors import FhirError, Unprocessable, WriteConflict
-from app.fhir import permissions, wire
+from app.fhir import auditing, permissions, wire
 from app.fhir.bundles import idempotency
 from app.fhir.bundles import references as bundle_refs
 from app.fhir.bundles import results as entry_results
@@ -63,6 +64,7 @@ async def transaction_or_batch(request: Request) -> Response:
     body = wire.parse_json(raw, bounded=False)
     kind, raw_entries = entries_of(body, context.settings.max_bundle_entries)
     if kind == "batch":
+        _audit_as_batch(request)
         return await _batch(request, raw_entries)
     entries, caller = [], context.caller(request)
     for index, found in enumerate(raw_entries):
@@ -72,6 +74,14 @@ async def transaction_or_batch(request: Request) -> Response:
     return await idempotency.write_once(
         request, context, lambda repository: _transaction(repository, request, entries)
     )
+
+
+def _audit_as_batch(request: Request) -> None:
+    """A batch's entries commit one by one: its one AuditEvent is stored once they are done,
+    with the answer, not inside any entry's transaction."""
+    trail = trail_of(request.scope)
+    if trail is not None:
+        trail.subtype, trail.record_in = "batch", None
 
 
 ROUTES = [Route("/fhir", transaction_or_batch, methods=["POST"], name="transaction")]
@@ -340,9 +350,13 @@ async def _read(repository: Repository, request: Request, entry: Entry, base: st
     if entry.version is not None:
         version = await reads.vread(repository, resource_type, entry.logical_id, entry.version)
         assert version.body is not None
+        auditing.read_one(
+            request, resource_type, entry.logical_id, version.patient_id, version.version_id
+        )
         return entry_results.read(full_url, version.body, version.version_id, version.last_updated)
     current = await reads.read(repository, resource_type, entry.logical_id)
     assert current.body is not None
+    auditing.read_one(request, resource_type, entry.logical_id, current.patient_id)
     return entry_results.read(
         full_url, bytes(current.body), current.version_id, current.last_updated
     )

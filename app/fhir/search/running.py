@@ -12,7 +12,7 @@ from starlette.responses import Response
 from app.access.visibility import finding_by_nhs_number
 from app.criteria import Query, SortKey
 from app.errors import Invalid, Issue
-from app.fhir import elements, wire
+from app.fhir import auditing, elements, wire
 from app.fhir.bundles import assembly as bundles
 from app.fhir.context import AppContext, app_context
 from app.fhir.search import options as search_options
@@ -190,6 +190,9 @@ async def searchset(
     found = await _find(
         repository._replace(caller=matching), repository, context.settings, query, opts
     )
+    auditing.searched(request, resource_type, pairs, context.base, compartment)
+    auditing.held_data_of(request, (row.patient_id for row in found.page.rows))
+    auditing.held_data_of(request, (row.patient_id for row in found.included))
     return bundles.searchset(
         context.base,
         resource_type,

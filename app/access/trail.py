@@ -1,0 +1,61 @@
+"""What one request touched, gathered while it runs, for its AuditEvent (`app.audit`).
+
+Every layer that learns something adds it here: the audit middleware the interaction and who
+asked, the FHIR layer the query and each resource and Patient in an answer, storage each
+version written. `app.audit` turns it into the request's AuditEvent; a write's is stored in
+the write's own transaction (`record_in`), every other one before the answer is sent.
+"""
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+TRAIL = "safeguard.trail"  # where a request's trail is kept in its ASGI scope
+
+
+@dataclass(slots=True)
+class Trail:
+    """The audit facts of one request, in the order they were learnt."""
+
+    request_id: str
+    subtype: str  # the interaction, a code of http://hl7.org/fhir/restful-interaction
+    action: str  # C R U D E
+    address: str | None = None  # the client's network address
+    query: str | None = None  # the query as sent (path?query), for searches and operations
+    patients: dict[str, None] = field(default_factory=dict)  # Patient ids, an ordered set
+    entities: dict[str, None] = field(default_factory=dict)  # relative references, ordered
+    claimed_client: str | None = None  # a client id asserted but not (yet) authenticated
+    # Set by `app.audit`: stores the AuditEvent in a write's transaction (its connection).
+    record_in: Callable[[Any], Awaitable[None]] | None = None
+    recorded: bool = False  # stored already, with the write it audits
+
+    def saw(
+        self, resource_type: str, logical_id: str, patient_id: str | None, version: int = 0
+    ) -> None:
+        """A resource in the answer or written (its Patient, if in a compartment)."""
+        reference = f"{resource_type}/{logical_id}"
+        self.entities[f"{reference}/_history/{version}" if version else reference] = None
+        if patient_id is not None:
+            self.patients[patient_id] = None
+        elif resource_type == "Patient":
+            self.patients[logical_id] = None
+
+    def named(self, patient_id: str) -> None:
+        """A Patient the request names (a search parameter, a compartment, an operation)."""
+        self.patients[patient_id] = None
+
+    def mark(self) -> tuple[int, int]:
+        """Where the trail stands, to go back to when an attempt is undone (`undo_to`)."""
+        return len(self.patients), len(self.entities)
+
+    def undo_to(self, mark: tuple[int, int]) -> None:
+        """Forget what was added since `mark` (a write attempt that rolled back)."""
+        for ordered, keep in ((self.patients, mark[0]), (self.entities, mark[1])):
+            for key in list(ordered)[keep:]:
+                del ordered[key]
+
+
+def trail_of(scope: MutableMapping[str, Any]) -> Trail | None:
+    """The request's trail (None outside an audited request)."""
+    trail: Trail | None = scope.get(TRAIL)
+    return trail
