@@ -10,6 +10,7 @@ client gets 503 and none of the answer. Plain ASGI, like `app.fhir.middleware`.
 
 import logging
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -19,7 +20,8 @@ from app.access.trail import TRAIL, Trail
 from app.audit.events import Server, audit_row
 from app.audit.writer import AuditWriter
 from app.clock import now_micros
-from app.errors import Unavailable
+from app.errors import Unavailable, WriteConflict
+from app.fhir.auditing import named_patients
 from app.fhir.context import CALLER
 from app.fhir.middleware import REQUEST_ID
 from app.fhir.outcomes import error_response
@@ -101,14 +103,37 @@ class Auditing:
             return
         subtype, action = interaction_of(scope["method"], scope["path"])
         trail = Trail(_request_id(scope), subtype, action, _address(scope))
+        self._name_patients(trail, scope)
         trail.record_in = lambda conn: self._record_in(conn, trail, scope)
         scope[TRAIL] = trail
         await Exchange(self, trail, scope, send).run(receive)
 
+    def _name_patients(self, trail: Trail, scope: Scope) -> None:
+        """The Patients a request names before it runs, refused or not: one in its path
+        (`Patient/x`, `Patient/x/Flag`, `Patient/x/$op`), and those a search's parameters
+        name; and the query as sent."""
+        parts = [part for part in scope["path"][len("/fhir") :].split("/") if part]
+        if len(parts) >= 2 and parts[0] == "Patient" and parts[1][:1] not in ("$", "_"):
+            trail.named(parts[1])
+        raw = scope.get("query_string", b"").decode("latin-1")
+        if raw:
+            trail.query = f"{'/'.join(parts)}?{raw}"
+        if trail.subtype.startswith("search") and parts and raw:
+            resource_type = parts[-1] if parts[-1] != "_search" else parts[-2]
+            pairs = parse_qsl(raw, keep_blank_values=True)
+            for patient_id in named_patients(resource_type, pairs, self.server.base):
+                trail.named(patient_id)
+
     async def _record_in(self, conn: Any, trail: Trail, scope: Scope) -> None:
         """Store a write's AuditEvent in the write's own transaction (success: the write
         commits with it, or neither does)."""
-        await audit_storage.insert(conn, [self._row(trail, scope, 200, None)])
+        try:
+            await audit_storage.insert(conn, [self._row(trail, scope, 200, None)])
+        except WriteConflict:
+            raise
+        except Exception as exc:  # the write rolls back with it: nothing was applied
+            log.error("audit record of a write not stored: %s", type(exc).__name__)
+            raise Unavailable.of("the audit trail cannot be written now; try again") from exc
 
     async def record(
         self, trail: Trail, scope: Scope, status: int, description: str | None
