@@ -21,11 +21,27 @@ from app.settings import Settings
 from app.storage.db import Database, asyncpg_dsn
 from app.storage.migrate import upgrade
 from app.storage.tables import metadata
+from tests.logcheck import LogCapture, nhs_numbers_in
 from tests.tokens import bearer
 
 BASE = "http://test/fhir"
 PG_ADMIN_URL = os.environ.get("SAFEGUARD_TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_ADMIN_URL else [])
+SERVER_LOG = LogCapture()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Capture every server log line of the run, to check at its end."""
+    SERVER_LOG.install()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if any server log line of it holds an NHS number."""
+    leaked = nhs_numbers_in(SERVER_LOG.lines)
+    if leaked:
+        for number, line in leaked.items():
+            print(f"\nNHS number {number} in the server log: {line}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def _with_database(url: str, name: str) -> str:

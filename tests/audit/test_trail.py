@@ -13,7 +13,7 @@ from tests import factories as f
 from tests.audit.trails import (
     by_request,
     clear_trail,
-    client,
+    client_of,
     patients,
     query,
     resources,
@@ -109,12 +109,8 @@ async def test_refusals_are_recorded_with_their_outcome_and_what_they_said(
         event = await _only_event(app, response)
         assert event["outcome"] == "4"
         assert event["outcomeDesc"].startswith(f"HTTP {status}: ")
-    assert client_of_event(await _only_event(app, no_token)) is None
-    assert client_of_event(await _only_event(app, bad_param)) == SYSTEM_CLIENT
-
-
-def client_of_event(event: dict[str, Any]) -> str | None:
-    return client(event)
+    assert client_of(await _only_event(app, no_token)) is None
+    assert client_of(await _only_event(app, bad_param)) == SYSTEM_CLIENT
 
 
 async def test_metadata_is_not_audited_and_everything_else_under_fhir_is(

@@ -54,7 +54,7 @@ def resources(event: dict[str, Any]) -> set[str]:
     return {e["what"]["reference"] for e in event["entity"] if e.get("role", {}).get("code") == "4"}
 
 
-def client(event: dict[str, Any]) -> str | None:
+def client_of(event: dict[str, Any]) -> str | None:
     """The client id an AuditEvent names, if it authenticated."""
     for agent in event["agent"]:
         if agent["type"] == CLIENT_ROLE and "who" in agent:
