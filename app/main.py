@@ -206,5 +206,7 @@ async def _status(request: Request) -> Response:
         log.warning("database unreachable: %s", type(exc).__name__)
         body = orjson.dumps({"status": "unavailable", "database": context.store.dialect})
         return Response(body, status_code=503, media_type="application/json")
-    body = orjson.dumps({"status": "ok", "database": context.store.dialect})
+    auditor: AuditWriter = request.app.state.auditor
+    audit = {"records_batched": auditor.records, "batch_commits": auditor.commits}
+    body = orjson.dumps({"status": "ok", "database": context.store.dialect, "audit": audit})
     return Response(body, media_type="application/json")

@@ -14,6 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Protocol
 
+import httpx
+
 from bench import machine, report, seed, token_cost, wrk
 from bench.backends import BACKENDS, UnavailableError, database
 from bench.loadgen import PythonLoad
@@ -90,9 +92,12 @@ def bench_backend(
         sizes = {s.name: seed.check(server, s) for s in plan}
         busy = machine.quiet_check(backend)
         runs: dict[str, list[Measurement]] = {s.name: [] for s in plan}
+        batching: dict[str, list[float]] = {s.name: [] for s in plan}
         for r in range(args.rounds):
             for s in plan[r % len(plan) :] + plan[: r % len(plan)]:
+                before = audit_counts(server)
                 found = measure(load, server, s, args)
+                batching[s.name].append(per_commit(before, audit_counts(server)))
                 _progress(backend, r + 1, s, found)
                 runs[s.name].append(found)
         token_check = token_cost.measure(url, f"{server.url}/fhir", server.tokens.token())
@@ -101,7 +106,20 @@ def bench_backend(
         "response_bytes": sizes,
         "scenarios": report.summarise(plan, runs),
         "token_check": token_check,
+        "audit_records_per_commit": {k: max(v) for k, v in batching.items() if max(v) > 0},
     }
+
+
+def audit_counts(server: Server) -> tuple[int, int]:
+    """(audit records stored in batches, batch commits) so far, from the server's /_status."""
+    found = httpx.get(f"{server.url}/_status", timeout=5.0).json().get("audit", {})
+    return int(found.get("records_batched", 0)), int(found.get("batch_commits", 0))
+
+
+def per_commit(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """Audit records per batch commit between two counts (0 when none was batched)."""
+    records, commits = after[0] - before[0], after[1] - before[1]
+    return records / commits if commits else 0.0
 
 
 def _git_commit() -> str | None:
@@ -163,6 +181,18 @@ def token_notes(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def audit_notes(results: dict[str, Any]) -> str:
+    """How many requests' audit records shared each commit under load."""
+    lines = [
+        "\naudit records per commit under load (reads and other non-writes; a write's "
+        "record is stored in its own transaction):"
+    ]
+    for backend, found in results.items():
+        shares = ", ".join(f"{k} {v:.1f}" for k, v in found["audit_records_per_commit"].items())
+        lines.append(f"  {backend}: {shares or 'none batched'}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run, print the table, write the JSON; non-zero on errors (or missed targets if strict)."""
     args = parse_args(argv)
@@ -178,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print("\n" + report.table(results))
     print(token_notes(results))
+    print(audit_notes(results))
     report.write_json(args.output, {**_environment(args, load), "backends": results})
     print(f"\nresults written to {args.output}")
     rows = [row for found in results.values() for row in found["scenarios"].values()]

@@ -6,11 +6,13 @@ version written. `app.audit` turns it into the request's AuditEvent; a write's i
 the write's own transaction (`record_in`), every other one before the answer is sent.
 """
 
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
 TRAIL = "safeguard.trail"  # where a request's trail is kept in its ASGI scope
+FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # http://hl7.org/fhir/R4/datatypes.html#id
 
 
 @dataclass(slots=True)
@@ -41,8 +43,10 @@ class Trail:
             self.patients[logical_id] = None
 
     def named(self, patient_id: str) -> None:
-        """A Patient the request names (a search parameter, a compartment, an operation)."""
-        self.patients[patient_id] = None
+        """A Patient the request names (a search parameter, a compartment, an operation); a
+        value that cannot be an id names none (the query as sent keeps it)."""
+        if FHIR_ID.fullmatch(patient_id):
+            self.patients[patient_id] = None
 
     def mark(self) -> tuple[int, int]:
         """Where the trail stands, to go back to when an attempt is undone (`undo_to`)."""
