@@ -27,9 +27,12 @@ class Trail:
     patients: dict[str, None] = field(default_factory=dict)  # Patient ids, an ordered set
     entities: dict[str, None] = field(default_factory=dict)  # relative references, ordered
     claimed_client: str | None = None  # a client id asserted but not (yet) authenticated
-    # Set by `app.audit`: stores the AuditEvent in a write's transaction (its connection).
+    # Set by `app.audit`: stores the AuditEvent in a write's transaction (its connection);
+    # `success_row` builds it, for storage to store within the write's own statement.
     record_in: Callable[[Any], Awaitable[None]] | None = None
+    success_row: Callable[[], Any] | None = None
     recorded: bool = False  # stored already, with the write it audits
+    rides: bool = False  # stored by the write's own statement, if that commits
 
     def saw(
         self, resource_type: str, logical_id: str, patient_id: str | None, version: int = 0

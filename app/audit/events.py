@@ -26,21 +26,21 @@ SOURCE_TYPE = "http://terminology.hl7.org/CodeSystem/security-source-type"
 BALP_ENTITY = "https://profiles.ihe.net/ITI/BALP/CodeSystem/BasicAuditEntityType"
 SERVER = "safeguard-fhir"
 
+# Displays only where a reader needs them (the event type); the other codes are standard
+# and each record stays small (one is written per request).
 REST = {"system": EVENT_TYPE, "code": "rest", "display": "Restful Operation"}
 LOGIN_TYPE = {"system": DCM, "code": "110114", "display": "User Authentication"}
 LOGIN = {"system": DCM, "code": "110122", "display": "Login"}
-CLIENT_ROLE = {"coding": [{"system": DCM, "code": "110153", "display": "Source Role ID"}]}
-SERVER_ROLE = {"coding": [{"system": DCM, "code": "110152", "display": "Destination Role ID"}]}
-ORGANISATION_ROLE = {
-    "coding": [{"system": PARTICIPATION, "code": "RESP", "display": "responsible party"}]
-}
-PERSON = {"system": ENTITY_TYPE, "code": "1", "display": "Person"}
-SYSTEM_OBJECT = {"system": ENTITY_TYPE, "code": "2", "display": "System Object"}
-PATIENT_ROLE = {"system": ENTITY_ROLE, "code": "1", "display": "Patient"}
-RESOURCE_ROLE = {"system": ENTITY_ROLE, "code": "4", "display": "Domain Resource"}
-QUERY_ROLE = {"system": ENTITY_ROLE, "code": "24", "display": "Query"}
-REQUEST_ID = {"system": BALP_ENTITY, "code": "XrequestId", "display": "X-Request-ID"}
-APPLICATION_SERVER = [{"system": SOURCE_TYPE, "code": "4", "display": "Application Server"}]
+CLIENT_ROLE = {"coding": [{"system": DCM, "code": "110153"}]}
+SERVER_ROLE = {"coding": [{"system": DCM, "code": "110152"}]}
+ORGANISATION_ROLE = {"coding": [{"system": PARTICIPATION, "code": "RESP"}]}
+PERSON = {"system": ENTITY_TYPE, "code": "1"}
+SYSTEM_OBJECT = {"system": ENTITY_TYPE, "code": "2"}
+PATIENT_ROLE = {"system": ENTITY_ROLE, "code": "1"}
+RESOURCE_ROLE = {"system": ENTITY_ROLE, "code": "4"}
+QUERY_ROLE = {"system": ENTITY_ROLE, "code": "24"}
+REQUEST_ID = {"system": BALP_ENTITY, "code": "XrequestId"}
+APPLICATION_SERVER = [{"system": SOURCE_TYPE, "code": "4"}]
 DESCRIPTION_LIMIT = 500  # characters of a failure's description kept
 
 
@@ -185,20 +185,20 @@ def search_columns(event: dict[str, Any]) -> tuple[str | None, str | None, str, 
 
 
 def links_of(event: dict[str, Any]) -> tuple[tuple[str, str], ...]:
-    """What an AuditEvent names, for search: (kind, value) pairs, each once."""
-    links: dict[tuple[str, str], None] = {}
-    for agent in event.get("agent", []):
-        who = agent.get("who", {})
-        if "reference" in who:
-            links["agent", who["reference"]] = None
-        if "identifier" in who and agent.get("type") == CLIENT_ROLE:
-            links["client", who["identifier"]["value"]] = None
+    """What an AuditEvent names, for search, each once: ("patient", "Patient/x") for each
+    Patient concerned, ("entity", "Type/id") for each other resource (versionless). A
+    Patient is an entity too: `entity=` searches both kinds. The client and its
+    Organization are columns of the record itself."""
+    patients = {
+        entity["what"]["reference"]: None
+        for entity in event.get("entity", [])
+        if entity.get("role") == PATIENT_ROLE
+    }
+    links: dict[tuple[str, str], None] = {("patient", p): None for p in patients}
     for entity in event.get("entity", []):
         reference = entity.get("what", {}).get("reference")
-        if reference is None:
-            continue
-        versionless = "/".join(reference.split("/")[:2])
-        links["entity", versionless] = None
-        if entity.get("role") == PATIENT_ROLE:
-            links["patient", versionless] = None
+        if reference is not None and entity.get("role") != PATIENT_ROLE:
+            versionless = "/".join(reference.split("/")[:2])
+            if versionless not in patients:
+                links["entity", versionless] = None
     return tuple(links)

@@ -105,6 +105,7 @@ class Auditing:
         trail = Trail(_request_id(scope), subtype, action, _address(scope))
         self._name_patients(trail, scope)
         trail.record_in = lambda conn: self._record_in(conn, trail, scope)
+        trail.success_row = lambda: self._row(trail, scope, 200, None)
         scope[TRAIL] = trail
         await Exchange(self, trail, scope, send).run(receive)
 

@@ -37,11 +37,19 @@ class Lent:
         return await self._lending.__aexit__(*exc_info)
 
 
+async def _record(trail: Trail | None, conn: Any) -> None:
+    """Store the request's AuditEvent in the write's transaction, unless the write's own
+    statement carried it or an earlier transaction of the request stored it."""
+    if trail is not None and trail.record_in is not None and not (trail.recorded or trail.rides):
+        await trail.record_in(conn)
+
+
 def _undo(trail: Trail | None, mark: tuple[int, int]) -> None:
     """A rolled-back attempt wrote nothing: its resources leave the trail (the Patients it
-    concerned stay named)."""
+    concerned stay named), and a record that rode with it is gone too."""
     if trail is not None:
         trail.undo_to((len(trail.patients), mark[1]))
+        trail.rides = False
 
 
 class Store:
@@ -84,9 +92,7 @@ class Store:
             try:
                 async with self.db.transaction() as conn:
                     result = await work(Repository(conn, caller, trail))
-                    audit = trail is not None and trail.record_in is not None
-                    if audit and not trail.recorded:  # type: ignore[union-attr]
-                        await trail.record_in(conn)  # type: ignore[union-attr,misc]
+                    await _record(trail, conn)
                 if trail is not None and trail.record_in is not None:
                     trail.recorded = True
                 return result

@@ -12,6 +12,8 @@ from typing import Any
 
 import orjson
 
+from app.errors import Unavailable
+from app.storage.audit import AUDIT_TABLES, StoredAudit, rider_args, rider_sql
 from app.storage.db import Connection
 from app.storage.indexer import IndexRows
 from app.storage.statements import every_live
@@ -146,9 +148,11 @@ async def write_postgres(
     pk: int | None,
     must_exist: list[tuple[str, str]],
     final: bool,
+    rider: StoredAudit | None = None,
 ) -> int | None:
     """Insert (pk None) or update resource `pk`, in one statement, if every `must_exist`
-    (type, id) is a live resource; None (nothing written) otherwise."""
+    (type, id) is a live resource; None (nothing written) otherwise. A `rider` (the
+    request's AuditEvent) is stored by the same statement, and only if it writes."""
     args = [
         new.resource_type,
         new.logical_id,
@@ -167,7 +171,17 @@ async def write_postgres(
         *(part for target in must_exist for part in target),
     ]
     run = conn.fetchrow_final if final else conn.fetchrow
-    row = await run(_pg_write_sql(pk is not None, len(must_exist)), *args)
+    text = _pg_write_sql(pk is not None, len(must_exist))
+    if rider is not None:
+        head, select = text.rsplit("\n", 1)
+        text = f"{head}{rider_sql(len(args) + 1)}\n{select}"
+        args += rider_args(rider)
+    try:
+        row = await run(text, *args)
+    except Exception as exc:
+        if rider is not None and getattr(exc, "table_name", None) in AUDIT_TABLES:
+            raise Unavailable.of("the audit trail cannot be written now; try again") from exc
+        raise
     return None if row is None else int(row[0])
 
 

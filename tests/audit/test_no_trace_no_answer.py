@@ -53,13 +53,18 @@ async def test_a_read_whose_audit_record_cannot_be_stored_answers_503_and_nothin
 async def test_a_write_whose_audit_record_cannot_be_stored_is_not_applied(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:
+    child = await create(client, f.patient(nhs=f.nhs_number(9102)))
     async with audit_refused(app):
+        refused_flag = await client.post("/Flag", json=f.flag(subject=f"Patient/{child['id']}"))
         refused = await client.post("/Patient", json=f.patient(family="Unaudited"))
         bundle = f.bundle(
             entries=[f.entry(method="POST", url="Patient", resource=f.patient(family="Unaudited"))]
         )
         refused_bundle = await client.post(BASE, json=bundle)
     assert refused.status_code == 503, refused.text
+    assert refused_flag.status_code == 503, refused_flag.text  # its record rides its write
+    flags = (await client.get(f"/Flag?subject=Patient/{child['id']}")).json()
+    assert flags["total"] == 0
     assert refused_bundle.status_code == 503, refused_bundle.text
     found = (await client.get("/Patient?family=Unaudited")).json()
     assert found["total"] == 0
