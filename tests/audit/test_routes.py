@@ -1,8 +1,9 @@
 """The audit trail over HTTP: auditors alone read and search it, nobody writes it (405 before
-any scope is looked at), history is not offered, and reading it is audited."""
+any scope is looked at, in Bundles too), history is not offered, and reading it is audited."""
 
 import base64
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import orjson
@@ -17,7 +18,7 @@ from tests import factories as f
 from tests.audit.conftest import CLIENTS, matched_ids, open_client, search, stored_events
 from tests.callers import app_client_for
 from tests.conftest import database
-from tests.http import FHIR_JSON, create, outcome_expressions
+from tests.http import FHIR_JSON, create, outcome_expressions, post_bundle
 
 WRITES = [
     ("POST", "/AuditEvent"),
@@ -138,6 +139,52 @@ async def test_a_refused_delete_leaves_the_event_as_it_was(
     assert (await client.delete(f"/AuditEvent/{event_id}")).status_code == 405
     assert (await client.put(f"/AuditEvent/{event_id}", json=EVENT)).status_code == 405
     assert (await auditor.get(f"/AuditEvent/{event_id}")).content == before
+
+
+async def test_a_transaction_writing_an_audit_event_is_refused_whole(
+    client: httpx.AsyncClient, auditor: httpx.AsyncClient
+) -> None:
+    for method, url in (
+        ("POST", "AuditEvent"),
+        ("PUT", "AuditEvent/x"),
+        ("DELETE", "AuditEvent/x"),
+    ):
+        patient = f.entry(method="POST", url="Patient", resource=f.patient(family="Bundled"))
+        entry: dict[str, Any] = {"request": {"method": method, "url": url}}
+        if method != "DELETE":
+            entry["resource"] = EVENT
+        bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [patient, entry]}
+        response = await post_bundle(client, bundle)
+        assert response.status_code == 405, response.text
+        assert outcome_expressions(response) == ["Bundle.entry[1].request"]
+    assert (await client.get("/Patient", params={"family": "Bundled"})).json()["entry"] == []
+
+
+async def test_a_batch_entry_writing_an_audit_event_is_405_alone(
+    client: httpx.AsyncClient,
+) -> None:
+    patch = {
+        "resourceType": "Binary",
+        "contentType": "application/json-patch+json",
+        "data": base64.b64encode(b"[]").decode(),
+    }
+    entries = [
+        f.entry(method="POST", url="Patient", resource=f.patient(family="Batched")),
+        {"request": {"method": "POST", "url": "AuditEvent"}, "resource": EVENT},
+        {"request": {"method": "PATCH", "url": "AuditEvent/x"}, "resource": patch},
+        {"request": {"method": "GET", "url": "AuditEvent?patient=x"}},
+    ]
+    response = await post_bundle(
+        client, {"resourceType": "Bundle", "type": "batch", "entry": entries}
+    )
+    assert response.status_code == 200, response.text
+    answered = response.json()["entry"]
+    assert answered[0]["response"]["status"] == "201 Created"
+    for index in (1, 2):
+        assert answered[index]["response"]["status"] == "405 Method Not Allowed"
+        issue = answered[index]["response"]["outcome"]["issue"][0]
+        assert issue["expression"] == [f"Bundle.entry[{index}].request"]
+    assert answered[3]["response"]["status"] == "400 Bad Request"  # read it on its own
 
 
 async def test_read_serves_the_stored_bytes_and_unknown_ids_are_404(
