@@ -12,8 +12,10 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from app.audit import routes as audit_routes
 from app.audit.events import Server
 from app.audit.middleware import Auditing
+from app.audit.searchset import clients_system
 from app.audit.writer import AuditWriter
 from app.auth import routes as auth_routes
 from app.auth.keys import ensure_key
@@ -144,7 +146,7 @@ def _add_middleware(
         limit = settings.rate_limit_per_minute
         limiter = RateLimiter(limit) if limit else None
         app.add_middleware(Authentication, authority=authority, limiter=limiter)
-    server = Server(settings.base_url.rstrip("/"), f"{settings.canonical_base}/clients")
+    server = Server(settings.base_url.rstrip("/"), clients_system(settings.canonical_base))
     app.add_middleware(Auditing, writer=auditor, server=server)
     if origins := settings.cors_allow_list:
         app.add_middleware(Cors, origins=origins)
@@ -168,8 +170,8 @@ def _add_handlers(app: FastAPI) -> None:
 
 def _add_routes(app: FastAPI) -> None:
     """The FHIR routes in the order they must be matched, then the health checks."""
-    # SearchParameter, CodeSystem and ValueSet first: the generic /{resource_type} routes would
-    # answer 404 for their paths.
+    # SearchParameter, CodeSystem, ValueSet and AuditEvent first: the generic /{resource_type}
+    # routes would answer 404 for their paths.
     # Then the writes: no write can fully match a GET route, and only GET routes must keep
     # specific paths before generic ones, so a create tries 12 fewer patterns this way.
     writes_first = sorted(ROUTES, key=lambda route: "GET" in (route.methods or ()))
@@ -178,6 +180,7 @@ def _add_routes(app: FastAPI) -> None:
         *operation_definitions.ROUTES,
         *summary_routes.ROUTES,
         *terminology.ROUTES,
+        *audit_routes.ROUTES,
     ]
     # Before FastAPI's own (/openapi.json, /docs, /redoc), which no FHIR path can match: each
     # request tries the routes in order.

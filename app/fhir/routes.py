@@ -248,6 +248,12 @@ async def search_post(request: Request) -> Response:
     """search-type by POST with a form body (http://hl7.org/fhir/R4/http.html#search)."""
     wire.check_accept(request)
     resource_type = _type(request, "search-type")
+    pairs = await form_pairs(request)
+    return await searching.run(request, resource_type, pairs, resource_type)
+
+
+async def form_pairs(request: Request) -> list[tuple[str, str]]:
+    """The parameters of a search by POST: the URL's, then the form body's (if any)."""
     limit = app_context(request).settings.max_body_bytes
     has_body = (
         "content-type" in request.headers or request.headers.get("content-length", "0") != "0"
@@ -257,8 +263,7 @@ async def search_post(request: Request) -> Response:
         form = parse_qsl(raw.decode(), keep_blank_values=True, strict_parsing=bool(raw))
     except (UnicodeDecodeError, ValueError):
         raise Invalid.of("the body is not an application/x-www-form-urlencoded form") from None
-    pairs = [*request.query_params.multi_items(), *form]
-    return await searching.run(request, resource_type, pairs, resource_type)
+    return [*request.query_params.multi_items(), *form]
 
 
 async def search_compartment(request: Request) -> Response:

@@ -33,6 +33,7 @@ from app.openapi.schemas import (
     SCHEMAS,
     SERVER,
     UPDATE_IDS,
+    audit_parameters,
     component_ref,
     definition_parameters,
     search_parameters,
@@ -44,6 +45,7 @@ SUCCESS_HEADERS = {
     "Written": VERSION_HEADERS,
     "Resource": VERSION_HEADERS[:2],
     "OperationOutcome": ("ETag",),
+    "AuditEvent": VERSION_HEADERS[:2],
     **{kind: VERSION_HEADERS[:2] for kind in terminology_artefacts.KINDS},
 }
 
@@ -57,10 +59,12 @@ def _response(text: str, schema: str, media: str, headers: tuple[str, ...] = ())
 
 
 def _body(kind: str) -> JSON:
-    if kind == "form":
+    if kind in ("form", "audit"):
+        example = {"patient": PATIENT_ID}
+        example |= {"date": "ge2026-01-01"} if kind == "audit" else {"status": "active"}
         form = {
             "schema": {"type": "object", "additionalProperties": {"type": "string"}},
-            "example": {"patient": PATIENT_ID, "status": "active"},
+            "example": example,
         }
         return {"required": False, "content": {"application/x-www-form-urlencoded": form}}
     if kind == "bundle":
@@ -117,6 +121,8 @@ def _operation(path: str, name: str, found: JSON) -> JSON:
             names.extend(definition_parameters())
         elif param == "terminology":
             names.extend(terminology_parameters())
+        elif param == "audit":
+            names.extend(audit_parameters())
         else:
             names.append(param)
     names.extend([*(["_format", "_pretty"] if fhir else []), "X-Request-ID", "X-Correlation-ID"])
@@ -211,7 +217,11 @@ def document(app: FastAPI) -> JSON:
             paths.setdefault(path, {})[method] = _operation(path, name, known[method])
     components = {"schemas": SCHEMAS, "headers": HEADERS, "securitySchemes": SECURITY}
     components["parameters"] = (
-        PARAMETERS | search_parameters() | definition_parameters() | terminology_parameters()
+        PARAMETERS
+        | search_parameters()
+        | definition_parameters()
+        | terminology_parameters()
+        | audit_parameters()
     )
     info = {"title": app.title, "version": app.version, "description": INFO}
     if app.summary:

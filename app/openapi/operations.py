@@ -32,6 +32,7 @@ SEARCH = (
     "Prefer-handling",
 )
 VERSIONED = ("If-Match", "Prefer-return")
+AUDIT_SEARCH = ("audit", "_count", "_cursor", "_sort", "_total", "_summary", "Prefer-handling")
 TERMINOLOGY_SEARCH = (
     "terminology",
     "_count",
@@ -130,6 +131,11 @@ OPERATIONS: dict[str, Op] = {
     ),
     **_terminology_operations(),
     "read_operation_definition": Op("Read an OperationDefinition", (200,), "OperationDefinition"),
+    "read_audit_event": Op("Read an AuditEvent", (200,), "AuditEvent"),
+    "search_audit_events": Op("Search the audit trail", (200,), "Bundle", (400,), AUDIT_SEARCH),
+    "search_audit_events_post": Op(
+        "Search the audit trail by POST", (200,), "Bundle", (400, 413, 415), AUDIT_SEARCH, "audit"
+    ),
     "safeguarding_summary": Op("Safeguarding summary of a child", (200,), "Bundle", (404, 410)),
     "safeguarding_summary_by_identifier": Op(
         "Safeguarding summary of a child, by NHS number",
@@ -148,6 +154,16 @@ SUMMARY = (
     "OperationOutcome of warnings, each with a stable code (no-father-recorded, "
     "father-not-identified, elective-home-education, repeated-was-not-brought, "
     "sibling-subject-to-plan, multiple-services-same-condition, household-risk)."
+)
+AUDIT = (
+    "The audit trail: one AuditEvent per request, recorded by the server and never changed "
+    "through the API (create, update, patch, delete and history are 405 for every client). "
+    "Auditors only: role auditor and scope system/AuditEvent.rs, 403 otherwise. Reading it is "
+    "audited too."
+)
+AUDIT_RESULTS = (
+    "Values of one parameter are ORed, parameters ANDed. Newest first (_sort=date: oldest "
+    "first); the next link pages on. Unknown parameters are ignored and reported."
 )
 DESCRIPTIONS = {
     "metadata": "The hosted types, their interactions and search parameters.",
@@ -178,6 +194,9 @@ DESCRIPTIONS = {
     "(Patient-safeguarding-summary); its url is the one the CapabilityStatement names. "
     "Read-only: other methods are 405.",
     "safeguarding_summary": SUMMARY,
+    "read_audit_event": f"{AUDIT} Read-only: other methods, and history, are 405.",
+    "search_audit_events": f"{AUDIT} {AUDIT_RESULTS}",
+    "search_audit_events_post": f"{AUDIT} {AUDIT_RESULTS} The form body holds the parameters.",
     "safeguarding_summary_by_identifier": SUMMARY,
     "transaction": "A transaction Bundle is all or nothing: its entries run (DELETE, POST, "
     "PUT/PATCH, GET) in one database transaction, `urn:uuid:` fullUrls and conditional "

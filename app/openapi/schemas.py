@@ -7,7 +7,7 @@ from app.fhir.definitions import artefacts as terminology_artefacts
 from app.fhir.definitions import search_parameters as conformance
 from app.flags.codes import FLAG_TYPES, SNOMED
 from app.nhs import NHS_NUMBER_SYSTEM, ODS_SYSTEM
-from app.registry import COMMON_PARAMS, RESOURCE_TYPES
+from app.registry import COMMON_PARAMS, RESOURCE_TYPES, audit
 
 JSON = dict[str, Any]
 FHIR_JSON = "application/fhir+json"
@@ -170,6 +170,12 @@ SCHEMAS: dict[str, JSON] = {
             | {"path": STRING, "from": STRING, "value": {}},
         ),
     },
+    "AuditEvent": _object(
+        "A request's audit record (IHE BALP), as recorded: http://hl7.org/fhir/R4/auditevent.html",
+        ["resourceType", "id", "type", "recorded", "agent", "source"],
+        {"resourceType": {"const": "AuditEvent"}, "id": STRING, "recorded": STRING}
+        | {"action": STRING, "outcome": STRING, "agent": OBJECTS, "entity": OBJECTS},
+    ),
     "Health": _object(
         "Service health",
         ["status"],
@@ -288,3 +294,37 @@ def terminology_parameters() -> dict[str, JSON]:
         )
         for name, p in terminology_artefacts.SEARCH.params.items()
     }
+
+
+AUDIT_EXAMPLES = {
+    "patient": f"Patient/{PATIENT_ID}",
+    "agent": f"Organization/{ORG_ID}",
+    "entity": "Flag/flag-1",
+    "date": "ge2026-01-01",
+    "action": "R",
+    "outcome": "0",
+    "subtype": "read",
+}
+
+
+def audit_parameters() -> dict[str, JSON]:
+    """The query parameters of `GET /AuditEvent`, keyed apart from the hosted types' ones."""
+    found = {
+        f"AuditEvent-{name}": _param(
+            name, "query", f"{p.type} ({SYNTAX[p.type]}): {p.description}", AUDIT_EXAMPLES[name]
+        )
+        for name, p in audit.PARAMS.items()
+    }
+    found["AuditEvent-patient.identifier"] = _param(
+        "patient.identifier",
+        "query",
+        "The events about every Patient that holds or held this identifier, deleted ones too",
+        f"{NHS_NUMBER_SYSTEM}|9449306753",
+    )
+    found["AuditEvent-agent:identifier"] = _param(
+        "agent:identifier",
+        "query",
+        "The events of one client: <canonical base>/clients|<client id>",
+        f"{SERVER}/fhir/clients|demo-gp",
+    )
+    return found

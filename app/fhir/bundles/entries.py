@@ -12,11 +12,12 @@ from typing import Any
 import orjson
 
 from app.access import Caller
-from app.errors import FhirError, Invalid, PayloadTooLarge
+from app.errors import FhirError, Invalid, MethodNotAllowed, PayloadTooLarge
 from app.fhir import permissions, wire
 from app.fhir.bundles.references import Slot, slots_of
 from app.fhir.resources import validate_structure
 from app.registry import RESOURCE_TYPES
+from app.registry.audit import AUDIT_EVENT
 
 KINDS = {"transaction": "transaction-response", "batch": "batch-response"}
 # The order a transaction's entries are processed in (http.html#trules); GET and HEAD last.
@@ -115,6 +116,8 @@ def _target(index: int, method: str, url: Any, base: str) -> Entry:
         raise Invalid.of("request.url is required", expression)
     path, _, query = url.removeprefix(base.rstrip("/") + "/").partition("?")
     parts = path.strip("/").split("/")
+    if parts[0] == AUDIT_EVENT:
+        raise _audit_entry(index, method)
     if parts[0] not in RESOURCE_TYPES:
         raise Invalid.of(f"request.url {url!r} names no resource type hosted here", expression)
     entry = Entry(index, method, parts[0], query=query or None)
@@ -132,6 +135,17 @@ def _target(index: int, method: str, url: Any, base: str) -> Entry:
         if entry.version is not None:
             return entry
     raise Invalid.of(f"{method} {url} is not an interaction this server offers", expression)
+
+
+def _audit_entry(index: int, method: str) -> FhirError:
+    """An entry on AuditEvent: a write is 405, as it is alone (before any scope is looked at);
+    a read or search is sent on its own, to the auditors' routes (`app.audit`)."""
+    where = f"Bundle.entry[{index}].request"
+    if method in WRITES:
+        text = f"{method} is not allowed: {AUDIT_EVENT}s are never changed through the API"
+        return MethodNotAllowed.of(text, where)
+    text = f"read and search {AUDIT_EVENT}s with a request of their own, not in a Bundle"
+    return Invalid.of(text, where, code="not-supported")
 
 
 def _resource(found: Any, entry: Entry, where: str) -> dict[str, Any]:

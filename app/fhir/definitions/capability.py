@@ -9,7 +9,14 @@ from app import __doc__ as description
 from app.fhir.definitions import artefacts as terminology_artefacts
 from app.fhir.definitions import operations as operation_definitions
 from app.fhir.definitions import search_parameters as conformance
-from app.registry import COMMON_PARAMS, FHIR_VERSION, RESOURCE_TYPES, ResourceType, SearchParam
+from app.registry import (
+    COMMON_PARAMS,
+    FHIR_VERSION,
+    RESOURCE_TYPES,
+    ResourceType,
+    SearchParam,
+    audit,
+)
 
 SOFTWARE_VERSION = "0.1.0"
 OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
@@ -110,6 +117,24 @@ OPERATION_DEFINITION = _read_only(
 )
 
 
+AUDIT_EVENT_DOCUMENTATION = (
+    "The audit trail: one AuditEvent per request (IHE BALP), recorded by the server and never "
+    "changed through the API. Read and searched by auditors only (role auditor and scope "
+    "system/AuditEvent.rs). Results are newest first (_sort=-date; _sort=date for oldest "
+    "first), paged by the next link; _count, _total and _summary=count are supported. "
+    "patient.identifier=<system>|<value> finds the events about every Patient that holds or "
+    "held the identifier; agent:identifier=<canonical base>/clients|<client id> those of a "
+    "client."
+)
+
+
+def _audit_event(canonical_base: str) -> dict[str, Any]:
+    """AuditEvent: read and search-type only, for auditors."""
+    return _read_only(
+        audit.AUDIT_EVENT, AUDIT_EVENT_DOCUMENTATION, audit.INTERACTIONS, "versioned"
+    ) | {"searchParam": _search_params(audit.PARAMS, canonical_base)}
+
+
 def _with_summary(resource: dict[str, Any], canonical_base: str) -> dict[str, Any]:
     """Patient's entry names the $safeguarding-summary operation, defined under our base."""
     if resource["type"] != "Patient":
@@ -167,6 +192,7 @@ def capability_statement(
                     _definitions(canonical_base),
                     OPERATION_DEFINITION,
                     *(_terminology(kind, canonical_base) for kind in terminology_artefacts.KINDS),
+                    _audit_event(canonical_base),
                 ],
                 "interaction": [
                     {"code": "transaction"},

@@ -30,6 +30,7 @@ async def test_metadata_lists_every_type_with_interactions_and_search_params(
         "CodeSystem",
         "ValueSet",
         "OperationDefinition",
+        "AuditEvent",
     }
     for name, rtype in RESOURCE_TYPES.items():
         declared = resources[name]
@@ -134,3 +135,22 @@ async def test_patient_names_the_safeguarding_summary_operation(client: httpx.As
     summary = await client.get(f"/Patient/${operation['name']}", params={"identifier": "x|y"})
     assert summary.status_code == 404  # the operation is routed: no such child
     assert "operation" not in resources["Flag"]
+
+
+async def test_audit_events_are_read_and_searched_only_by_the_r4_parameters(
+    client: httpx.AsyncClient,
+) -> None:
+    declared = (await _resources(client))["AuditEvent"]
+    assert [i["code"] for i in declared["interaction"]] == ["read", "search-type"]
+    assert "auditor" in declared["documentation"]
+    assert declared["readHistory"] is False
+    assert declared["updateCreate"] is False
+    assert declared["conditionalCreate"] is False
+    assert declared["conditionalUpdate"] is False
+    assert declared["conditionalDelete"] == "not-supported"
+    params = {p["name"]: (p["type"], p["definition"]) for p in declared["searchParam"]}
+    kinds = {"patient": "reference", "agent": "reference", "entity": "reference", "date": "date"}
+    kinds |= {"action": "token", "outcome": "token", "subtype": "token"}
+    assert params == {name: (kind, f"{HL7}AuditEvent-{name}") for name, kind in kinds.items()}
+    for param in declared["searchParam"]:
+        assert param["documentation"], param
