@@ -133,7 +133,7 @@ def _operation(path: str, name: str, found: JSON) -> JSON:
     }
     guarded = fhir and path != "/fhir/metadata"
     errors = {*op.errors, *([406, 500] if fhir else []), *([404] if "{" in path else [])}
-    errors |= {401, 403, 429} if guarded else set()
+    errors |= {401, 403, 429, 503} if guarded else set()
     for status in sorted(errors):
         responses[str(status)] = _response(ERRORS[status], "OperationOutcome", FHIR_JSON)
     text = [DESCRIPTIONS.get(name), found.get("description")]

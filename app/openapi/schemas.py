@@ -81,6 +81,8 @@ ERRORS = {
     "among live Patients, or a reference to a resource that does not exist",
     429: "Over this client's request rate (SAFEGUARD_RATE_LIMIT_PER_MINUTE); see Retry-After",
     500: "Internal error; nothing was applied",
+    503: "The audit trail cannot be written now: nothing was applied and nothing is answered; "
+    "see Retry-After",
 }
 
 
