@@ -6,7 +6,7 @@ Spec: http://hl7.org/fhir/R4/auditevent.html, https://profiles.ihe.net/ITI/BALP/
 """
 
 import base64
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -61,10 +61,20 @@ class AuditRow:
 
 @dataclass(frozen=True, slots=True)
 class Server:
-    """This server, as audit records name it: its FHIR base and the clients' identifier system."""
+    """This server, as audit records name it: its FHIR base and the clients' identifier
+    system; the parts of every record that name it are built once."""
 
     base: str
     clients_system: str
+    source: dict[str, Any] = field(init=False)
+    agent: dict[str, Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        source = {"site": self.base, "observer": {"display": SERVER}, "type": APPLICATION_SERVER}
+        network = {"address": self.base, "type": "5"}
+        agent = {"type": SERVER_ROLE, "who": {"display": SERVER}, "requestor": False}
+        object.__setattr__(self, "source", source)
+        object.__setattr__(self, "agent", agent | {"network": network})
 
 
 def outcome_code(status: int) -> str:
@@ -81,18 +91,36 @@ def audit_row(
     description: str | None,
     recorded: int,
 ) -> AuditRow:
-    """The AuditEvent of a request that ended with `status`, ready to store."""
+    """The AuditEvent of a request that ended with `status`, ready to store: its bytes as
+    served (the canonical form the chain seals), and its search columns and links, taken
+    from the trail (`search_columns` and `links_of` derive the same from the bytes)."""
     event = audit_event(
         trail, caller, server, status=status, description=description, recorded=recorded
     )
-    return row_of(event, recorded)
+    client_id = caller.subject if caller is not None else None
+    organisation = caller.organisation if caller is not None else None
+    return AuditRow(
+        event["id"],
+        recorded,
+        client_id,
+        organisation or None,
+        event["subtype"][0]["code"],
+        trail.action,
+        event["outcome"],
+        orjson.dumps(event),
+        _trail_links(trail),
+    )
 
 
-def row_of(event: dict[str, Any], recorded: int) -> AuditRow:
-    """The stored form of an AuditEvent: canonical bytes, then columns derived from it."""
-    body = orjson.dumps(event, option=orjson.OPT_SORT_KEYS)
-    columns = search_columns(event)
-    return AuditRow(event["id"], recorded, *columns, body, links_of(event))
+def _trail_links(trail: Trail) -> tuple[tuple[str, str], ...]:
+    """`links_of` the record of `trail`, without building it."""
+    patients = [f"Patient/{p}" for p in trail.patients]
+    named = set(patients)
+    links = [("patient", p) for p in patients]
+    for reference in dict.fromkeys("/".join(r.split("/")[:2]) for r in trail.entities):
+        if reference not in named:
+            links.append(("entity", reference))
+    return tuple(links)
 
 
 def audit_event(
@@ -118,11 +146,7 @@ def audit_event(
         "recorded": when,
         "outcome": outcome,
         "agent": _agents(trail, caller, server),
-        "source": {
-            "site": server.base,
-            "observer": {"display": SERVER},
-            "type": APPLICATION_SERVER,
-        },
+        "source": server.source,
         "entity": _entities(trail),
     }
     if outcome != "0":
@@ -146,10 +170,7 @@ def _agents(trail: Trail, caller: Caller | None, server: Server) -> list[dict[st
     if caller is not None and caller.organisation:
         organisation = {"reference": f"Organization/{caller.organisation}"}
         agents.append({"type": ORGANISATION_ROLE, "who": organisation, "requestor": False})
-    network = {"address": server.base, "type": "5"}
-    agents.append(
-        {"type": SERVER_ROLE, "who": {"display": SERVER}, "requestor": False, "network": network}
-    )
+    agents.append(server.agent)
     return agents
 
 
