@@ -64,7 +64,7 @@ class Authentication:
         if not token:
             text = "the Authorization header must be `Bearer <access token>`"
             raise Unauthorized([Issue(text, "login")], challenge='Bearer error="invalid_request"')
-        caller = await self.authority.caller(token)
+        caller = scope[CALLER] = await self.authority.caller(token)  # a 429 names its client
         if self.limiter is not None and (wait := self.limiter.take(caller.subject)):
             text = f"over the rate limit of this client; retry after {wait} s"
             raise TooManyRequests([Issue(text, "throttled")], retry_after=wait)

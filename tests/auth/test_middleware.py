@@ -11,9 +11,10 @@ from app.auth.clients import revoke
 from app.main import create_app
 from app.settings import Settings
 from tests import factories as f
+from tests.audit.trails import by_request, client_of, stored_events
 from tests.conftest import BASE
 from tests.http import FHIR_JSON
-from tests.tokens import authority, token_for
+from tests.tokens import SYSTEM_CLIENT, authority, token_for
 
 ROUTES = [
     ("GET", "/Patient/123"),
@@ -138,6 +139,8 @@ async def test_over_the_rate_limit_is_429_with_retry_after(
             throttled = await http.get("/Patient")
             other = await token_for(limited, "another-client", scope="system/Patient.rs")
             elsewhere = await http.get("/Patient", headers={"Authorization": f"Bearer {other}"})
+        recorded = by_request(await stored_events(limited))[throttled.headers["x-request-id"]]
+    assert [client_of(event) for event in recorded] == [SYSTEM_CLIENT]  # the refusal names it
     assert statuses == [200, 200, 429]
     assert throttled.status_code == 429 and int(throttled.headers["retry-after"]) >= 1
     assert throttled.json()["issue"][0]["code"] == "throttled"
