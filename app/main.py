@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from app.audit.chain import Sealer
 from app.audit.events import Server
 from app.audit.middleware import Auditing
 from app.audit.writer import AuditWriter
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None, identify: Identify | None = Non
     context = AppContext(settings, store, identify or unauthenticated)
     authority = Authority(settings, database)
     auditor = AuditWriter(database)
+    sealer = Sealer(database, settings.audit_seal_interval_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -106,11 +108,13 @@ def create_app(settings: Settings | None = None, identify: Identify | None = Non
             )
         )
         _tune_garbage_collector()
+        sealer.start()
         try:
             yield
         finally:
             authority.close()
             await auditor.close()
+            await sealer.close()
             await context.store.close()
 
     app = FastAPI(
