@@ -1,10 +1,10 @@
-"""The audit trail's hash chain in SQL: the head, the records waiting to be sealed, their seals
-(`app.audit.chain`).
+"""The audit trail's hash chain in SQL: the head, the records waiting to be sealed, their seals,
+and, for `verify`, the sealed records in chain order with their links (`app.audit.chain`).
 """
 
 from collections.abc import Sequence
 
-from app.storage.db import Connection
+from app.storage.db import Connection, Row
 
 # The PostgreSQL advisory lock that makes one transaction at a time the sealer, across every
 # server process sharing the database ("audseal" in ASCII).
@@ -62,3 +62,49 @@ async def seal(conn: Connection, seals: Sequence[tuple[int, int, str]]) -> None:
     await conn.executemany(
         "UPDATE audit_event SET seal_seq = $2, seal_hash = $3 WHERE pk = $1", seals
     )
+
+
+async def sealed_from(conn: Connection, first: int, limit: int) -> list[Row]:
+    """The sealed records from seq `first` on, in chain order, `limit` at most: seq, hash, id,
+    recorded, the search columns, then the body."""
+    return await conn.fetch(
+        "SELECT seal_seq, seal_hash, id, recorded, client_id, client_org, subtype, action, "
+        "outcome, body FROM audit_event WHERE seal_seq >= $1 ORDER BY seal_seq LIMIT $2",
+        first,
+        limit,
+    )
+
+
+async def links_between(conn: Connection, first: int, last: int) -> list[Row]:
+    """(audit id, kind, value) of every audit_link row of the records sealed `first`..`last`."""
+    return await conn.fetch(
+        "SELECT l.audit_id, l.kind, l.value FROM audit_link l "
+        "JOIN audit_event e ON e.id = l.audit_id WHERE e.seal_seq BETWEEN $1 AND $2",
+        first,
+        last,
+    )
+
+
+async def unsealed_before(conn: Connection, recorded: int) -> tuple[int, str | None, int | None]:
+    """How many records recorded before `recorded` are not sealed; the oldest's id and time."""
+    count = await conn.fetchrow(
+        "SELECT count(*) FROM audit_event WHERE seal_seq IS NULL AND recorded < $1", recorded
+    )
+    oldest = await conn.fetchrow(
+        "SELECT id, recorded FROM audit_event WHERE seal_seq IS NULL AND recorded < $1 "
+        "ORDER BY recorded, pk LIMIT 1",
+        recorded,
+    )
+    assert count is not None
+    if oldest is None:
+        return int(count[0]), None, None
+    return int(count[0]), str(oldest[0]), int(oldest[1])
+
+
+async def orphan_links(conn: Connection) -> int:
+    """audit_link rows that name no stored record (left by a removed one, or inserted)."""
+    row = await conn.fetchrow(
+        "SELECT count(*) FROM audit_link l "
+        "WHERE NOT EXISTS (SELECT 1 FROM audit_event e WHERE e.id = l.audit_id)"
+    )
+    return 0 if row is None else int(row[0])

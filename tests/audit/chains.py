@@ -1,13 +1,16 @@
 """The audit trail's hash chain read, forged and tampered with straight in the database, for
-tests."""
+tests; and `safeguard audit` run as the CLI runs it."""
 
+import asyncio
 import hashlib
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
+from typer.testing import CliRunner, Result
 
+from app import cli
 from app.access.trail import Trail
 from app.audit.events import AuditRow, Server, audit_row
 from app.clock import now_micros
@@ -85,3 +88,8 @@ async def store(app: FastAPI, rows: list[AuditRow]) -> None:
     """Store AuditEvents, unsealed, as a request's commit does."""
     async with database(app).transaction() as conn:
         await audit_storage.insert(conn, rows)
+
+
+async def run(*args: str) -> Result:
+    """`safeguard ARGS` run in a thread (the CLI starts an event loop of its own)."""
+    return await asyncio.to_thread(CliRunner().invoke, cli.cli, list(args))

@@ -10,6 +10,8 @@ import httpx
 from fastapi import FastAPI
 
 from app.audit.chain import seal_pending
+from app.audit.verify import verify
+from app.clock import now_micros
 from app.main import create_app
 from app.settings import Settings
 from app.storage import audit as audit_storage
@@ -108,6 +110,7 @@ async def test_batches_and_concurrent_sealers_neither_repeat_nor_skip_a_seq(
     records = await chain(app)
     assert len(records) >= 4 * 8 * 150 and await unsealed(app) == 0
     assert_chain_intact(records)
+    assert (await verify(database(app), now=now_micros())).intact
 
 
 async def _write_batches(app: FastAPI, batches: int, size: int) -> None:
