@@ -242,7 +242,8 @@ async def verify(
             if not rows:
                 break
             records = [SealedRecord.of(row) for row in rows]
-            links = await audit_chain.links_between(conn, records[0].seq, records[-1].seq)
+            ids = [record.audit_id for record in records]
+            links = await audit_chain.links_between(conn, records[0].seq, records[-1].seq, ids)
         by_record = _by_record(links)
         for record in records:
             walk.check(record, by_record.get(record.audit_id, []))
