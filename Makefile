@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SRC := $(wildcard app tests bench migrations)
 
-.PHONY: run test lint imports typecheck pytest bench bench-search bench-bundles bench-summary openapi migrate clean
+.PHONY: run test lint imports typecheck pytest bench bench-search bench-bundles bench-summary bench-audit openapi migrate clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,9 @@ bench-bundles: $(STAMP)
 
 bench-summary: $(STAMP)
 	$(BIN)/python -m bench.summary
+
+bench-audit: $(STAMP)
+	$(BIN)/python -m bench.audit_chain
 
 openapi: $(STAMP)
 	$(BIN)/safeguard openapi > openapi/openapi.json

@@ -7,9 +7,11 @@ from datetime import date
 from pathlib import Path
 from typing import TypeVar
 
+import orjson
 import typer
 import uvicorn
 
+from app.audit import commands as audit_commands
 from app.auth import commands
 from app.demo import seeding as demo_seed
 from app.demo.families import MAX_FAMILIES
@@ -163,6 +165,57 @@ def token(client: str = typer.Option(..., "--client", help="A client with a loca
     """Print an access token (last line) for a client registered with a local key, such as
     the demo clients; run with the server's settings."""
     typer.echo(_refusing(lambda: commands.local_token(get_settings(), client)))
+
+
+audit_cli = typer.Typer(help="The audit trail: its hash chain of AuditEvents.")
+cli.add_typer(audit_cli, name="audit")
+
+
+def _anchor(value: str | None) -> tuple[int, str] | None:
+    """SEQ:HASH as given to `--anchor`."""
+    if value is None:
+        return None
+    seq, _, digest = value.partition(":")
+    if not seq.isdigit() or len(digest) != 64 or digest.strip("0123456789abcdef"):
+        raise typer.BadParameter("expected SEQ:HASH, the hash 64 lowercase hex digits")
+    return int(seq), digest
+
+
+def _readable(work: Callable[[], T]) -> T:
+    """Run `work`; if the audit trail cannot be read, say why and exit with status 2."""
+    try:
+        return work()
+    except audit_commands.Unreadable as exc:
+        typer.echo(f"error: cannot read the audit trail: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+@audit_cli.command("verify")
+def verify_audit(
+    anchor: str | None = typer.Option(
+        None, help="SEQ:HASH, a head an earlier verify reported: fail unless the chain holds it."
+    ),
+    unsealed_after: int = typer.Option(
+        60, min=1, help="Report records left unsealed for longer than this many seconds."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object instead of lines."),
+) -> None:
+    """Check the audit trail's hash chain, read-only: exit 0 intact, 1 not, 2 unreadable."""
+    head = _anchor(anchor)
+    verdict = _readable(lambda: audit_commands.verify_trail(get_settings(), head, unsealed_after))
+    if as_json:
+        typer.echo(orjson.dumps(verdict.as_json(unsealed_after)).decode())
+    else:
+        for line in verdict.lines(unsealed_after):
+            typer.echo(line)
+    raise typer.Exit(0 if verdict.intact else 1)
+
+
+@audit_cli.command("seal")
+def seal_audit() -> None:
+    """Seal the AuditEvents committed and not yet sealed (a running server does it on its own)."""
+    sealed = _readable(lambda: audit_commands.seal_trail(get_settings()))
+    typer.echo(f"sealed {sealed} records")
 
 
 @cli.command()

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from app.audit import routes as audit_routes
+from app.audit.chain import Sealer
 from app.audit.events import Server
 from app.audit.middleware import Auditing
 from app.audit.searchset import clients_system
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None, identify: Identify | None = Non
     context = AppContext(settings, store, identify or unauthenticated)
     authority = Authority(settings, database)
     auditor = AuditWriter(database)
+    sealer = Sealer(database, settings.audit_seal_interval_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -108,11 +110,13 @@ def create_app(settings: Settings | None = None, identify: Identify | None = Non
             )
         )
         _tune_garbage_collector()
+        sealer.start()
         try:
             yield
         finally:
             authority.close()
             await auditor.close()
+            await sealer.close()
             await context.store.close()
 
     app = FastAPI(

@@ -77,6 +77,14 @@ class Settings(BaseSettings):
         description="Comma-separated origins (https://app.example.org) whose browser pages may "
         "call the API (CORS); empty: CORS off.",
     )
+    audit_seal_interval_seconds: float = Field(
+        default=0.5,
+        ge=0,
+        le=60,
+        description="How often committed AuditEvents are sealed into the audit trail's hash "
+        "chain (`safeguard audit verify` reports any left unsealed over a minute); 0: not by "
+        "this process (another one, or `safeguard audit seal`, seals).",
+    )
     log_level: str = "INFO"
 
     @property

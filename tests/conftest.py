@@ -79,10 +79,23 @@ def database_url(
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+def seal_interval(database_url: str) -> float:
+    """How often the suite's apps seal the audit trail in the background. On SQLite, never:
+    there several apps share the test database in one event loop, and a write waiting on
+    another app's write lock blocks the loop that app's commit needs; tests seal with
+    `seal_pending`, and the sealer's own tests run it in an app alone."""
+    return 0.0 if database_url.startswith("sqlite") else 0.5
+
+
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
     """Settings for the app under test."""
-    return Settings(database_url=database_url, base_url=BASE, max_body_bytes=64 * 1024)
+    return Settings(
+        database_url=database_url,
+        base_url=BASE,
+        max_body_bytes=64 * 1024,
+        audit_seal_interval_seconds=seal_interval(database_url),
+    )
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ import httpx
 from app.main import create_app
 from app.settings import Settings
 from tests import factories
+from tests.conftest import seal_interval
 from tests.tokens import bearer
 
 FHIR_JSON = "application/fhir+json"
@@ -71,7 +72,12 @@ async def stale_if_match(client: httpx.AsyncClient, _reference: str) -> dict[str
 @asynccontextmanager
 async def client_under(database_url: str, canonical_base: str) -> AsyncIterator[httpx.AsyncClient]:
     """A client on an app of its own whose definitions are published under `canonical_base`."""
-    settings = Settings(database_url=database_url, base_url=BASE, canonical_base_url=canonical_base)
+    settings = Settings(
+        database_url=database_url,
+        base_url=BASE,
+        canonical_base_url=canonical_base,
+        audit_seal_interval_seconds=seal_interval(database_url),
+    )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 
 NAMING = {
@@ -235,6 +236,13 @@ audit_event = Table(
     UniqueConstraint("id"),
     UniqueConstraint("seal_seq"),
     Index(None, "recorded"),
+    # The records still to seal, in the order they were stored (`app.audit.chain`).
+    Index(
+        "ix_audit_event_unsealed",
+        "pk",
+        postgresql_where=text("seal_seq IS NULL"),
+        sqlite_where=text("seal_seq IS NULL"),
+    ),
 )
 
 # What each AuditEvent names, for search: `patient` (Patient/id), `entity` (entity.what

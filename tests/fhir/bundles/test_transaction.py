@@ -16,6 +16,7 @@ import pytest
 from app.main import create_app
 from app.settings import Settings
 from tests import factories as f
+from tests.conftest import seal_interval
 from tests.http import (
     BASE,
     FHIR_JSON,
@@ -651,6 +652,7 @@ async def capped(client: httpx.AsyncClient, database_url: str) -> AsyncIterator[
         base_url=BASE,
         max_body_bytes=64 * 1024,
         max_bundle_entries=3,
+        audit_seal_interval_seconds=seal_interval(database_url),
     )
     application = create_app(settings)
     async with application.router.lifespan_context(application):
