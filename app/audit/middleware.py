@@ -129,7 +129,7 @@ class Auditing:
         """Store a write's AuditEvent in the write's own transaction (success: the write
         commits with it, or neither does)."""
         try:
-            await audit_storage.insert(conn, [self._row(trail, scope, 200, None)])
+            await audit_storage.insert(conn, [self._row(trail, scope, 200, None)], last=True)
         except WriteConflict:
             raise
         except Exception as exc:  # the write rolls back with it: nothing was applied

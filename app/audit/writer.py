@@ -40,7 +40,7 @@ class AuditWriter:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             try:
                 async with self._db.transaction() as conn:
-                    await audit_storage.insert(conn, [row for row, _ in batch])
+                    await audit_storage.insert(conn, [row for row, _ in batch], last=True)
             except Exception as exc:  # the database is gone or refused: no answer goes out
                 log.error("audit records not stored: %s", type(exc).__name__)
                 _settle(batch, failed=True)

@@ -88,13 +88,15 @@ def rider_args(row: StoredAudit) -> list[Any]:
     ]
 
 
-async def insert(conn: Connection, rows: Sequence[StoredAudit]) -> None:
-    """Store AuditEvents, unsealed, with their links: on PostgreSQL one statement (alone, its
-    own transaction), on SQLite two, however many rows."""
+async def insert(conn: Connection, rows: Sequence[StoredAudit], *, last: bool = False) -> None:
+    """Store AuditEvents, unsealed, with their links: on PostgreSQL one statement, on SQLite
+    two, however many rows. `last`: nothing follows in this unit of work, so on PostgreSQL
+    the statement may commit on its own (one round trip) if nothing came before it."""
     if not rows:
         return
     if conn.dialect == "postgresql":
-        await conn.fetchrow_final(PG_INSERT, *_columns(rows))
+        run = conn.fetchrow_final if last else conn.fetchrow
+        await run(PG_INSERT, *_columns(rows))
         return
     await conn.executemany(
         INSERT_EVENT,

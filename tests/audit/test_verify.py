@@ -69,10 +69,11 @@ async def _alter_client(app: FastAPI, records: list[Sealed]) -> tuple[int, str]:
 
 
 async def _alter_link(app: FastAPI, records: list[Sealed]) -> tuple[int, str]:
-    target = next(r for r in records if ("client", "test-system") in links_of(_event(r)))
+    target = next(r for r in records if any(k == "patient" for k, _ in links_of(_event(r))))
     await execute(
         app,
-        "UPDATE audit_link SET value = 'someone-else' WHERE audit_id = $1 AND kind = 'client'",
+        "UPDATE audit_link SET value = 'Patient/someone-else' "
+        "WHERE audit_id = $1 AND kind = 'patient'",
         target.id,
     )
     return target.seq, "altered: its audit_link rows are not what its sealed body says"
