@@ -17,8 +17,13 @@ PostgreSQL an advisory lock lets one process seal at a time, on SQLite the one w
 import asyncio
 import hashlib
 import logging
+from collections.abc import Iterable, Iterator
 from contextlib import suppress
 
+import orjson
+
+from app.audit.events import links_of
+from app.storage import audit as audit_storage
 from app.storage import audit_chain
 from app.storage.db import Database
 
@@ -70,7 +75,16 @@ async def _seal_pass(db: Database, wait: bool, batch: int) -> int:
             previous = seal_hash(previous, seq, body)
             seals.append((pk, seq, previous))
         await audit_chain.seal(conn, seals)
+        await audit_storage.insert_links(conn, _links(body for _, body in pending))
     return len(pending)
+
+
+def _links(bodies: Iterable[bytes]) -> Iterator[tuple[str, str, str]]:
+    """(audit id, kind, value) of what each record names, for search (`links_of`)."""
+    for body in bodies:
+        event = orjson.loads(body)
+        for kind, value in links_of(event):
+            yield event["id"], kind, value
 
 
 class Sealer:

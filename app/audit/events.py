@@ -46,7 +46,8 @@ DESCRIPTION_LIMIT = 500  # characters of a failure's description kept
 
 @dataclass(frozen=True, slots=True)
 class AuditRow:
-    """One AuditEvent as stored: its canonical JSON, search columns and links."""
+    """One AuditEvent as stored: its canonical JSON and search columns (what it names is
+    linked when it is sealed: `links_of`)."""
 
     id: str
     recorded: int
@@ -56,7 +57,6 @@ class AuditRow:
     action: str
     outcome: str
     body: bytes
-    links: tuple[tuple[str, str], ...]  # (kind, value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +92,8 @@ def audit_row(
     recorded: int,
 ) -> AuditRow:
     """The AuditEvent of a request that ended with `status`, ready to store: its bytes as
-    served (the canonical form the chain seals), and its search columns and links, taken
-    from the trail (`search_columns` and `links_of` derive the same from the bytes)."""
+    served (the canonical form the chain seals), and its search columns, taken from the
+    trail (`search_columns` derives the same from the bytes)."""
     event = audit_event(
         trail, caller, server, status=status, description=description, recorded=recorded
     )
@@ -108,19 +108,7 @@ def audit_row(
         trail.action,
         event["outcome"],
         orjson.dumps(event),
-        _trail_links(trail),
     )
-
-
-def _trail_links(trail: Trail) -> tuple[tuple[str, str], ...]:
-    """`links_of` the record of `trail`, without building it."""
-    patients = [f"Patient/{p}" for p in trail.patients]
-    named = set(patients)
-    links = [("patient", p) for p in patients]
-    for reference in dict.fromkeys("/".join(r.split("/")[:2]) for r in trail.entities):
-        if reference not in named:
-            links.append(("entity", reference))
-    return tuple(links)
 
 
 def audit_event(

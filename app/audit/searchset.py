@@ -12,6 +12,7 @@ from starlette.requests import Request
 
 from app.access import Caller
 from app.access.trail import trail_of
+from app.audit.chain import seal_pending
 from app.audit.search import AuditSearch, Identifier, parse
 from app.criteria import SortKey
 from app.errors import Invalid
@@ -129,6 +130,7 @@ async def searchset(request: Request, caller: Caller, pairs: list[tuple[str, str
         raise Invalid(found.ignored)
     opts = options(settings, pairs)
     after, backwards = opts.cursor if opts.cursor else (None, False)
+    await seal_pending(context.store.db)  # every committed record linked, so findable
     async with context.store.db.searcher() as conn:
         chains = [await resolve(conn, group) for group in found.identifiers]
         query = AuditQuery(
