@@ -26,8 +26,8 @@ async def become_sealer(conn: Connection, *, wait: bool) -> bool:
 async def head(conn: Connection) -> tuple[int, str] | None:
     """(seq, hash) of the last sealed record; None while nothing is sealed."""
     row = await conn.fetchrow(
-        "SELECT seal_seq, seal_hash FROM audit_event "
-        "WHERE seal_seq = (SELECT max(seal_seq) FROM audit_event)"
+        "SELECT seal_seq, seal_hash FROM audit_event WHERE seal_seq IS NOT NULL "
+        "ORDER BY seal_seq DESC LIMIT 1"
     )
     return None if row is None else (int(row[0]), str(row[1]))
 

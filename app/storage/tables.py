@@ -234,8 +234,15 @@ audit_event = Table(
     Column("seal_seq", BigInteger, nullable=True, comment="place in the chain; null until sealed"),
     Column("seal_hash", String(64), nullable=True, comment="sha256 hex over previous hash + row"),
     UniqueConstraint("id"),
-    UniqueConstraint("seal_seq"),
     Index(None, "recorded"),
+    # Unique among sealed records; a record not yet sealed has no entry to write or remove.
+    Index(
+        "uq_audit_event_seal_seq",
+        "seal_seq",
+        unique=True,
+        postgresql_where=text("seal_seq IS NOT NULL"),
+        sqlite_where=text("seal_seq IS NOT NULL"),
+    ),
     # The records still to seal, in the order they were stored (`app.audit.chain`).
     Index(
         "ix_audit_event_unsealed",

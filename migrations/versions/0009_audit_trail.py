@@ -34,9 +34,17 @@ def upgrade() -> None:
         sa.Column("seal_hash", sa.String(length=64), nullable=True, comment="sha256 hex over previous hash + row"),
         sa.PrimaryKeyConstraint("pk", name=op.f("pk_audit_event")),
         sa.UniqueConstraint("id", name=op.f("uq_audit_event_id")),
-        sa.UniqueConstraint("seal_seq", name=op.f("uq_audit_event_seal_seq")),
     )
     op.create_index(op.f("ix_audit_event_recorded"), "audit_event", ["recorded"])
+    sealed = sa.text("seal_seq IS NOT NULL")
+    op.create_index(
+        "uq_audit_event_seal_seq",
+        "audit_event",
+        ["seal_seq"],
+        unique=True,
+        postgresql_where=sealed,
+        sqlite_where=sealed,
+    )
     op.create_table(
         "audit_link",
         sa.Column("audit_id", sa.String(length=64), nullable=False, comment="audit_event.id"),
