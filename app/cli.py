@@ -1,15 +1,17 @@
 """The `safeguard` command: migrate the database, seed the demo population, serve the API."""
 
 import asyncio
+import copy
 import time
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import orjson
 import typer
 import uvicorn
+import uvicorn.config
 
 from app.audit import commands as audit_commands
 from app.auth import commands
@@ -104,9 +106,19 @@ def serve(
         port=port,
         workers=workers,
         log_level=settings.log_level.lower(),
+        log_config=_log_config(settings.log_level),
         access_log=False,
         server_header=False,  # no "Server: uvicorn" telling what to attack
     )
+
+
+def _log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging, and the service's own loggers (`safeguard.*`: one line per request
+    on `safeguard.requests` at INFO, warnings, errors) on the same stderr handler."""
+    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    own = {"handlers": ["default"], "level": level.upper(), "propagate": False}
+    config["loggers"]["safeguard"] = own
+    return config
 
 
 clients_cli = typer.Typer(help="OAuth clients (SMART Backend Services) that may call the API.")
