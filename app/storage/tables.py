@@ -10,6 +10,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -252,14 +253,15 @@ audit_event = Table(
     ),
 )
 
-# What each AuditEvent names, for search: `patient` (Patient/id), `entity` (entity.what
-# references), `agent` (agent.who references), `client` (the client id).
+# What each AuditEvent names, for search: `patient` (Patient/id) and `entity` (the other
+# entity.what references, versionless); written by the sealer (`app.audit.chain`).
 audit_link = Table(
     "audit_link",
     metadata,
     Column("audit_id", String(64), nullable=False, comment="audit_event.id"),
-    Column("kind", String(16), nullable=False, comment="patient, entity, agent or client"),
-    Column("value", String(256), nullable=False, comment="a relative reference, or a client id"),
-    Index(None, "kind", "value", "audit_id"),
+    Column("kind", String(16), nullable=False, comment="patient or entity"),
+    Column("value", String(256), nullable=False, comment="a relative reference"),
+    PrimaryKeyConstraint("kind", "value", "audit_id"),
     Index(None, "audit_id"),
+    sqlite_with_rowid=False,  # the key is the row: one B-tree fewer per link
 )

@@ -48,10 +48,11 @@ def upgrade() -> None:
     op.create_table(
         "audit_link",
         sa.Column("audit_id", sa.String(length=64), nullable=False, comment="audit_event.id"),
-        sa.Column("kind", sa.String(length=16), nullable=False, comment="patient, entity, agent or client"),
-        sa.Column("value", sa.String(length=256), nullable=False, comment="a relative reference, or a client id"),
+        sa.Column("kind", sa.String(length=16), nullable=False, comment="patient or entity"),
+        sa.Column("value", sa.String(length=256), nullable=False, comment="a relative reference"),
+        sa.PrimaryKeyConstraint("kind", "value", "audit_id", name=op.f("pk_audit_link")),
+        sqlite_with_rowid=False,
     )
-    op.create_index(op.f("ix_audit_link_kind_value_audit_id"), "audit_link", ["kind", "value", "audit_id"])
     op.create_index(op.f("ix_audit_link_audit_id"), "audit_link", ["audit_id"])
 
 
