@@ -2,37 +2,20 @@
 with none of its data, and a write is not applied (the database refuses the audit rows here
 through a trigger or a constraint: the real storage failing, nothing mocked)."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 
 import httpx
 from fastapi import FastAPI
 
 from tests import factories as f
-from tests.conftest import BASE, database
+from tests.audit.trails import audit_event_refusing
+from tests.conftest import BASE
 from tests.http import create
 
 
-@asynccontextmanager
-async def audit_refused(app: FastAPI) -> AsyncIterator[None]:
+def audit_refused(app: FastAPI) -> AbstractAsyncContextManager[None]:
     """While inside, the database refuses every new audit_event row."""
-    db = database(app)
-    if db.dialect == "sqlite":
-        refuse = (
-            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_event "
-            "BEGIN SELECT RAISE(ABORT, 'audit refused'); END"
-        )
-        allow = "DROP TRIGGER refuse_audit"
-    else:
-        refuse = "ALTER TABLE audit_event ADD CONSTRAINT refuse_audit CHECK (pk < 0) NOT VALID"
-        allow = "ALTER TABLE audit_event DROP CONSTRAINT refuse_audit"
-    async with db.transaction() as conn:
-        await conn.execute(refuse)
-    try:
-        yield
-    finally:
-        async with db.transaction() as conn:
-            await conn.execute(allow)
+    return audit_event_refusing(app, "refuse_audit", "INSERT", "pk < 0")
 
 
 async def test_a_read_whose_audit_record_cannot_be_stored_answers_503_and_nothing_else(

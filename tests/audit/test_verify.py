@@ -2,8 +2,8 @@
 serves: an intact chain passes; a record altered, inserted or removed straight in the database
 is the first line of the report, exit status 1; so is a record left unsealed over a minute."""
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 
 import httpx
 import orjson
@@ -16,6 +16,7 @@ from app.clock import now_micros
 from app.settings import Settings, get_settings
 from tests import factories as f
 from tests.audit.chains import Sealed, chain, chained, execute, run, store, synthetic
+from tests.audit.trails import audit_event_refusing
 from tests.conftest import database
 from tests.http import create
 
@@ -162,26 +163,9 @@ async def test_a_chain_cut_short_is_caught_by_the_head_kept_from_before(
     assert result.output.startswith(f"seq {head['seq']}: removed: the anchored record is gone")
 
 
-@asynccontextmanager
-async def sealing_refused(app: FastAPI) -> AsyncIterator[None]:
+def sealing_refused(app: FastAPI) -> AbstractAsyncContextManager[None]:
     """While inside, the database refuses to seal any record (the sealer is stuck)."""
-    db = database(app)
-    if db.dialect == "sqlite":
-        refuse = (
-            "CREATE TRIGGER refuse_seal BEFORE UPDATE OF seal_seq ON audit_event "
-            "BEGIN SELECT RAISE(ABORT, 'sealing refused'); END"
-        )
-        allow = "DROP TRIGGER refuse_seal"
-    else:
-        refuse = (
-            "ALTER TABLE audit_event ADD CONSTRAINT refuse_seal CHECK (seal_seq IS NULL) NOT VALID"
-        )
-        allow = "ALTER TABLE audit_event DROP CONSTRAINT refuse_seal"
-    await execute(app, refuse)
-    try:
-        yield
-    finally:
-        await execute(app, allow)
+    return audit_event_refusing(app, "refuse_seal", "UPDATE OF seal_seq", "seal_seq IS NULL")
 
 
 async def test_a_record_left_unsealed_over_a_minute_is_reported(

@@ -2,6 +2,8 @@
 what each names, and the facts a test compares against a response."""
 
 import base64
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
@@ -90,3 +92,27 @@ def patients_held(answer: dict[str, Any]) -> set[str]:
         if "resource" in entry:
             held |= patients_held(entry["resource"])
     return held
+
+
+@asynccontextmanager
+async def audit_event_refusing(
+    app: FastAPI, name: str, event: str, check: str
+) -> AsyncIterator[None]:
+    """While inside, the database itself refuses a change to audit_event: on SQLite a trigger
+    `BEFORE <event>` that aborts, on PostgreSQL a CHECK (`check`) on new rows only. The real
+    storage failing, nothing mocked."""
+    db = database(app)
+    if db.dialect == "sqlite":
+        abort = f"SELECT RAISE(ABORT, '{name}')"
+        refuse = f"CREATE TRIGGER {name} BEFORE {event} ON audit_event BEGIN {abort}; END"
+        allow = f"DROP TRIGGER {name}"
+    else:
+        refuse = f"ALTER TABLE audit_event ADD CONSTRAINT {name} CHECK ({check}) NOT VALID"
+        allow = f"ALTER TABLE audit_event DROP CONSTRAINT {name}"
+    async with db.transaction() as conn:
+        await conn.execute(refuse)
+    try:
+        yield
+    finally:
+        async with db.transaction() as conn:
+            await conn.execute(allow)
