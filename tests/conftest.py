@@ -122,8 +122,11 @@ KEPT = {"oauth_client", "signing_key"}  # registered clients and the server's ke
 
 async def empty_database(app: FastAPI) -> None:
     """Remove every row, children before parents; clients and signing keys stay."""
+    # audit_link last: a sealing pass of a running app that links records this deletes
+    # waits on their rows, then finds them gone, or commits its links before they are deleted.
+    tables = sorted(reversed(metadata.sorted_tables), key=lambda t: t.name == "audit_link")
     async with database(app).transaction() as conn:
-        for table in reversed(metadata.sorted_tables):
+        for table in tables:
             if table.name not in KEPT:
                 await conn.execute(f"DELETE FROM {table.name}")
 
