@@ -51,15 +51,15 @@ class Trail:
         if FHIR_ID.fullmatch(patient_id):
             self.patients[patient_id] = None
 
-    def mark(self) -> tuple[int, int]:
-        """Where the trail stands, to go back to when an attempt is undone (`undo_to`)."""
-        return len(self.patients), len(self.entities)
+    def mark(self) -> int:
+        """Where the trail's resources stand, to go back to when an attempt is undone."""
+        return len(self.entities)
 
-    def undo_to(self, mark: tuple[int, int]) -> None:
-        """Forget what was added since `mark` (a write attempt that rolled back)."""
-        for ordered, keep in ((self.patients, mark[0]), (self.entities, mark[1])):
-            for key in list(ordered)[keep:]:
-                del ordered[key]
+    def undo_to(self, mark: int) -> None:
+        """Forget the resources noted since `mark` (a write attempt that rolled back); the
+        Patients it concerned stay named."""
+        for key in list(self.entities)[mark:]:
+            del self.entities[key]
 
 
 def trail_of(scope: MutableMapping[str, Any]) -> Trail | None:

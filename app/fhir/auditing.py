@@ -39,9 +39,10 @@ def searched(
     base: str,
     compartment: str | None = None,
 ) -> None:
-    """A search: the query as sent and the Patients its parameters name."""
+    """A search sent in a form or a Bundle entry: the query and the Patients its parameters
+    name (a GET search's the audit middleware took from its URL as sent)."""
     trail = trail_of(request.scope)
-    if trail is None:
+    if trail is None or (request.method == "GET" and trail.subtype.startswith("search")):
         return
     if trail.subtype.startswith("search") and (trail.query is None or request.method == "POST"):
         trail.query = f"{resource_type}?{urlencode(pairs)}" if pairs else resource_type

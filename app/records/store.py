@@ -44,11 +44,11 @@ async def _record(trail: Trail | None, conn: Any) -> None:
         await trail.record_in(conn)
 
 
-def _undo(trail: Trail | None, mark: tuple[int, int]) -> None:
+def _undo(trail: Trail | None, mark: int) -> None:
     """A rolled-back attempt wrote nothing: its resources leave the trail (the Patients it
     concerned stay named), and a record that rode with it is gone too."""
     if trail is not None:
-        trail.undo_to((len(trail.patients), mark[1]))
+        trail.undo_to(mark)
         trail.rides = False
 
 
@@ -88,7 +88,7 @@ class Store:
         commit together or not at all."""
         attempts = self.write_retries
         for attempt in range(attempts):
-            mark = trail.mark() if trail is not None else (0, 0)
+            mark = trail.mark() if trail is not None else 0
             try:
                 async with self.db.transaction() as conn:
                     result = await work(Repository(conn, caller, trail))
