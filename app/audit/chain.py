@@ -70,17 +70,19 @@ async def _seal_pass(db: Database, wait: bool, batch: int) -> int:
             return 0
         seq, previous = await audit_chain.head(conn) or (0, GENESIS)
         seals = []
-        for pk, body in pending:
+        for pk, body, _ in pending:
             seq += 1
             previous = seal_hash(previous, seq, body)
             seals.append((pk, seq, previous))
+        await audit_chain.link_named(conn, [pk for pk, _, named in pending if named])
+        unnamed = [body for _, body, named in pending if not named]  # stored before 0011
+        await audit_storage.insert_links(conn, _links(unnamed))
         await audit_chain.seal(conn, seals)
-        await audit_storage.insert_links(conn, _links(body for _, body in pending))
     return len(pending)
 
 
 def _links(bodies: Iterable[bytes]) -> Iterator[tuple[str, str, str]]:
-    """(audit id, kind, value) of what each record names, for search (`links_of`)."""
+    """(audit id, kind, value) of what each record's body names (`links_of`)."""
     for body in bodies:
         event = orjson.loads(body)
         for kind, value in links_of(event):

@@ -46,8 +46,8 @@ DESCRIPTION_LIMIT = 500  # characters of a failure's description kept
 
 @dataclass(frozen=True, slots=True)
 class AuditRow:
-    """One AuditEvent as stored: its canonical JSON and search columns (what it names is
-    linked when it is sealed: `links_of`)."""
+    """One AuditEvent as stored: its canonical JSON, its search columns, and what it names
+    (`links_of`, as JSON), which the sealer links when it seals the record."""
 
     id: str
     recorded: int
@@ -57,6 +57,7 @@ class AuditRow:
     action: str
     outcome: str
     body: bytes
+    names: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +94,7 @@ def audit_row(
 ) -> AuditRow:
     """The AuditEvent of a request that ended with `status`, ready to store: its bytes as
     served (the canonical form the chain seals), and its search columns, taken from the
-    trail (`search_columns` derives the same from the bytes)."""
+    trail (`search_columns` derives the same from the bytes), and what it names."""
     event = audit_event(
         trail, caller, server, status=status, description=description, recorded=recorded
     )
@@ -108,6 +109,7 @@ def audit_row(
         trail.action,
         event["outcome"],
         orjson.dumps(event),
+        orjson.dumps(links_of(event)).decode(),
     )
 
 

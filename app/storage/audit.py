@@ -1,9 +1,10 @@
 """The audit trail's tables: AuditEvents stored with a write or in batches, never changed
 through the API (`app.audit`).
 
-A request stores its record alone, one row: what the record names (`audit_link`, for
-search) is written by the sealer, many records at a time, in the pass that seals them
-(`app.audit.chain`); an auditor's search seals first, so it finds every committed record.
+A request stores its record alone, one row, with what it names as a JSON column: the sealer
+turns that into `audit_link` rows (for search), many records in one statement, in the pass
+that seals them (`app.audit.chain`); an auditor's search seals first, so it finds every
+committed record.
 On PostgreSQL every way in is one statement: a batch unnests arrays (so it commits on its
 own, one round trip), and a single write's record rides in the write's own statement
 (`rider_sql`), stored only if the write was.
@@ -34,18 +35,20 @@ class StoredAudit(Protocol):
     def outcome(self) -> str: ...
     @property
     def body(self) -> bytes: ...
+    @property
+    def names(self) -> str: ...
 
 
 AUDIT_TABLES = ("audit_event", "audit_link")
 INSERT_EVENT = (
     "INSERT INTO audit_event (id, recorded, client_id, client_org, subtype, action, outcome, "
-    "body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+    "body, names) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 )
 INSERT_LINK = "INSERT INTO audit_link (audit_id, kind, value) VALUES ($1, $2, $3)"
 PG_INSERT = (
     "INSERT INTO audit_event (id, recorded, client_id, client_org, subtype, action, "
-    "outcome, body) SELECT * FROM unnest($1::varchar[], $2::int8[], $3::varchar[], "
-    "$4::varchar[], $5::varchar[], $6::varchar[], $7::varchar[], $8::bytea[])"
+    "outcome, body, names) SELECT * FROM unnest($1::varchar[], $2::int8[], $3::varchar[], "
+    "$4::varchar[], $5::varchar[], $6::varchar[], $7::varchar[], $8::bytea[], $9::text[])"
 )
 # Only for records still there: a record deleted while its pass ran (nothing in the service
 # deletes one, but an operator's hand or a test's clean-up may) leaves no stray link.
@@ -59,19 +62,19 @@ PG_INSERT_LINKS = (
 def _values(row: StoredAudit) -> tuple[Any, ...]:
     return (
         *(row.id, row.recorded, row.client_id, row.client_org),
-        *(row.subtype, row.action, row.outcome, row.body),
+        *(row.subtype, row.action, row.outcome, row.body, row.names),
     )
 
 
 def rider_sql(first: int) -> str:
     """A CTE storing one AuditEvent beside a write statement whose written rows are CTE `r`,
     its values from parameter `first` on (`rider_args`): nothing is stored if nothing was."""
-    n = [f"${first + k}" for k in range(8)]
+    n = [f"${first + k}" for k in range(9)]
     return (
         ",\nae AS (INSERT INTO audit_event (id, recorded, client_id, client_org, subtype, action, "
-        f"outcome, body) SELECT {n[0]}::varchar, {n[1]}::int8, {n[2]}::varchar, "
-        f"{n[3]}::varchar, {n[4]}::varchar, {n[5]}::varchar, {n[6]}::varchar, {n[7]}::bytea "
-        "FROM r)"
+        f"outcome, body, names) SELECT {n[0]}::varchar, {n[1]}::int8, {n[2]}::varchar, "
+        f"{n[3]}::varchar, {n[4]}::varchar, {n[5]}::varchar, {n[6]}::varchar, {n[7]}::bytea, "
+        f"{n[8]}::text FROM r)"
     )
 
 

@@ -4,6 +4,8 @@ and, for `verify`, the sealed records in chain order with their links (`app.audi
 
 from collections.abc import Sequence
 
+import orjson
+
 from app.storage.db import Connection, Row
 
 # The PostgreSQL advisory lock that makes one transaction at a time the sealer, across every
@@ -38,20 +40,45 @@ async def any_unsealed(conn: Connection) -> bool:
     return row is not None
 
 
-async def unsealed(conn: Connection, limit: int) -> list[tuple[int, bytes]]:
-    """(pk, body) of the first `limit` records not yet sealed, in the order they were stored."""
+async def unsealed(conn: Connection, limit: int) -> list[tuple[int, bytes, bool]]:
+    """(pk, body, whether it says what it names) of the first `limit` records not yet sealed,
+    in the order they were stored."""
     rows = await conn.fetch(
-        "SELECT pk, body FROM audit_event WHERE seal_seq IS NULL ORDER BY pk LIMIT $1", limit
+        "SELECT pk, body, names IS NOT NULL FROM audit_event WHERE seal_seq IS NULL "
+        "ORDER BY pk LIMIT $1",
+        limit,
     )
-    return [(int(row[0]), bytes(row[1])) for row in rows]
+    return [(int(row[0]), bytes(row[1]), bool(row[2])) for row in rows]
+
+
+# Each record's `names` ([[kind, value], ...]) as audit_link rows, unpacked by the database.
+_LINK_NAMED = {
+    "sqlite": "INSERT INTO audit_link (audit_id, kind, value) "
+    "SELECT e.id, n.value ->> 0, n.value ->> 1 FROM audit_event e, json_each(e.names) n "
+    "WHERE e.pk IN (SELECT value FROM json_each($1))",
+    "postgresql": "INSERT INTO audit_link (audit_id, kind, value) "
+    "SELECT e.id, n ->> 0, n ->> 1 FROM audit_event e "
+    "CROSS JOIN LATERAL jsonb_array_elements(e.names::jsonb) n WHERE e.pk = ANY($1::bigint[])",
+}
+
+
+async def link_named(conn: Connection, pks: Sequence[int]) -> None:
+    """Store what records `pks` name (their `names`) as audit_link rows: one statement."""
+    if not pks:
+        return
+    if conn.dialect == "sqlite":
+        await conn.execute(_LINK_NAMED["sqlite"], orjson.dumps(pks).decode())
+        return
+    await conn.execute(_LINK_NAMED["postgresql"], list(pks))
 
 
 async def seal(conn: Connection, seals: Sequence[tuple[int, int, str]]) -> None:
-    """Give each record (pk) its place in the chain (seq) and its hash: one statement."""
+    """Give each record (pk) its place in the chain (seq) and its hash, and clear what it
+    names (linked by now: `link_named`): one statement."""
     if conn.dialect == "postgresql":
         pks, seqs, hashes = zip(*seals, strict=True)
         await conn.execute(
-            "UPDATE audit_event SET seal_seq = v.seq, seal_hash = v.hash "
+            "UPDATE audit_event SET seal_seq = v.seq, seal_hash = v.hash, names = NULL "
             "FROM (SELECT unnest($1::bigint[]) AS pk, unnest($2::bigint[]) AS seq, "
             "unnest($3::text[]) AS hash) AS v WHERE audit_event.pk = v.pk",
             list(pks),
@@ -59,8 +86,10 @@ async def seal(conn: Connection, seals: Sequence[tuple[int, int, str]]) -> None:
             list(hashes),
         )
         return
-    await conn.executemany(
-        "UPDATE audit_event SET seal_seq = $2, seal_hash = $3 WHERE pk = $1", seals
+    await conn.execute(
+        "UPDATE audit_event SET seal_seq = s.value ->> 1, seal_hash = s.value ->> 2, "
+        "names = NULL FROM json_each($1) s WHERE audit_event.pk = s.value ->> 0",
+        orjson.dumps(seals).decode(),
     )
 
 

@@ -234,6 +234,12 @@ audit_event = Table(
     Column("body", LargeBinary, nullable=False, comment="the AuditEvent JSON, canonical form"),
     Column("seal_seq", BigInteger, nullable=True, comment="place in the chain; null until sealed"),
     Column("seal_hash", String(64), nullable=True, comment="sha256 hex over previous hash + row"),
+    Column(
+        "names",
+        Text,
+        nullable=True,
+        comment="JSON [[kind, value], ...]: its audit_link rows, until sealed",
+    ),
     UniqueConstraint("id"),
     Index(None, "recorded"),
     # Unique among sealed records; a record not yet sealed has no entry to write or remove.
@@ -254,7 +260,8 @@ audit_event = Table(
 )
 
 # What each AuditEvent names, for search: `patient` (Patient/id) and `entity` (the other
-# entity.what references, versionless); written by the sealer (`app.audit.chain`).
+# entity.what references, versionless); written by the sealer (`app.audit.chain`) from the
+# record's `names`, which it then clears.
 audit_link = Table(
     "audit_link",
     metadata,
