@@ -25,7 +25,7 @@ from app.auth.ratelimit import RateLimiter
 from app.auth.tokens import Authority
 from app.clock import instant, now_micros
 from app.errors import FhirError, Invalid, MethodNotAllowed, NotFound
-from app.fhir import summary_routes
+from app.fhir import resources, summary_routes
 from app.fhir.bundles import transactions
 from app.fhir.context import AppContext, Identify, unauthenticated
 from app.fhir.cors import Cors
@@ -109,6 +109,7 @@ def create_app(settings: Settings | None = None, identify: Identify | None = Non
                 context.base, published, settings.canonical_base, settings.token_endpoint
             )
         )
+        resources.warm_up()  # before the freeze: built once, never scanned again
         _tune_garbage_collector()
         sealer.start()
         try:
