@@ -7,9 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+import orjson
 from fastapi import FastAPI
 
+from app.access.trail import Trail
 from app.audit.chain import seal_pending
+from app.audit.events import AuditRow, Server, audit_row, links_of
 from app.audit.verify import verify
 from app.clock import now_micros
 from app.main import create_app
@@ -20,6 +23,7 @@ from tests import factories as f
 from tests.audit.chains import (
     assert_chain_intact,
     chain,
+    execute,
     store,
     synthetic,
     unsealed,
@@ -147,4 +151,49 @@ async def test_a_record_committed_after_a_later_one_was_sealed_is_sealed_after_i
         assert seqs[late[0].id] < seqs[early[0].id]
     else:
         assert seqs[early[0].id] < seqs[late[0].id]
+    assert_chain_intact(await chain(app))
+
+
+def _naming(count: int) -> list[AuditRow]:
+    """Records of reads, each naming a Patient of its own and a Flag."""
+    server = Server(BASE, "https://example.org/clients")
+    rows = []
+    for n in range(count):
+        trail = Trail(f"request-{n}", "read", "R", "127.0.0.1")
+        trail.named(f"child-{n}")
+        trail.saw("Flag", f"flag-{n}", None)
+        rows.append(audit_row(trail, None, server, status=200, description=None, recorded=n))
+    return rows
+
+
+async def _links_and_names(app: FastAPI) -> tuple[set[tuple[str, str, str]], int]:
+    async with database(app).reader() as conn:
+        links = await conn.fetch("SELECT audit_id, kind, value FROM audit_link")
+        named = await conn.fetchrow("SELECT count(*) FROM audit_event WHERE names IS NOT NULL")
+    assert named is not None
+    return {(str(r[0]), str(r[1]), str(r[2])) for r in links}, int(named[0])
+
+
+def _said(rows: list[AuditRow]) -> set[tuple[str, str, str]]:
+    """What each record's body names, as audit_link rows."""
+    return {(row.id, *link) for row in rows for link in links_of(orjson.loads(row.body))}
+
+
+async def test_sealing_links_what_each_record_names_and_then_forgets_it(app: FastAPI) -> None:
+    await empty_database(app)
+    rows = _naming(5)
+    await store(app, rows)
+    assert await _links_and_names(app) == (set(), 5)  # nothing searchable before its seal
+    await seal_pending(database(app))
+    assert await _links_and_names(app) == (_said(rows), 0)
+
+
+async def test_records_stored_without_names_are_linked_from_their_bodies(app: FastAPI) -> None:
+    await empty_database(app)
+    old, new = _naming(3), _naming(2)
+    await store(app, old)
+    await execute(app, "UPDATE audit_event SET names = NULL")  # as stored before 0011
+    await store(app, new)
+    await seal_pending(database(app))
+    assert await _links_and_names(app) == (_said(old + new), 0)
     assert_chain_intact(await chain(app))
