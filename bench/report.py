@@ -29,15 +29,23 @@ def _median(values: list[float | None]) -> float | None:
     return statistics.median(present) if present else None
 
 
+def _paired(values: list[float | None], ceilings: list[float | None]) -> float | None:
+    """The median of each round's value over the same round's ceiling value."""
+    ratios = [v / c for v, c in zip(values, ceilings, strict=True) if v and c]
+    return statistics.median(ratios) if ratios else None
+
+
 def _scenario(
-    scenario: Scenario, runs: list[Measurement], ceiling_rps: float, ceiling_us: float | None
+    scenario: Scenario, runs: list[Measurement], ceiling: list[Measurement]
 ) -> dict[str, Any]:
     rates = [m.rps for m in runs]
     rps, cost = statistics.median(rates), _median([m.server_us for m in runs])
     errors = sum(m.errors for m in runs)
     other = scenario.name != "ceiling"
-    ratio = rps / ceiling_rps if ceiling_rps and other else None
-    cpu_ratio = ceiling_us / cost if ceiling_us and cost and other else None
+    ratio = _paired(rates, [m.rps for m in ceiling]) if other else None
+    costs = [None if m.server_us is None else 1 / m.server_us for m in runs]
+    ceiling_costs = [None if m.server_us is None else 1 / m.server_us for m in ceiling]
+    cpu_ratio = _paired(costs, ceiling_costs) if other else None
     passed = None if scenario.target is None or ratio is None else ratio >= scenario.target
     return {
         "label": scenario.label,
@@ -59,10 +67,10 @@ def _scenario(
 
 
 def summarise(scenarios: list[Scenario], runs: dict[str, list[Measurement]]) -> dict[str, Any]:
-    """Per scenario: median req/s and server CPU per request, each against the ceiling's."""
-    rps = statistics.median(m.rps for m in runs["ceiling"])
-    cost = _median([m.server_us for m in runs["ceiling"]])
-    return {s.name: _scenario(s, runs[s.name], rps, cost) for s in scenarios}
+    """Per scenario: median req/s and server CPU per request; against the ceiling, the median
+    of each round's ratio to the ceiling measured in the same round (so a slower or faster
+    minute of a shared machine weighs on both sides of a ratio alike)."""
+    return {s.name: _scenario(s, runs[s.name], runs["ceiling"]) for s in scenarios}
 
 
 def _fmt(value: float | None, spec: str) -> str:

@@ -36,14 +36,14 @@ class LoadGenerator(Protocol):
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """Command-line options (defaults suit a 2-core machine: about 80 s per backend)."""
+    """Command-line options (defaults suit a 2-core machine: about 2 minutes per backend)."""
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     add = parser.add_argument
     add("--backend", choices=[*BACKENDS, "all"], default="all")
     add("--loadgen", choices=["auto", "wrk", "python"], default="auto")
     add("--duration", type=int, default=6, help="measured seconds per run")
     add("--warmup", type=int, default=1, help="warm-up seconds before each run")
-    add("--rounds", type=int, default=3, help="interleaved rounds; medians are reported")
+    add("--rounds", type=int, default=5, help="interleaved rounds; medians are reported")
     add("--connections", type=int, default=16, help="concurrent keep-alive connections")
     add("--flags", type=int, default=100, help="Flags created up front and read round-robin")
     add("--output", type=Path, default=OUTPUT)
