@@ -25,7 +25,7 @@ from app.auth.ratelimit import RateLimiter
 from app.auth.tokens import Authority
 from app.clock import instant, now_micros
 from app.errors import FhirError, Invalid, MethodNotAllowed, NotFound
-from app.fhir import resources, summary_routes
+from app.fhir import dispatch, resources, summary_routes
 from app.fhir.bundles import transactions
 from app.fhir.context import AppContext, Identify, unauthenticated
 from app.fhir.cors import Cors
@@ -190,6 +190,7 @@ def _add_routes(app: FastAPI) -> None:
     # Before FastAPI's own (/openapi.json, /docs, /redoc), which no FHIR path can match: each
     # request tries the routes in order.
     app.router.routes[0:0] = [
+        dispatch.shortcuts(ROUTES),  # the everyday interactions, tried first
         *auth_routes.FHIR_ROUTES,
         *specific,
         *transactions.ROUTES,
