@@ -34,28 +34,26 @@ HOT = frozenset(
 )
 
 
-class HostedType(Convertor[str]):
+class _Text(Convertor[str]):
+    """A path segment kept as the text it is, once its `regex` has matched."""
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+class HostedType(_Text):
     """A hosted resource type's name."""
 
     regex = "|".join(sorted(RESOURCE_TYPES))
 
-    def convert(self, value: str) -> str:
-        return value
 
-    def to_string(self, value: str) -> str:
-        return value
-
-
-class LogicalId(Convertor[str]):
+class LogicalId(_Text):
     """A FHIR id (http://hl7.org/fhir/R4/datatypes.html#id)."""
 
     regex = r"[A-Za-z0-9\-.]{1,64}"
-
-    def convert(self, value: str) -> str:
-        return value
-
-    def to_string(self, value: str) -> str:
-        return value
 
 
 register_url_convertor("hosted_type", HostedType())
