@@ -231,7 +231,7 @@ REQUEST_CASES = [
     Case("nul-in-id-value", BAD_CRITERIA, criteria="_id=a%00"),
     Case("bad-modifier", BAD_CRITERIA, criteria="identifier:above=x"),
     Case("wrong-type-modifier", BAD_CRITERIA, criteria="subject:Patient=Group/1", type="Flag"),
-    Case("21-parameters", BAD_CRITERIA, criteria="&".join(["identifier=a"] * 21)),
+    Case("21-parameters", BAD_CRITERIA, criteria="&".join(f"identifier=a{n}" for n in range(21))),
     Case("101-values", BAD_CRITERIA, criteria="_id=" + ",".join(["a"] * 101)),
     Case("escapes", {}, criteria="identifier=a\\|b|c\\,d,\\\\,|,\\&_id=\\"),
     Case("absolute-url", {}, criteria="subject=http://x.example/Patient/1", type="Condition"),

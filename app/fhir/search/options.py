@@ -154,9 +154,11 @@ def _include(key: str, value: str) -> Include:
 
 
 def includes(pairs: list[tuple[str, str]]) -> tuple[Include, ...]:
-    """Every `_include`/`_revinclude` (with or without `:iterate`), each value checked."""
+    """Every distinct `_include`/`_revinclude` (with or without `:iterate`), each value
+    checked: one sent many times is followed once."""
     keys = ("_include", "_revinclude", "_include:iterate", "_revinclude:iterate")
-    return tuple(_include(k, v) for k, v in pairs if k in keys for v in [v] if v)
+    wanted = dict.fromkeys((k, v) for k, v in pairs if k in keys and v)
+    return tuple(dict.fromkeys(_include(k, v) for k, v in wanted))
 
 
 def since(raw: str | None) -> int | None:

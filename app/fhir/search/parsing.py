@@ -98,9 +98,11 @@ def _size(criterion: Criterion) -> tuple[int, int]:
 
 
 def parse(resource_type: str, params: Iterable[tuple[str, str]], base: str) -> ParsedSearch:
-    """Criteria for a type from query pairs; unknown parameters are collected as ignored."""
+    """Criteria for a type from query pairs; unknown parameters are collected as ignored.
+    A parameter repeated with the same value is one criterion (A and A is A), so repeating
+    it neither multiplies the work nor counts against the limits."""
     criteria, applied, ignored = [], [], []
-    for key, raw in params:
+    for key, raw in dict.fromkeys(params):
         if key in CONTROL_PARAMS or key.split(":", 1)[0] in CONTROL_PARAMS:
             continue
         if "\x00" in raw:

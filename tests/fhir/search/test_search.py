@@ -3,6 +3,7 @@
 import httpx
 import pytest
 
+from app.fhir.search.options import Include, includes
 from tests import factories as f
 from tests.http import create, reference
 
@@ -86,3 +87,33 @@ async def test_search_leaves_out_deleted_resources(client: httpx.AsyncClient) ->
     flag = await create(client, f.flag(subject=reference(child)))
     await client.delete(f"/Flag/{flag['id']}")
     assert await _count(client, f"/Flag?patient={child['id']}") == 0
+
+
+async def test_a_parameter_repeated_with_one_value_is_one_criterion(
+    client: httpx.AsyncClient, family: dict[str, str]
+) -> None:
+    once = await _ids(client, f"/Flag?subject=Patient/{family['amy']}")
+    repeated = "&".join([f"subject=Patient/{family['amy']}"] * 500)  # far over 20 criteria
+    assert await _ids(client, f"/Flag?{repeated}") == once == {family["first"], *once}
+    different = "&".join(f"identifier=X-{n}" for n in range(21))
+    assert (await client.get(f"/Flag?{different}")).status_code == 400  # the limit still holds
+
+
+def test_an_include_repeated_is_followed_once() -> None:
+    pairs = [("_include", "Flag:subject"), ("_revinclude:iterate", "*")] * 2000
+    assert includes(pairs) == (
+        Include("Flag", "subject", None, reverse=False, iterate=False),
+        Include("*", None, None, reverse=True, iterate=True),
+    )
+
+
+async def test_an_include_repeated_answers_as_one(
+    client: httpx.AsyncClient, family: dict[str, str]
+) -> None:
+    url = f"/Flag?subject=Patient/{family['amy']}&"
+    once = (await client.get(url + "_include=Flag:subject")).json()
+    repeated = (await client.get(url + "&".join(["_include=Flag:subject"] * 2000))).json()
+    assert [e["resource"]["id"] for e in repeated["entry"]] == [
+        e["resource"]["id"] for e in once["entry"]
+    ]
+    assert any(e["search"]["mode"] == "include" for e in repeated["entry"])
