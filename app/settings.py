@@ -24,6 +24,12 @@ class Settings(BaseSettings):
     max_bundle_entries: int = Field(
         default=1000, ge=1, description="Entries in a transaction or batch Bundle (413 beyond)."
     )
+    max_response_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=1024,
+        description="Bytes the entries of one batch or transaction answer may hold "
+        "(an entry past them fails with 400, a transaction as a whole).",
+    )
     default_page_size: int = Field(default=20, ge=1)
     max_page_size: int = Field(default=500, ge=1)
     count_over_max: Literal["clamp", "refuse"] = Field(

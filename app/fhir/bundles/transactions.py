@@ -21,6 +21,7 @@ from app.fhir import auditing, permissions, wire
 from app.fhir.bundles import idempotency
 from app.fhir.bundles import references as bundle_refs
 from app.fhir.bundles import results as entry_results
+from app.fhir.bundles.budget import Budget
 from app.fhir.bundles.entries import (
     ORDER,
     Entry,
@@ -111,8 +112,10 @@ async def _transaction(repository: Repository, request: Request, entries: list[E
     for entry in [e for e in rest if e.method == "POST" and e not in plain]:
         results[entry.index] = await _run(repository, request, entry, plan)
     results.update(await _create_together(repository, request, plain, plan))
+    budget = Budget(app_context(request).settings.max_response_bytes)
     for entry in [e for e in rest if e.method != "POST"]:
         results[entry.index] = await _run(repository, request, entry, plan)
+        budget.spend(results[entry.index], entry.index)  # a read past it fails the whole
     body = entry_results.bundle("transaction-response", [results[e.index] for e in entries])
     return wire.json_response(request, body)
 
@@ -381,9 +384,15 @@ async def _batch_entries(request: Request, raw_entries: list[Any]) -> Response:
             parsed.append(_independent(parse_entry(found, index, context.base, caller)))
         except FhirError as error:
             results[index] = entry_results.failed(in_entry(error, index, _type_of(found)))
+    budget = Budget(context.settings.max_response_bytes)
     for entry in sorted(parsed, key=lambda e: (ORDER[e.method], e.index)):
+        if budget.full:  # not run: its answer would not be sent
+            results[entry.index] = entry_results.failed(budget.refusal(entry.index))
+            continue
         try:
-            results[entry.index] = await context.write(request, _alone(request, entry))
+            answer = await context.write(request, _alone(request, entry))
+            budget.spend(answer, entry.index)
+            results[entry.index] = answer
         except FhirError as error:
             results[entry.index] = entry_results.failed(error)
     body = entry_results.bundle("batch-response", [results[i] for i in range(len(raw_entries))])

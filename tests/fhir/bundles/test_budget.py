@@ -1,0 +1,78 @@
+"""A Bundle's answer holds at most `max_response_bytes` of entries: a batch of reads refuses
+the entries past it without running them, a transaction fails as a whole, each naming the
+entry; on both databases."""
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from app.errors import Invalid
+from app.fhir.bundles.budget import Budget
+from app.main import create_app
+from app.settings import Settings
+from tests import factories as f
+from tests.conftest import BASE
+from tests.http import answered_entries, create, outcome_expressions, post_bundle, reference
+from tests.tokens import bearer
+
+LIMIT = 20_000  # bytes: three reads of the large Patient below, not four
+
+
+def test_an_entry_that_does_not_fit_fills_the_budget_and_is_named() -> None:
+    budget = Budget(100)
+    budget.spend(b"x" * 60, 0)
+    with pytest.raises(Invalid) as raised:
+        budget.spend(b"x" * 41, 1)
+    assert raised.value.issues[0].expression == ("Bundle.entry[1]",)
+    assert raised.value.issues[0].code == "too-costly" and budget.full
+
+
+@pytest.fixture
+async def small(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an app whose answers hold LIMIT bytes of entries."""
+    app = create_app(settings.model_copy(update={"max_response_bytes": LIMIT}))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        headers = await bearer(app)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE, headers=headers) as http:
+            yield http
+
+
+async def _large_patient(client: httpx.AsyncClient) -> str:
+    return reference(await create(client, f.patient(family="Budget" + "x" * 6000)))
+
+
+def _reads(target: str, count: int) -> list[dict[str, Any]]:
+    return [f.entry(method="GET", url=target) for _ in range(count)]
+
+
+async def test_a_batch_refuses_the_reads_past_its_budget(small: httpx.AsyncClient) -> None:
+    target = await _large_patient(small)
+    response = await post_bundle(small, f.bundle(kind="batch", entries=_reads(target, 10)))
+    entries = answered_entries(response, "batch-response")
+    statuses = [entry["response"]["status"][:3] for entry in entries]
+    assert statuses == ["200"] * 3 + ["400"] * 7
+    refused = entries[5]["response"]["outcome"]["issue"][0]
+    assert refused["code"] == "too-costly" and refused["expression"] == ["Bundle.entry[5]"]
+    assert len(response.content) < LIMIT + 10_000  # the refused reads' bodies were never built
+
+
+async def test_a_transaction_over_its_budget_fails_whole(small: httpx.AsyncClient) -> None:
+    target = await _large_patient(small)
+    written = f.entry(method="POST", url="Patient", resource=f.patient(family="Unwritten"))
+    entries = [written, *_reads(target, 10)]
+    response = await post_bundle(small, f.bundle(kind="transaction", entries=entries))
+    assert response.status_code == 400
+    assert outcome_expressions(response) == ["Bundle.entry[4]"]  # the fourth read, entry 4
+    found = (await small.get("/Patient?family=Unwritten")).json()
+    assert found["total"] == 0 if "total" in found else not found.get("entry")
+
+
+async def test_within_the_budget_nothing_is_refused(small: httpx.AsyncClient) -> None:
+    target = await _large_patient(small)
+    response = await post_bundle(small, f.bundle(kind="batch", entries=_reads(target, 3)))
+    assert [e["response"]["status"][:3] for e in answered_entries(response, "batch-response")] == [
+        "200"
+    ] * 3
