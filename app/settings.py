@@ -27,8 +27,8 @@ class Settings(BaseSettings):
     max_response_bytes: int = Field(
         default=32 * 1024 * 1024,
         ge=1024,
-        description="Bytes the entries of one batch or transaction answer may hold "
-        "(an entry past them fails with 400, a transaction as a whole).",
+        description="Bytes of resources one answer may hold: a batch entry past them fails "
+        "with 400, a transaction as a whole; a search page's includes stop there (a warning).",
     )
     default_page_size: int = Field(default=20, ge=1)
     max_page_size: int = Field(default=500, ge=1)

@@ -84,3 +84,14 @@ async def client_under(database_url: str, canonical_base: str) -> AsyncIterator[
         headers = await bearer(app)
         async with httpx.AsyncClient(transport=transport, base_url=BASE, headers=headers) as http:
             yield http
+
+
+@asynccontextmanager
+async def client_with(settings: Settings, **changes: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """A client (the system client's token) of an app of its own, with `changes` to `settings`."""
+    app = create_app(settings.model_copy(update=changes))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        headers = await bearer(app)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE, headers=headers) as http:
+            yield http

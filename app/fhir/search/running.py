@@ -61,27 +61,34 @@ async def _included(
     resource_type: str,
     page: Page,
     wanted: tuple[Include, ...],
-) -> tuple[list[Included], bool]:
-    """Resources `_include`d and `_revinclude`d for a page: each once, never a match."""
+) -> tuple[list[Included], str | None]:
+    """Resources `_include`d and `_revinclude`d for a page: each once, never a match; and
+    why they were cut off, if they were (`max_included` resources, or `max_response_bytes`
+    for the page and its includes together)."""
     seen = {(resource_type, match.logical_id) for match in page.rows}
     found: list[Included] = []
     frontier = [(match.pk, resource_type, match.logical_id) for match in page.rows]
+    room_bytes = settings.max_response_bytes - sum(len(match.body) for match in page.rows)
     for depth in range(settings.include_depth):
         rules = [i for i in wanted if depth == 0 or i.iterate]
         fresh: list[Included] = []
         for rule in rules:
             room = settings.max_included - len(found) - len(fresh)
             if room <= 0:
-                return found + fresh, True
+                return found + fresh, f"{settings.max_included} resources"
             for row in await _apply(repository, rule, frontier, room):
-                if (row.resource_type, row.logical_id) not in seen:
-                    seen.add((row.resource_type, row.logical_id))
-                    fresh.append(row)
+                if (row.resource_type, row.logical_id) in seen:
+                    continue
+                room_bytes -= len(row.body)
+                if room_bytes < 0:
+                    return found + fresh, f"{settings.max_response_bytes} bytes"
+                seen.add((row.resource_type, row.logical_id))
+                fresh.append(row)
         if not fresh:
             break
         found += fresh
         frontier = [(row.pk, row.resource_type, row.logical_id) for row in fresh]
-    return found, False
+    return found, None
 
 
 async def _apply(
@@ -214,12 +221,12 @@ async def _find(
         return Found(Page([], False, False), [], await reads.count(matching, query), [])
     rows = await reads.search(matching, query)
     page = _page(rows, opts.count, query.after, query.backwards)
-    included, capped = await _included(
+    included, cut_at = await _included(
         repository, settings, query.resource_type, page, opts.includes
     )
     warnings = []
-    if capped:
-        cut = f"included resources were cut off at {settings.max_included}"
+    if cut_at is not None:
+        cut = f"included resources were cut off at {cut_at}"
         warnings.append(Issue(cut, "too-costly", severity="warning"))
     total = await _total(matching, query, opts.total, page, query.after is None)
     return Found(page, included, total, warnings)

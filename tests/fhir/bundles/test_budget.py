@@ -1,6 +1,6 @@
-"""A Bundle's answer holds at most `max_response_bytes` of entries: a batch of reads refuses
-the entries past it without running them, a transaction fails as a whole, each naming the
-entry; on both databases."""
+"""An answer holds at most `max_response_bytes` of resources: a batch of reads refuses the
+entries past it without running them, a transaction fails as a whole, each naming the entry;
+a search page's includes stop there with a warning; on both databases."""
 
 from collections.abc import AsyncIterator
 from typing import Any
@@ -10,12 +10,16 @@ import pytest
 
 from app.errors import Invalid
 from app.fhir.bundles.budget import Budget
-from app.main import create_app
 from app.settings import Settings
 from tests import factories as f
-from tests.conftest import BASE
-from tests.http import answered_entries, create, outcome_expressions, post_bundle, reference
-from tests.tokens import bearer
+from tests.http import (
+    answered_entries,
+    client_with,
+    create,
+    outcome_expressions,
+    post_bundle,
+    reference,
+)
 
 LIMIT = 20_000  # bytes: three reads of the large Patient below, not four
 
@@ -32,12 +36,8 @@ def test_an_entry_that_does_not_fit_fills_the_budget_and_is_named() -> None:
 @pytest.fixture
 async def small(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """A client of an app whose answers hold LIMIT bytes of entries."""
-    app = create_app(settings.model_copy(update={"max_response_bytes": LIMIT}))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        headers = await bearer(app)
-        async with httpx.AsyncClient(transport=transport, base_url=BASE, headers=headers) as http:
-            yield http
+    async with client_with(settings, max_response_bytes=LIMIT) as http:
+        yield http
 
 
 async def _large_patient(client: httpx.AsyncClient) -> str:
@@ -76,3 +76,16 @@ async def test_within_the_budget_nothing_is_refused(small: httpx.AsyncClient) ->
     assert [e["response"]["status"][:3] for e in answered_entries(response, "batch-response")] == [
         "200"
     ] * 3
+
+
+async def test_a_search_page_includes_no_more_than_the_budget(small: httpx.AsyncClient) -> None:
+    flags = []
+    for n in range(5):
+        child = await _large_patient(small)
+        flags.append(await create(small, f.flag(subject=child, identifier=f"big-{n}")))
+    found = (await small.get("/Flag?identifier:missing=false&_include=Flag:subject")).json()
+    modes = [entry["search"]["mode"] for entry in found["entry"]]
+    # five Flags (about 4 KB) and two of the 6 KB Patients fit in 20,000 bytes; a third not
+    assert modes.count("match") == 5 and modes.count("include") == 2
+    warning = next(e["resource"] for e in found["entry"] if e["search"]["mode"] == "outcome")
+    assert f"cut off at {LIMIT} bytes" in warning["issue"][0]["diagnostics"]
