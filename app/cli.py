@@ -105,11 +105,20 @@ def serve(
         host=host,
         port=port,
         workers=workers,
-        log_level=settings.log_level.lower(),
-        log_config=_log_config(settings.log_level),
-        access_log=False,
-        server_header=False,  # no "Server: uvicorn" telling what to attack
+        **uvicorn_options(settings),
     )
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How uvicorn serves: logging, no Server header, idle and connection limits."""
+    return {
+        "log_level": settings.log_level.lower(),
+        "log_config": _log_config(settings.log_level),
+        "access_log": False,
+        "server_header": False,  # no "Server: uvicorn" telling what to attack
+        "timeout_keep_alive": settings.keep_alive_seconds,
+        "limit_concurrency": settings.max_connections,
+    }
 
 
 def _log_config(level: str) -> dict[str, Any]:

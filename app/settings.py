@@ -73,6 +73,17 @@ class Settings(BaseSettings):
         description="`safeguard token --client ID` may mint tokens for clients registered with "
         "a local (server-generated) key, such as the demo clients; false in production.",
     )
+    keep_alive_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="An idle keep-alive connection is closed after this long (safeguard serve).",
+    )
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        description="Connections and requests in progress per worker; beyond, new requests get "
+        "503 (safeguard serve).",
+    )
     rate_limit_per_minute: int | None = Field(
         default=None,
         ge=1,
