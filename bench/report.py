@@ -43,8 +43,8 @@ def _scenario(
     errors = sum(m.errors for m in runs)
     other = scenario.name != "ceiling"
     ratio = _paired(rates, [m.rps for m in ceiling]) if other else None
-    costs = [None if m.server_us is None else 1 / m.server_us for m in runs]
-    ceiling_costs = [None if m.server_us is None else 1 / m.server_us for m in ceiling]
+    costs = [1 / m.server_us if m.server_us else None for m in runs]
+    ceiling_costs = [1 / m.server_us if m.server_us else None for m in ceiling]
     cpu_ratio = _paired(costs, ceiling_costs) if other else None
     passed = None if scenario.target is None or ratio is None else ratio >= scenario.target
     return {

@@ -65,6 +65,8 @@ async def _included(
     """Resources `_include`d and `_revinclude`d for a page: each once, never a match; and
     why they were cut off, if they were (`max_included` resources, or `max_response_bytes`
     for the page and its includes together)."""
+    if not wanted:
+        return [], None
     seen = {(resource_type, match.logical_id) for match in page.rows}
     found: list[Included] = []
     frontier = [(match.pk, resource_type, match.logical_id) for match in page.rows]
