@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from app.fhir.context import AppContext
 from app.main import create_app
 from app.settings import Settings
+from app.storage.audit_chain import become_sealer
 from app.storage.db import Database, asyncpg_dsn
 from app.storage.migrate import upgrade
 from app.storage.tables import metadata
@@ -122,10 +123,12 @@ KEPT = {"oauth_client", "signing_key"}  # registered clients and the server's ke
 
 async def empty_database(app: FastAPI) -> None:
     """Remove every row, children before parents; clients and signing keys stay."""
-    # audit_link last: a sealing pass of a running app that links records this deletes
-    # waits on their rows, then finds them gone, or commits its links before they are deleted.
+    # Taking the sealer's lock first keeps a sealing pass of the running app out while rows go:
+    # otherwise the pass (linking, then sealing) and this (deleting) lock audit rows in opposite
+    # orders and PostgreSQL may end one of them as a deadlock. audit_link still goes last.
     tables = sorted(reversed(metadata.sorted_tables), key=lambda t: t.name == "audit_link")
     async with database(app).transaction() as conn:
+        await become_sealer(conn, wait=True)
         for table in tables:
             if table.name not in KEPT:
                 await conn.execute(f"DELETE FROM {table.name}")

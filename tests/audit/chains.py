@@ -15,6 +15,7 @@ from app.access.trail import Trail
 from app.audit.events import AuditRow, Server, audit_row
 from app.clock import now_micros
 from app.storage import audit as audit_storage
+from app.storage.audit_chain import become_sealer
 from tests.conftest import BASE, database
 
 GENESIS = "0" * 64
@@ -65,6 +66,7 @@ def assert_chain_intact(records: list[Sealed]) -> None:
 async def execute(app: FastAPI, sql: str, *args: Any) -> None:
     """Run one statement in its own transaction, as someone with the database's password."""
     async with database(app).transaction() as conn:
+        await become_sealer(conn, wait=True)  # no sealing pass in between (see empty_database)
         await conn.execute(sql, *args)
 
 

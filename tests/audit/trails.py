@@ -10,6 +10,7 @@ import orjson
 from fastapi import FastAPI
 
 from app.audit.events import CLIENT_ROLE, PATIENT_ROLE, REQUEST_ID
+from app.storage.audit_chain import become_sealer
 from tests.conftest import database
 
 
@@ -23,6 +24,7 @@ async def stored_events(app: FastAPI) -> list[dict[str, Any]]:
 async def clear_trail(app: FastAPI) -> None:
     """Forget the AuditEvents of a test's set-up."""
     async with database(app).transaction() as conn:
+        await become_sealer(conn, wait=True)  # no sealing pass in between (see empty_database)
         await conn.execute("DELETE FROM audit_link")
         await conn.execute("DELETE FROM audit_event")
 
