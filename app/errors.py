@@ -15,6 +15,8 @@ FhirError                    500 (never raised on purpose)
  +-- Unprocessable           422  well-formed, but breaks a rule (binding, reference, NHS no.)
  |    +-- NhsNumberHeld           an NHS number another live Patient holds
  +-- TooManyRequests         429  over the client's request rate (with Retry-After)
+ +-- Unavailable             503  the database or the audit trail cannot be reached now
+      +-- OutcomeUnknown          the connection broke while a write was committing
 WriteConflict                storage-level: a concurrent writer won; the write is retried
 """
 
@@ -159,6 +161,21 @@ class Unavailable(FhirError):
     retry_after: int = 1
     status = 503
     default_code = "transient"
+
+
+class OutcomeUnknown(Unavailable):
+    """The database connection broke while a write was committing (503): it may or may not
+    have been applied, and only a replay with the same X-Request-ID can tell."""
+
+    @classmethod
+    def during_commit(cls) -> "OutcomeUnknown":
+        """The error for a write whose COMMIT got no answer."""
+        text = (
+            "outcome unknown: the connection to the database broke while the write was being "
+            "committed, so it may or may not have been applied; retry with the same "
+            "X-Request-ID (a UUID) to learn which"
+        )
+        return cls([Issue(text, "transient")])
 
 
 class WriteConflict(Exception):

@@ -203,13 +203,16 @@ class Exchange:
         await self.send(message)
 
     async def _audited(self, start: Message, first: Message) -> bool:
-        """Store the AuditEvent; on failure answer 503 instead (False: drop the answer)."""
+        """Store the AuditEvent; on failure answer 503 instead (False: drop the answer), unless
+        the answer is a 503 already."""
         status = int(start["status"])
         description = _failure_text(first.get("body", b"")) if status >= 400 else None
         self.answered = True
         try:
             await self.auditing.record(self.trail, self.scope, status, description)
         except Unavailable as error:
+            if status == 503:  # already a refusal holding no data, and more precise (the
+                return True  # database is out of reach; a write's outcome is unknown)
             self.replaced = True
             await error_response(error)(self.scope, _no_body, self.send)
             return False

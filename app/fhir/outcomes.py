@@ -81,11 +81,14 @@ def error_response(error: FhirError) -> Response:
 
 def internal_error_response() -> Response:
     """A 500 that tells nothing of the internals (the cause is logged without patient data).
+    It does not claim a write was not applied: the error may have come after its commit.
     `Connection: close`: the server drops the connection after an unexpected error, and says so
     rather than leaving the client's next request on it to fail."""
-    response = error_response(
-        FhirError([Issue("internal error; the request was not applied", "exception")])
+    text = (
+        "internal error, logged under this request's X-Request-ID; a write may or may not have "
+        "been applied: retry with the same X-Request-ID (a UUID) to learn which"
     )
+    response = error_response(FhirError([Issue(text, "exception")]))
     response.headers["Connection"] = "close"
     return response
 

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import asyncpg
 
-from app.errors import WriteConflict
+from app.errors import Issue, OutcomeUnknown, Unavailable, WriteConflict
 from app.storage.pgpool import ConnectionPool
 from app.storage.sqlite import SqliteDatabase, connect_sqlite, sqlite_path
 
@@ -91,10 +91,17 @@ class PgConnection:
         return row
 
     async def fetchrow_final(self, sql: str, *args: Any) -> Row | None:
-        """The unit of work's last statement: alone, it needs no explicit transaction."""
-        if self._may_run_alone:
-            self._begin_pending = False
-        return await self.fetchrow(sql, *args)
+        """The unit of work's last statement: alone, it needs no explicit transaction, and
+        commits as it runs (so a connection lost meanwhile leaves its outcome unknown)."""
+        if not (self._may_run_alone and self._begin_pending):
+            return await self.fetchrow(sql, *args)
+        self._begin_pending = False
+        try:
+            return await self.fetchrow(sql, *args)
+        except _CONNECTION_LOST as exc:
+            if not connection_lost(self._conn, exc):
+                raise
+            raise OutcomeUnknown.during_commit() from exc
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         await self._begin_if_pending()
@@ -148,6 +155,46 @@ _RETRYABLE_PG = (
     asyncpg.SerializationError,
     asyncpg.DeadlockDetectedError,
 )
+# What a database that is gone, going or not yet back raises (an InterfaceError only counts
+# when its connection is closed; otherwise it is a misuse and stays a 500).
+_CONNECTION_LOST = (
+    asyncpg.PostgresConnectionError,  # refused, reset, no longer exists
+    asyncpg.AdminShutdownError,  # stopped (fast or smart shutdown)
+    asyncpg.CrashShutdownError,  # another backend crashed
+    asyncpg.CannotConnectNowError,  # starting up or shutting down
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InterfaceError,
+    # "another operation is in progress": asyncpg's protocol state after its server went away
+    # mid-exchange without it noticing yet; the connection is unusable either way
+    asyncpg.exceptions.InternalClientError,
+    OSError,
+)
+
+
+def connection_lost(raw: Any, exc: BaseException) -> bool:
+    """Whether `exc`, raised using `raw`, means the database is out of reach; if so `raw` is
+    terminated (its state is unknown), never lent again."""
+    if isinstance(exc, asyncpg.InterfaceError) and not raw.is_closed():
+        return False
+    raw.terminate()
+    return True
+
+
+def unreachable() -> Unavailable:
+    """The error for a request the database could not serve because it is out of reach."""
+    return Unavailable(
+        [Issue("the database cannot be reached now; try again shortly", "transient")]
+    )
+
+
+async def _commit(raw: Any) -> None:
+    """COMMIT; if the connection breaks before the answer, nobody knows whether it held."""
+    try:
+        await raw.execute("COMMIT")
+    except _CONNECTION_LOST as exc:
+        if not connection_lost(raw, exc):
+            raise
+        raise OutcomeUnknown.during_commit() from exc
 
 
 class PostgresDatabase:
@@ -175,16 +222,22 @@ class PostgresDatabase:
     async def _borrow(self, pool: ConnectionPool | None = None) -> AsyncIterator[Any]:
         """A pooled connection, given back outside any transaction (or terminated)."""
         pool = pool or self._pool
-        raw = await pool.acquire()
+        try:
+            raw = await pool.acquire()
+        except _CONNECTION_LOST as exc:
+            raise unreachable() from exc
         try:
             yield raw
-        except (
-            asyncio.CancelledError,
-            asyncpg.InterfaceError,
-            asyncpg.PostgresConnectionError,
-            OSError,
-        ):
+        except asyncio.CancelledError:
             raw.terminate()  # possibly cut off mid-statement: its state is unknown
+            raise
+        except _CONNECTION_LOST as exc:
+            if not connection_lost(raw, exc):
+                raise
+            pool.drop_idle()
+            raise unreachable() from exc
+        except OutcomeUnknown:
+            pool.drop_idle()
             raise
         finally:
             await _end_transaction(raw)
@@ -198,7 +251,7 @@ class PostgresDatabase:
             try:
                 yield conn
                 if conn.in_transaction:
-                    await raw.execute("COMMIT")
+                    await _commit(raw)
             except _RETRYABLE_PG as exc:
                 raise WriteConflict(str(exc)) from exc
 

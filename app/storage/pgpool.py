@@ -12,6 +12,8 @@ from typing import Any
 
 import asyncpg
 
+CONNECT_TIMEOUT = 5.0  # seconds: a database that does not answer is out of reach, not slow
+
 
 class ConnectionPool:
     """Up to `max_size` connections, `min_size` opened up front, lent one borrower at a time."""
@@ -39,7 +41,9 @@ class ConnectionPool:
 
     async def _connect(self) -> Any:
         try:
-            return await asyncpg.connect(self._dsn, server_settings=self._server_settings)
+            return await asyncpg.connect(
+                self._dsn, server_settings=self._server_settings, timeout=CONNECT_TIMEOUT
+            )
         except BaseException:
             self._size -= 1  # the caller counted it; a waiter may now try in its place
             self._wake_one(None)
@@ -80,6 +84,15 @@ class ConnectionPool:
             return
         if not self._wake_one(conn):
             self._idle.append(conn)
+
+    def drop_idle(self) -> None:
+        """Terminate the idle connections: one was found broken, so the database went away
+        and they are likely broken too (better found now than by the next borrowers)."""
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.terminate()
+            self._size -= 1
+            self._wake_one(None)
 
     def _wake_one(self, conn: Any) -> bool:
         while self._waiters:

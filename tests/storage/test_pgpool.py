@@ -6,6 +6,7 @@ import asyncio
 import asyncpg
 import pytest
 
+from app.errors import Unavailable
 from app.storage.db import PostgresDatabase, asyncpg_dsn
 from tests.conftest import PG_ADMIN_URL
 
@@ -83,6 +84,6 @@ async def test_unreachable_server_fails_each_borrow_and_recovers_nothing_leaked(
     db = PostgresDatabase("postgresql://root@127.0.0.1:1/none", 2, 2)
     await db.open()  # lazily: the server may come up later
     for _ in range(3):  # more attempts than max_size: failed connects give their slot back
-        with pytest.raises(OSError):
+        with pytest.raises(Unavailable):
             await _backend_pid(db)
     await db.close()
