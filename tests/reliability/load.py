@@ -38,6 +38,11 @@ class Write:
     text: str = ""
     created_id: str | None = None
 
+    @property
+    def marker(self) -> str:
+        """The marker its Patient carries (the family name)."""
+        return str(self.resource["name"][0]["family"])
+
 
 @dataclass
 class Load:

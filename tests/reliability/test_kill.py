@@ -9,7 +9,15 @@ import httpx
 
 from tests.reliability.conftest import backend_of, report, scaled
 from tests.reliability.server import Server
-from tests.reliability.writers import FHIR_JSON, Ledger, Writer, check, read_back, stored_versions
+from tests.reliability.writers import (
+    FHIR_JSON,
+    Ledger,
+    Verdict,
+    Writer,
+    check,
+    read_back,
+    stored_versions,
+)
 
 WRITERS = 8
 RUN_BEFORE_KILL = (0.5, 2.5)  # seconds of writing before each kill, drawn at random
@@ -24,30 +32,35 @@ async def _kill_repeatedly(server: Server, kills: int, chooser: random.Random) -
         await server.start()
 
 
+async def _write_through_kills(server: Server, kills: int, ledger: Ledger) -> Verdict:
+    """The writers write while the server is killed and restarted; then the check of every
+    acknowledged write (and a sample read back one by one)."""
+    headers = {**server.bearer(), "content-type": FHIR_JSON}
+    limits = httpx.Limits(max_connections=WRITERS * 2)
+    async with httpx.AsyncClient(
+        base_url=server.base_url, headers=headers, timeout=30, limits=limits
+    ) as http:
+        stop = asyncio.Event()
+        writers = [asyncio.create_task(Writer(n, http, ledger).run(stop)) for n in range(WRITERS)]
+        try:
+            await _kill_repeatedly(server, kills, random.Random(kills))
+            await asyncio.sleep(RUN_BEFORE_KILL[0])  # writes after the last restart too
+        finally:
+            stop.set()
+            await asyncio.gather(*writers)
+        verdict = check(await stored_versions(http, ("Patient", "Flag")), ledger)
+        sample = random.Random(0).sample(ledger.acks, min(VREADS, len(ledger.acks)))
+        await read_back(http, sample, verdict)
+        return verdict
+
+
 async def test_acknowledged_writes_survive_kill_9(database_url: str, tmp_path: Path) -> None:
     kills = scaled(5, 20)
     server = Server(database_url, tmp_path / "server.log")
-    await server.start()
-    headers = {**server.bearer(), "content-type": FHIR_JSON}
     ledger = Ledger()
-    limits = httpx.Limits(max_connections=WRITERS * 2)
     try:
-        async with httpx.AsyncClient(
-            base_url=server.base_url, headers=headers, timeout=30, limits=limits
-        ) as http:
-            stop = asyncio.Event()
-            writers = [
-                asyncio.create_task(Writer(n, http, ledger).run(stop)) for n in range(WRITERS)
-            ]
-            try:
-                await _kill_repeatedly(server, kills, random.Random(kills))
-                await asyncio.sleep(RUN_BEFORE_KILL[0])  # writes after the last restart too
-            finally:
-                stop.set()
-                await asyncio.gather(*writers)
-            verdict = check(await stored_versions(http, ("Patient", "Flag")), ledger)
-            sample = random.Random(0).sample(ledger.acks, min(VREADS, len(ledger.acks)))
-            await read_back(http, sample, verdict)
+        await server.start()
+        verdict = await _write_through_kills(server, kills, ledger)
     finally:
         server.stop()
     report(
@@ -57,6 +70,7 @@ async def test_acknowledged_writes_survive_kill_9(database_url: str, tmp_path: P
         lost=len(verdict.lost),
         history_gaps=len(verdict.history_gaps),
         transactions_sent=len(ledger.transactions_sent),
+        transactions_acknowledged=len(ledger.transactions_acked),
         partial_transactions=len(verdict.partial_transactions),
         server_errors_5xx=sum(n for s, n in ledger.statuses.items() if s >= 500),
         statuses=dict(sorted(ledger.statuses.items())),
