@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SRC := $(wildcard app tests bench migrations)
 
-.PHONY: run test lint imports typecheck pytest bench bench-search bench-bundles bench-summary bench-audit openapi migrate clean
+.PHONY: run test test-reliability lint imports typecheck pytest bench bench-search bench-bundles bench-summary bench-audit openapi migrate clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest
+
+# The reliability suite (tests/reliability, left out of `make test`): the real server under
+# kill -9, a database restart, slow clients, memory-hungry requests and schemathesis.
+# QUICK=1 runs CI's bounded form (a few minutes); without it, the full one.
+test-reliability: $(STAMP)
+	SAFEGUARD_RELIABILITY=$(if $(QUICK),quick,full) $(BIN)/pytest tests/reliability
 
 bench: $(STAMP)
 	@command -v wrk >/dev/null 2>&1 || apt-get install -y -qq wrk >/dev/null 2>&1 || \

@@ -29,6 +29,9 @@ BASE = "http://test/fhir"
 PG_ADMIN_URL = os.environ.get("SAFEGUARD_TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_ADMIN_URL else [])
 SERVER_LOG = LogCapture()
+# The reliability suite (servers as subprocesses, kills, faults) runs only when asked for:
+# `make test-reliability` sets SAFEGUARD_RELIABILITY (quick or full).
+collect_ignore = [] if os.environ.get("SAFEGUARD_RELIABILITY") else ["reliability"]
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
