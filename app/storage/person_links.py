@@ -17,12 +17,15 @@ async def link_related_person(repo: Repository, pk: int, nhs_numbers: set[str]) 
     conn = repo.conn
     await conn.execute("DELETE FROM idx_reference WHERE resource_pk = $1 AND param = $2", pk, PARAM)
     await _lock(repo, nhs_numbers)
+    # A claim being given up by a Patient's delete or renumbering in flight is waited for, then
+    # read again (a locking read sees the newest row): no link to a Patient that just went.
+    waits = " FOR SHARE OF c" if conn.dialect == "postgresql" else ""
     for number in sorted(nhs_numbers):
         await conn.execute(
             "INSERT INTO idx_reference (resource_pk, param, target_type, target_id) "
             "SELECT $1, $2, 'Patient', r.logical_id FROM nhs_number_claim c "
             f"JOIN resource r ON r.pk = c.resource_pk WHERE c.nhs_number = $3 "
-            f"AND {every_live('r')}",
+            f"AND {every_live('r')}{waits}",
             pk,
             PARAM,
             number,

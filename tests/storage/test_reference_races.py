@@ -15,6 +15,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from app.storage import person_links
 from app.storage.repository import EVERYONE, Repository, delete, read_current
 from tests import factories as f
 from tests.conftest import database
@@ -138,3 +139,39 @@ async def test_a_create_waits_for_a_delete_in_flight_then_refuses(
     response = await created
     assert response.status_code == 422, response.text
     assert await _written_after_delete(app) == []
+
+
+async def _links_to(app: FastAPI, patient_id: str) -> int:
+    async with database(app).reader() as conn:
+        row = await conn.fetchrow(
+            "SELECT count(*) FROM idx_reference WHERE param = $1 AND target_id = $2",
+            person_links.PARAM,
+            patient_id,
+        )
+    return int(row[0]) if row is not None else -1
+
+
+async def test_a_relative_is_not_linked_to_a_patient_whose_delete_is_in_flight(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """A RelatedPerson naming a Patient's NHS number is created while the Patient's delete
+    (claims given up, links removed) is written but not committed: on PostgreSQL the link
+    waits for the delete, then finds the claim gone; on SQLite it simply comes after."""
+    postgresql = database(app).dialect == "postgresql"
+    child = await create(client, f.patient())
+    patient = await create(client, f.patient(nhs="9449306753"))
+    async with database(app).transaction() as conn:
+        repo = Repository(conn, EVERYONE)
+        current = await read_current(repo, "Patient", patient["id"], lock=True)
+        assert current is not None
+        await delete(repo, "Patient", patient["id"], current)
+        await person_links.unlink_patient(repo, patient["id"])
+        relative = f.related_person(patient=reference(child), nhs="9449306753")
+        created = asyncio.create_task(
+            client.post("/RelatedPerson", json=relative, headers={"content-type": FHIR_JSON})
+        )
+        while postgresql and not (created.done() or await _waiting_on_a_lock(app)):
+            await asyncio.wait([created], timeout=0.01)
+        assert not (postgresql and created.done()), "the link waits for the delete's commit"
+    assert (await created).status_code == 201
+    assert await _links_to(app, patient["id"]) == 0
