@@ -19,7 +19,7 @@ from app.fhir.search import options as search_options
 from app.fhir.search import parsing as search
 from app.fhir.search.options import Include
 from app.records import reads
-from app.records.reads import Included, Match, Repository
+from app.records.reads import Fitted, Included, Match, Repository
 from app.registry import RESOURCE_TYPES, RESULT_PARAMS
 from app.settings import Settings
 
@@ -29,18 +29,26 @@ SHAPING = RESULT_PARAMS - {"_format", "_pretty", "_cursor", "_contained"}
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """One page of matches, and whether pages lie before and after it."""
+    """One page of matches, whether pages lie before and after it, and whether it stopped
+    short of `_count` at `max_response_bytes`."""
 
     rows: list[Match]
     before: bool
     after: bool
+    cut: bool = False
 
 
-def _page(rows: list[Match], count: int, cursor: tuple[Any, ...] | None, backwards: bool) -> Page:
-    more = len(rows) > count
+def _page(
+    found: Fitted[Match], count: int, cursor: tuple[Any, ...] | None, backwards: bool
+) -> Page:
+    """The page of `count` matches (read with one more, to know whether more follow), or of
+    fewer if their bodies did not fit: its links then go on after the last one shown."""
+    shown = min(len(found.rows), count)
+    more = found.read > shown
+    cut = shown < min(found.read, count)
     if backwards:
-        return Page(rows[-count:] if more else rows, more, True)
-    return Page(rows[:count], cursor is not None, more)
+        return Page(found.rows[len(found.rows) - shown :], more, True, cut)
+    return Page(found.rows[:shown], cursor is not None, more, cut)
 
 
 async def _total(
@@ -221,12 +229,18 @@ async def _find(
     read through `matching`, includes through `repository` (access.visibility)."""
     if opts.summary == "count" or opts.count == 0:
         return Found(Page([], False, False), [], await reads.count(matching, query), [])
-    rows = await reads.search(matching, query)
-    page = _page(rows, opts.count, query.after, query.backwards)
+    found = await reads.search(matching, query, settings.max_response_bytes)
+    page = _page(found, opts.count, query.after, query.backwards)
     included, cut_at = await _included(
         repository, settings, query.resource_type, page, opts.includes
     )
     warnings = []
+    if page.cut:
+        cut = (
+            f"the page was cut short at {settings.max_response_bytes} bytes "
+            "(SAFEGUARD_MAX_RESPONSE_BYTES): its next link goes on after its last match"
+        )
+        warnings.append(Issue(cut, "too-costly", severity="warning"))
     if cut_at is not None:
         cut = f"included resources were cut off at {cut_at}"
         warnings.append(Issue(cut, "too-costly", severity="warning"))
