@@ -15,6 +15,7 @@ FhirError                    500 (never raised on purpose)
  +-- Unprocessable           422  well-formed, but breaks a rule (binding, reference, NHS no.)
  |    +-- NhsNumberHeld           an NHS number another live Patient holds
  +-- TooManyRequests         429  over the client's request rate (with Retry-After)
+ +-- ClientClosedRequest     499  the client went away before its answer (never seen by it)
  +-- Unavailable             503  the database or the audit trail cannot be reached now
       +-- OutcomeUnknown          the connection broke while a write was committing
 WriteConflict                storage-level: a concurrent writer won; the write is retried
@@ -151,6 +152,16 @@ class TooManyRequests(FhirError):
     retry_after: int = 1
     status = 429
     default_code = "throttled"
+
+
+class ClientClosedRequest(FhirError):
+    """The client disconnected before its answer; the work left was not done (499)."""
+
+    # No standard status means this, and the client never sees it: 499 is nginx's "client
+    # closed request", known to log readers, and it keeps these requests apart in the audit
+    # trail from answers a client was sent (4xx) and from the server's own failures (5xx).
+    status = 499
+    default_code = "incomplete"
 
 
 @dataclass

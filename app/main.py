@@ -35,6 +35,7 @@ from app.fhir.definitions import terminology
 from app.fhir.definitions.capability import capability_statement
 from app.fhir.middleware import RequestIdMiddleware
 from app.fhir.outcomes import error_response
+from app.fhir.presence import Watching
 from app.fhir.routes import ROUTES
 from app.openapi.document import document
 from app.records.store import Store
@@ -146,11 +147,13 @@ def _add_middleware(
 ) -> None:
     """Outermost first: the response headers (and the 500 of an unexpected error), CORS when
     configured (its preflights need no token), the audit trail (so a refused token leaves a
-    record too), then authentication."""
+    record too), the client's presence (long work stops once it has gone), then
+    authentication."""
     if authenticate:
         limit = settings.rate_limit_per_minute
         limiter = RateLimiter(limit) if limit else None
         app.add_middleware(Authentication, authority=authority, limiter=limiter)
+    app.add_middleware(Watching)
     server = Server(settings.base_url.rstrip("/"), clients_system(settings.canonical_base))
     app.add_middleware(Auditing, writer=auditor, server=server)
     if origins := settings.cors_allow_list:

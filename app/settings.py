@@ -28,7 +28,8 @@ class Settings(BaseSettings):
         default=32 * 1024 * 1024,
         ge=1024,
         description="Bytes of resources one answer may hold: a batch entry past them fails "
-        "with 400, a transaction as a whole; a search page's includes stop there (a warning).",
+        "with 400, a transaction as a whole; a search or history page stops there (a search "
+        "page, or its includes, with a warning), its next link going on after it.",
     )
     default_page_size: int = Field(default=20, ge=1)
     max_page_size: int = Field(default=500, ge=1)

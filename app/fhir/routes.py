@@ -174,21 +174,23 @@ async def _history(
         raise Invalid.of("_count=0 is not supported on history", "_count")
     since = search_options.since(params.get("_since"))
     async with context.reading(request) as repository:
-        versions = await reads.history(
+        found = await reads.history(
             repository,
             resource_type=resource_type,
             logical_id=logical_id,
             since=since,
             before_seq=search_options.history_cursor(params.get("_cursor")),
             count=count + 1,
+            max_bytes=context.settings.max_response_bytes,
         )
+    # The page stops early where its bodies would pass max_response_bytes: `next` goes on there.
+    versions = found.rows[:count]
     if logical_id is not None and resource_type is not None and versions:
         auditing.read_one(request, resource_type, logical_id, versions[0].patient_id)
-    auditing.held_data_of(request, (v.patient_id for v in versions[:count]))
+    auditing.held_data_of(request, (v.patient_id for v in versions))
     kept = [(k, v) for k, v in params.multi_items() if k in ("_since", "_count")]
     next_url = None
-    if len(versions) > count:
-        versions = versions[:count]
+    if found.read > len(versions):
         next_url = bundles.page_url(context.base, path, [*kept, ("_cursor", str(versions[-1].seq))])
     body = bundles.history(
         context.base,

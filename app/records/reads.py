@@ -11,12 +11,14 @@ from app.criteria import Query
 from app.errors import Gone, NotFound
 from app.storage import includes, query
 from app.storage import repository as storage
+from app.storage.budgeted import Fitted
 from app.storage.includes import Included
 from app.storage.query import Match
 from app.storage.repository import Current, Repository, Version
 
 __all__ = [
     "Current",
+    "Fitted",
     "Included",
     "Match",
     "Repository",
@@ -62,8 +64,9 @@ async def history(
     since: int | None = None,
     before_seq: int | None = None,
     count: int,
-) -> list[Version]:
-    """Versions newest first; an unknown instance is 404."""
+    max_bytes: int,
+) -> Fitted[Version]:
+    """Versions newest first, their bodies within `max_bytes`; an unknown instance is 404."""
     if logical_id is not None and resource_type is not None:
         found = await storage.read_current(repository, resource_type, logical_id)
         if found is None:
@@ -75,12 +78,14 @@ async def history(
         since=since,
         before_seq=before_seq,
         count=count,
+        max_bytes=max_bytes,
     )
 
 
-async def search(repository: Repository, wanted: Query) -> list[Match]:
-    """A page of the live resources matching every criterion, in page order."""
-    return await query.search(repository, wanted)
+async def search(repository: Repository, wanted: Query, max_bytes: int) -> Fitted[Match]:
+    """A page of the live resources matching every criterion, in page order, their bodies
+    within `max_bytes` (the first always read)."""
+    return await query.search_within(repository, wanted, max_bytes)
 
 
 async def count(repository: Repository, wanted: Query) -> int:

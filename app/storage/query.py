@@ -11,6 +11,8 @@ import orjson
 
 from app.access import Caller
 from app.criteria import Criterion, Query
+from app.storage import budgeted
+from app.storage.budgeted import Fitted
 from app.storage.clauses import criterion_sql, sort_expression
 from app.storage.repository import Repository, seeing_everything
 from app.storage.statements import Sql, sees_everything
@@ -63,9 +65,10 @@ def _keyset(sql: Sql, columns: list[tuple[str, bool]], after: tuple[Any, ...]) -
     return clause
 
 
-def search_sql(query: Query, caller: Caller) -> tuple[str, list[Any]]:
+def search_sql(query: Query, caller: Caller, max_bytes: int | None = None) -> tuple[str, list[Any]]:
     """The SELECT for a page of `query`: pk, logical_id, body, patient_id, then the sort
-    values."""
+    values; with `max_bytes`, bodies only while they fit in it, and a last column saying
+    which rows fit (`budgeted`)."""
     sql = Sql(caller)
     flip = query.backwards
     columns = [
@@ -74,8 +77,9 @@ def search_sql(query: Query, caller: Caller) -> tuple[str, list[Any]]:
     ]
     columns.append(("r.pk", flip))
     select = ", ".join(f"{expression} AS s{i}" for i, (expression, _) in enumerate(columns))
+    body = "r.body" if max_bytes is None else "length(r.body) AS body_size"
     inner = (
-        f"SELECT r.pk, r.logical_id, r.body, r.patient_id, {select} FROM resource r WHERE "
+        f"SELECT r.pk, r.logical_id, {body}, r.patient_id, {select} FROM resource r WHERE "
         + " AND ".join(_where(sql, query))
     )
     outer = f"SELECT * FROM ({inner}) q"
@@ -83,7 +87,22 @@ def search_sql(query: Query, caller: Caller) -> tuple[str, list[Any]]:
     if query.after is not None:
         outer += " WHERE " + _keyset(sql, aliases, query.after)
     order = ", ".join(f"{a} {'DESC' if d else 'ASC'}" for a, d in aliases)
-    return f"{outer} ORDER BY {order} LIMIT {sql.arg(query.count)}", sql.args
+    page = f"{outer} ORDER BY {order} LIMIT {sql.arg(query.count)}"
+    if max_bytes is None:
+        return page, sql.args
+    keys = [(f"s{i}", descending) for i, (_, descending) in enumerate(columns)]
+    names = ["pk", "logical_id", "body", "patient_id", *(name for name, _ in keys)]
+    fitting = budgeted.fitting_sql(
+        sql,
+        page,
+        columns=names,
+        order=keys,
+        table="resource",
+        key="pk",
+        max_bytes=max_bytes,
+        live=True,
+    )
+    return fitting, sql.args
 
 
 async def search(repo: Repository, query: Query) -> list[Match]:
@@ -93,6 +112,16 @@ async def search(repo: Repository, query: Query) -> list[Match]:
     if query.backwards:
         rows.reverse()
     return [Match(row[0], row[1], row[2], tuple(row[4:]), row[3]) for row in rows]
+
+
+async def search_within(repo: Repository, query: Query, max_bytes: int) -> Fitted[Match]:
+    """A page of `search`, its bodies within `max_bytes` together (the first always read)."""
+    text, args = search_sql(query, repo.caller, max_bytes)
+    rows = await repo.conn.fetch(text, *args)
+    fitting = [Match(row[0], row[1], row[2], tuple(row[4:-1]), row[3]) for row in rows if row[-1]]
+    if query.backwards:
+        fitting.reverse()
+    return Fitted(fitting, len(rows))
 
 
 async def hidden_match(repo: Repository, query: Query) -> bool:

@@ -15,6 +15,8 @@ import orjson
 from app.access import Caller
 from app.access.trail import Trail
 from app.clock import instant, now_micros
+from app.storage import budgeted
+from app.storage.budgeted import Fitted
 from app.storage.db import Connection
 from app.storage.indexer import Derived
 from app.storage.statements import Sql, every_live, sees_everything
@@ -169,9 +171,10 @@ async def history(
     since: int | None,
     before_seq: int | None,
     count: int,
-) -> list[Version]:
+    max_bytes: int,
+) -> Fitted[Version]:
     """Versions the caller may see, newest first, paged on the change sequence (`before_seq`
-    is the cursor)."""
+    is the cursor); their bodies read only while they fit in `max_bytes` (`budgeted`)."""
     sql = repo.sql()
     now = _as_it_is_now(sql, "v")
     where = [sql.visible("v", live=False)]
@@ -183,13 +186,23 @@ async def history(
     ):
         if value is not None:
             where.append(f"v.{column} {op} {sql.arg(value)}")
-    rows = await repo.conn.fetch(
-        "SELECT v.logical_id, v.version_id, v.last_updated, v.method, v.body, v.resource_type, "
-        f"v.seq, v.patient_id FROM resource_version v {now} WHERE {' AND '.join(where)} "
-        f"ORDER BY v.seq DESC LIMIT {sql.arg(count)}",
-        *sql.args,
+    page = (
+        "SELECT v.logical_id, v.version_id, v.last_updated, v.method, length(v.body) AS "
+        f"body_size, v.resource_type, v.seq, v.patient_id FROM resource_version v {now} WHERE "
+        f"{' AND '.join(where)} ORDER BY v.seq DESC LIMIT {sql.arg(count)}"
     )
-    return [Version(*row) for row in rows]
+    text = budgeted.fitting_sql(
+        sql,
+        page,
+        columns=list(Version.__dataclass_fields__),
+        order=[("seq", True)],
+        table="resource_version",
+        key="seq",
+        max_bytes=max_bytes,
+        live=False,
+    )
+    rows = await repo.conn.fetch(text, *sql.args)
+    return Fitted([Version(*row[:-1]) for row in rows if row[-1]], len(rows))
 
 
 def stamp(resource: dict[str, Any], logical_id: str, version_id: int, micros: int) -> bytes:

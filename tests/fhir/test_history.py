@@ -5,9 +5,10 @@ from typing import Any
 import httpx
 import pytest
 
+from app.settings import Settings
 from app.storage import repository
 from tests import factories as f
-from tests.http import create, outcome_expressions, reference
+from tests.http import client_with, create, outcome_expressions, reference
 
 
 async def _all_pages(client: httpx.AsyncClient, url: str) -> list[dict[str, Any]]:
@@ -112,3 +113,22 @@ async def test_since_that_is_not_an_instant_is_400(client: httpx.AsyncClient, si
     response = await client.get("/_history", params={"_since": since})
     assert response.status_code == 400, response.text
     assert outcome_expressions(response) == ["_since"]
+
+
+async def test_a_page_stops_where_its_versions_would_pass_the_response_budget(
+    settings: Settings,
+) -> None:
+    """Versions of about 6 KB, 20,000 bytes a page: a deletion (no body) and three versions
+    fit in one, a fourth not; the next links go on after the last version sent."""
+    async with client_with(settings, max_response_bytes=20_000) as small:
+        created = await create(small, f.patient(given="x" * 6000))
+        url = f"/Patient/{created['id']}"
+        for n in range(6):
+            updated = await small.put(url, json=created | {"gender": ["male", "female"][n % 2]})
+            assert updated.status_code == 200, updated.text
+        assert (await small.delete(url)).status_code == 200
+        first = (await small.get(f"{url}/_history?_count=10")).json()
+        assert len(first["entry"]) == 4
+        entries = await _all_pages(small, f"{url}/_history?_count=10")
+    versions = [int(e["response"]["etag"][3:-1]) for e in entries]
+    assert versions == list(range(8, 0, -1))

@@ -32,6 +32,7 @@ from app.fhir.bundles.entries import (
 )
 from app.fhir.context import app_context
 from app.fhir.patching import json_patcher
+from app.fhir.presence import still_there
 from app.fhir.search import parsing as search
 from app.fhir.search import running as searching
 from app.flags.codes import Vocabulary
@@ -104,18 +105,22 @@ async def _transaction(repository: Repository, request: Request, entries: list[E
     ordered = sorted(entries, key=lambda e: (ORDER[e.method], e.index))
     deletes = [e for e in ordered if e.method == "DELETE"]
     for entry in deletes:
+        await still_there(request)
         results[entry.index] = await _run(repository, request, entry, Plan())
     plan = await _assign_ids(repository, request, entries)
     await _resolve_references(repository, request, entries, plan.targets)
     rest = ordered[len(deletes) :]
     plain = [e for e in rest if e.method == "POST" and e.if_none_exist is None]
     for entry in [e for e in rest if e.method == "POST" and e not in plain]:
+        await still_there(request)
         results[entry.index] = await _run(repository, request, entry, plan)
     results.update(await _create_together(repository, request, plain, plan))
     budget = Budget(app_context(request).settings.max_response_bytes)
     for entry in [e for e in rest if e.method != "POST"]:
+        await still_there(request)
         results[entry.index] = await _run(repository, request, entry, plan)
         budget.spend(results[entry.index], entry.index)  # a read past it fails the whole
+    await still_there(request)  # the last look before the commit: a client gone gets nothing
     body = entry_results.bundle("transaction-response", [results[e.index] for e in entries])
     return wire.json_response(request, body)
 
@@ -386,6 +391,7 @@ async def _batch_entries(request: Request, raw_entries: list[Any]) -> Response:
             results[index] = entry_results.failed(in_entry(error, index, _type_of(found)))
     budget = Budget(context.settings.max_response_bytes)
     for entry in sorted(parsed, key=lambda e: (ORDER[e.method], e.index)):
+        await still_there(request)  # entries left after the client has gone are not run
         if budget.full:  # not run: its answer would not be sent
             results[entry.index] = entry_results.failed(budget.refusal(entry.index))
             continue

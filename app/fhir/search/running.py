@@ -3,6 +3,7 @@
 Spec: http://hl7.org/fhir/R4/http.html#search, http://hl7.org/fhir/R4/search.html
 """
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,14 +13,14 @@ from starlette.responses import Response
 from app.access.visibility import finding_by_nhs_number
 from app.criteria import Query, SortKey
 from app.errors import Invalid, Issue
-from app.fhir import auditing, elements, wire
+from app.fhir import auditing, elements, presence, wire
 from app.fhir.bundles import assembly as bundles
 from app.fhir.context import AppContext, app_context
 from app.fhir.search import options as search_options
 from app.fhir.search import parsing as search
 from app.fhir.search.options import Include
 from app.records import reads
-from app.records.reads import Included, Match, Repository
+from app.records.reads import Fitted, Included, Match, Repository
 from app.registry import RESOURCE_TYPES, RESULT_PARAMS
 from app.settings import Settings
 
@@ -29,18 +30,26 @@ SHAPING = RESULT_PARAMS - {"_format", "_pretty", "_cursor", "_contained"}
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """One page of matches, and whether pages lie before and after it."""
+    """One page of matches, whether pages lie before and after it, and whether it stopped
+    short of `_count` at `max_response_bytes`."""
 
     rows: list[Match]
     before: bool
     after: bool
+    cut: bool = False
 
 
-def _page(rows: list[Match], count: int, cursor: tuple[Any, ...] | None, backwards: bool) -> Page:
-    more = len(rows) > count
+def _page(
+    found: Fitted[Match], count: int, cursor: tuple[Any, ...] | None, backwards: bool
+) -> Page:
+    """The page of `count` matches (read with one more, to know whether more follow), or of
+    fewer if their bodies did not fit: its links then go on after the last one shown."""
+    shown = min(len(found.rows), count)
+    more = found.read > shown
+    cut = shown < min(found.read, count)
     if backwards:
-        return Page(rows[-count:] if more else rows, more, True)
-    return Page(rows[:count], cursor is not None, more)
+        return Page(found.rows[len(found.rows) - shown :], more, True, cut)
+    return Page(found.rows[:shown], cursor is not None, more, cut)
 
 
 async def _total(
@@ -61,10 +70,11 @@ async def _included(
     resource_type: str,
     page: Page,
     wanted: tuple[Include, ...],
+    still_there: Callable[[], Awaitable[None]],
 ) -> tuple[list[Included], str | None]:
     """Resources `_include`d and `_revinclude`d for a page: each once, never a match; and
     why they were cut off, if they were (`max_included` resources, or `max_response_bytes`
-    for the page and its includes together)."""
+    for the page and its includes together). `:iterate` rounds stop if the client has gone."""
     if not wanted:
         return [], None
     seen = {(resource_type, match.logical_id) for match in page.rows}
@@ -72,6 +82,8 @@ async def _included(
     frontier = [(match.pk, resource_type, match.logical_id) for match in page.rows]
     room_bytes = settings.max_response_bytes - sum(len(match.body) for match in page.rows)
     for depth in range(settings.include_depth):
+        if depth:
+            await still_there()
         rules = [i for i in wanted if depth == 0 or i.iterate]
         fresh: list[Included] = []
         for rule in rules:
@@ -197,7 +209,12 @@ async def searchset(
     query = Query(resource_type, criteria, count, opts.sort, after, backwards, None, compartment)
     matching = finding_by_nhs_number(repository.caller, resource_type, criteria, compartment)
     found = await _find(
-        repository._replace(caller=matching), repository, context.settings, query, opts
+        repository._replace(caller=matching),
+        repository,
+        context.settings,
+        query,
+        opts,
+        lambda: presence.still_there(request),
     )
     auditing.searched(request, resource_type, pairs, context.base, compartment)
     auditing.held_data_of(request, (row.patient_id for row in found.page.rows))
@@ -215,18 +232,29 @@ async def searchset(
 
 
 async def _find(
-    matching: Repository, repository: Repository, settings: Settings, query: Query, opts: Options
+    matching: Repository,
+    repository: Repository,
+    settings: Settings,
+    query: Query,
+    opts: Options,
+    still_there: Callable[[], Awaitable[None]],
 ) -> Found:
     """The page of `query` (none for a count alone), its includes and its total; matches are
     read through `matching`, includes through `repository` (access.visibility)."""
     if opts.summary == "count" or opts.count == 0:
         return Found(Page([], False, False), [], await reads.count(matching, query), [])
-    rows = await reads.search(matching, query)
-    page = _page(rows, opts.count, query.after, query.backwards)
+    found = await reads.search(matching, query, settings.max_response_bytes)
+    page = _page(found, opts.count, query.after, query.backwards)
     included, cut_at = await _included(
-        repository, settings, query.resource_type, page, opts.includes
+        repository, settings, query.resource_type, page, opts.includes, still_there
     )
     warnings = []
+    if page.cut:
+        cut = (
+            f"the page was cut short at {settings.max_response_bytes} bytes "
+            "(SAFEGUARD_MAX_RESPONSE_BYTES): its next link goes on after its last match"
+        )
+        warnings.append(Issue(cut, "too-costly", severity="warning"))
     if cut_at is not None:
         cut = f"included resources were cut off at {cut_at}"
         warnings.append(Issue(cut, "too-costly", severity="warning"))
