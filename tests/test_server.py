@@ -1,0 +1,155 @@
+"""Slow and idle clients are cut off: a request's head and its body each have a deadline,
+on both of uvicorn's HTTP implementations. Checked against a real server over TCP."""
+
+import asyncio
+from contextlib import AbstractAsyncContextManager
+
+import orjson
+import pytest
+
+from app.access import Caller
+from app.cli import uvicorn_options
+from app.server import HttpToolsWithDeadlines, Implementation
+from app.settings import Settings
+from tests import factories as f
+from tests.callers import scoped
+from tests.http import FHIR_JSON
+from tests.serving import PING, connect, serving
+
+SHORT = 0.5  # seconds: the deadlines under test
+CALLER: Caller = scoped("system/*.cruds")
+both_implementations = pytest.mark.parametrize("http", ["h11", "httptools"])
+
+
+def post_head(length: int, path: str = "/fhir/Patient") -> bytes:
+    """The head of a POST of a FHIR JSON body of `length` bytes."""
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: {FHIR_JSON}\r\n"
+        f"Content-Length: {length}\r\n\r\n"
+    ).encode()
+
+
+def quick(settings: Settings, http: Implementation) -> AbstractAsyncContextManager[int]:
+    """A server whose head and body deadlines are `SHORT`, idle connections kept 30 s."""
+    return serving(
+        settings,
+        http,
+        CALLER,
+        keep_alive_seconds=30,
+        header_timeout_seconds=SHORT,
+        body_timeout_seconds=SHORT,
+    )
+
+
+def test_the_deadlines_reach_uvicorn_with_httptools_as_uvicorn_picks() -> None:
+    protocol = uvicorn_options(Settings(header_timeout_seconds=3, body_timeout_seconds=4))["http"]
+    assert protocol.func is HttpToolsWithDeadlines
+    assert protocol.keywords == {"header_timeout": 3, "body_timeout": 4}
+
+
+@both_implementations
+async def test_a_connection_sending_nothing_is_closed(
+    settings: Settings, http: Implementation
+) -> None:
+    async with quick(settings, http) as port:
+        connection = await connect(port)
+        assert await connection.closed_by_server()
+        assert connection.received == b""
+
+
+@both_implementations
+async def test_a_head_sent_a_byte_at_a_time_is_cut_off(
+    settings: Settings, http: Implementation
+) -> None:
+    endless_head = b"GET /_ping HTTP/1.1\r\nHost: test\r\nX-Slow: " + b"a" * 200  # 10 s
+    async with quick(settings, http) as port:
+        connection = await connect(port)
+        sending = asyncio.create_task(connection.trickle(endless_head))
+        assert await connection.closed_by_server()
+        await sending
+        assert connection.received == b""
+
+
+@both_implementations
+async def test_a_kept_alive_connection_idle_past_the_head_deadline_still_serves(
+    settings: Settings, http: Implementation
+) -> None:
+    async with quick(settings, http) as port:
+        connection = await connect(port)
+        connection.send(PING)
+        assert await connection.answers(1) == [200]
+        await asyncio.sleep(3 * SHORT)  # idle, within the keep-alive time
+        connection.send(PING)
+        assert await connection.answers(2) == [200, 200]
+        connection.close()
+
+
+@both_implementations
+async def test_the_next_head_on_a_kept_alive_connection_has_a_deadline_too(
+    settings: Settings, http: Implementation
+) -> None:
+    async with quick(settings, http) as port:
+        connection = await connect(port)
+        connection.send(PING + b"GET /_ping HTTP/1.1\r\n")
+        assert await connection.closed_by_server()
+        assert await connection.answers(2) == [200]
+
+
+@both_implementations
+async def test_a_whole_request_is_answered_and_the_connection_kept(
+    settings: Settings, http: Implementation
+) -> None:
+    body = orjson.dumps(f.patient())
+    async with quick(settings, http) as port:
+        connection = await connect(port)
+        connection.send(post_head(len(body)) + body)
+        assert await connection.answers(1) == [201]
+        connection.send(PING)
+        assert await connection.answers(2) == [201, 200]
+        connection.close()
+
+
+def _timed_out(connection_answers: list[int], headers: dict[str, str], body: bytes) -> None:
+    assert connection_answers == [408]
+    assert headers["connection"] == "close"
+    assert headers["content-type"].startswith(FHIR_JSON)
+    outcome = orjson.loads(body)
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert outcome["issue"][0]["code"] == "timeout"
+
+
+@both_implementations
+async def test_a_body_shorter_than_its_length_gets_408_then_the_connection_closes(
+    settings: Settings, http: Implementation
+) -> None:
+    async with quick(settings, http) as port:
+        connection = await connect(port)
+        connection.send(post_head(1000) + b'{"resourceType": ')
+        assert await connection.closed_by_server()
+        _timed_out(await connection.answers(), *connection.last_answer())
+
+
+@both_implementations
+async def test_a_trickling_body_gets_408_then_the_connection_closes(
+    settings: Settings, http: Implementation
+) -> None:
+    async with quick(settings, http) as port:
+        connection = await connect(port)
+        connection.send(post_head(1000))
+        sending = asyncio.create_task(connection.trickle(b" " * 1000))  # 50 s
+        assert await connection.closed_by_server()
+        await sending
+        _timed_out(await connection.answers(), *connection.last_answer())
+
+
+@both_implementations
+async def test_a_body_still_trickling_after_its_answer_is_cut_off(
+    settings: Settings, http: Implementation
+) -> None:
+    async with quick(settings, http) as port:
+        connection = await connect(port)
+        connection.send(post_head(1000, path="/_ping"))  # 405, answered without the body
+        assert await connection.answers(1) == [405]
+        sending = asyncio.create_task(connection.trickle(b" " * 1000))
+        assert await connection.closed_by_server()
+        await sending
