@@ -1,14 +1,19 @@
 """Slow and idle clients are cut off: a request's head and its body each have a deadline,
-on both of uvicorn's HTTP implementations. Checked against a real server over TCP."""
+on both of uvicorn's HTTP implementations; a client that leaves is logged in one line.
+Checked against a real server over TCP."""
 
 import asyncio
+import logging
 from contextlib import AbstractAsyncContextManager
 
 import orjson
 import pytest
+from fastapi import Request
+from starlette.responses import Response
 
 from app.access import Caller
 from app.cli import uvicorn_options
+from app.main import create_app
 from app.server import HttpToolsWithDeadlines, Implementation
 from app.settings import Settings
 from tests import factories as f
@@ -153,3 +158,57 @@ async def test_a_body_still_trickling_after_its_answer_is_cut_off(
         sending = asyncio.create_task(connection.trickle(b" " * 1000))
         assert await connection.closed_by_server()
         await sending
+
+
+def _server_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    """What the server logged, but uvicorn's own start and stop lines."""
+    return [
+        record
+        for record in caplog.records
+        if record.name.startswith("safeguard") or record.levelno >= logging.WARNING
+    ]
+
+
+async def _disconnect_mid_body(port: int, path: str) -> None:
+    """Send a request's head and part of its body, then leave."""
+    connection = await connect(port)
+    connection.send(post_head(1000, path) + b'{"resourceType": ')
+    await asyncio.sleep(SHORT / 5)
+    connection.close()
+
+
+@both_implementations
+async def test_a_client_that_leaves_mid_request_is_one_log_line(
+    settings: Settings, http: Implementation, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with serving(settings, http, CALLER) as port:
+        await _disconnect_mid_body(port, "/fhir/Patient")
+        for _ in range(500):  # until the request is logged (5 s at most)
+            if _server_lines(caplog):
+                break
+            await asyncio.sleep(0.01)
+    [line] = _server_lines(caplog)
+    assert line.name == "safeguard.requests" and line.exc_info is None
+    assert "create status=499" in line.getMessage()
+
+
+async def _echo(request: Request) -> Response:
+    return Response(await request.body())
+
+
+async def test_a_client_that_leaves_a_request_left_unaudited_is_one_log_line(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    app = create_app(settings)
+    app.add_api_route("/echo", _echo, methods=["POST"])
+    async with serving(settings, app=app) as port:
+        await _disconnect_mid_body(port, "/echo")
+        for _ in range(500):
+            if _server_lines(caplog):
+                break
+            await asyncio.sleep(0.01)
+    [line] = _server_lines(caplog)
+    assert line.name == "safeguard.requests" and line.exc_info is None
+    assert "the client disconnected" in line.getMessage()
