@@ -115,6 +115,7 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     HTTP protocol with deadlines for a request's head and body (`app.server`)."""
     return {
         "http": http_protocol(settings),
+        "ws": "none",  # no WebSocket routes: upgrades stay HTTP requests, under their deadlines
         "log_level": settings.log_level.lower(),
         "log_config": _log_config(settings.log_level),
         "access_log": False,

@@ -53,6 +53,19 @@ def test_the_deadlines_reach_uvicorn_with_httptools_as_uvicorn_picks() -> None:
 
 
 @both_implementations
+async def test_an_upgrade_is_not_offered_and_its_connection_keeps_the_deadlines(
+    settings: Settings, http: Implementation
+) -> None:
+    upgrade = b"Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+    async with quick(settings, http) as port:
+        connection = await connect(port)
+        connection.send(PING.replace(b"\r\n\r\n", b"\r\n" + upgrade + b"\r\n"))
+        assert await connection.answers(1) == [200]
+        connection.send(b"GET /_ping HTTP/1.1\r\n")
+        assert await connection.closed_by_server()
+
+
+@both_implementations
 async def test_a_connection_sending_nothing_is_closed(
     settings: Settings, http: Implementation
 ) -> None:
