@@ -20,6 +20,7 @@ from app.demo.families import MAX_FAMILIES
 from app.demo.population import MAX_SEED
 from app.main import create_app
 from app.openapi.document import render
+from app.server import http_protocol
 from app.settings import Settings, get_settings
 from app.storage import migrate as migrations
 
@@ -110,8 +111,11 @@ def serve(
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
-    """How uvicorn serves: logging, no Server header, idle and connection limits."""
+    """How uvicorn serves: logging, no Server header, idle and connection limits, and its
+    HTTP protocol with deadlines for a request's head and body (`app.server`)."""
     return {
+        "http": http_protocol(settings),
+        "ws": "none",  # no WebSocket routes: upgrades stay HTTP requests, under their deadlines
         "log_level": settings.log_level.lower(),
         "log_config": _log_config(settings.log_level),
         "access_log": False,

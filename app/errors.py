@@ -7,6 +7,7 @@ FhirError                    500 (never raised on purpose)
  +-- NotFound                404  unknown resource, type or version
  +-- MethodNotAllowed        405
  +-- NotAcceptable           406  Accept asks for a format we do not produce
+ +-- RequestTimeout          408  the body did not arrive in time (with Connection: close)
  +-- Conflict                409  id clash, write conflict that retries could not settle
  +-- Gone                    410  resource (or version) deleted
  +-- PreconditionFailed      412  If-Match mismatch, conditional with several matches
@@ -94,6 +95,13 @@ class NotAcceptable(FhirError):
 
     status = 406
     default_code = "not-supported"
+
+
+class RequestTimeout(FhirError):
+    """The request's body did not arrive within the body timeout (408); the connection closes."""
+
+    status = 408
+    default_code = "timeout"
 
 
 class Conflict(FhirError):

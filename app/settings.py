@@ -85,6 +85,19 @@ class Settings(BaseSettings):
         description="Connections and requests in progress per worker; beyond, new requests get "
         "503 (safeguard serve).",
     )
+    header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="A request's head (request line and headers) must arrive within this long "
+        "of the connection opening, or of its first byte on a kept-alive connection; otherwise "
+        "the connection is closed (safeguard serve).",
+    )
+    body_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="A request's body must arrive within this long of its head: 408 if the "
+        "answer has not started, and the connection is closed (safeguard serve).",
+    )
     rate_limit_per_minute: int | None = Field(
         default=None,
         ge=1,

@@ -2,43 +2,10 @@
 and requests beyond the connection limit get 503; checked against a real server."""
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
-
-import uvicorn
 
 from app.cli import uvicorn_options
-from app.main import create_app
 from app.settings import Settings
-
-PING = b"GET /_ping HTTP/1.1\r\nHost: test\r\n\r\n"
-
-
-@asynccontextmanager
-async def serving(settings: Settings, **changes: Any) -> AsyncIterator[int]:
-    """A real uvicorn server of the app with `changes` to `settings`, on a free port."""
-    changed = settings.model_copy(update=changes)
-    options = uvicorn_options(changed)
-    options.pop("log_config")  # the test run keeps its own logging
-    config = uvicorn.Config(create_app(changed), host="127.0.0.1", port=0, **options)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    for _ in range(500):  # 5 s at most
-        if server.started:
-            break
-        await asyncio.sleep(0.01)
-    assert server.started
-    try:
-        yield server.servers[0].sockets[0].getsockname()[1]
-    finally:
-        server.should_exit = True
-        await task
-
-
-async def _status(reader: asyncio.StreamReader) -> int:
-    line = await asyncio.wait_for(reader.readline(), 5)
-    return int(line.split()[1])
+from tests.serving import PING, serving, status_of
 
 
 def test_the_limits_reach_uvicorn() -> None:
@@ -51,7 +18,7 @@ async def _closed_after_idle(port: int, idle: float) -> bool:
     """Whether the server closed a keep-alive connection left idle for `idle` seconds."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(PING)
-    assert await _status(reader) == 200
+    assert await status_of(reader) == 200
     await asyncio.sleep(idle)
     try:
         await asyncio.wait_for(reader.read(), 0.5)  # the answer's rest, then EOF if closed
@@ -75,6 +42,6 @@ async def test_requests_beyond_the_connection_limit_get_503(settings: Settings) 
         await asyncio.sleep(0.1)
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(PING)
-        assert await _status(reader) == 503
+        assert await status_of(reader) == 503
         for connection in (holding, writer):
             connection.close()

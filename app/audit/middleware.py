@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.access import Caller
@@ -32,6 +33,7 @@ log = logging.getLogger("safeguard.requests")
 UNAUDITED = {("GET", "/fhir/metadata"), ("HEAD", "/fhir/metadata")}
 ACTIONS = {"GET": "R", "HEAD": "R", "POST": "C", "PUT": "U", "PATCH": "U", "DELETE": "D"}
 WRITES = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+CLIENT_CLOSED = 499  # the status of a request its client abandoned (nginx's "client closed")
 
 
 def audited(method: str, path: str) -> bool:
@@ -178,14 +180,17 @@ class Exchange:
     async def run(self, receive: Receive) -> None:
         try:
             await self.auditing.app(self.scope, receive, self.forward)
+        except ClientDisconnect:  # the client left before its request was read: one log line
+            if not self.answered:
+                await self._record_failure(CLIENT_CLOSED, "the client disconnected")
         except Exception:
             if not self.answered and not self.trail.recorded:
-                await self._record_failure()
+                await self._record_failure(500, "internal error")
             raise
 
-    async def _record_failure(self) -> None:
+    async def _record_failure(self, status: int, description: str) -> None:
         try:
-            await self.auditing.record(self.trail, self.scope, 500, "internal error")
+            await self.auditing.record(self.trail, self.scope, status, description)
         except Exception as exc:  # the error itself is raised on; this one is only logged
             log.error("audit record of a failed request not stored: %s", type(exc).__name__)
 

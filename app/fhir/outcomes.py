@@ -14,6 +14,7 @@ from app.errors import (
     FhirError,
     Issue,
     MethodNotAllowed,
+    RequestTimeout,
     TooManyRequests,
     Unauthorized,
     Unavailable,
@@ -76,6 +77,8 @@ def error_response(error: FhirError) -> Response:
         response.headers["WWW-Authenticate"] = error.challenge
     elif isinstance(error, TooManyRequests | Unavailable):
         response.headers["Retry-After"] = str(error.retry_after)
+    elif isinstance(error, RequestTimeout):
+        response.headers["Connection"] = "close"
     return response
 
 
