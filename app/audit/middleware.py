@@ -21,7 +21,7 @@ from app.access.trail import TRAIL, Trail
 from app.audit.events import Server, audit_row
 from app.audit.writer import AuditWriter
 from app.clock import now_micros
-from app.errors import Unavailable, WriteConflict
+from app.errors import ClientClosedRequest, Unavailable, WriteConflict
 from app.fhir.auditing import named_patients
 from app.fhir.context import CALLER
 from app.fhir.middleware import REQUEST_ID
@@ -33,7 +33,6 @@ log = logging.getLogger("safeguard.requests")
 UNAUDITED = {("GET", "/fhir/metadata"), ("HEAD", "/fhir/metadata")}
 ACTIONS = {"GET": "R", "HEAD": "R", "POST": "C", "PUT": "U", "PATCH": "U", "DELETE": "D"}
 WRITES = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
-CLIENT_CLOSED = 499  # the status of a request its client abandoned (nginx's "client closed")
 
 
 def audited(method: str, path: str) -> bool:
@@ -182,7 +181,7 @@ class Exchange:
             await self.auditing.app(self.scope, receive, self.forward)
         except ClientDisconnect:  # the client left before its request was read: one log line
             if not self.answered:
-                await self._record_failure(CLIENT_CLOSED, "the client disconnected")
+                await self._record_failure(ClientClosedRequest.status, "the client disconnected")
         except Exception:
             if not self.answered and not self.trail.recorded:
                 await self._record_failure(500, "internal error")
