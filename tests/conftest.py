@@ -52,7 +52,9 @@ def _with_database(url: str, name: str) -> str:
     return url.rsplit("/", 1)[0] + "/" + name
 
 
-async def _admin(sql: str) -> None:
+async def run_admin(sql: str) -> None:
+    """Run one statement on the PostgreSQL server as its administrator (creating, dropping
+    databases)."""
     assert PG_ADMIN_URL is not None
     conn = await asyncpg.connect(asyncpg_dsn(PG_ADMIN_URL))
     try:
@@ -74,13 +76,13 @@ def database_url(
         return
     assert PG_ADMIN_URL is not None
     name = f"safeguard_test_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    asyncio.run(run_admin(f'CREATE DATABASE "{name}"'))
     url = _with_database(PG_ADMIN_URL, name)
     try:
         upgrade(url)
         yield url
     finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(run_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def seal_interval(database_url: str) -> float:

@@ -14,7 +14,7 @@ import pytest
 from app.settings import Settings
 from app.storage.migrate import upgrade
 from tests import factories as f
-from tests.conftest import BASE, PG_ADMIN_URL, _admin
+from tests.conftest import BASE, PG_ADMIN_URL, run_admin
 from tests.faults import Relay, relay_to
 from tests.http import FHIR_JSON, client_with
 
@@ -26,12 +26,12 @@ def database_name() -> Iterator[str]:
     """A migrated PostgreSQL database of this module's own."""
     assert PG_ADMIN_URL is not None
     name = f"safeguard_outage_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    asyncio.run(run_admin(f'CREATE DATABASE "{name}"'))
     try:
         upgrade(PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name)
         yield name
     finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(run_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture

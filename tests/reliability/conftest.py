@@ -17,11 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
-from app.storage.db import asyncpg_dsn
-from tests.conftest import BACKENDS, PG_ADMIN_URL
+from tests.conftest import BACKENDS, PG_ADMIN_URL, run_admin
 
 QUICK = os.environ.get("SAFEGUARD_RELIABILITY", "quick") != "full"
 FIGURES: dict[str, dict[str, Any]] = {}
@@ -59,18 +57,9 @@ def figures_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     print(f"\nreliability figures written to {path}")
 
 
-async def _admin(sql: str) -> None:
-    assert PG_ADMIN_URL is not None
-    conn = await asyncpg.connect(asyncpg_dsn(PG_ADMIN_URL))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 def _run(sql: str) -> None:
     """Run admin SQL from a sync fixture (no event loop is running there)."""
-    asyncio.run(_admin(sql))
+    asyncio.run(run_admin(sql))
 
 
 @pytest.fixture(params=BACKENDS)
