@@ -25,12 +25,18 @@ READS = 200
 
 
 async def _exchange(
-    app: FastAPI, method: str, target: str, body: bytes = b"", *, leaves: bool
+    app: FastAPI,
+    method: str,
+    target: str,
+    body: bytes = b"",
+    *,
+    leaves: bool,
+    request_id: str | None = None,
 ) -> tuple[int, str]:
     """Send one request to the app as a server would; (status of the answer, request id).
     A client that `leaves` disconnects once its body has been read."""
     path, _, query = target.partition("?")
-    request_id = f"presence-{uuid.uuid4().hex}"
+    request_id = request_id or f"presence-{uuid.uuid4().hex}"
     headers = {**await bearer(app), "content-type": FHIR_JSON, "x-request-id": request_id}
     if body:
         headers["content-length"] = str(len(body))
@@ -112,6 +118,25 @@ async def test_a_batch_whose_client_stays_runs_every_entry(
     assert status == 200
     event = await _event(app, request_id)
     assert event["outcome"] == "0" and resources(event) == set(targets)
+
+
+async def test_a_batch_that_a_retry_may_replay_runs_to_its_end_when_the_client_leaves(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """With a UUID X-Request-ID the batch's answer is stored for the client's retry, and its
+    entries commit one by one: stopping half-way would leave the retry to write them again."""
+    family = "Retried" + uuid.uuid4().hex[:12]
+    entries = [
+        f.entry(method="POST", url="Patient", resource=f.patient(family=family, given=f"C{n}"))
+        for n in range(50)
+    ]
+    body = orjson.dumps(f.bundle(kind="batch", entries=entries))
+    request_id = str(uuid.uuid4())
+    first, _ = await _exchange(app, "POST", "/fhir", body, leaves=True, request_id=request_id)
+    retried, _ = await _exchange(app, "POST", "/fhir", body, leaves=False, request_id=request_id)
+    assert (first, retried) == (200, 200)
+    found = (await client.get("/Patient", params={"family": family, "_count": 100})).json()
+    assert found["total"] == 50
 
 
 async def test_a_transaction_whose_client_left_writes_nothing(

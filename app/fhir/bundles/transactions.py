@@ -390,8 +390,13 @@ async def _batch_entries(request: Request, raw_entries: list[Any]) -> Response:
         except FhirError as error:
             results[index] = entry_results.failed(in_entry(error, index, _type_of(found)))
     budget = Budget(context.settings.max_response_bytes)
+    # Entries left after the client has gone are not run, unless a retry may replay the
+    # answer (a UUID X-Request-ID): entries commit one by one, so a batch stopped half-way and
+    # forgotten would have its retry write the first half again.
+    watched = idempotency.request_id(request) is None
     for entry in sorted(parsed, key=lambda e: (ORDER[e.method], e.index)):
-        await still_there(request)  # entries left after the client has gone are not run
+        if watched:
+            await still_there(request)
         if budget.full:  # not run: its answer would not be sent
             results[entry.index] = entry_results.failed(budget.refusal(entry.index))
             continue
