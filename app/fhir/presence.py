@@ -42,7 +42,10 @@ class Presence:
             message, self._early = self._early, None
             return message
         if self._watcher is not None:
-            return await asyncio.shield(self._watcher)
+            message = await asyncio.shield(self._watcher)
+            if message["type"] != "http.disconnect":
+                self._watcher = None  # not the end: the next check watches afresh
+            return message
         return await self._next()
 
     async def _next(self) -> Message:

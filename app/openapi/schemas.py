@@ -80,9 +80,11 @@ ERRORS = {
     422: "Breaks a rule: a required code binding, an NHS number's check digit or uniqueness "
     "among live Patients, or a reference to a resource that does not exist",
     429: "Over this client's request rate (SAFEGUARD_RATE_LIMIT_PER_MINUTE); see Retry-After",
-    500: "Internal error; nothing was applied",
-    503: "The audit trail cannot be written now: nothing was applied and nothing is answered; "
-    "see Retry-After",
+    500: "Internal error, logged under the request's X-Request-ID; a write may or may not have "
+    "been applied: retry with the same X-Request-ID (a UUID) to learn which",
+    503: "The database or the audit trail cannot be reached now (see Retry-After): nothing is "
+    "answered, and nothing was applied, unless the text says the outcome is unknown (the "
+    "connection broke during the commit): then retry with the same X-Request-ID to learn which",
 }
 
 

@@ -96,6 +96,9 @@ class PgConnection:
         if not (self._may_run_alone and self._begin_pending):
             return await self.fetchrow(sql, *args)
         self._begin_pending = False
+        if self._conn.is_closed():  # gone before anything was sent: surely not applied
+            self._conn.terminate()
+            raise unreachable()
         try:
             return await self.fetchrow(sql, *args)
         except _CONNECTION_LOST as exc:
@@ -164,8 +167,8 @@ _CONNECTION_LOST = (
     asyncpg.CannotConnectNowError,  # starting up or shutting down
     asyncpg.TooManyConnectionsError,
     asyncpg.InterfaceError,
-    # "another operation is in progress": asyncpg's protocol state after its server went away
-    # mid-exchange without it noticing yet; the connection is unusable either way
+    # "another operation is in progress" (either class): asyncpg's protocol state after its
+    # server went away mid-exchange, before asyncpg noticed; the connection is unusable
     asyncpg.exceptions.InternalClientError,
     OSError,
 )
@@ -174,10 +177,19 @@ _CONNECTION_LOST = (
 def connection_lost(raw: Any, exc: BaseException) -> bool:
     """Whether `exc`, raised using `raw`, means the database is out of reach; if so `raw` is
     terminated (its state is unknown), never lent again."""
-    if isinstance(exc, asyncpg.InterfaceError) and not raw.is_closed():
+    if isinstance(exc, asyncpg.ProtocolViolationError):  # a malformed message: our bug
         return False
+    client_side = (asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError)
+    if isinstance(exc, client_side) and not _server_gone(raw, exc):
+        return False  # a misuse (a missing codec, bad arguments): it stays a 500
     raw.terminate()
     return True
+
+
+def _server_gone(raw: Any, exc: BaseException) -> bool:
+    """Whether a client-side asyncpg error comes from its server having gone: the connection is
+    closed, or its protocol is stuck mid-exchange (the server died before asyncpg noticed)."""
+    return raw.is_closed() or "another operation" in str(exc)
 
 
 def unreachable() -> Unavailable:

@@ -165,3 +165,15 @@ async def _slow_commit(conn: PgConnection) -> None:
         "FOR EACH ROW EXECUTE FUNCTION pg_temp.nap()"
     )
     await conn.execute("INSERT INTO slow VALUES (1)")
+
+
+async def test_a_misuse_on_a_live_connection_is_not_taken_for_an_outage(
+    db: PostgresDatabase,
+) -> None:
+    async with db.reader() as conn:
+        pid = await _pid(conn)
+    with pytest.raises(asyncpg.DataError):  # raised by asyncpg before sending: a bug, a 500
+        async with db.transaction() as conn:
+            await conn.fetchrow_final("SELECT $1::int", "not a number")
+    async with db.reader() as conn:  # and the connection was not thrown away
+        assert await _pid(conn) == pid
