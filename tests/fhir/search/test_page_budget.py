@@ -15,6 +15,7 @@ import pytest
 
 from app.settings import Settings
 from tests import factories as f
+from tests.callers import app_client_for, scoped
 from tests.http import client_with, create
 
 LIMIT = 20_000  # bytes: three of the 6 KB Patients below fit in a page, a fourth does not
@@ -125,3 +126,32 @@ async def test_a_match_larger_than_the_budget_comes_alone(small: httpx.AsyncClie
     assert url is not None
     last = await _get(small, url)
     assert _matches(last) == ids[1:] and _link(last, "next") is None and not _warnings(last)
+
+
+async def test_a_caller_cut_off_by_the_budget_still_sees_only_what_it_may(
+    settings: Settings, client: httpx.AsyncClient
+) -> None:
+    """History pages cut by the budget, read by a caller who may read Flags only: the large
+    Patients it may not see never appear (nor take up its budget), and following the links
+    yields every Flag once."""
+    await _patients(client, 4)
+    child = await create(client, f.patient())
+    flags = []
+    for n in range(5):  # large too, so that the Flags' own pages are cut
+        flag = f.flag(subject=f"Patient/{child['id']}", identifier=f"b{n}")
+        flag["code"]["text"] = "x" * PADDING
+        flags.append((await create(client, flag))["id"])
+    seen: list[str] = []
+    pages = 0
+    limited = settings.model_copy(update={"max_response_bytes": LIMIT})
+    async with app_client_for(limited, scoped("system/Flag.rs")) as flags_only:
+        url: str | None = "/_history"
+        while url is not None:
+            page = await _get(flags_only, url)
+            pages += 1
+            seen += [e["resource"]["resourceType"] for e in page.get("entry", [])]
+            seen += [e["resource"]["id"] for e in page.get("entry", [])]
+            url = _link(page, "next")
+    assert set(seen) == {"Flag", *flags}
+    assert len(seen) == 2 * len(flags)
+    assert pages >= 2  # the budget did cut them
