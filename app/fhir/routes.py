@@ -142,16 +142,17 @@ async def metadata(request: Request) -> Response:
 
 @_route("/_history", "GET")
 async def history_system(request: Request) -> Response:
-    """history-system (http://hl7.org/fhir/R4/http.html#history)."""
+    """history-system (http://hl7.org/fhir/R4/http.html#history); `_type` limits it."""
     # No scope of its own: the types the caller may not read are left out inside the SQL.
-    return await _history(request, "_history", None, None)
+    types = search_options.history_types(request.query_params.get("_type"))
+    return await _history(request, "_history", types, None)
 
 
 @_route("/{resource_type}/_history", "GET")
 async def history_type(request: Request) -> Response:
     """history-type (http://hl7.org/fhir/R4/http.html#history)."""
     resource_type = _type(request, "history-type")
-    return await _history(request, f"{resource_type}/_history", resource_type, None)
+    return await _history(request, f"{resource_type}/_history", (resource_type,), None)
 
 
 @_route("/{resource_type}/{logical_id}/_history", "GET")
@@ -159,12 +160,15 @@ async def history_instance(request: Request) -> Response:
     """history-instance (http://hl7.org/fhir/R4/http.html#history)."""
     resource_type, logical_id = _instance(request, "history-instance")
     path = f"{resource_type}/{logical_id}/_history"
-    return await _history(request, path, resource_type, logical_id)
+    return await _history(request, path, (resource_type,), logical_id)
 
 
 async def _history(
-    request: Request, path: str, resource_type: str | None, logical_id: str | None
+    request: Request, path: str, types: tuple[str, ...] | None, logical_id: str | None
 ) -> Response:
+    """A history page: changes before the first page's watermark, newest first, which the
+    Bundle's meta.lastUpdated names, so `_since=<it>` is the next poll (README, "Change feed").
+    """
     wire.check_accept(request)
     context, params = app_context(request), request.query_params
     count = search_options.page_size(
@@ -173,30 +177,34 @@ async def _history(
     if count == 0:
         raise Invalid.of("_count=0 is not supported on history", "_count")
     since = search_options.since(params.get("_since"))
+    cursor = search_options.history_cursor(params.get("_cursor"))
     async with context.reading(request) as repository:
-        found = await reads.history(
+        found, mark = await reads.history(
             repository,
-            resource_type=resource_type,
+            resource_types=types,
             logical_id=logical_id,
             since=since,
-            before_seq=search_options.history_cursor(params.get("_cursor")),
+            after=None if cursor is None else reads.Mark(*cursor),
             count=count + 1,
             max_bytes=context.settings.max_response_bytes,
         )
     # The page stops early where its bodies would pass max_response_bytes: `next` goes on there.
     versions = found.rows[:count]
-    if logical_id is not None and resource_type is not None and versions:
-        auditing.read_one(request, resource_type, logical_id, versions[0].patient_id)
+    if logical_id is not None and types is not None and versions:
+        auditing.read_one(request, types[0], logical_id, versions[0].patient_id)
     auditing.held_data_of(request, (v.patient_id for v in versions))
-    kept = [(k, v) for k, v in params.multi_items() if k in ("_since", "_count")]
+    kept = [(k, v) for k, v in params.multi_items() if k in ("_since", "_count", "_type")]
     next_url = None
     if found.read > len(versions):
-        next_url = bundles.page_url(context.base, path, [*kept, ("_cursor", str(versions[-1].seq))])
+        last = versions[-1]
+        place = f"{mark.watermark}.{last.changed_at}.{last.seq}"
+        next_url = bundles.page_url(context.base, path, [*kept, ("_cursor", place)])
     body = bundles.history(
         context.base,
         versions,
         self_url=bundles.page_url(context.base, path, params.multi_items()),
         next_url=next_url,
+        last_updated=mark.watermark,
     )
     return wire.json_response(request, body)
 

@@ -9,17 +9,18 @@ from collections.abc import Sequence
 
 from app.criteria import Query
 from app.errors import Gone, NotFound
-from app.storage import includes, query
+from app.storage import feed, includes, query
 from app.storage import repository as storage
 from app.storage.budgeted import Fitted
 from app.storage.includes import Included
 from app.storage.query import Match
-from app.storage.repository import Current, Repository, Version
+from app.storage.repository import Current, Mark, Repository, Version
 
 __all__ = [
     "Current",
     "Fitted",
     "Included",
+    "Mark",
     "Match",
     "Repository",
     "Version",
@@ -59,27 +60,36 @@ async def vread(
 async def history(
     repository: Repository,
     *,
-    resource_type: str | None = None,
+    resource_types: Sequence[str] | None = None,
     logical_id: str | None = None,
     since: int | None = None,
-    before_seq: int | None = None,
+    after: Mark | None = None,
     count: int,
     max_bytes: int,
-) -> Fitted[Version]:
-    """Versions newest first, their bodies within `max_bytes`; an unknown instance is 404."""
-    if logical_id is not None and resource_type is not None:
-        found = await storage.read_current(repository, resource_type, logical_id)
+) -> tuple[Fitted[Version], Mark]:
+    """Versions newest first, their bodies within `max_bytes`, and the page's mark (its first
+    page's watermark, `app.storage.feed`); an unknown instance is 404.
+
+    `after` is the mark of the page before; the first page takes the watermark first. A
+    watermark is a safe point when it is taken, but a later one can be earlier (a transaction
+    not yet writing when the first was taken starts to): a poll never answers with a point
+    before its own `_since`, so a client's polls never go back over what it has received.
+    """
+    if logical_id is not None and resource_types is not None:
+        found = await storage.read_current(repository, resource_types[0], logical_id)
         if found is None:
-            raise NotFound.of(f"{resource_type}/{logical_id} is not known")
-    return await storage.history(
+            raise NotFound.of(f"{resource_types[0]}/{logical_id} is not known")
+    mark = after or Mark(max(await feed.watermark(repository.conn), since or 0))
+    found_versions = await storage.history(
         repository,
-        resource_type=resource_type,
+        resource_types=resource_types,
         logical_id=logical_id,
         since=since,
-        before_seq=before_seq,
+        mark=mark,
         count=count,
         max_bytes=max_bytes,
     )
+    return found_versions, mark
 
 
 async def search(repository: Repository, wanted: Query, max_bytes: int) -> Fitted[Match]:

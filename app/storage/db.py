@@ -42,6 +42,7 @@ class Connection(Protocol):
     async def execute(self, sql: str, *args: Any) -> None: ...
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
     def expect_more(self) -> None: ...
+    def local_watermark(self) -> int | None: ...
 
 
 class Database(Protocol):
@@ -75,6 +76,9 @@ class PgConnection:
     def expect_more(self) -> None:
         """Several writes follow (a transaction Bundle): none may commit on its own."""
         self._may_run_alone = False
+
+    def local_watermark(self) -> None:
+        """None: the watermark is found from the server's sessions (`feed`)."""
 
     async def _begin_if_pending(self) -> None:
         if self._begin_pending:

@@ -6,6 +6,7 @@ every row through `Sql.visible`. Writes stamp and store a new version with its i
 only the current version of a resource is indexed.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -21,6 +22,7 @@ from app.storage.db import Connection
 from app.storage.indexer import Derived
 from app.storage.statements import Sql, every_live, sees_everything
 from app.storage.writes import (
+    TOUCHED,
     NewVersion,
     clear_index,
     write_postgres,
@@ -74,6 +76,7 @@ class Version:
     resource_type: str = ""
     seq: int = 0
     patient_id: str | None = None  # the Patient compartment it is in
+    changed_at: int = 0  # when the database stored it (`feed`)
 
 
 @lru_cache(maxsize=256)
@@ -163,39 +166,51 @@ def _as_it_is_now(sql: Sql, version: str) -> str:
     )
 
 
+class Mark(NamedTuple):
+    """Where a history page stops: the feed's watermark when its first page was read (only
+    changes before it are served), and the (changed_at, seq) of the last change served."""
+
+    watermark: int
+    changed_at: int | None = None
+    seq: int | None = None
+
+
 async def history(
     repo: Repository,
     *,
-    resource_type: str | None,
+    resource_types: Sequence[str] | None,
     logical_id: str | None,
     since: int | None,
-    before_seq: int | None,
+    mark: Mark,
     count: int,
     max_bytes: int,
 ) -> Fitted[Version]:
-    """Versions the caller may see, newest first, paged on the change sequence (`before_seq`
-    is the cursor); their bodies read only while they fit in `max_bytes` (`budgeted`)."""
+    """Versions the caller may see, stored before `mark.watermark`, newest first (by the
+    database's `changed_at`, then the change sequence), after `mark`'s last change; their
+    bodies read only while they fit in `max_bytes` (`budgeted`)."""
     sql = repo.sql()
     now = _as_it_is_now(sql, "v")
-    where = [sql.visible("v", live=False)]
-    for column, value, op in (
-        ("resource_type", resource_type, "="),
-        ("logical_id", logical_id, "="),
-        ("last_updated", since, ">="),
-        ("seq", before_seq, "<"),
-    ):
-        if value is not None:
-            where.append(f"v.{column} {op} {sql.arg(value)}")
+    where = [sql.visible("v", live=False), f"v.changed_at < {sql.arg(mark.watermark)}"]
+    if resource_types is not None:
+        marks = ", ".join(sql.arg(name) for name in resource_types)
+        where.append(f"v.resource_type IN ({marks})")
+    if logical_id is not None:
+        where.append(f"v.logical_id = {sql.arg(logical_id)}")
+    if since is not None:
+        where.append(f"v.changed_at >= {sql.arg(since)}")
+    if mark.changed_at is not None and mark.seq is not None:
+        where.append(f"(v.changed_at, v.seq) < ({sql.arg(mark.changed_at)}, {sql.arg(mark.seq)})")
     page = (
         "SELECT v.logical_id, v.version_id, v.last_updated, v.method, length(v.body) AS "
-        f"body_size, v.resource_type, v.seq, v.patient_id FROM resource_version v {now} WHERE "
-        f"{' AND '.join(where)} ORDER BY v.seq DESC LIMIT {sql.arg(count)}"
+        "body_size, v.resource_type, v.seq, v.patient_id, v.changed_at FROM resource_version v "
+        f"{now} WHERE {' AND '.join(where)} ORDER BY v.changed_at DESC, v.seq DESC "
+        f"LIMIT {sql.arg(count)}"
     )
     text = budgeted.fitting_sql(
         sql,
         page,
         columns=list(Version.__dataclass_fields__),
-        order=[("seq", True)],
+        order=[("changed_at", True), ("seq", True)],
         table="resource_version",
         key="seq",
         max_bytes=max_bytes,
@@ -329,8 +344,8 @@ async def delete(
     version = Version(logical_id, current.version_id + 1, micros, "DELETE", None, resource_type)
     conn = repo.conn
     await conn.execute(
-        "UPDATE resource SET version_id = $2, last_updated = $3, deleted = $4, body = NULL "
-        "WHERE pk = $1",
+        "UPDATE resource SET version_id = $2, last_updated = $3, deleted = $4, body = NULL"
+        f"{TOUCHED[conn.dialect]} WHERE pk = $1",
         current.pk,
         version.version_id,
         micros,

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from app.clock import now_micros
 from app.errors import WriteConflict
 
 Row = Sequence[Any]
@@ -32,8 +33,14 @@ class SqliteConnection:
 
     dialect = "sqlite"
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, database: "SqliteDatabase") -> None:
         self._conn = conn
+        self._database = database
+
+    def local_watermark(self) -> int:
+        """The start of the open group's transaction, or now (`app.storage.feed`)."""
+        began = self._database.group_began
+        return now_micros() if began is None else began
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
         try:
@@ -122,6 +129,9 @@ class SqliteDatabase:
         self._group: asyncio.Future[None] | None = None
         self._committer: asyncio.Task[None] | None = None
         self._commits = 0  # since the last checkpoint
+        # When the open group's transaction began (None while none is open): every version it
+        # holds is stamped later, and none is visible before its commit (`app.storage.feed`).
+        self.group_began: int | None = None
 
     async def open(self) -> None:
         """Open the writer (which alone checkpoints) and the reader."""
@@ -149,7 +159,7 @@ class SqliteDatabase:
         try:
             writer.execute("SAVEPOINT unit")
             try:
-                yield SqliteConnection(writer)
+                yield SqliteConnection(writer, self)
                 writer.execute("RELEASE unit")
             except BaseException:
                 writer.execute("ROLLBACK TO unit")
@@ -171,9 +181,11 @@ class SqliteDatabase:
         finally:
             self._queued -= 1
         if self._group is None or not self._writer.in_transaction:
+            self.group_began = now_micros()
             try:
                 self._writer.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:  # another process holds the write lock
+                self.group_began = None
                 self._lock.release()
                 raise WriteConflict(str(exc)) from exc
             self._group = asyncio.get_running_loop().create_future()
@@ -220,6 +232,7 @@ class SqliteDatabase:
         group, committed = started
         try:
             error = await committed
+            self.group_began = None  # committed or rolled back: nothing of it is pending
             if group is not None:
                 _settle(group, error)
             if self._commits >= CHECKPOINT_COMMITS:
@@ -232,7 +245,9 @@ class SqliteDatabase:
         """Commit the group on the loop's thread (when closing)."""
         group, self._group, self._group_size = self._group, None, 0
         if group is not None:
-            _settle(group, self._end_transaction())
+            error = self._end_transaction()
+            self.group_began = None
+            _settle(group, error)
 
     def _end_transaction(self) -> sqlite3.Error | None:
         """COMMIT the writer's transaction (ROLLBACK if that fails); the error, if any."""
@@ -259,7 +274,7 @@ class SqliteDatabase:
     async def reader(self) -> AsyncIterator[SqliteConnection]:
         """The reader connection (sees committed data only)."""
         assert self._reader is not None, "database not open"
-        yield SqliteConnection(self._reader)
+        yield SqliteConnection(self._reader, self)
 
     def searcher(self) -> Any:
         """Searches read through the reader connection."""

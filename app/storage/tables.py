@@ -35,6 +35,9 @@ AUTHOR = (
     "the Organization that authored it (Flag.author, a Condition's recorder; for other types, "
     "the organisation of the client that created it)"
 )
+# Taken by the database as the row is stored (PostgreSQL: a default, clock_timestamp(); SQLite,
+# whose one writer stamps versions while holding it: lastUpdated, generated); migration 0012.
+CHANGED_AT = "microseconds since epoch, UTC: when the database stored this row (app.storage.feed)"
 RESTRICTED = "labelled restricted (meta.security R): seen only by its author and those responsible"
 
 resource = Table(
@@ -51,6 +54,7 @@ resource = Table(
     Column("owner_org", String(64), nullable=True),
     Column("author_org", String(64), nullable=True, comment=AUTHOR),
     Column("restricted", Boolean, nullable=False, server_default=false(), comment=RESTRICTED),
+    Column("changed_at", BigInteger, nullable=False, comment=CHANGED_AT),
     UniqueConstraint("resource_type", "logical_id"),
     Index(None, "resource_type", "patient_id"),
     Index(None, "resource_type", "last_updated"),
@@ -71,9 +75,10 @@ resource_version = Table(
     Column("restricted", Boolean, nullable=False, server_default=false(), comment=RESTRICTED),
     Column("client_id", String(128), nullable=True, comment="the client that wrote it"),
     Column("client_org", String(64), nullable=True, comment="that client's Organization"),
+    Column("changed_at", BigInteger, nullable=False, comment=CHANGED_AT),
     UniqueConstraint("resource_type", "logical_id", "version_id"),
-    Index(None, "resource_type", "seq"),
-    Index(None, "last_updated"),
+    Index(None, "changed_at", "seq"),
+    Index(None, "resource_type", "changed_at", "seq"),
 )
 
 

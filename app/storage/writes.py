@@ -18,6 +18,10 @@ from app.storage.db import Connection
 from app.storage.indexer import IndexRows
 from app.storage.statements import every_live
 
+# On PostgreSQL `changed_at` is the database's clock as the row is stored: its default on
+# insert, and set again on every update (SQLite generates it from last_updated).
+TOUCHED = {"postgresql": ", changed_at = DEFAULT", "sqlite": ""}
+
 
 @dataclass(frozen=True, slots=True)
 class NewVersion:
@@ -95,9 +99,9 @@ WITH r AS (
 
 _PG_UPDATE = """
 WITH r AS (
-  UPDATE resource SET version_id = $3, last_updated = $4, deleted = false, body = $5,
-    patient_id = $6, owner_org = COALESCE(owner_org, $7::varchar), author_org = $9,
-    restricted = $10 WHERE pk = ${pk} AND {live} RETURNING pk
+  UPDATE resource SET version_id = $3, last_updated = $4, changed_at = DEFAULT,
+    deleted = false, body = $5, patient_id = $6, owner_org = COALESCE(owner_org, $7::varchar),
+    author_org = $9, restricted = $10 WHERE pk = ${pk} AND {live} RETURNING pk
 ),""" + "".join(
     f"\nd_{kind} AS (DELETE FROM {table} WHERE resource_pk IN (SELECT pk FROM r)),"
     for kind, (table, _, _) in INDEX_KINDS.items()

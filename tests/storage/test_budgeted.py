@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from app.access import ANONYMOUS
 from app.criteria import Query
-from app.storage import query, repository
+from app.storage import feed, query, repository
 from app.storage.repository import Repository
 from tests import factories as f
 from tests.conftest import database
@@ -48,10 +48,10 @@ async def test_history_reads_bodies_within_the_budget(
     async with database(app).reader() as conn:
         found = await repository.history(
             Repository(conn, ANONYMOUS),
-            resource_type="Patient",
+            resource_types=("Patient",),
             logical_id=None,
             since=None,
-            before_seq=None,
+            mark=repository.Mark(await feed.watermark(conn)),
             count=10,
             max_bytes=3 * SIZE,
         )

@@ -33,13 +33,15 @@ def bundle(
     links: Sequence[tuple[str, str]] | None = None,
     total: int | None = None,
     timestamped: bool = False,
+    last_updated: int | None = None,
 ) -> bytes:
-    """A Bundle's head, then the serialised entries (http://hl7.org/fhir/R4/bundle.html)."""
+    """A Bundle's head, then the serialised entries (http://hl7.org/fhir/R4/bundle.html);
+    meta.lastUpdated is now unless `last_updated` says otherwise."""
     now = instant(now_micros())
     head: dict[str, Any] = {
         "resourceType": "Bundle",
         "id": str(uuid.uuid4()),
-        "meta": {"lastUpdated": now},
+        "meta": {"lastUpdated": now if last_updated is None else instant(last_updated)},
         "type": kind,
     }
     if timestamped:
@@ -110,13 +112,19 @@ def _history_entry(base: str, version: Version) -> bytes:
 
 
 def history(
-    base: str, versions: Sequence[Version], *, self_url: str, next_url: str | None
+    base: str,
+    versions: Sequence[Version],
+    *,
+    self_url: str,
+    next_url: str | None,
+    last_updated: int,
 ) -> bytes:
-    """A history Bundle, newest first (http://hl7.org/fhir/R4/http.html#history)."""
+    """A history Bundle, newest first, its meta.lastUpdated the feed's watermark
+    (http://hl7.org/fhir/R4/http.html#history)."""
     # A deletion is an entry without a resource.
     entries = [_history_entry(base, version) for version in versions]
     links = [("self", self_url)] + ([("next", next_url)] if next_url else [])
-    return bundle("history", entries, links=links)
+    return bundle("history", entries, links=links, last_updated=last_updated)
 
 
 def collection(base: str, held: Sequence[tuple[str, bytes]], warnings: dict[str, Any]) -> bytes:

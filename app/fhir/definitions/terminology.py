@@ -128,7 +128,7 @@ def _paging(request: Request, pairs: list[tuple[str, str]]) -> Paging:
     search_options.total_mode(first.get("_total"))
     return Paging(
         count=count,
-        offset=search_options.history_cursor(first.get("_cursor")) or 0,
+        offset=search_options.offset_cursor(first.get("_cursor")) or 0,
         summary=elements.parse_summary(first.get("_summary")),
         elements=elements.parse_elements([value for key, value in pairs if key == "_elements"]),
         kept=[(k, v) for k, v in pairs if k in ("_summary", "_elements", "_total")],

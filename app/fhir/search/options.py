@@ -48,13 +48,36 @@ def page_size(raw: str | None, default: int, maximum: int, refuse_over: bool = F
     return int(digits)
 
 
-def history_cursor(raw: str | None) -> int | None:
-    """The change-sequence cursor of a history `next` link; malformed is 400."""
+def offset_cursor(raw: str | None) -> int | None:
+    """A cursor that is a plain row offset (the terminology pages); malformed is 400."""
     if raw is None:
         return None
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise Invalid.of("_cursor is not a cursor this server issued", "_cursor")
     return int(raw)
+
+
+def history_cursor(raw: str | None) -> tuple[int, int, int] | None:
+    """The cursor of a history `next` link (watermark, changed_at, seq); malformed is 400."""
+    if raw is None:
+        return None
+    parts = raw.split(".")
+    if len(parts) != 3 or not all(p.isascii() and p.isdigit() and len(p) <= 18 for p in parts):
+        raise Invalid.of("_cursor is not a cursor this server issued", "_cursor")
+    watermark, changed_at, seq = (int(p) for p in parts)
+    return watermark, changed_at, seq
+
+
+def history_types(raw: str | None) -> tuple[str, ...] | None:
+    """System history's `_type`: the comma-separated types it is limited to; an unknown one
+    is 400 (http://hl7.org/fhir/R4/http.html#history)."""
+    if raw is None:
+        return None
+    names = tuple(dict.fromkeys(name.strip() for name in raw.split(",")))
+    unknown = [name for name in names if name not in RESOURCE_TYPES]
+    if unknown:
+        raise Invalid.of(f"_type names a type this server does not host: {unknown[0]!r}", "_type")
+    return names
 
 
 def _signature(sort: tuple[SortKey, ...]) -> str:

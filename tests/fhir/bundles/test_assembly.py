@@ -82,9 +82,16 @@ def test_history_head_and_entries() -> None:
         Version("a", 2, 1_700_000_000_000_000, "DELETE", None, "Patient"),
         Version("a", 1, 1_600_000_000_000_000, "PUT", PATIENT, "Patient"),
     ]
-    body = assembly.history(BASE, versions, self_url=f"{BASE}/Patient/a/_history", next_url=None)
+    body = assembly.history(
+        BASE,
+        versions,
+        self_url=f"{BASE}/Patient/a/_history",
+        next_url=None,
+        last_updated=1_800_000_000_000_001,
+    )
     bundle = parsed(body)
     assert list(bundle) == [*HEAD, "link", "entry"]
+    assert bundle["meta"]["lastUpdated"] == "2027-01-15T08:00:00.000001+00:00"
     assert bundle["type"] == "history"
     assert bundle["link"] == [{"relation": "self", "url": f"{BASE}/Patient/a/_history"}]
     assert [list(entry) for entry in bundle["entry"]] == [
