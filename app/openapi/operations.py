@@ -103,7 +103,9 @@ OPERATIONS: dict[str, Op] = {
     "search_definitions": Op(
         "Search the SearchParameters", (200,), "Bundle", (400,), ("definitions", "Prefer-handling")
     ),
-    "history_system": Op("History of every resource", (200,), "Bundle", (400,), HISTORY),
+    "history_system": Op(
+        "History of every resource", (200,), "Bundle", (400,), (*HISTORY, "_type")
+    ),
     "history_type": Op("History of a type", (200,), "Bundle", (400,), HISTORY),
     "history_instance": Op("History of a resource", (200,), "Bundle", (400,), HISTORY),
     "vread": Op("Read a version", (200,), "Resource", (410,)),
@@ -172,7 +174,9 @@ DESCRIPTIONS = {
     "other methods are 405.",
     "search_definitions": "The search parameters this server defines, by url, code, base or "
     "_id; unknown parameters are ignored and reported. Read-only: other methods are 405.",
-    "history_system": "Every version of every resource, newest first; deletions have no resource.",
+    "history_system": "Every version of every resource, newest first; deletions have no resource. "
+    "Bundle.meta.lastUpdated is the point to poll from next (`_since`): every change before it "
+    "is in this answer and its next pages, none after it.",
     "history_type": "Every version of every resource of the type, newest first.",
     "history_instance": "Every version of the resource, newest first.",
     "vread": "One version, as stored; 410 if that version is a deletion.",

@@ -227,7 +227,14 @@ PARAMETERS: dict[str, JSON] = {
     "_pretty": _param("_pretty", "query", "true indents the JSON", "true"),
     "_count": _param("_count", "query", "Page size (default 20, at most 500)", "50"),
     "_cursor": _param("_cursor", "query", "Opaque; copied from a Bundle's next link"),
-    "_since": _param("_since", "query", "Versions written at or after this instant", "2026-01-01"),
+    "_since": _param(
+        "_since",
+        "query",
+        "Versions stored at or after this instant; for the next poll, the first page's "
+        "Bundle.meta.lastUpdated (README, Change feed)",
+        "2026-01-01",
+    ),
+    "_type": _param("_type", "query", "System history: only these types", "Flag,Condition"),
     "_sort": _param("_sort", "query", "Sort keys, comma-separated; - for descending", "-date"),
     "_total": _param("_total", "query", "none | estimate | accurate"),
     "_summary": _param("_summary", "query", "true | text | data | count | false"),
