@@ -81,6 +81,7 @@ class Run:
     def __init__(self, job: Job, store: Store, files: Files, runner: str, chunk_rows: int) -> None:
         self.job, self.store, self.files = job, store, files
         self.runner, self.chunk_rows = runner, chunk_rows
+        self.stopping = asyncio.Event()  # set: stop before the next chunk (the server stops)
 
     async def all_parts(
         self, filters: dict[str, list[Query]], shape: Callable[[bytes], bytes] | None
@@ -121,6 +122,8 @@ class Run:
         out = _open_at(self.files.path(self.job.job_id, part.file_name), part.size)
         try:
             while not part.done:
+                if self.stopping.is_set():
+                    raise Lost(self.job.job_id)
                 lines, last, read = await self._chunk(part, wanted, shape)
                 out.write(lines)
                 out.flush()

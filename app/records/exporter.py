@@ -36,6 +36,7 @@ from app.storage import export_jobs, feed
 from app.storage.export_jobs import JobRow
 
 log = logging.getLogger("safeguard.export")
+STOP_SECONDS = 10.0  # how long closing waits for jobs to reach the end of a chunk
 RETRY_AFTER_SECONDS = 2  # what a client polling a running job, or refused one, is told
 CHUNK_ROWS = {"postgresql": 2000, "sqlite": 200}
 FilterQuery = Callable[[str, str], Query]  # (type, query text) -> its search
@@ -67,6 +68,7 @@ class Exporter:
         self._shape = shape
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._supervisor: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     @property
     def chunk_rows(self) -> int:
@@ -78,13 +80,14 @@ class Exporter:
         self._supervisor = asyncio.create_task(self._supervise(), name="export-supervisor")
 
     async def close(self) -> None:
-        """Stop every job this process runs (each resumes later from its last commit)."""
+        """Stop every job this process runs after its current chunk (each resumes later from
+        its last commit). Tasks are not cancelled mid-transaction: they stop between chunks."""
+        self._stopping.set()
         tasks = [t for t in (self._supervisor, *self._tasks.values()) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with suppress(asyncio.CancelledError):
-                await task
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=STOP_SECONDS)
+            for task in late:
+                task.cancel()
         self._supervisor = None
 
     async def kick_off(self, caller: Caller, request_url: str, request: ExportRequest) -> str:
@@ -137,11 +140,9 @@ class Exporter:
             removed = await export_jobs.delete(conn, job_id, client_id)
         if not removed:
             raise NotFound.of(f"export job {job_id} is not known")
-        task = self._tasks.pop(job_id, None)
-        if task is not None:
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
+        task = self._tasks.get(job_id)
+        if task is not None:  # it stops at its next commit, which finds the job gone
+            await asyncio.wait([task], timeout=STOP_SECONDS)
         await asyncio.to_thread(self.files.remove, job_id)
 
     async def file(self, job_id: str, client_id: str, name: str) -> Path:
@@ -166,6 +167,7 @@ class Exporter:
             return
         job = Job.of(row)
         run = export_files.Run(job, self.store, self.files, self.runner, self.chunk_rows)
+        run.stopping = self._stopping
         try:
             filters = {
                 name: [self._filter_query(name, text) for text in texts]
@@ -186,13 +188,14 @@ class Exporter:
         """Resume stale jobs and delete expired ones, now and then."""
         options = self.options
         interval = max(0.05, min(5.0, options.retention_seconds / 4, options.stale_seconds / 2))
-        while True:
+        while not self._stopping.is_set():
             try:
                 await self._resume_stale()
                 await self._expire()
             except Exception as exc:  # the database is unreachable now: the next pass retries
                 log.warning("export jobs not checked: %s", type(exc).__name__)
-            await asyncio.sleep(interval)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), interval)
 
     async def _resume_stale(self) -> None:
         now = now_micros()
@@ -210,6 +213,9 @@ class Exporter:
 
     async def _expire(self) -> None:
         before = now_micros() - self.options.retention_seconds * 1_000_000
+        async with self.store.db.reader() as conn:
+            if not await export_jobs.any_expired(conn, before):
+                return
         async with self.store.db.transaction() as conn:
             expired = await export_jobs.expire(conn, before)
         for job_id in expired:

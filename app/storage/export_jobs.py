@@ -122,6 +122,15 @@ async def delete(conn: Connection, job_id: str, client_id: str) -> bool:
     return row is not None
 
 
+async def any_expired(conn: Connection, before: int) -> bool:
+    """Whether a job ended before `before` (read first, so an idle pass takes no write lock)."""
+    row = await conn.fetchrow(
+        "SELECT 1 FROM export_job WHERE finished_at IS NOT NULL AND finished_at < $1 LIMIT 1",
+        before,
+    )
+    return row is not None
+
+
 async def expire(conn: Connection, before: int) -> list[str]:
     """Remove the jobs that ended before `before`; their ids (whose files go next)."""
     rows = await conn.fetch(
@@ -130,8 +139,3 @@ async def expire(conn: Connection, before: int) -> list[str]:
         before,
     )
     return [row[0] for row in rows]
-
-
-async def all_ids(conn: Connection) -> set[str]:
-    """Every stored job's id (a directory of files without one is left over)."""
-    return {row[0] for row in await conn.fetch("SELECT job_id FROM export_job")}
