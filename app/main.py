@@ -4,6 +4,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -25,7 +26,7 @@ from app.auth.ratelimit import RateLimiter
 from app.auth.tokens import Authority
 from app.clock import instant, now_micros
 from app.errors import FhirError, Invalid, MethodNotAllowed, NotFound
-from app.fhir import dispatch, resources, summary_routes
+from app.fhir import dispatch, export_routes, resources, summary_routes
 from app.fhir.bundles import transactions
 from app.fhir.context import AppContext, Identify, unauthenticated
 from app.fhir.cors import Cors
@@ -38,6 +39,7 @@ from app.fhir.outcomes import error_response
 from app.fhir.presence import Watching
 from app.fhir.routes import ROUTES
 from app.openapi.document import document
+from app.records.exporter import Exporter, ExportOptions
 from app.records.store import Store
 from app.settings import Settings, get_settings
 from app.storage.db import Database, make_database
@@ -99,6 +101,7 @@ def create_app(settings: Settings | None = None, identify: Identify | None = Non
     authority = Authority(settings, database)
     auditor = AuditWriter(database)
     sealer = Sealer(database, settings.audit_seal_interval_seconds)
+    context.exporter = exporter = _exporter(settings, store, context.base)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -113,9 +116,11 @@ def create_app(settings: Settings | None = None, identify: Identify | None = Non
         resources.warm_up()  # before the freeze: built once, never scanned again
         _tune_garbage_collector()
         sealer.start()
+        exporter.start()
         try:
             yield
         finally:
+            await exporter.close()
             authority.close()
             await auditor.close()
             await sealer.close()
@@ -135,6 +140,23 @@ def create_app(settings: Settings | None = None, identify: Identify | None = Non
     _add_handlers(app)
     _add_middleware(app, settings, authority, auditor, authenticate=identify is None)
     return app
+
+
+def _exporter(settings: Settings, store: Store, base: str) -> Exporter:
+    """The bulk export jobs of this process, their type filters parsed as searches are."""
+    options = ExportOptions(
+        Path(settings.export_dir),
+        settings.export_retention,
+        settings.export_max_jobs_per_client,
+        settings.export_chunk_rows,
+        settings.export_stale_seconds,
+    )
+    return Exporter(
+        store,
+        options,
+        lambda resource_type, text: export_routes.filter_query(resource_type, text, base),
+        export_routes.shape,
+    )
 
 
 def _add_middleware(
@@ -187,6 +209,7 @@ def _add_routes(app: FastAPI) -> None:
         *conformance.ROUTES,
         *operation_definitions.ROUTES,
         *summary_routes.ROUTES,
+        *export_routes.ROUTES,
         *terminology.ROUTES,
         *audit_routes.ROUTES,
     ]

@@ -1,11 +1,15 @@
 """Service settings, read from the environment with the SAFEGUARD_ prefix."""
 
+import re
 from functools import lru_cache
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DURATION = re.compile(r"(\d+)\s*([smhd]?)")
+UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class Settings(BaseSettings):
@@ -116,7 +120,44 @@ class Settings(BaseSettings):
         "chain (`safeguard audit verify` reports any left unsealed over a minute); 0: not by "
         "this process (another one, or `safeguard audit seal`, seals).",
     )
+    export_dir: str = Field(
+        default="./data/exports",
+        description="Where bulk $export jobs write their NDJSON files (a directory per job).",
+    )
+    export_retention: int = Field(
+        default=86400,
+        ge=1,
+        description="How long an export's files are kept once the job has ended, then deleted "
+        "with the job: seconds, or a number with a unit s, m, h or d (`24h`).",
+    )
+    export_max_jobs_per_client: int = Field(
+        default=2, ge=1, description="Export jobs in progress per client at once (429 beyond)."
+    )
+    export_chunk_rows: int | None = Field(
+        default=None,
+        ge=1,
+        description="Rows an export job reads per query; None: 2,000 on PostgreSQL, 200 on "
+        "SQLite (whose reads run on the server's event loop).",
+    )
+    export_stale_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="An export job in progress whose runner has committed nothing for this "
+        "long (its server stopped) is taken over by a running server, from its last committed "
+        "position.",
+    )
     log_level: str = "INFO"
+
+    @field_validator("export_retention", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        """A duration as seconds: `86400`, `24h`, `90m`, `30s` or `2d`."""
+        if not isinstance(value, str):
+            return value
+        found = DURATION.fullmatch(value.strip())
+        if found is None:
+            raise ValueError(f"{value!r} is not a duration such as 86400, 24h, 90m or 2d")
+        return int(found.group(1)) * UNIT_SECONDS[found.group(2) or "s"]
 
     @property
     def canonical_base(self) -> str:

@@ -94,13 +94,14 @@ def seal_interval(database_url: str) -> float:
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str) -> Settings:
+def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """Settings for the app under test."""
     return Settings(
         database_url=database_url,
         base_url=BASE,
         max_body_bytes=64 * 1024,
         audit_seal_interval_seconds=seal_interval(database_url),
+        export_dir=str(tmp_path_factory.mktemp("exports")),
     )
 
 

@@ -49,7 +49,7 @@ def interaction_of(method: str, path: str) -> tuple[str, str]:
     if path == "/auth/token":
         return "login", "E"
     parts = [part for part in path[len("/fhir") :].split("/") if part]
-    if parts and parts[-1].startswith("$"):
+    if any(part.startswith("$") for part in parts):  # an operation, its status or files
         return "operation", "E"
     if method in ("GET", "HEAD"):
         return _read_interaction(parts), "R"

@@ -22,6 +22,14 @@ def read_one(
         trail.saw(resource_type, logical_id, patient_id, version)
 
 
+def operation(request: Request, asked: str) -> None:
+    """What an operation was asked for (a path and query below the base, no patient data),
+    for the AuditEvent's query entity."""
+    trail = trail_of(request.scope)
+    if trail is not None:
+        trail.query = asked
+
+
 def held_data_of(request: Request, patient_ids: Iterable[str | None]) -> None:
     """The Patients whose data an answer of many resources holds (the compartments of its
     resources; a Patient is in its own)."""

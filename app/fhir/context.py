@@ -13,6 +13,7 @@ from app.access import Caller
 from app.access.trail import trail_of
 from app.errors import Unauthorized
 from app.flags.codes import Vocabulary, vocabulary
+from app.records.exporter import Exporter
 from app.records.reads import Repository
 from app.records.store import Store
 from app.settings import Settings
@@ -35,6 +36,7 @@ class AppContext:
     store: Store
     identify: Identify = unauthenticated
     capability: bytes = b""
+    exporter: Exporter | None = None  # bulk export jobs (`app.records.exporter`)
     base: str = field(init=False)  # the public FHIR base URL, without a trailing slash
     vocabulary: Vocabulary = field(init=False)  # code systems under the canonical base
 

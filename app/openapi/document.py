@@ -126,7 +126,8 @@ def _operation(path: str, name: str, found: JSON) -> JSON:
         else:
             names.append(param)
     names.extend([*(["_format", "_pretty"] if fhir else []), "X-Request-ID", "X-Correlation-ID"])
-    media, headers = FHIR_JSON if fhir else "application/json", SUCCESS_HEADERS.get(op.schema, ())
+    media = op.media or (FHIR_JSON if fhir else "application/json")
+    headers = op.headers if op.headers is not None else SUCCESS_HEADERS.get(op.schema, ())
     responses = {
         str(s): _response(HTTPStatus(s).phrase, op.schema, media, headers if s < 300 else ())
         for s in op.ok

@@ -15,6 +15,8 @@ class Op:
     errors: tuple[int, ...] = ()
     parameters: tuple[str, ...] = ()
     body: str | None = None  # "create", "update" (examples carry the id), "patch", "parameters"
+    media: str | None = None  # of the success answer, when not FHIR JSON
+    headers: tuple[str, ...] | None = None  # of the success answer, when not the schema's own
 
 
 WRITE = (400, 409, 412, 413, 415, 422)
@@ -42,6 +44,8 @@ TERMINOLOGY_SEARCH = (
     "_total",
     "Prefer-handling",
 )
+EXPORT = ("Prefer-async", "_outputFormat", "_since-export", "_type-export", "_typeFilter")
+EXPORT_STARTED = ("Content-Location",)
 VALIDATE = ("validate-url", "validate-system", "validate-code", "validate-display")
 
 
@@ -146,6 +150,36 @@ OPERATIONS: dict[str, Op] = {
         (400, 404, 412),
         ("summary-identifier",),
     ),
+    **{
+        name: Op(
+            summary,
+            (202,),
+            "OperationOutcome",
+            (400,),
+            (*EXPORT, "_elements"),
+            None,
+            None,
+            EXPORT_STARTED,
+        )
+        for name, summary in (
+            ("export_system", "Bulk export of every type"),
+            ("export_patients", "Bulk export of every Patient and its compartment"),
+        )
+    },
+    "export_status": Op(
+        "Status of a bulk export",
+        (200, 202),
+        "ExportManifest",
+        (),
+        (),
+        None,
+        "application/json",
+        ("X-Progress", "Retry-After"),
+    ),
+    "export_cancel": Op("Cancel a bulk export", (202,), "OperationOutcome", (), (), None, None, ()),
+    "export_file": Op(
+        "Download a bulk export file", (200,), "Ndjson", (), (), None, "application/fhir+ndjson", ()
+    ),
     "_ping": Op("Alive", (200,), "Health"),
     "_status": Op("Ready", (200, 503), "Health"),
 }
@@ -166,6 +200,13 @@ AUDIT = (
 AUDIT_RESULTS = (
     "Values of one parameter are ORed, parameters ANDed. Newest first (_sort=date: oldest "
     "first); the next link pages on. Unknown parameters are ignored and reported."
+)
+EXPORT_KICK_OFF = (
+    "Bulk Data export (https://hl7.org/fhir/uv/bulkdata/STU2/export.html), asynchronous: 202 "
+    "and Content-Location, the status URL to poll. A consistent snapshot as of its "
+    "transactionTime, of what the client may read; a later export with _since=transactionTime "
+    "holds exactly what changed after it. Parameters other than those listed are 400. "
+    "429 when the client already has SAFEGUARD_EXPORT_MAX_JOBS_PER_CLIENT jobs in progress."
 )
 DESCRIPTIONS = {
     "metadata": "The hosted types, their interactions and search parameters.",
@@ -202,6 +243,17 @@ DESCRIPTIONS = {
     "search_audit_events": f"{AUDIT} {AUDIT_RESULTS}",
     "search_audit_events_post": f"{AUDIT} {AUDIT_RESULTS} The form body holds the parameters.",
     "safeguarding_summary_by_identifier": SUMMARY,
+    "export_system": EXPORT_KICK_OFF,
+    "export_patients": f"{EXPORT_KICK_OFF} Only Patients and the resources in their compartments "
+    "(Flag, Condition, RelatedPerson).",
+    "export_status": "Only for the client that asked (404 for any other). While the job runs: "
+    "202 with X-Progress and Retry-After; then 200 with the manifest (transactionTime, request, "
+    "requiresAccessToken, output files with counts, error; with _since, deleted: NDJSON of "
+    "transaction Bundles each deleting one resource). A failed job lists its error file.",
+    "export_cancel": "Stops the job and deletes it and its files (202); 404 for any other client.",
+    "export_file": "One NDJSON file the manifest lists, one resource per line; only for the "
+    "client that asked (404 for any other). Files are deleted SAFEGUARD_EXPORT_RETENTION after "
+    "the job ends.",
     "transaction": "A transaction Bundle is all or nothing: its entries run (DELETE, POST, "
     "PUT/PATCH, GET) in one database transaction, `urn:uuid:` fullUrls and conditional "
     "references become ids, and the first failure is answered alone, naming its entry "

@@ -79,7 +79,8 @@ ERRORS = {
     415: "Content-Type is not application/fhir+json (application/json-patch+json for PATCH)",
     422: "Breaks a rule: a required code binding, an NHS number's check digit or uniqueness "
     "among live Patients, or a reference to a resource that does not exist",
-    429: "Over this client's request rate (SAFEGUARD_RATE_LIMIT_PER_MINUTE); see Retry-After",
+    429: "Over this client's request rate (SAFEGUARD_RATE_LIMIT_PER_MINUTE), or its export jobs in "
+    "progress (SAFEGUARD_EXPORT_MAX_JOBS_PER_CLIENT); see Retry-After",
     500: "Internal error, logged under the request's X-Request-ID; a write may or may not have "
     "been applied: retry with the same X-Request-ID (a UUID) to learn which",
     503: "The database or the audit trail cannot be reached now (see Retry-After): nothing is "
@@ -180,6 +181,14 @@ SCHEMAS: dict[str, JSON] = {
         {"resourceType": {"const": "AuditEvent"}, "id": STRING, "recorded": STRING}
         | {"action": STRING, "outcome": STRING, "agent": OBJECTS, "entity": OBJECTS},
     ),
+    "ExportManifest": _object(
+        "A bulk export's manifest: https://hl7.org/fhir/uv/bulkdata/STU2/export.html"
+        "#response---complete-status",
+        ["transactionTime", "request", "requiresAccessToken", "output", "error"],
+        {"transactionTime": STRING, "request": STRING, "requiresAccessToken": {"type": "boolean"}}
+        | {"output": OBJECTS, "error": OBJECTS, "deleted": OBJECTS},
+    ),
+    "Ndjson": {"type": "string", "description": "One FHIR JSON resource per line"},
     "Health": _object(
         "Service health",
         ["status"],
@@ -197,6 +206,9 @@ HEADERS: dict[str, JSON] = {
     "Last-Modified": _header("When the version was written (RFC 7231 date)"),
     "Location": _header("The version's URL: {base}/{type}/{id}/_history/{version}"),
     "X-Request-ID": _header("The request's X-Request-ID, or one generated for it"),
+    "Content-Location": _header("The export's status URL: {base}/$export-status/{job id}"),
+    "X-Progress": _header("How far the export is", "1 of 3 parts done, 2000 resources written"),
+    "Retry-After": _header("Seconds to wait before polling again", "2"),
 }
 
 
@@ -244,6 +256,24 @@ PARAMETERS: dict[str, JSON] = {
     ),
     "_revinclude": _param(
         "_revinclude", "query", "Type:param[:Target] referring to matches", "Flag:patient"
+    ),
+    "job_id": _param("job_id", "path", "An export job's id, from its status URL"),
+    "file_name": _param("file_name", "path", "A file's name, from the manifest", "Flag.ndjson"),
+    "Prefer-async": _param("Prefer", "header", "respond-async (required)", "respond-async")
+    | {"required": True},
+    "_outputFormat": _param(
+        "_outputFormat", "query", "application/fhir+ndjson (default), application/ndjson, ndjson"
+    ),
+    "_since-export": _param(
+        "_since", "query", "Only resources changed at or after this instant, and a deleted list"
+    ),
+    "_type-export": _param("_type", "query", "Resource types, comma-separated", "Patient,Flag"),
+    "_typeFilter": _param(
+        "_typeFilter",
+        "query",
+        "Type?search: only the resources of that type matching it (current values); "
+        "several for one type are ORed",
+        "Flag?status=active",
     ),
     "validate-url": _param(
         "url",

@@ -105,6 +105,12 @@ def search_sql(query: Query, caller: Caller, max_bytes: int | None = None) -> tu
     return fitting, sql.args
 
 
+def matching_pks_sql(sql: Sql, query: Query) -> str:
+    """A subquery of the pks of the live resources matching `query`'s criteria that `sql`'s
+    caller may see (its own alias `r` shadows any outer one): a bulk export's type filter."""
+    return "SELECT r.pk FROM resource r WHERE " + " AND ".join(_where(sql, query))
+
+
 async def search(repo: Repository, query: Query) -> list[Match]:
     """Matching live resources the caller may see, in page order."""
     text, args = search_sql(query, repo.caller)

@@ -167,7 +167,9 @@ class SqliteDatabase:
                 raise
         finally:
             self._leave_group()
-        await group
+        # Shielded: a unit cancelled while it waits must not cancel the group's shared
+        # future, which every other unit of the group waits on and the commit settles.
+        await asyncio.shield(group)
 
     async def _join_group(self) -> "asyncio.Future[None]":
         """Take the writer; open the group's transaction if there is none."""

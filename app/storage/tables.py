@@ -277,3 +277,23 @@ audit_link = Table(
     Index(None, "audit_id"),
     sqlite_with_rowid=False,  # the key is the row: one B-tree fewer per link
 )
+
+MICROS = "microseconds since epoch, UTC"
+export_job = Table(
+    "export_job",
+    metadata,
+    Column("job_id", String(64), primary_key=True),
+    Column("client_id", String(128), nullable=False, comment="the client that asked"),
+    Column("caller", Text, nullable=False, comment="JSON: the Caller the job reads as"),
+    Column("request", Text, nullable=False, comment="the kick-off URL"),
+    Column("params", Text, nullable=False, comment="JSON: the parsed parameters"),
+    Column("watermark", BigInteger, nullable=False, comment="transactionTime, " + MICROS),
+    Column("status", String(16), nullable=False, comment="in-progress, completed, failed"),
+    Column("progress", Text, nullable=False, comment="JSON: each part's committed position"),
+    Column("runner", String(64), nullable=True, comment="the process running it"),
+    Column("heartbeat", BigInteger, nullable=False, comment="its runner's last commit, " + MICROS),
+    Column("created_at", BigInteger, nullable=False, comment=MICROS),
+    Column("finished_at", BigInteger, nullable=True, comment=MICROS),
+    Index(None, "status", "heartbeat"),
+    Index(None, "client_id", "status"),
+)

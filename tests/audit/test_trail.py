@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 import httpx
+import orjson
 from fastapi import FastAPI
 
 from app.audit.events import INTERACTION, REST
@@ -20,6 +21,7 @@ from tests.audit.trails import (
     stored_events,
 )
 from tests.conftest import BASE, app_context
+from tests.fhir.exports import finished
 from tests.http import create, reference
 from tests.tokens import SYSTEM_CLIENT, bearer
 
@@ -247,3 +249,25 @@ async def test_reads_waiting_together_share_commits(
     assert {a.status_code for a in answers} == {200}
     assert writer.records - records == 40
     assert writer.commits - commits < 40
+
+
+async def test_an_export_kick_off_and_download_record_what_was_asked(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    child = await create(client, f.patient(nhs=f.nhs_number(7003)))
+    started = await client.get(
+        "/$export", params={"_type": "Patient"}, headers={"Prefer": "respond-async"}
+    )
+    assert started.status_code == 202
+    event = await _only_event(app, started)
+    assert (event["subtype"][0]["code"], event["action"]) == ("operation", "E")
+    assert query(event) == "$export?_type=Patient"
+    status = started.headers["Content-Location"]
+    file_url = (await finished(client, status))["output"][0]["url"]
+    polled = await client.get(status)
+    assert (await _only_event(app, polled))["subtype"][0]["code"] == "operation"
+    downloaded = await client.get(file_url)
+    assert downloaded.status_code == 200
+    event = await _only_event(app, downloaded)
+    assert query(event) == file_url.removeprefix(f"{BASE}/")
+    assert child["identifier"][0]["value"] not in orjson.dumps(event).decode()

@@ -140,7 +140,17 @@ def _with_summary(resource: dict[str, Any], canonical_base: str) -> dict[str, An
     if resource["type"] != "Patient":
         return resource
     definition = operation_definitions.summary_definition(canonical_base)["url"]
-    return resource | {"operation": [{"name": "safeguarding-summary", "definition": definition}]}
+    summary = {"name": "safeguarding-summary", "definition": definition}
+    return resource | {"operation": [summary, PATIENT_EXPORT]}
+
+
+# Bulk Data export (https://hl7.org/fhir/uv/bulkdata/STU2/export.html), defined by the IG.
+BULK_DATA = "http://hl7.org/fhir/uv/bulkdata"
+SYSTEM_EXPORT = {"name": "export", "definition": f"{BULK_DATA}/OperationDefinition/export"}
+PATIENT_EXPORT = {
+    "name": "export",
+    "definition": f"{BULK_DATA}/OperationDefinition/patient-export",
+}
 
 
 def security(token_endpoint: str) -> dict[str, Any]:
@@ -175,6 +185,7 @@ def capability_statement(
         "date": published,
         "publisher": "safeguard-fhir",
         "kind": "instance",
+        "instantiates": [f"{BULK_DATA}/CapabilityStatement/bulk-data"],
         "software": {"name": "safeguard-fhir", "version": SOFTWARE_VERSION},
         "implementation": {"description": (description or "").strip(), "url": base_url},
         "fhirVersion": FHIR_VERSION,
@@ -199,6 +210,7 @@ def capability_statement(
                     {"code": "batch"},
                     {"code": "history-system"},
                 ],
+                "operation": [SYSTEM_EXPORT],
             }
         ],
     }

@@ -129,12 +129,30 @@ async def test_includes_declared_are_the_ones_search_accepts(client: httpx.Async
 async def test_patient_names_the_safeguarding_summary_operation(client: httpx.AsyncClient) -> None:
     statement = (await client.get("/metadata")).json()
     resources = {r["type"]: r for r in statement["rest"][0]["resource"]}
-    [operation] = resources["Patient"]["operation"]
+    [operation, export] = resources["Patient"]["operation"]
+    assert export == {
+        "name": "export",
+        "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export",
+    }
     assert operation["name"] == "safeguarding-summary"
     assert operation["definition"].endswith("/OperationDefinition/Patient-safeguarding-summary")
     summary = await client.get(f"/Patient/${operation['name']}", params={"identifier": "x|y"})
     assert summary.status_code == 404  # the operation is routed: no such child
     assert "operation" not in resources["Flag"]
+
+
+async def test_the_system_export_operation_is_declared_and_routed(
+    client: httpx.AsyncClient,
+) -> None:
+    statement = (await client.get("/metadata")).json()
+    assert statement["instantiates"] == [
+        "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"
+    ]
+    [export] = statement["rest"][0]["operation"]
+    assert export["name"] == "export"
+    assert export["definition"].endswith("/OperationDefinition/export")
+    kick_off = await client.get(f"/${export['name']}", headers={"Prefer": "respond-async"})
+    assert kick_off.status_code == 202
 
 
 async def test_audit_events_are_read_and_searched_only_by_the_r4_parameters(

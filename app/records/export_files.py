@@ -1,0 +1,174 @@
+"""One run of an export job: each part's rows streamed from the database to its NDJSON file a
+chunk at a time, the file flushed to disk and then the position committed, so that a run
+taken up again (after a restart) truncates the file to its committed size and goes on from
+the committed key. Files live in a directory per job under `SAFEGUARD_EXPORT_DIR`.
+
+Spec: https://hl7.org/fhir/uv/bulkdata/STU2/export.html#file-request
+"""
+
+import asyncio
+import os
+import re
+import shutil
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from pathlib import Path
+from typing import BinaryIO
+
+import orjson
+
+from app.clock import now_micros
+from app.criteria import Query
+from app.errors import NotFound
+from app.records.export_jobs import COMPLETED, ERROR_FILE, FAILED, Job, Part, progress_json
+from app.records.store import Store
+from app.storage import export_jobs, export_rows
+from app.storage.export_rows import Snapshot
+
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,127}")
+
+
+class Lost(Exception):
+    """The job was cancelled, or another process has taken it over: stop writing."""
+
+
+class FileLost(Exception):
+    """A file is shorter than its committed size (removed or cut): the job cannot resume."""
+
+
+class Files:
+    """The export directory: a directory per job."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def path(self, job_id: str, name: str) -> Path:
+        """Where a job's file is; 404 for names that cannot be one (no path tricks)."""
+        if not (SAFE_NAME.fullmatch(job_id) and SAFE_NAME.fullmatch(name)) or ".." in name:
+            raise NotFound.of("no such export file")
+        return self.directory / job_id / name
+
+    def remove(self, job_id: str) -> None:
+        """Delete a job's directory and every file in it."""
+        if SAFE_NAME.fullmatch(job_id):
+            shutil.rmtree(self.directory / job_id, ignore_errors=True)
+
+
+def _open_at(path: Path, size: int) -> BinaryIO:
+    """The file, for writing from its committed `size` on (anything past it dropped)."""
+    if size == 0:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path.open("wb")
+    if not path.is_file() or path.stat().st_size < size:
+        raise FileLost(path.name)
+    handle = path.open("r+b")
+    handle.truncate(size)
+    handle.seek(size)
+    return handle
+
+
+def _deletion(resource_type: str, logical_id: str) -> bytes:
+    """A line of a `deleted` file: a transaction Bundle deleting one resource
+    (https://hl7.org/fhir/uv/bulkdata/STU2/export.html#bulk-data-delete-request)."""
+    request = {"method": "DELETE", "url": f"{resource_type}/{logical_id}"}
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [{"request": request}]}
+    return orjson.dumps(bundle) + b"\n"
+
+
+class Run:
+    """A job being run by this process."""
+
+    def __init__(self, job: Job, store: Store, files: Files, runner: str, chunk_rows: int) -> None:
+        self.job, self.store, self.files = job, store, files
+        self.runner, self.chunk_rows = runner, chunk_rows
+        self.stopping = asyncio.Event()  # set: stop before the next chunk (the server stops)
+
+    async def all_parts(
+        self, filters: dict[str, list[Query]], shape: Callable[[bytes], bytes] | None
+    ) -> None:
+        """Write every part not yet done, then mark the job completed."""
+        for part in self.job.parts:
+            if not part.done:
+                await self._part(part, filters.get(part.resource_type, ()), shape)
+        for part in self.job.parts:
+            if not part.count:  # nothing to list: no file
+                self.files.path(self.job.job_id, part.file_name).unlink(missing_ok=True)
+        await self._finish(COMPLETED, None)
+
+    async def fail(self, diagnostics: str) -> None:
+        """End the job as failed, its error file saying why."""
+        issue = {"severity": "fatal", "code": "exception", "diagnostics": diagnostics}
+        outcome = orjson.dumps({"resourceType": "OperationOutcome", "issue": [issue]})
+        path = self.files.path(self.job.job_id, ERROR_FILE)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(outcome + b"\n")
+        with suppress(Lost):
+            await self._finish(FAILED, diagnostics)
+
+    def _snapshot(self, part: Part, filters: Sequence[Query]) -> Snapshot:
+        request = self.job.request
+        return Snapshot(
+            part.resource_type,
+            self.job.watermark,
+            request.since,
+            compartments_only=request.kind == "patient",
+            filters=filters,
+        )
+
+    async def _part(
+        self, part: Part, filters: Sequence[Query], shape: Callable[[bytes], bytes] | None
+    ) -> None:
+        wanted = self._snapshot(part, filters)
+        out = _open_at(self.files.path(self.job.job_id, part.file_name), part.size)
+        try:
+            while not part.done:
+                if self.stopping.is_set():
+                    raise Lost(self.job.job_id)
+                lines, last, read = await self._chunk(part, wanted, shape)
+                out.write(lines)
+                out.flush()
+                await asyncio.to_thread(os.fsync, out.fileno())
+                part.after = last if last is not None else part.after
+                part.size += len(lines)
+                part.done = read < self.chunk_rows
+                await self._commit()
+                await asyncio.sleep(0)  # SQLite's reads run on the loop: let requests in
+        finally:
+            out.close()
+
+    async def _chunk(
+        self, part: Part, wanted: Snapshot, shape: Callable[[bytes], bytes] | None
+    ) -> tuple[bytes, int | None, int]:
+        """The next chunk's lines, the last key read and how many rows were read."""
+        async with self.store.reading(self.job.caller) as repo:
+            if part.kind == "deleted":
+                gone = await export_rows.deleted_chunk(repo, wanted, part.after, self.chunk_rows)
+                part.count += len(gone)
+                last = gone[-1][0] if gone else None
+                return b"".join(_deletion(part.resource_type, i) for _, i in gone), last, len(gone)
+            rows = await export_rows.snapshot_chunk(repo, wanted, part.after, self.chunk_rows)
+        bodies = [row.body for row in rows if row.body is not None]
+        part.count += len(bodies)
+        if shape is not None:
+            bodies = [shape(body) for body in bodies]
+        lines = b"".join(body + b"\n" for body in bodies)
+        return lines, rows[-1].key if rows else None, len(rows)
+
+    async def _commit(self) -> None:
+        """Commit the job's progress; Lost if it is no longer this runner's."""
+        progress = progress_json(self.job.parts)
+        async with self.store.db.transaction() as conn:
+            saved = await export_jobs.save_progress(
+                conn, self.job.job_id, self.runner, progress, now_micros()
+            )
+        if not saved:
+            raise Lost(self.job.job_id)
+
+    async def _finish(self, status: str, error: str | None) -> None:
+        progress = progress_json(self.job.parts, error)
+        async with self.store.db.transaction() as conn:
+            ended = await export_jobs.finish(
+                conn, self.job.job_id, self.runner, status, progress, now_micros()
+            )
+        if not ended:
+            raise Lost(self.job.job_id)

@@ -1,0 +1,225 @@
+"""Bulk export jobs as background work: kick-off, status, cancel, and the server process's
+runner, which streams each job's rows to NDJSON files chunk by chunk and commits its position
+after each, so a job survives a restart. It resumes jobs whose runner went quiet (stopped)
+and deletes jobs and files past their retention.
+
+One asyncio task per running job; every query is a short keyset-paged read as the job's
+caller (`storage.export_rows`), and nothing of a file is kept in memory beyond one chunk.
+Spec: https://hl7.org/fhir/uv/bulkdata/STU2/export.html
+"""
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.access import Caller
+from app.clock import now_micros
+from app.criteria import Query
+from app.errors import NotFound, TooManyRequests
+from app.records import export_files
+from app.records.export_jobs import (
+    ERROR_FILE,
+    FAILED,
+    IN_PROGRESS,
+    ExportRequest,
+    Job,
+    caller_json,
+    parts_of,
+    progress_json,
+)
+from app.records.store import Store
+from app.storage import export_jobs, feed
+from app.storage.export_jobs import JobRow
+
+log = logging.getLogger("safeguard.export")
+STOP_SECONDS = 10.0  # how long closing waits for jobs to reach the end of a chunk
+RETRY_AFTER_SECONDS = 2  # what a client polling a running job, or refused one, is told
+CHUNK_ROWS = {"postgresql": 2000, "sqlite": 200}
+FilterQuery = Callable[[str, str], Query]  # (type, query text) -> its search
+Shape = Callable[[bytes, tuple[str, ...]], bytes]  # (resource bytes, _elements) -> bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ExportOptions:
+    """Where files go and how jobs run (`Settings.export_*`)."""
+
+    directory: Path
+    retention_seconds: int = 86400
+    max_jobs_per_client: int = 2
+    chunk_rows: int | None = None
+    stale_seconds: float = 30.0
+
+
+class Exporter:
+    """The export jobs of one server process."""
+
+    def __init__(
+        self, store: Store, options: ExportOptions, filter_query: FilterQuery, shape: Shape
+    ) -> None:
+        self.store = store
+        self.options = options
+        self.runner = uuid.uuid4().hex  # this process, in the rows of the jobs it runs
+        self.files = export_files.Files(options.directory)
+        self._filter_query = filter_query
+        self._shape = shape
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._supervisor: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+
+    @property
+    def chunk_rows(self) -> int:
+        """Rows read per query."""
+        return self.options.chunk_rows or CHUNK_ROWS[self.store.dialect]
+
+    def start(self) -> None:
+        """Start resuming stale jobs and deleting expired ones in the background."""
+        self._supervisor = asyncio.create_task(self._supervise(), name="export-supervisor")
+
+    async def close(self) -> None:
+        """Stop every job this process runs after its current chunk (each resumes later from
+        its last commit). Tasks are not cancelled mid-transaction: they stop between chunks."""
+        self._stopping.set()
+        tasks = [t for t in (self._supervisor, *self._tasks.values()) if t is not None]
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=STOP_SECONDS)
+            for task in late:
+                task.cancel()
+        self._supervisor = None
+
+    async def kick_off(self, caller: Caller, request_url: str, request: ExportRequest) -> str:
+        """Store a new job as of now and start it; its id. 429 when the client has as many
+        jobs in progress as it may."""
+        job_id = uuid.uuid4().hex
+        async with self.store.db.reader() as conn:
+            watermark = await feed.watermark(conn)
+        now = now_micros()
+        row = JobRow(
+            job_id,
+            caller.subject,
+            caller_json(caller),
+            request_url,
+            request.to_json(),
+            watermark,
+            IN_PROGRESS,
+            progress_json(parts_of(request)),
+            self.runner,
+            now,
+            now,
+            None,
+        )
+        limit = self.options.max_jobs_per_client
+        async with self.store.db.transaction() as conn:
+            stored = await export_jobs.insert_within_limit(conn, row, limit)
+        if not stored:
+            raise TooManyRequests(
+                TooManyRequests.of(
+                    f"this client already has {limit} export jobs in progress; "
+                    "wait for one to finish or cancel one",
+                    code="throttled",
+                ).issues,
+                retry_after=RETRY_AFTER_SECONDS,
+            )
+        self._begin(job_id)
+        return job_id
+
+    async def job(self, job_id: str, client_id: str) -> Job:
+        """A client's job; 404 for any other (another client's is as unknown as no job)."""
+        async with self.store.db.reader() as conn:
+            row = await export_jobs.job_of(conn, job_id, client_id)
+        if row is None:
+            raise NotFound.of(f"export job {job_id} is not known")
+        return Job.of(row)
+
+    async def cancel(self, job_id: str, client_id: str) -> None:
+        """Stop a client's job and delete it and its files; 404 if it has none such."""
+        async with self.store.db.transaction() as conn:
+            removed = await export_jobs.delete(conn, job_id, client_id)
+        if not removed:
+            raise NotFound.of(f"export job {job_id} is not known")
+        task = self._tasks.get(job_id)
+        if task is not None:  # it stops at its next commit, which finds the job gone
+            await asyncio.wait([task], timeout=STOP_SECONDS)
+        await asyncio.to_thread(self.files.remove, job_id)
+
+    async def file(self, job_id: str, client_id: str, name: str) -> Path:
+        """The path of a file of a client's ended job that its manifest lists; 404 otherwise."""
+        job = await self.job(job_id, client_id)
+        path = self.files.path(job_id, name)
+        if name not in job.files() or not path.is_file():
+            raise NotFound.of(f"export file {job_id}/{name} is not known")
+        return path
+
+    def _begin(self, job_id: str) -> None:
+        if job_id not in self._tasks:
+            task = asyncio.create_task(self._run(job_id), name=f"export-{job_id}")
+            self._tasks[job_id] = task
+            task.add_done_callback(lambda _: self._tasks.pop(job_id, None))
+
+    async def _run(self, job_id: str) -> None:
+        """Run a job to its end, unless another process takes it or it is cancelled."""
+        async with self.store.db.reader() as conn:
+            row = await export_jobs.job_of(conn, job_id)
+        if row is None or row.status != IN_PROGRESS or row.runner != self.runner:
+            return
+        job = Job.of(row)
+        run = export_files.Run(job, self.store, self.files, self.runner, self.chunk_rows)
+        run.stopping = self._stopping
+        try:
+            filters = {
+                name: [self._filter_query(name, text) for text in texts]
+                for name, texts in job.request.type_filters.items()
+            }
+            elements = job.request.elements
+            await run.all_parts(filters, None if elements is None else self._shaper(elements))
+        except export_files.Lost:
+            return
+        except Exception as exc:  # anything else ends the job as failed, with an error file
+            log.warning("export job %s failed: %s", job_id, type(exc).__name__)
+            await run.fail(f"the export could not be completed ({type(exc).__name__})")
+
+    def _shaper(self, elements: tuple[str, ...]) -> Callable[[bytes], bytes]:
+        return lambda body: self._shape(body, elements)
+
+    async def _supervise(self) -> None:
+        """Resume stale jobs and delete expired ones, now and then."""
+        options = self.options
+        interval = max(0.05, min(5.0, options.retention_seconds / 4, options.stale_seconds / 2))
+        while not self._stopping.is_set():
+            try:
+                await self._resume_stale()
+                await self._expire()
+            except Exception as exc:  # the database is unreachable now: the next pass retries
+                log.warning("export jobs not checked: %s", type(exc).__name__)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), interval)
+
+    async def _resume_stale(self) -> None:
+        now = now_micros()
+        before = now - int(self.options.stale_seconds * 1_000_000)
+        async with self.store.db.reader() as conn:
+            found = await export_jobs.stale(conn, before)
+        for job_id, heartbeat in found:
+            if job_id in self._tasks:
+                continue
+            async with self.store.db.transaction() as conn:
+                taken = await export_jobs.claim(conn, job_id, heartbeat, self.runner, now)
+            if taken:
+                log.info("export job %s resumed", job_id)
+                self._begin(job_id)
+
+    async def _expire(self) -> None:
+        before = now_micros() - self.options.retention_seconds * 1_000_000
+        async with self.store.db.reader() as conn:
+            if not await export_jobs.any_expired(conn, before):
+                return
+        async with self.store.db.transaction() as conn:
+            expired = await export_jobs.expire(conn, before)
+        for job_id in expired:
+            await asyncio.to_thread(self.files.remove, job_id)
+
+
+__all__ = ["ERROR_FILE", "FAILED", "ExportOptions", "Exporter"]
