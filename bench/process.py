@@ -74,9 +74,12 @@ def command(port: int) -> list[str]:
 
 
 @contextmanager
-def serve(database_url: str, workdir: Path, timeout: float = 30.0) -> Iterator[Server]:
+def serve(
+    database_url: str, workdir: Path, timeout: float = 30.0, root: Path = ROOT
+) -> Iterator[Server]:
     """Register the bench client, start the server on a free port, wait until it is ready;
-    stop it however the block ends. Tokens live `LIFETIME` seconds; no rate limit."""
+    stop it however the block ends. Tokens live `LIFETIME` seconds; no rate limit. The server
+    runs the code of the source tree at `root` (this one unless told)."""
     key = register_client(database_url)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != RATE_LIMIT_ENV}
@@ -89,7 +92,7 @@ def serve(database_url: str, workdir: Path, timeout: float = 30.0) -> Iterator[S
     with log.open("wb") as out:
         proc = subprocess.Popen(
             command(port),
-            cwd=ROOT,
+            cwd=root,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
