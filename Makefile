@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SRC := $(wildcard app tests bench migrations)
 
-.PHONY: run test test-reliability lint imports typecheck pytest bench bench-search bench-bundles bench-summary bench-audit bench-feed openapi migrate clean
+.PHONY: run test test-reliability lint imports typecheck pytest bench bench-search bench-bundles bench-summary bench-audit bench-feed bench-export bench-write-cost openapi migrate clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,12 @@ bench-audit: $(STAMP)
 
 bench-feed: $(STAMP)
 	$(BIN)/python -m bench.feed
+
+bench-export: $(STAMP)
+	$(BIN)/python -m bench.export
+
+bench-write-cost: $(STAMP)
+	$(BIN)/python -m bench.write_cost
 
 openapi: $(STAMP)
 	$(BIN)/safeguard openapi > openapi/openapi.json
