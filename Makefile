@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SRC := $(wildcard app tests bench migrations)
 
-.PHONY: run test test-reliability lint imports typecheck pytest bench bench-search bench-bundles bench-summary bench-audit openapi migrate clean
+.PHONY: run test test-reliability lint imports typecheck pytest bench bench-search bench-bundles bench-summary bench-audit bench-feed bench-export bench-write-cost openapi migrate clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,15 @@ bench-summary: $(STAMP)
 
 bench-audit: $(STAMP)
 	$(BIN)/python -m bench.audit_chain
+
+bench-feed: $(STAMP)
+	$(BIN)/python -m bench.feed
+
+bench-export: $(STAMP)
+	$(BIN)/python -m bench.export
+
+bench-write-cost: $(STAMP)
+	$(BIN)/python -m bench.write_cost
 
 openapi: $(STAMP)
 	$(BIN)/safeguard openapi > openapi/openapi.json

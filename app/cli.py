@@ -12,9 +12,13 @@ import orjson
 import typer
 import uvicorn
 import uvicorn.config
+from rich.console import Console
 
 from app.audit import commands as audit_commands
 from app.auth import commands
+from app.bulk_client import command as bulk
+from app.bulk_client.credentials import DEFAULT_SCOPE
+from app.bulk_client.export import ExportRequest
 from app.demo import seeding as demo_seed
 from app.demo.families import MAX_FAMILIES
 from app.demo.population import MAX_SEED
@@ -190,6 +194,40 @@ def token(client: str = typer.Option(..., "--client", help="A client with a loca
     """Print an access token (last line) for a client registered with a local key, such as
     the demo clients; run with the server's settings."""
     typer.echo(_refusing(lambda: commands.local_token(get_settings(), client)))
+
+
+def _listed(values: list[str]) -> tuple[str, ...]:
+    """Values given repeatedly or comma-separated, in order."""
+    return tuple(part.strip() for value in values for part in value.split(",") if part.strip())
+
+
+@cli.command("export")
+def export(
+    server: str = typer.Option(..., help="The FHIR base URL, e.g. http://127.0.0.1:8000/fhir."),
+    out: Path = typer.Option(..., "--out", help="The folder the files are written to."),
+    client_id: str | None = typer.Option(None, "--client-id", help="The client's id (iss)."),
+    key: Path | None = typer.Option(None, help="The client's private key: a JWK or PEM file."),
+    kid: str | None = typer.Option(None, help="The key's kid (PEM: else its thumbprint)."),
+    scope: str = typer.Option(DEFAULT_SCOPE, help="The scopes to ask for."),
+    token_url: str | None = typer.Option(None, help="The token endpoint (else discovered)."),
+    token: str | None = typer.Option(None, envvar="SAFEGUARD_EXPORT_TOKEN", help="A token."),
+    resource_type: list[str] = typer.Option([], "--type", help="_type: types to export."),
+    since: str | None = typer.Option(None, help="_since: only what changed from this instant."),
+    type_filter: list[str] = typer.Option([], help="_typeFilter, e.g. Flag?status=active."),
+    elements: list[str] = typer.Option([], help="_elements: the elements to keep."),
+    patient_level: bool = typer.Option(False, help="Patient/$export: Patients' compartments."),
+    keep: bool = typer.Option(False, help="Leave the files on the server (else DELETE them)."),
+    progress: bool = typer.Option(True, help="Show a progress display on stderr."),
+) -> None:
+    """Run a Bulk Data export against a server and download its files: exit 0 done, 1 done
+    but the manifest lists errors, 2 failed."""
+    request = ExportRequest(
+        patient_level, _listed(resource_type), since, tuple(type_filter), _listed(elements)
+    )
+    options = bulk.Options(
+        server, out, request, token, client_id, key, kid, scope, token_url, keep, progress
+    )
+    raise typer.Exit(bulk.export(options, Console(stderr=True)))
 
 
 audit_cli = typer.Typer(help="The audit trail: its hash chain of AuditEvents.")

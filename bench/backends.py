@@ -27,14 +27,15 @@ def pg_admin_url() -> str:
 
 
 @contextmanager
-def database(backend: str, workdir: Path) -> Iterator[str]:
-    """A migrated database URL for `backend`, removed afterwards."""
+def database(backend: str, workdir: Path, migrate: bool = True) -> Iterator[str]:
+    """A database URL for `backend` (migrated unless told not to), removed afterwards."""
     if backend == "sqlite":
         url = f"sqlite:///{workdir / 'bench.db'}"
-        upgrade(url)
+        if migrate:
+            upgrade(url)
         yield url
         return
-    with postgres_database(pg_admin_url()) as url:
+    with postgres_database(pg_admin_url(), migrate) as url:
         yield url
 
 
@@ -47,8 +48,9 @@ async def _admin(admin_url: str, sql: str) -> None:
 
 
 @contextmanager
-def postgres_database(admin_url: str) -> Iterator[str]:
-    """CREATE a database `safeguard_bench_<hex>`, migrate it, DROP it when done."""
+def postgres_database(admin_url: str, migrate: bool = True) -> Iterator[str]:
+    """CREATE a database `safeguard_bench_<hex>`, migrate it (unless told not to), DROP it
+    when done."""
     name = f"safeguard_bench_{uuid.uuid4().hex[:12]}"
     try:
         asyncio.run(_admin(admin_url, f'CREATE DATABASE "{name}"'))
@@ -56,7 +58,8 @@ def postgres_database(admin_url: str) -> Iterator[str]:
         raise UnavailableError(f"PostgreSQL unreachable at {admin_url}: {exc}") from exc
     try:
         url = admin_url.rsplit("/", 1)[0] + "/" + name
-        upgrade(url)
+        if migrate:
+            upgrade(url)
         yield url
     finally:
         asyncio.run(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

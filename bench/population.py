@@ -135,7 +135,7 @@ class Child:
     given: str
     gender: str
     birth_date: date
-    seed: int  # for the details (address, relatives, condition) drawn while rendering
+    seed: int  # for the details (address, relatives, condition) drawn while rendering: their ids
     flags: tuple[FlagPlan, ...]
 
 
@@ -210,7 +210,7 @@ def plan(patients: int, seed: int = SEED, organisations: int = 300) -> Populatio
                 given=rng.choice(names),
                 gender=gender,
                 birth_date=born,
-                seed=rng.getrandbits(32),
+                seed=rng.getrandbits(128),  # 32 bits collide past ~70,000 children
                 flags=_flags(rng, born, organisations),
             )
         )

@@ -74,9 +74,17 @@ def command(port: int) -> list[str]:
 
 
 @contextmanager
-def serve(database_url: str, workdir: Path, timeout: float = 30.0) -> Iterator[Server]:
+def serve(
+    database_url: str,
+    workdir: Path,
+    timeout: float = 30.0,
+    root: Path = ROOT,
+    environment: dict[str, str] | None = None,
+) -> Iterator[Server]:
     """Register the bench client, start the server on a free port, wait until it is ready;
-    stop it however the block ends. Tokens live `LIFETIME` seconds; no rate limit."""
+    stop it however the block ends. Tokens live `LIFETIME` seconds; no rate limit. The server
+    runs the code of the source tree at `root` (this one unless told), with `environment`
+    added to this process's."""
     key = register_client(database_url)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != RATE_LIMIT_ENV}
@@ -85,11 +93,12 @@ def serve(database_url: str, workdir: Path, timeout: float = 30.0) -> Iterator[S
         BASE_URL_ENV: f"http://{HOST}:{port}/fhir",
         LIFETIME_ENV: str(LIFETIME),
     }
+    env |= environment or {}
     log = workdir / f"server-{port}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
             command(port),
-            cwd=ROOT,
+            cwd=root,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

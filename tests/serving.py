@@ -27,11 +27,12 @@ async def serving(
     http: Implementation = "auto",
     caller: Caller | None = None,
     app: FastAPI | None = None,
+    port: int = 0,
     **changes: Any,
 ) -> AsyncIterator[int]:
     """A real uvicorn server, with `safeguard serve`'s options on `settings` with `changes`
     (and uvicorn's `http` implementation), of `app` or the app of those settings, whose every
-    request is `caller`'s if one is given. Yields its port."""
+    request is `caller`'s if one is given, on `port` (0: any free one). Yields its port."""
     changed = settings.model_copy(update=changes)
     options = uvicorn_options(changed)
     options.pop("log_config")  # the test run keeps its own logging
@@ -39,7 +40,7 @@ async def serving(
     options["timeout_graceful_shutdown"] = WAIT  # a test that fails leaves no request hanging
     if app is None:
         app = create_app(changed, identify=(lambda request: caller) if caller else None)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, **options))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, **options))
     task = asyncio.create_task(server.serve())
     for _ in range(500):  # 5 s at most
         if server.started or task.done():
