@@ -9,12 +9,13 @@ from collections.abc import Sequence
 
 from app.criteria import Query
 from app.errors import Gone, NotFound
-from app.storage import feed, includes, query
+from app.storage import changes, feed, includes, query
 from app.storage import repository as storage
 from app.storage.budgeted import Fitted
+from app.storage.changes import Mark
 from app.storage.includes import Included
 from app.storage.query import Match
-from app.storage.repository import Current, Mark, Repository, Version
+from app.storage.repository import Current, Repository, Version
 
 __all__ = [
     "Current",
@@ -67,7 +68,8 @@ async def history(
     count: int,
     max_bytes: int,
 ) -> tuple[Fitted[Version], Mark]:
-    """Versions newest first, their bodies within `max_bytes`, and the page's mark (its first
+    """Changes newest first (versions, their bodies within `max_bytes`, and deletions for what
+    writes have hidden from the caller: `storage.changes`), and the page's mark (its first
     page's watermark, `app.storage.feed`); an unknown instance is 404.
 
     `after` is the mark of the page before; the first page takes the watermark first. A
@@ -80,7 +82,7 @@ async def history(
         if found is None:
             raise NotFound.of(f"{resource_types[0]}/{logical_id} is not known")
     mark = after or Mark(max(await feed.watermark(repository.conn), since or 0))
-    found_versions = await storage.history(
+    found_versions = await changes.history(
         repository,
         resource_types=resource_types,
         logical_id=logical_id,
