@@ -3,6 +3,7 @@ deletion (`storage.vanishing`, `storage.changes`), and to nobody else: a restric
 a child moving to another authority, an authority's last active Flag about a child ended, a
 record moved to another child."""
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
@@ -238,3 +239,31 @@ async def test_paging_one_entry_at_a_time_across_deletions_skips_and_repeats_not
     assert sorted(everything) == sorted(hidden + mine)
     assert everything.index(mine[0]) < everything.index(mine[1])
     assert await Feed(old, count=1).poll() == await Feed(old).poll()  # whole history too
+
+
+async def test_an_authoritys_last_two_flags_ended_at_once_still_leave_it_deletions(
+    client: httpx.AsyncClient, caller: Caller
+) -> None:
+    """Each write ending one of the two sees the other's outcome (PostgreSQL: one waits for
+    the other's lock on who is responsible for the child), so one of them records the loss."""
+    la = await caller("vlax", "local-authority")
+    await caller("vlay", "local-authority")
+    children, flags = [], []
+    for n in range(4):
+        child = await create(client, _child("vlay", nhs=900 + 10 * n))
+        children.append(child)
+        for code in ("wheelchair-user", "hearing-aid"):
+            made = f.flag(subject=reference(child), code=code, author="Organization/vlax")
+            flags.append(await create(la, made))
+    (feed,) = await _feeds(la)
+    await asyncio.gather(*(_put(la, flag | {"status": "inactive"}) for flag in flags))
+    assert _deleted(await feed.poll()) == {reference(child) for child in children}
+
+
+@pytest.mark.parametrize("cursor", ["1.2.3.2", "1.2.3.1.1", "1.2", "a.2.3"])
+async def test_a_history_cursor_not_issued_here_is_400(
+    client: httpx.AsyncClient, cursor: str
+) -> None:
+    response = await client.get("/_history", params={"_cursor": cursor})
+    assert response.status_code == 400
+    assert response.json()["issue"][0]["expression"] == ["_cursor"]
