@@ -7,6 +7,7 @@ Spec: http://hl7.org/fhir/R4/http.html#read, #vread, #history, #search
 
 from collections.abc import Sequence
 
+from app.clock import LAST_MICROS
 from app.criteria import Query
 from app.errors import Gone, NotFound
 from app.storage import changes, feed, includes, query
@@ -81,7 +82,10 @@ async def history(
         found = await storage.read_current(repository, resource_types[0], logical_id)
         if found is None:
             raise NotFound.of(f"{resource_types[0]}/{logical_id} is not known")
-    mark = after or Mark(max(await feed.watermark(repository.conn), since or 0))
+    mark = after
+    if mark is None:  # a `_since` past the last instant FHIR writes (9999 at -14:00) names it
+        watermark = max(await feed.watermark(repository.conn), since or 0)
+        mark = Mark(min(watermark, LAST_MICROS))
     found_versions = await changes.history(
         repository,
         resource_types=resource_types,
