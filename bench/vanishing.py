@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 
 from app.access import SYSTEM
+from app.auth.clients import local_key_pair, register
 from app.flags.codes import vocabulary
 from app.main import create_app
 from app.settings import Settings
@@ -143,6 +144,16 @@ async def _bench(url: str, rounds: int, writes: int, records: int) -> dict[str, 
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=BASE) as http:
+            private, public = local_key_pair()  # la-x reads as an authority: cascades run
+            await register(
+                app.state.context.store.db,
+                "la-x",
+                "Organization/la-x",
+                "local-authority",
+                "system/*.rs",
+                public,
+                private,
+            )
             bench = Writes(http, records)
             await bench.setup()
             for _ in range(rounds):

@@ -6,7 +6,7 @@ Who loses sight follows from what decides sight of the resource's row before and
 (`access.visibility.losses`): its restricted label, its author, its child, and the Organizations
 responsible for that child. A write that ends a Flag or changes a Patient's responsible authority
 narrows an authority's sight of every resource about the child: each gets a tombstone for it
-(but those it authored, which it still sees).
+(but those it authored, which it still sees), if the Organization has a local-authority client.
 
 Cost: creates record nothing (nobody saw the resource before). An update or delete of a Flag or
 Patient probes its own responsible-Organization index rows once; anything else costs nothing
@@ -43,12 +43,16 @@ _COLUMNS = (
 _ONE = f"INSERT INTO tombstone ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
 _ABOUT = ", ".join(f"'{name}'" for name in ABOUT_A_CHILD)
 # Every resource about a child but the one written, for an authority that no longer sees it.
+# Only for an organisation with a local-authority client: a GP practice ending its Flag about a
+# child makes it no longer "responsible", but none of its clients reads as an authority (a
+# client registered later never held a copy to correct).
 _CASCADE = (
     "INSERT INTO tombstone (resource_type, logical_id, version_id, last_updated, patient_id, "
     "audience_role, audience_org, except_org) SELECT r.resource_type, r.logical_id, "
     "r.version_id, CAST($1 AS BIGINT), r.patient_id, CAST($5 AS VARCHAR(32)), "
     "CAST($2 AS VARCHAR(64)), NULL FROM resource r WHERE r.patient_id = $3 AND r.pk <> $4 "
-    f"AND (r.author_org IS NULL OR r.author_org <> $2) AND r.resource_type IN ({_ABOUT})"
+    "AND (r.author_org IS NULL OR r.author_org <> $2) AND EXISTS (SELECT 1 FROM oauth_client c "
+    f"WHERE c.organisation = $2 AND c.role = $5) AND r.resource_type IN ({_ABOUT})"
 )
 
 

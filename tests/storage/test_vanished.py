@@ -14,8 +14,10 @@ from app.storage.repository import Repository
 from tests import factories as f
 from tests.conftest import BASE, database
 from tests.http import FHIR_JSON, create, reference
+from tests.tokens import bearer
 
 RESTRICTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"}
+JSON = {"content-type": FHIR_JSON}
 AUTHOR = Caller("vanished-h1", "vd-h1", "health")
 
 
@@ -70,3 +72,26 @@ async def test_vanished_lists_what_a_write_hid_from_the_caller_in_the_window(
         Caller("vanished-auditor", "vd-h2", "auditor"),
     ):
         assert await _vanished(app, unaffected, before) == [], unaffected
+
+
+async def test_an_organisation_with_no_authority_client_ending_its_flag_writes_no_tombstone(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """A GP practice's active Flag makes it "responsible" for the child too, but none of its
+    clients reads as a local authority: ending the Flag hides nothing from anyone."""
+    gp = f.organization(name="vd-gp") | {"id": "vd-gp"}
+    assert (await client.put("/Organization/vd-gp", json=gp, headers=JSON)).status_code == 201
+    headers = await bearer(app, "vanished-gp", role="health", organisation="Organization/vd-gp")
+    child = reference(await create(client, f.patient(nhs=f.nhs_number(951))))
+    for _ in range(3):
+        await create(client, f.condition(subject=child))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE, headers=headers) as practice:
+        flag = await create(practice, f.flag(subject=child, author="Organization/vd-gp"))
+        ended = await practice.put(
+            f"/Flag/{flag['id']}", json=flag | {"status": "inactive"}, headers=JSON
+        )
+    assert ended.status_code == 200, ended.text
+    async with database(app).reader() as conn:
+        row = await conn.fetchrow("SELECT count(*) FROM tombstone")
+    assert row is not None and row[0] == 0
