@@ -1,9 +1,10 @@
 """The stored resources as one caller sees them: `Repository` binds a connection to the caller,
 and every storage function takes one, so no statement can be run for nobody in particular.
 
-Reads (this module: a resource, a version, history; `query` and `includes`: searches) filter
-every row through `Sql.visible`. Writes stamp and store a new version with its index rows;
-only the current version of a resource is indexed.
+Reads (this module: a resource, a version; `changes`: history; `query` and `includes`:
+searches) filter every row through `Sql.visible`. Writes stamp and store a new version with its
+index rows; only the current version of a resource is indexed. A write that may hide the
+resource from callers who saw it records who lost sight (`vanishing`), in its transaction.
 """
 
 from dataclasses import dataclass
