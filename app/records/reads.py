@@ -33,6 +33,7 @@ __all__ = [
     "referenced",
     "referencing",
     "search",
+    "vanished",
     "vread",
 ]
 
@@ -96,6 +97,27 @@ async def history(
         max_bytes=max_bytes,
     )
     return found_versions, mark
+
+
+async def vanished(
+    repository: Repository,
+    *,
+    since: int,
+    until: int,
+    resource_types: Sequence[str] | None = None,
+    after: tuple[int, int] | None = None,
+    count: int = 1000,
+) -> list[Version]:
+    """What writes in [since, until) hid from the caller and it still may not see, as deletions,
+    oldest first (`storage.changes.vanished`): a Bulk Data export's `deleted` list."""
+    return await changes.vanished(
+        repository,
+        since=since,
+        until=until,
+        resource_types=resource_types,
+        after=after,
+        count=count,
+    )
 
 
 async def search(repository: Repository, wanted: Query, max_bytes: int) -> Fitted[Match]:
