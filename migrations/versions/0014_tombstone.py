@@ -7,10 +7,8 @@ One row per resource and audience: a role, and the organisation that lost sight 
 the hiding write's lastUpdated (generated) on SQLite. History pages merge these rows with the
 versions on (changed_at, seq).
 
-Numbered 0014 after the export jobs' 0013; it revises 0012 until that one lands here.
-
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 """
 
 from collections.abc import Sequence
@@ -19,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0014"
-down_revision: str | None = "0012"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
