@@ -4,6 +4,9 @@ import time
 from datetime import UTC, datetime
 from functools import lru_cache
 
+# The last microsecond an instant can name (9999-12-31T23:59:59.999999Z).
+LAST_MICROS = 253_402_300_799_999_999
+
 
 def now_micros() -> int:
     """Microseconds since the epoch, UTC."""

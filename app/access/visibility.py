@@ -13,10 +13,17 @@ exist. The rules:
   the resource that confers the responsibility as reference rows of `RESPONSIBLE`, so the
   test is one index probe. A Patient search by exact NHS number sees that Patient too.
 - `auditor`: nothing of the safeguarding record (its own resources come with the audit trail).
+
+A write that hides a resource from callers who could see it just before (a restricted label
+added, a child or a record moving away from an authority, an authority's last active Flag
+about a child ended) leaves them a tombstone (`storage.vanishing`): `losses` says who, from
+what decides sight of the row before and after, and `tombstone_tests` which tombstones reach
+a caller. History shows one as a deletion only while the resource stays hidden from it.
 """
 
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from app.access.caller import Caller
 from app.criteria import Criterion, TokenValue
@@ -26,6 +33,8 @@ RESPONSIBLE = "_responsible"  # index parameter: an Organization responsible for
 CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 RESTRICTED = "R"
 Bind = Callable[[object], str]  # a value -> its placeholder in the statement
+CONFERRING_TYPES = ("Flag", "Patient")  # the types whose rows can make an Organization responsible
+HEALTH, LOCAL_AUTHORITY = "health", "local-authority"  # the roles a tombstone can reach
 
 
 def sees_everything(caller: Caller) -> bool:
@@ -38,8 +47,7 @@ def row_tests(caller: Caller, alias: str, bind: Bind) -> list[str]:
     tests = []
     readable = caller.readable_types
     if readable is not None:
-        marks = ", ".join(bind(name) for name in sorted(readable))
-        tests.append(f"{alias}.resource_type IN ({marks})" if marks else "1 = 0")
+        tests.append(_types_test(alias, sorted(readable), bind))
     if caller.role == "health":
         organisation = bind(caller.organisation)
         tests.append(f"(NOT {alias}.restricted OR {alias}.author_org = {organisation})")
@@ -102,3 +110,64 @@ def finding_by_nhs_number(
     if number is None or not nhs_number_is_valid(number):
         return caller
     return replace(caller, nhs_number=number)
+
+
+@dataclass(frozen=True, slots=True)
+class Sight:
+    """What decides who sees a row of one resource: besides its type, its child, its author, its
+    restricted label, and the Organizations responsible for that child."""
+
+    patient_id: str | None
+    author_org: str | None
+    restricted: bool
+    responsible: frozenset[str] = frozenset()
+
+
+class Audience(NamedTuple):
+    """Who lost sight of a resource: an organisation of a role or, with `organisation` None,
+    every organisation of the role but `but` (None: every one)."""
+
+    role: str
+    organisation: str | None
+    but: str | None = None
+
+
+def losses(resource_type: str, before: Sight, after: Sight) -> list[Audience]:
+    """Who could see a resource with `before` and cannot with `after` (the rules above)."""
+    lost = []
+    if after.restricted and not before.restricted:
+        lost.append(Audience(HEALTH, None, after.author_org))
+    elif after.restricted and before.author_org not in (None, after.author_org):
+        lost.append(Audience(HEALTH, before.author_org))
+    if resource_type != "Organization":
+        seers = _authority_seers(before) - _authority_seers(after)
+        lost.extend(Audience(LOCAL_AUTHORITY, org) for org in sorted(seers))
+    return lost
+
+
+def _authority_seers(sight: Sight) -> set[str]:
+    return {org for org in (sight.author_org, *sight.responsible) if org is not None}
+
+
+def tombstone_tests(caller: Caller, alias: str, bind: Bind) -> list[str] | None:
+    """The SQL tests a `tombstone` row of `alias` must pass to reach `caller`: it names the
+    caller's role and organisation (or every organisation of the role but another), and the
+    caller may read its type; None when no tombstone ever reaches the caller (its role's sight
+    never narrows: `system`, `auditor`)."""
+    if caller.role not in (HEALTH, LOCAL_AUTHORITY) or caller.organisation is None:
+        return None
+    organisation = bind(caller.organisation)
+    tests = [
+        f"{alias}.audience_role = {bind(caller.role)}",
+        f"({alias}.audience_org = {organisation} OR ({alias}.audience_org IS NULL AND "
+        f"({alias}.except_org IS NULL OR {alias}.except_org <> {organisation})))",
+    ]
+    readable = caller.readable_types
+    if readable is not None:
+        tests.append(_types_test(alias, sorted(readable), bind))
+    return tests
+
+
+def _types_test(alias: str, types: Iterable[str], bind: Bind) -> str:
+    marks = ", ".join(bind(name) for name in types)
+    return f"{alias}.resource_type IN ({marks})" if marks else "1 = 0"

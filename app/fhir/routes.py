@@ -197,7 +197,7 @@ async def _history(
     next_url = None
     if found.read > len(versions):
         last = versions[-1]
-        place = f"{mark.watermark}.{last.changed_at}.{last.seq}"
+        place = f"{mark.watermark}.{last.changed_at}.{last.seq}" + (".1" if last.kind else "")
         next_url = bundles.page_url(context.base, path, [*kept, ("_cursor", place)])
     body = bundles.history(
         context.base,

@@ -7,14 +7,16 @@ Spec: http://hl7.org/fhir/R4/http.html#read, #vread, #history, #search
 
 from collections.abc import Sequence
 
+from app.clock import LAST_MICROS
 from app.criteria import Query
 from app.errors import Gone, NotFound
-from app.storage import feed, includes, query
+from app.storage import changes, feed, includes, query
 from app.storage import repository as storage
 from app.storage.budgeted import Fitted
+from app.storage.changes import Mark
 from app.storage.includes import Included
 from app.storage.query import Match
-from app.storage.repository import Current, Mark, Repository, Version
+from app.storage.repository import Current, Repository, Version
 
 __all__ = [
     "Current",
@@ -31,6 +33,7 @@ __all__ = [
     "referenced",
     "referencing",
     "search",
+    "vanished",
     "vread",
 ]
 
@@ -67,7 +70,8 @@ async def history(
     count: int,
     max_bytes: int,
 ) -> tuple[Fitted[Version], Mark]:
-    """Versions newest first, their bodies within `max_bytes`, and the page's mark (its first
+    """Changes newest first (versions, their bodies within `max_bytes`, and deletions for what
+    writes have hidden from the caller: `storage.changes`), and the page's mark (its first
     page's watermark, `app.storage.feed`); an unknown instance is 404.
 
     `after` is the mark of the page before; the first page takes the watermark first. A
@@ -79,8 +83,11 @@ async def history(
         found = await storage.read_current(repository, resource_types[0], logical_id)
         if found is None:
             raise NotFound.of(f"{resource_types[0]}/{logical_id} is not known")
-    mark = after or Mark(max(await feed.watermark(repository.conn), since or 0))
-    found_versions = await storage.history(
+    mark = after
+    if mark is None:  # a `_since` past the last instant FHIR writes (9999 at -14:00) names it
+        watermark = max(await feed.watermark(repository.conn), since or 0)
+        mark = Mark(min(watermark, LAST_MICROS))
+    found_versions = await changes.history(
         repository,
         resource_types=resource_types,
         logical_id=logical_id,
@@ -90,6 +97,27 @@ async def history(
         max_bytes=max_bytes,
     )
     return found_versions, mark
+
+
+async def vanished(
+    repository: Repository,
+    *,
+    since: int,
+    until: int,
+    resource_types: Sequence[str] | None = None,
+    after: tuple[int, int] | None = None,
+    count: int = 1000,
+) -> list[Version]:
+    """What writes in [since, until) hid from the caller and it still may not see, as deletions,
+    oldest first (`storage.changes.vanished`): a Bulk Data export's `deleted` list."""
+    return await changes.vanished(
+        repository,
+        since=since,
+        until=until,
+        resource_types=resource_types,
+        after=after,
+        count=count,
+    )
 
 
 async def search(repository: Repository, wanted: Query, max_bytes: int) -> Fitted[Match]:

@@ -41,10 +41,12 @@ def fitting_sql(
     key: str,
     max_bytes: int,
     live: bool,
+    stored_if: str = "",
 ) -> str:
     """Wrap `limited` (a page of `table`: `columns` but `body`, `body_size` (its length) in its
     place, in `order`) so that `body` is read only for the rows within `max_bytes`; a last
-    column says which rows fit (1) and which did not (0)."""
+    column says which rows fit (1) and which did not (0). `stored_if`: a test of the page's
+    row `p` saying it is a row of `table` (a page may hold others, which have no body)."""
     budget = sql.arg(max_bytes)
     spent = (
         f"COALESCE(SUM(q.body_size) OVER (ORDER BY {_order('q', order)} "
@@ -57,5 +59,6 @@ def fitting_sql(
         f"SELECT {selected}, CASE WHEN {fits} THEN 1 ELSE 0 END AS fits "
         f"FROM (SELECT q.*, {spent} AS spent FROM ({limited}) q) p "
         f"LEFT JOIN {table} {body} ON {body}.{key} = p.{key} AND {fits} AND "
+        f"{stored_if + ' AND ' if stored_if else ''}"
         f"{sql.visible(body, live=live)} ORDER BY {_order('p', order)}"
     )

@@ -1,12 +1,12 @@
 """The stored resources as one caller sees them: `Repository` binds a connection to the caller,
 and every storage function takes one, so no statement can be run for nobody in particular.
 
-Reads (this module: a resource, a version, history; `query` and `includes`: searches) filter
-every row through `Sql.visible`. Writes stamp and store a new version with its index rows;
-only the current version of a resource is indexed.
+Reads (this module: a resource, a version; `changes`: history; `query` and `includes`:
+searches) filter every row through `Sql.visible`. Writes stamp and store a new version with its
+index rows; only the current version of a resource is indexed. A write that may hide the
+resource from callers who saw it records who lost sight (`vanishing`), in its transaction.
 """
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -15,9 +15,9 @@ import orjson
 
 from app.access import Caller
 from app.access.trail import Trail
+from app.access.visibility import RESPONSIBLE, Sight
 from app.clock import instant, now_micros
-from app.storage import budgeted
-from app.storage.budgeted import Fitted
+from app.storage import vanishing
 from app.storage.db import Connection
 from app.storage.indexer import Derived
 from app.storage.statements import Sql, every_live, sees_everything
@@ -62,6 +62,11 @@ class Current(NamedTuple):
     body: bytes | None
     author_org: str | None = None  # the Organization that authored it (access.writing)
     patient_id: str | None = None  # the Patient compartment it is in
+    restricted: bool = False  # labelled restricted (access.visibility)
+
+    def sight(self) -> Sight:
+        """What decides who sees it, but the Organizations responsible for its child."""
+        return Sight(self.patient_id, self.author_org, self.restricted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +82,7 @@ class Version:
     seq: int = 0
     patient_id: str | None = None  # the Patient compartment it is in
     changed_at: int = 0  # when the database stored it (`feed`)
+    kind: int = 0  # in history: 0 a stored version, 1 a tombstone (`storage.vanishing`)
 
 
 @lru_cache(maxsize=256)
@@ -86,7 +92,7 @@ def _read_sql(caller: Caller, dialect: str, lock: bool) -> tuple[str, tuple[Any,
     suffix = " FOR UPDATE" if lock and dialect == "postgresql" else ""
     text = (
         "SELECT r.pk, r.version_id, r.last_updated, r.deleted, r.body, r.author_org, "
-        "r.patient_id "
+        "r.patient_id, r.restricted "
         "FROM resource r "
         f"WHERE r.resource_type = $1 AND r.logical_id = $2 AND {sql.visible('r', live=False)}"
     )
@@ -100,7 +106,12 @@ async def read_current(
     `lock`); None if there is none the caller may see."""
     text, own = _read_sql(repo.caller, repo.conn.dialect, lock)
     row = await repo.conn.fetchrow(text, resource_type, logical_id, *own)
-    return None if row is None else Current(row[0], row[1], row[2], bool(row[3]), *row[4:])
+    if row is None:
+        return None
+    pk, version_id, last_updated, deleted, body, author_org, patient_id, restricted = row
+    return Current(
+        pk, version_id, last_updated, bool(deleted), body, author_org, patient_id, bool(restricted)
+    )
 
 
 async def hidden(repo: Repository, resource_type: str, logical_id: str) -> bool:
@@ -142,7 +153,7 @@ async def read_version(
     row = await repo.conn.fetchrow(
         "SELECT v.version_id, v.last_updated, v.method, v.body, v.patient_id "
         "FROM resource_version v "
-        f"{_as_it_is_now(sql, 'v')} WHERE v.resource_type = {sql.arg(resource_type)} AND "
+        f"{as_it_is_now(sql, 'v')} WHERE v.resource_type = {sql.arg(resource_type)} AND "
         f"v.logical_id = {sql.arg(logical_id)} AND v.version_id = {sql.arg(version_id)} "
         f"AND {sql.visible('v', live=False)}",
         *sql.args,
@@ -152,7 +163,7 @@ async def read_version(
     return Version(logical_id, row[0], row[1], row[2], row[3], patient_id=row[4])
 
 
-def _as_it_is_now(sql: Sql, version: str) -> str:
+def as_it_is_now(sql: Sql, version: str) -> str:
     """A join of each version row to its resource's current row, as the caller may see it: a
     past version is seen only while the resource itself is (one since restricted, or moved
     to a child the caller is not responsible for, hides its earlier versions too). Nothing
@@ -164,60 +175,6 @@ def _as_it_is_now(sql: Sql, version: str) -> str:
         f"JOIN resource {now} ON {now}.resource_type = {version}.resource_type AND "
         f"{now}.logical_id = {version}.logical_id AND {sql.visible(now, live=False)}"
     )
-
-
-class Mark(NamedTuple):
-    """Where a history page stops: the feed's watermark when its first page was read (only
-    changes before it are served), and the (changed_at, seq) of the last change served."""
-
-    watermark: int
-    changed_at: int | None = None
-    seq: int | None = None
-
-
-async def history(
-    repo: Repository,
-    *,
-    resource_types: Sequence[str] | None,
-    logical_id: str | None,
-    since: int | None,
-    mark: Mark,
-    count: int,
-    max_bytes: int,
-) -> Fitted[Version]:
-    """Versions the caller may see, stored before `mark.watermark`, newest first (by the
-    database's `changed_at`, then the change sequence), after `mark`'s last change; their
-    bodies read only while they fit in `max_bytes` (`budgeted`)."""
-    sql = repo.sql()
-    now = _as_it_is_now(sql, "v")
-    where = [sql.visible("v", live=False), f"v.changed_at < {sql.arg(mark.watermark)}"]
-    if resource_types is not None:
-        marks = ", ".join(sql.arg(name) for name in resource_types)
-        where.append(f"v.resource_type IN ({marks})")
-    if logical_id is not None:
-        where.append(f"v.logical_id = {sql.arg(logical_id)}")
-    if since is not None:
-        where.append(f"v.changed_at >= {sql.arg(since)}")
-    if mark.changed_at is not None and mark.seq is not None:
-        where.append(f"(v.changed_at, v.seq) < ({sql.arg(mark.changed_at)}, {sql.arg(mark.seq)})")
-    page = (
-        "SELECT v.logical_id, v.version_id, v.last_updated, v.method, length(v.body) AS "
-        "body_size, v.resource_type, v.seq, v.patient_id, v.changed_at FROM resource_version v "
-        f"{now} WHERE {' AND '.join(where)} ORDER BY v.changed_at DESC, v.seq DESC "
-        f"LIMIT {sql.arg(count)}"
-    )
-    text = budgeted.fitting_sql(
-        sql,
-        page,
-        columns=list(Version.__dataclass_fields__),
-        order=[("changed_at", True), ("seq", True)],
-        table="resource_version",
-        key="seq",
-        max_bytes=max_bytes,
-        live=False,
-    )
-    rows = await repo.conn.fetch(text, *sql.args)
-    return Fitted([Version(*row[:-1]) for row in rows if row[-1]], len(rows))
 
 
 def stamp(resource: dict[str, Any], logical_id: str, version_id: int, micros: int) -> bytes:
@@ -248,6 +205,12 @@ async def save(
     """
     new = _new_version(repo.caller, resource, logical_id, current, method, derived)
     current_pk = None if current is None else current.pk
+    seen = None
+    if current is not None and not current.deleted:  # who saw it may lose sight of it
+        seen = await vanishing.watch(
+            repo.conn, new.resource_type, logical_id, current.pk, current.sight(), _sight(new)
+        )
+    final = final and seen is None
     if repo.conn.dialect == "postgresql":
         rider = _rider(repo, new) if final else None
         pk = await write_postgres(repo.conn, new, current_pk, must_exist, final, rider)
@@ -257,8 +220,19 @@ async def save(
         pk = await write_sqlite(repo.conn, new, current_pk, must_exist)
     if pk is None:
         return None
+    if seen is not None:
+        await vanishing.record(repo.conn, seen, new.version_id, new.last_updated)
     _wrote(repo, new)
     return pk, _version(new)
+
+
+def _sight(new: NewVersion) -> Sight:
+    """What decides who sees a new version: its child, author and label, and the
+    Organizations it makes responsible for its child."""
+    responsible = frozenset(
+        target for param, kind, target in new.index.reference if param == RESPONSIBLE
+    )
+    return Sight(new.patient_id, new.author_org, new.restricted, responsible)
 
 
 def _rider(repo: Repository, new: NewVersion) -> Any:
@@ -343,6 +317,8 @@ async def delete(
     micros = max(now_micros(), current.last_updated + 1)
     version = Version(logical_id, current.version_id + 1, micros, "DELETE", None, resource_type)
     conn = repo.conn
+    before = current.sight()
+    seen = await vanishing.watch(conn, resource_type, logical_id, current.pk, before, before)
     await conn.execute(
         "UPDATE resource SET version_id = $2, last_updated = $3, deleted = $4, body = NULL"
         f"{TOUCHED[conn.dialect]} WHERE pk = $1",
@@ -365,6 +341,8 @@ async def delete(
         repo.caller.subject,
         repo.caller.organisation,
     )
+    if seen is not None:  # the Organizations it made responsible for its child are gone
+        await vanishing.record(conn, seen, version.version_id, micros)
     if repo.trail is not None:
         repo.trail.saw(resource_type, logical_id, current.patient_id, version.version_id)
     return version

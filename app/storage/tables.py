@@ -82,6 +82,38 @@ resource_version = Table(
 )
 
 
+# A write that hides a resource from callers who could see it just before leaves one row per
+# audience: the role and organisation that lost sight of it, or (audience_org null) every
+# organisation of the role but `except_org`; history shows it to them as a deletion while the
+# resource stays hidden from them (`storage.vanishing`, migration 0014).
+tombstone = Table(
+    "tombstone",
+    metadata,
+    Column("seq", SurrogateKey, primary_key=True, autoincrement=True),
+    Column("resource_type", String(64), nullable=False),
+    Column("logical_id", String(64), nullable=False),
+    Column("version_id", Integer, nullable=False, comment="its version when it was hidden"),
+    Column("last_updated", BigInteger, nullable=False, comment="the hiding write's lastUpdated"),
+    Column("patient_id", String(64), nullable=True, comment="Patient compartment, as last seen"),
+    Column("audience_role", String(32), nullable=False, comment="health or local-authority"),
+    Column(
+        "audience_org",
+        String(64),
+        nullable=True,
+        comment="who lost sight; null: every organisation of the role",
+    ),
+    Column(
+        "except_org",
+        String(64),
+        nullable=True,
+        comment="with audience_org null: the one that did not",
+    ),
+    Column("changed_at", BigInteger, nullable=False, comment=CHANGED_AT),
+    Index(None, "changed_at", "seq"),
+    Index(None, "resource_type", "changed_at", "seq"),
+)
+
+
 def _index_table(name: str, *columns: Column[object]) -> Table:
     # No foreign key: index rows are derived data, written and removed only with their
     # resource's version in one statement or transaction; a key check per row is pure cost.

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from app.access import ANONYMOUS
 from app.criteria import Query
-from app.storage import feed, query, repository
+from app.storage import changes, feed, query
 from app.storage.repository import Repository
 from tests import factories as f
 from tests.conftest import database
@@ -46,12 +46,12 @@ async def test_history_reads_bodies_within_the_budget(
 ) -> None:
     ids = await _patients(client, 4)
     async with database(app).reader() as conn:
-        found = await repository.history(
+        found = await changes.history(
             Repository(conn, ANONYMOUS),
             resource_types=("Patient",),
             logical_id=None,
             since=None,
-            mark=repository.Mark(await feed.watermark(conn)),
+            mark=changes.Mark(await feed.watermark(conn)),
             count=10,
             max_bytes=3 * SIZE,
         )

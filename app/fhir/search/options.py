@@ -57,15 +57,17 @@ def offset_cursor(raw: str | None) -> int | None:
     return int(raw)
 
 
-def history_cursor(raw: str | None) -> tuple[int, int, int] | None:
-    """The cursor of a history `next` link (watermark, changed_at, seq); malformed is 400."""
+def history_cursor(raw: str | None) -> tuple[int, int, int, int] | None:
+    """The cursor of a history `next` link (watermark, changed_at, seq, kind): `W.c.s` after a
+    version, `W.c.s.1` after a deletion shown for a resource hidden since; malformed is 400."""
     if raw is None:
         return None
     parts = raw.split(".")
-    if len(parts) != 3 or not all(p.isascii() and p.isdigit() and len(p) <= 18 for p in parts):
+    well_formed = all(p.isascii() and p.isdigit() and len(p) <= 18 for p in parts)
+    if not (well_formed and (len(parts) == 3 or (len(parts) == 4 and parts[3] == "1"))):
         raise Invalid.of("_cursor is not a cursor this server issued", "_cursor")
-    watermark, changed_at, seq = (int(p) for p in parts)
-    return watermark, changed_at, seq
+    watermark, changed_at, seq, kind = (int(p) for p in [*parts, "0"][:4])
+    return watermark, changed_at, seq, kind
 
 
 def history_types(raw: str | None) -> tuple[str, ...] | None:
