@@ -20,7 +20,9 @@ import orjson
 from app.clock import now_micros
 from app.criteria import Query
 from app.errors import NotFound
+from app.records import reads
 from app.records.export_jobs import COMPLETED, ERROR_FILE, FAILED, Job, Part, progress_json
+from app.records.reads import Repository
 from app.records.store import Store
 from app.storage import export_jobs, export_rows
 from app.storage.export_rows import Snapshot
@@ -146,6 +148,8 @@ class Run:
                 part.count += len(gone)
                 last = gone[-1][0] if gone else None
                 return b"".join(_deletion(part.resource_type, i) for _, i in gone), last, len(gone)
+            if part.kind == "hidden":
+                return await self._hidden(repo, part, wanted)
             rows = await export_rows.snapshot_chunk(repo, wanted, part.after, self.chunk_rows)
         bodies = [row.body for row in rows if row.body is not None]
         part.count += len(bodies)
@@ -153,6 +157,28 @@ class Run:
             bodies = [shape(body) for body in bodies]
         lines = b"".join(body + b"\n" for body in bodies)
         return lines, rows[-1].key if rows else None, len(rows)
+
+    async def _hidden(
+        self, repo: Repository, part: Part, wanted: Snapshot
+    ) -> tuple[bytes, int | None, int]:
+        """The next chunk of what writes since `_since` hid from the caller, as deletions
+        (`reads.vanished`); in a Patient export, those in a compartment only."""
+        assert wanted.since is not None
+        hidden = await reads.vanished(
+            repo,
+            since=wanted.since,
+            until=wanted.watermark,
+            resource_types=(part.resource_type,),
+            after=(part.after_at, part.after) if part.after else None,
+            count=self.chunk_rows,
+        )
+        if not hidden:
+            return b"", None, 0
+        part.after_at = hidden[-1].changed_at
+        listed = [v for v in hidden if v.patient_id is not None or not wanted.compartments_only]
+        part.count += len(listed)
+        lines = b"".join(_deletion(part.resource_type, v.logical_id) for v in listed)
+        return lines, hidden[-1].seq, len(hidden)
 
     async def _commit(self) -> None:
         """Commit the job's progress; Lost if it is no longer this runner's."""

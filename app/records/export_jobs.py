@@ -48,28 +48,33 @@ class ExportRequest:
 
 @dataclass(slots=True)
 class Part:
-    """One output file of a job: a type's resources (`output`) or its deletions (`deleted`),
-    and how far it is committed (`after`: the last key read, `size`: bytes in the file)."""
+    """One output file of a job: a type's resources (`output`), its deletions (`deleted`) or
+    what writes hid from the caller (`hidden`, listed with the deletions), and how far it is
+    committed (`after`: the last key read, with `after_at` its changed_at for `hidden`;
+    `size`: bytes in the file)."""
 
-    kind: Literal["output", "deleted"]
+    kind: Literal["output", "deleted", "hidden"]
     resource_type: str
     after: int = 0
     count: int = 0
     size: int = 0
     done: bool = False
+    after_at: int = 0
 
     @property
     def file_name(self) -> str:
         """Its file within the job's directory."""
-        prefix = "deleted-" if self.kind == "deleted" else ""
+        prefix = "" if self.kind == "output" else f"{self.kind}-"
         return f"{prefix}{self.resource_type}.ndjson"
 
 
 def parts_of(request: ExportRequest) -> list[Part]:
-    """The parts a request makes: each type's resources, then (with `_since`) its deletions."""
+    """The parts a request makes: each type's resources, then (with `_since`) its deletions
+    and what was hidden from the caller since."""
     parts = [Part("output", name) for name in request.types]
     if request.since is not None:
         parts += [Part("deleted", name) for name in request.types]
+        parts += [Part("hidden", name) for name in request.types]
     return parts
 
 

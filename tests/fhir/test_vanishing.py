@@ -16,6 +16,7 @@ from app.flags.codes import vocabulary
 from app.storage import repository
 from tests import factories as f
 from tests.conftest import BASE
+from tests.fhir import exports
 from tests.http import FHIR_JSON, create, reference
 from tests.tokens import bearer
 
@@ -267,3 +268,25 @@ async def test_a_history_cursor_not_issued_here_is_400(
     response = await client.get("/_history", params={"_cursor": cursor})
     assert response.status_code == 400
     assert response.json()["issue"][0]["expression"] == ["_cursor"]
+
+
+async def test_an_export_since_lists_what_a_child_moving_away_hid_as_deleted(
+    client: httpx.AsyncClient, caller: Caller
+) -> None:
+    h1 = await caller("vh1", "health")
+    old, stranger = await caller("vlax", "local-authority"), await caller("vlaz", "local-authority")
+    await caller("vlay", "local-authority")
+    child = await create(client, _child("vlax", nhs=840))
+    theirs = await create(h1, f.condition(subject=reference(child)))
+    first = await exports.export(old, _type="Patient,Condition")
+    assert exports.ids((await exports.by_type(old, first))["Condition"]) == {theirs["id"]}
+    await _put(client, child | {"extension": _child("vlay", nhs=840)["extension"]})
+    since = first["transactionTime"]
+    later = await exports.export(old, _type="Patient,Condition", _since=since)
+    assert later["output"] == []
+    listed = [line for item in later["deleted"] for line in await exports.lines(old, item["url"])]
+    assert sorted(e["request"]["url"] for b in listed for e in b["entry"]) == sorted(
+        [reference(child), reference(theirs)]
+    )
+    unseen = await exports.export(stranger, _type="Patient,Condition", _since=since)
+    assert unseen["output"] == [] and unseen["deleted"] == []
