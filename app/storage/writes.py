@@ -21,6 +21,8 @@ from app.storage.statements import every_live
 # On PostgreSQL `changed_at` is the database's clock as the row is stored: its default on
 # insert, and set again on every update (SQLite generates it from last_updated).
 TOUCHED = {"postgresql": ", changed_at = DEFAULT", "sqlite": ""}
+# A version row copied from its resource row takes the same changed_at (SQLite generates it).
+SAME_MOMENT = {"postgresql": ", changed_at", "sqlite": ""}
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,12 +83,14 @@ def _pg_index_inserts() -> tuple[str, int]:
 
 _PG_INDEX_INSERTS, _PG_NEXT_ARG = _pg_index_inserts()
 
+# The version row takes the resource row's changed_at: one moment for both, so a bulk export
+# reading the resource row as of a watermark agrees with the feed reading the version.
 _PG_VERSION = """
 v AS (
   INSERT INTO resource_version
     (resource_type, logical_id, version_id, last_updated, method, body, patient_id, author_org,
-     restricted, client_id, client_org)
-  SELECT $1, $2, $3, $4, $8, $5, $6, $9, $10, $11, $12 FROM r
+     restricted, client_id, client_org, changed_at)
+  SELECT $1, $2, $3, $4, $8, $5, $6, $9, $10, $11, $12, r.changed_at FROM r
 ),"""
 
 _PG_INSERT = """
@@ -94,14 +98,14 @@ WITH r AS (
   INSERT INTO resource (resource_type, logical_id, version_id, last_updated, deleted, body,
     patient_id, owner_org, author_org, restricted)
   SELECT $1, $2, $3, $4, false, $5, $6, $7, $9, $10 WHERE {live}
-  RETURNING pk
+  RETURNING pk, changed_at
 ),"""
 
 _PG_UPDATE = """
 WITH r AS (
   UPDATE resource SET version_id = $3, last_updated = $4, changed_at = DEFAULT,
     deleted = false, body = $5, patient_id = $6, owner_org = COALESCE(owner_org, $7::varchar),
-    author_org = $9, restricted = $10 WHERE pk = ${pk} AND {live} RETURNING pk
+    author_org = $9, restricted = $10 WHERE pk = ${pk} AND {live} RETURNING pk, changed_at
 ),""" + "".join(
     f"\nd_{kind} AS (DELETE FROM {table} WHERE resource_pk IN (SELECT pk FROM r)),"
     for kind, (table, _, _) in INDEX_KINDS.items()
@@ -203,10 +207,12 @@ def _pg_many_sql() -> str:
         "$11::varchar[]) AS u(t, i, v, l, b, p, o, a, s, c, co)),"
         "\nr AS (INSERT INTO resource (resource_type, logical_id, version_id, last_updated, "
         "deleted, body, patient_id, owner_org, author_org, restricted) "
-        "SELECT t, i, v, l, false, b, p, o, a, s FROM u RETURNING pk, resource_type, logical_id),\n"
+        "SELECT t, i, v, l, false, b, p, o, a, s FROM u "
+        "RETURNING pk, resource_type, logical_id, changed_at),\n"
         "v AS (INSERT INTO resource_version (resource_type, logical_id, version_id, last_updated, "
-        "method, body, patient_id, author_org, restricted, client_id, client_org) "
-        "SELECT t, i, v, l, 'POST', b, p, a, s, c, co FROM u),\n"
+        "method, body, patient_id, author_org, restricted, client_id, client_org, changed_at) "
+        "SELECT t, i, v, l, 'POST', b, p, a, s, c, co, r.changed_at FROM u "
+        "JOIN r ON r.resource_type = u.t AND r.logical_id = u.i),\n"
         + ctes
         + "\nSELECT resource_type, logical_id, pk FROM r"
     )

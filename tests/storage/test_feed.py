@@ -2,6 +2,8 @@
 when a poll is answered lies at or after that answer's Bundle.meta.lastUpdated, so the next
 poll from there receives it."""
 
+from typing import Any
+
 import httpx
 from fastapi import FastAPI
 
@@ -11,7 +13,9 @@ from app.records import reads
 from app.storage import feed
 from app.storage.db import Database
 from app.storage.repository import Repository
+from tests import factories as f
 from tests.conftest import database
+from tests.http import create, post_bundle
 
 INSERT_VERSION = (
     "INSERT INTO resource_version (resource_type, logical_id, version_id, last_updated, method, "
@@ -54,3 +58,31 @@ async def test_the_watermark_is_no_later_than_a_running_transactions_changes(
         assert mark <= int(row[0])
     async with db.reader() as reader:
         assert await feed.watermark(reader) > int(row[0])  # committed: nothing holds it back
+
+
+async def test_a_resource_row_and_its_newest_version_share_one_changed_at(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """So an export reading resource rows as of a watermark agrees with the feed's versions."""
+    made = await create(client, f.organization())
+    url = f"/Organization/{made['id']}"
+    assert (await client.put(url, json=made | {"name": "renamed"})).status_code == 200
+    other = await create(client, f.organization(name="gone"))
+    assert (await client.delete(f"/Organization/{other['id']}")).status_code in (200, 204)
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [_created()] * 3}
+    assert (await post_bundle(client, bundle)).status_code == 200
+    async with database(app).reader() as conn:
+        rows = await conn.fetch(
+            "SELECT r.changed_at, v.changed_at FROM resource r JOIN resource_version v ON "
+            "v.resource_type = r.resource_type AND v.logical_id = r.logical_id AND "
+            "v.version_id = r.version_id"
+        )
+    assert len(rows) == 5
+    assert all(row[0] == row[1] for row in rows)
+
+
+def _created() -> dict[str, Any]:
+    return {
+        "resource": f.organization(name="many"),
+        "request": {"method": "POST", "url": "Organization"},
+    }
