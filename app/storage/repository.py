@@ -320,7 +320,6 @@ async def delete(
     conn = repo.conn
     before = current.sight()
     seen = await vanishing.watch(conn, resource_type, logical_id, current.pk, before, before)
-    same = SAME_MOMENT[conn.dialect]
     await conn.execute(
         "UPDATE resource SET version_id = $2, last_updated = $3, deleted = $4, body = NULL"
         f"{TOUCHED[conn.dialect]} WHERE pk = $1",
@@ -333,10 +332,12 @@ async def delete(
     for table in CLAIM_TABLES:
         await conn.execute(f"DELETE FROM {table} WHERE resource_pk = $1", current.pk)
     await conn.execute(
-        "INSERT INTO resource_version (resource_type, logical_id, version_id, last_updated, "
-        f"method, body, patient_id, author_org, restricted, client_id, client_org{same}) SELECT "
-        "resource_type, logical_id, $2, $3, 'DELETE', NULL, patient_id, author_org, restricted, "
-        f"$4, $5{same} FROM resource WHERE pk = $1",
+        (
+            "INSERT INTO resource_version (resource_type, logical_id, version_id, last_updated, "
+            "method, body, patient_id, author_org, restricted, client_id, client_org{same}) "
+            "SELECT resource_type, logical_id, $2, $3, 'DELETE', NULL, patient_id, author_org, "
+            "restricted, $4, $5{same} FROM resource WHERE pk = $1"
+        ).format(same=SAME_MOMENT[conn.dialect]),
         current.pk,
         version.version_id,
         micros,
