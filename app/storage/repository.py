@@ -310,6 +310,15 @@ async def create_all(
     return [(pk, _version(new)) for pk, new in zip(pks, news, strict=True)]
 
 
+# The version a delete writes, copied from the resource row (`{same}`: its changed_at too).
+_DELETION = (
+    "INSERT INTO resource_version (resource_type, logical_id, version_id, last_updated, "
+    "method, body, patient_id, author_org, restricted, client_id, client_org{same}) "
+    "SELECT resource_type, logical_id, $2, $3, 'DELETE', NULL, patient_id, author_org, "
+    "restricted, $4, $5{same} FROM resource WHERE pk = $1"
+)
+
+
 async def delete(
     repo: Repository, resource_type: str, logical_id: str, current: Current
 ) -> Version:
@@ -332,12 +341,7 @@ async def delete(
     for table in CLAIM_TABLES:
         await conn.execute(f"DELETE FROM {table} WHERE resource_pk = $1", current.pk)
     await conn.execute(
-        (
-            "INSERT INTO resource_version (resource_type, logical_id, version_id, last_updated, "
-            "method, body, patient_id, author_org, restricted, client_id, client_org{same}) "
-            "SELECT resource_type, logical_id, $2, $3, 'DELETE', NULL, patient_id, author_org, "
-            "restricted, $4, $5{same} FROM resource WHERE pk = $1"
-        ).format(same=SAME_MOMENT[conn.dialect]),
+        _DELETION.format(same=SAME_MOMENT[conn.dialect]),
         current.pk,
         version.version_id,
         micros,
