@@ -43,10 +43,17 @@ async def snapshot_chunk(
     """The next `limit` resource rows after pk `after`, with their bytes as of the watermark."""
     sql = repo.sql()
     w = sql.arg(wanted.watermark)
-    as_of = (
-        "(SELECT v.{column} FROM resource_version v WHERE v.resource_type = r.resource_type "
+    # The version a resource changed since W had at W, read only if the caller may see that
+    # version itself (an earlier one may have been restricted, or about another child).
+    last_before = (
+        "(SELECT v.seq FROM resource_version v WHERE v.resource_type = r.resource_type "
         f"AND v.logical_id = r.logical_id AND v.changed_at < {w} ORDER BY v.version_id DESC "
         "LIMIT 1)"
+    )
+    seen = sql.alias("s")
+    as_of = (
+        f"(SELECT {seen}.{{column}} FROM resource_version {seen} WHERE {seen}.seq = "
+        f"{last_before} AND {sql.visible(seen, live=False)})"
     )
     body = f"CASE WHEN r.changed_at < {w} THEN r.body ELSE {as_of.format(column='body')} END"
     where = [
