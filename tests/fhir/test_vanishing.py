@@ -261,7 +261,18 @@ async def test_an_authoritys_last_two_flags_ended_at_once_still_leave_it_deletio
     assert _deleted(await feed.poll()) == {reference(child) for child in children}
 
 
-@pytest.mark.parametrize("cursor", ["1.2.3.2", "1.2.3.1.1", "1.2", "a.2.3"])
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "1.2.3.2",
+        "1.2.3.1.1",
+        "1.2",
+        "a.2.3",
+        "999999999999999999.1.1",  # a watermark past the last instant FHIR can write
+        "253402300800000000.1.1",
+        "5.5.1",  # a last change at or after its own watermark
+    ],
+)
 async def test_a_history_cursor_not_issued_here_is_400(
     client: httpx.AsyncClient, cursor: str
 ) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from app.clock import LAST_MICROS
 from app.criteria import SortKey
 from app.errors import Invalid
 from app.normalise import EARLIEST, LATEST
@@ -67,6 +68,8 @@ def history_cursor(raw: str | None) -> tuple[int, int, int, int] | None:
     if not (well_formed and (len(parts) == 3 or (len(parts) == 4 and parts[3] == "1"))):
         raise Invalid.of("_cursor is not a cursor this server issued", "_cursor")
     watermark, changed_at, seq, kind = (int(p) for p in [*parts, "0"][:4])
+    if watermark > LAST_MICROS or changed_at >= watermark:  # never so in a cursor issued here
+        raise Invalid.of("_cursor is not a cursor this server issued", "_cursor")
     return watermark, changed_at, seq, kind
 
 
