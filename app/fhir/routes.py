@@ -13,8 +13,7 @@ from starlette.routing import Route
 
 from app.criteria import Query
 from app.errors import Invalid, NotFound
-from app.fhir import auditing, permissions, wire
-from app.fhir.bundles import assembly as bundles
+from app.fhir import auditing, history, permissions, wire
 from app.fhir.bundles import idempotency
 from app.fhir.context import AppContext, app_context
 from app.fhir.outcomes import information
@@ -145,14 +144,14 @@ async def history_system(request: Request) -> Response:
     """history-system (http://hl7.org/fhir/R4/http.html#history); `_type` limits it."""
     # No scope of its own: the types the caller may not read are left out inside the SQL.
     types = search_options.history_types(request.query_params.get("_type"))
-    return await _history(request, "_history", types, None)
+    return await history.page(request, "_history", types, None)
 
 
 @_route("/{resource_type}/_history", "GET")
 async def history_type(request: Request) -> Response:
     """history-type (http://hl7.org/fhir/R4/http.html#history)."""
     resource_type = _type(request, "history-type")
-    return await _history(request, f"{resource_type}/_history", (resource_type,), None)
+    return await history.page(request, f"{resource_type}/_history", (resource_type,), None)
 
 
 @_route("/{resource_type}/{logical_id}/_history", "GET")
@@ -160,53 +159,7 @@ async def history_instance(request: Request) -> Response:
     """history-instance (http://hl7.org/fhir/R4/http.html#history)."""
     resource_type, logical_id = _instance(request, "history-instance")
     path = f"{resource_type}/{logical_id}/_history"
-    return await _history(request, path, (resource_type,), logical_id)
-
-
-async def _history(
-    request: Request, path: str, types: tuple[str, ...] | None, logical_id: str | None
-) -> Response:
-    """A history page: changes before the first page's watermark, newest first, which the
-    Bundle's meta.lastUpdated names, so `_since=<it>` is the next poll (README, "Change feed").
-    """
-    wire.check_accept(request)
-    context, params = app_context(request), request.query_params
-    count = search_options.page_size(
-        params.get("_count"), context.settings.default_page_size, context.settings.max_page_size
-    )
-    if count == 0:
-        raise Invalid.of("_count=0 is not supported on history", "_count")
-    since = search_options.since(params.get("_since"))
-    cursor = search_options.history_cursor(params.get("_cursor"))
-    async with context.reading(request) as repository:
-        found, mark = await reads.history(
-            repository,
-            resource_types=types,
-            logical_id=logical_id,
-            since=since,
-            after=None if cursor is None else reads.Mark(*cursor),
-            count=count + 1,
-            max_bytes=context.settings.max_response_bytes,
-        )
-    # The page stops early where its bodies would pass max_response_bytes: `next` goes on there.
-    versions = found.rows[:count]
-    if logical_id is not None and types is not None and versions:
-        auditing.read_one(request, types[0], logical_id, versions[0].patient_id)
-    auditing.held_data_of(request, (v.patient_id for v in versions))
-    kept = [(k, v) for k, v in params.multi_items() if k in ("_since", "_count", "_type")]
-    next_url = None
-    if found.read > len(versions):
-        last = versions[-1]
-        place = f"{mark.watermark}.{last.changed_at}.{last.seq}" + (".1" if last.kind else "")
-        next_url = bundles.page_url(context.base, path, [*kept, ("_cursor", place)])
-    body = bundles.history(
-        context.base,
-        versions,
-        self_url=bundles.page_url(context.base, path, params.multi_items()),
-        next_url=next_url,
-        last_updated=mark.watermark,
-    )
-    return wire.json_response(request, body)
+    return await history.page(request, path, (resource_type,), logical_id)
 
 
 @_route("/{resource_type}/{logical_id}/_history/{version}", "GET")
