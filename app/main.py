@@ -107,12 +107,7 @@ def create_app(settings: Settings | None = None, identify: Identify | None = Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await context.store.open()
         await _first_signing_key(database)
-        published = instant(now_micros())
-        context.capability = orjson.dumps(
-            capability_statement(
-                context.base, published, settings.canonical_base, settings.token_endpoint
-            )
-        )
+        context.capability = _capability(context, settings)
         resources.warm_up()  # before the freeze: built once, never scanned again
         _tune_garbage_collector()
         sealer.start()
@@ -140,6 +135,15 @@ def create_app(settings: Settings | None = None, identify: Identify | None = Non
     _add_handlers(app)
     _add_middleware(app, settings, authority, auditor, authenticate=identify is None)
     return app
+
+
+def _capability(context: AppContext, settings: Settings) -> bytes:
+    """The CapabilityStatement, published now."""
+    published = instant(now_micros())
+    statement = capability_statement(
+        context.base, published, settings.canonical_base, settings.token_endpoint
+    )
+    return orjson.dumps(statement)
 
 
 def _exporter(settings: Settings, store: Store, base: str) -> Exporter:
