@@ -27,7 +27,7 @@ import httpx
 
 from app.access import SYSTEM
 from app.clock import instant, now_micros
-from app.storage import repository
+from app.storage import changes, repository
 from app.storage.db import Row, asyncpg_dsn
 from bench import population as pop
 from bench.backends import BACKENDS, UnavailableError, database
@@ -133,11 +133,11 @@ class Recorder:
         return None
 
 
-async def _history_sql(since: int, mark: repository.Mark, count: int) -> tuple[str, list[Any]]:
+async def _history_sql(since: int, mark: changes.Mark, count: int) -> tuple[str, list[Any]]:
     """The statement a system caller's history page runs (text, arguments)."""
     recorder = Recorder()
     repo = repository.Repository(recorder, SYSTEM)
-    await repository.history(
+    await changes.history(
         repo,
         resource_types=None,
         logical_id=None,
@@ -150,15 +150,15 @@ async def _history_sql(since: int, mark: repository.Mark, count: int) -> tuple[s
     return sql, list(args)
 
 
-def _mark_of(next_url: str) -> repository.Mark:
+def _mark_of(next_url: str) -> changes.Mark:
     cursor = parse_qs(urlsplit(next_url).query)["_cursor"][0]
-    watermark, changed_at, seq = (int(part) for part in cursor.split("."))
-    return repository.Mark(watermark, changed_at, seq)
+    watermark, changed_at, seq = (int(part) for part in cursor.split(".")[:3])
+    return changes.Mark(watermark, changed_at, seq)
 
 
 async def explain(url: str, since: int, walk: Walk) -> dict[str, list[str]]:
     """EXPLAIN (ANALYZE, BUFFERS) of the first page's statement and of the last page's."""
-    first = repository.Mark(now_micros())
+    first = changes.Mark(now_micros())
     deep = _mark_of(walk.last_next) if walk.last_next else first
     conn = await asyncpg.connect(asyncpg_dsn(url), server_settings={"jit": "off"})
     plans: dict[str, list[str]] = {}
