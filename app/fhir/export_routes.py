@@ -135,7 +135,8 @@ async def export_patients(request: Request) -> Response:
 
 
 async def export_status(request: Request) -> Response:
-    """Status of a job: 202 while it runs, then its manifest (https://hl7.org/fhir/uv/bulkdata/STU2/export.html#bulk-data-status-request)."""
+    """Status of a job: 202 while it runs, then its manifest, or 500 with an OperationOutcome
+    if it failed (https://hl7.org/fhir/uv/bulkdata/STU2/export.html#bulk-data-status-request)."""
     context = app_context(request)
     caller = context.caller(request)
     job_id = request.path_params["job_id"]

@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 from collections.abc import Callable, Sequence
-from contextlib import suppress
 from pathlib import Path
 from typing import BinaryIO
 
@@ -21,7 +20,7 @@ from app.clock import now_micros
 from app.criteria import Query
 from app.errors import NotFound
 from app.records import reads
-from app.records.export_jobs import COMPLETED, ERROR_FILE, FAILED, Job, Part, progress_json
+from app.records.export_jobs import Job, Part, progress_json
 from app.records.reads import Repository
 from app.records.store import Store
 from app.storage import export_jobs, export_rows
@@ -95,17 +94,7 @@ class Run:
         for part in self.job.parts:
             if not part.count:  # nothing to list: no file
                 self.files.path(self.job.job_id, part.file_name).unlink(missing_ok=True)
-        await self._finish(COMPLETED, None)
-
-    async def fail(self, diagnostics: str) -> None:
-        """End the job as failed, its error file saying why."""
-        issue = {"severity": "fatal", "code": "exception", "diagnostics": diagnostics}
-        outcome = orjson.dumps({"resourceType": "OperationOutcome", "issue": [issue]})
-        path = self.files.path(self.job.job_id, ERROR_FILE)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(outcome + b"\n")
-        with suppress(Lost):
-            await self._finish(FAILED, diagnostics)
+        await self._complete()
 
     def _snapshot(self, part: Part, filters: Sequence[Query]) -> Snapshot:
         request = self.job.request
@@ -190,11 +179,11 @@ class Run:
         if not saved:
             raise Lost(self.job.job_id)
 
-    async def _finish(self, status: str, error: str | None) -> None:
-        progress = progress_json(self.job.parts, error)
+    async def _complete(self) -> None:
+        progress = progress_json(self.job.parts)
         async with self.store.db.transaction() as conn:
-            ended = await export_jobs.finish(
-                conn, self.job.job_id, self.runner, status, progress, now_micros()
+            ended = await export_jobs.complete(
+                conn, self.job.job_id, self.runner, progress, now_micros()
             )
         if not ended:
             raise Lost(self.job.job_id)
