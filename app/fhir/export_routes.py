@@ -160,7 +160,7 @@ async def export_file(request: Request) -> Response:
     caller = app_context(request).caller(request)
     job_id, name = request.path_params["job_id"], request.path_params["file_name"]
     auditing.operation(request, f"$export-file/{job_id}/{name}")
-    path = await _exporter(request).file(job_id, caller.subject, name)
+    path = await _exporter(request).file(job_id, caller, name)
     return FileResponse(path, media_type=NDJSON)
 
 

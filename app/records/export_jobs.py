@@ -145,11 +145,11 @@ class Job:
             row.finished_at,
         )
 
-    def files(self) -> set[str]:
-        """The names of the files a client may download: those the manifest lists."""
+    def part_named(self, name: str) -> Part | None:
+        """The part whose file the manifest lists under this name, if any."""
         if self.status != COMPLETED:
-            return set()
-        return {part.file_name for part in self.parts if part.count}
+            return None
+        return next((p for p in self.parts if p.count and p.file_name == name), None)
 
     def progress_text(self) -> str:
         """What `X-Progress` says while it runs."""

@@ -157,14 +157,18 @@ class Exporter:
             await asyncio.wait([task], timeout=STOP_SECONDS)
         await asyncio.to_thread(self.files.remove, job_id)
 
-    async def file(self, job_id: str, client_id: str, name: str) -> Path:
-        """The path of a file of a client's completed job that its manifest lists; 404 otherwise."""
-        row = await self._row(job_id, client_id)
-        if row.status != COMPLETED:
+    async def file(self, job_id: str, caller: Caller, name: str) -> Path:
+        """The path of a file of the caller's client's completed job that its manifest lists,
+        of a type the caller's own token may read (a narrower token of the same client may
+        not have every file); 404 otherwise."""
+        row = await self._row(job_id, caller.subject)
+        job = _decoded(row) if row.status == COMPLETED else None
+        part = None if job is None else job.part_named(name)
+        readable = caller.readable_types
+        if part is None or (readable is not None and part.resource_type not in readable):
             raise NotFound.of(f"export file {job_id}/{name} is not known")
-        job = _decoded(row)
         path = self.files.path(job_id, name)
-        if name not in job.files() or not path.is_file():
+        if not await asyncio.to_thread(path.is_file):
             raise NotFound.of(f"export file {job_id}/{name} is not known")
         return path
 

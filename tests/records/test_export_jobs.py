@@ -20,11 +20,12 @@ from app.registry import RESOURCE_TYPES
 from app.settings import Settings
 from app.storage import export_jobs
 from tests import factories as f
+from tests.callers import app_client_for
 from tests.conftest import BASE, database
 from tests.fhir.exports import by_type, export, finished, ids, kick_off, lines, status_url
 from tests.http import FHIR_JSON, client_with, create, reference
 from tests.records.stored_jobs import file_path, first_line, job_row
-from tests.tokens import bearer
+from tests.tokens import SYSTEM_CLIENT, bearer
 
 TYPES = frozenset(RESOURCE_TYPES)
 RESPONSIBLE = f"{BASE}/StructureDefinition/responsible-local-authority"
@@ -47,6 +48,22 @@ async def test_only_the_client_that_asked_reaches_its_job(
     unknown = url.rsplit("/", 1)[0] + "/0123456789abcdef"
     assert (await client.get(unknown)).status_code == 404
     assert (await client.get(file_url.rsplit("/", 1)[0] + "/..%2Fsafeguard.db")).status_code == 404
+
+
+async def test_a_narrower_token_of_the_same_client_gets_only_the_files_it_may_read(
+    settings: Settings, client: httpx.AsyncClient
+) -> None:
+    child = await create(client, f.patient())
+    await create(client, f.flag(subject=reference(child)))
+    manifest = await export(client, _type="Patient,Flag")
+    urls = {item["type"]: item["url"] for item in manifest["output"]}
+    narrower = caller_for(
+        SYSTEM_CLIENT, "Organization/test-org", "system", parse("system/Patient.rs", TYPES), TYPES
+    )
+    async with app_client_for(settings, narrower) as patients_only:
+        assert (await patients_only.get(urls["Flag"])).status_code == 404
+        assert await lines(patients_only, urls["Patient"]) == [child]
+    assert (await client.get(urls["Flag"])).status_code == 200
 
 
 @pytest.fixture
