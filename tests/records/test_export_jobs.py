@@ -130,6 +130,19 @@ async def test_a_client_over_its_limit_of_jobs_is_429(
     assert (await client.get("/$export", headers=other | _async())).status_code == 202
 
 
+async def test_simultaneous_kick_offs_never_pass_the_limit(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    async def kick_off_one(client_id: str) -> bool:
+        async with database(app).transaction() as conn:
+            return await export_jobs.insert_within_limit(conn, job_row("r", client_id=client_id), 2)
+
+    for round_number in range(5):
+        client_id = f"client-{round_number}"
+        stored = await asyncio.gather(*(kick_off_one(client_id) for _ in range(8)))
+        assert sum(stored) == 2
+
+
 def _async() -> dict[str, str]:
     return {"Prefer": "respond-async"}
 
