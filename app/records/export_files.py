@@ -68,6 +68,13 @@ def _open_at(path: Path, size: int) -> BinaryIO:
     return handle
 
 
+def _write_synced(out: BinaryIO, lines: bytes) -> None:
+    """Append a chunk and make it durable, before its position is committed."""
+    out.write(lines)
+    out.flush()
+    os.fsync(out.fileno())
+
+
 def _deletion(resource_type: str, logical_id: str) -> bytes:
     """A line of a `deleted` file: a transaction Bundle deleting one resource
     (https://hl7.org/fhir/uv/bulkdata/STU2/export.html#bulk-data-delete-request)."""
@@ -91,10 +98,14 @@ class Run:
         for part in self.job.parts:
             if not part.done:
                 await self._part(part, filters.get(part.resource_type, ()), shape)
-        for part in self.job.parts:
-            if not part.count:  # nothing to list: no file
-                self.files.path(self.job.job_id, part.file_name).unlink(missing_ok=True)
+        await asyncio.to_thread(self._drop_empty)
         await self._complete()
+
+    def _drop_empty(self) -> None:
+        """Remove the files of parts with nothing to list (the manifest names none)."""
+        for part in self.job.parts:
+            if not part.count:
+                self.files.path(self.job.job_id, part.file_name).unlink(missing_ok=True)
 
     def _snapshot(self, part: Part, filters: Sequence[Query]) -> Snapshot:
         request = self.job.request
@@ -110,15 +121,14 @@ class Run:
         self, part: Part, filters: Sequence[Query], shape: Callable[[bytes], bytes] | None
     ) -> None:
         wanted = self._snapshot(part, filters)
-        out = _open_at(self.files.path(self.job.job_id, part.file_name), part.size)
+        path = self.files.path(self.job.job_id, part.file_name)
+        out = await asyncio.to_thread(_open_at, path, part.size)
         try:
             while not part.done:
                 if self.stopping.is_set():
                     raise Lost(self.job.job_id)
                 lines, last, read = await self._chunk(part, wanted, shape)
-                out.write(lines)
-                out.flush()
-                await asyncio.to_thread(os.fsync, out.fileno())
+                await asyncio.to_thread(_write_synced, out, lines)
                 part.after = last if last is not None else part.after
                 part.size += len(lines)
                 part.done = read < self.chunk_rows

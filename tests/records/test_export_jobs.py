@@ -3,9 +3,11 @@ authority exports only its children, clients are limited in jobs at once, cancel
 retention remove files, and a job left in progress by a stopped server is resumed or failed."""
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import BinaryIO
 
 import httpx
 import pytest
@@ -15,6 +17,7 @@ from app.access import Role, caller_for
 from app.access.scopes import parse
 from app.clock import now_micros
 from app.main import create_app
+from app.records import export_files
 from app.records.export_jobs import Part
 from app.registry import RESOURCE_TYPES
 from app.settings import Settings
@@ -208,3 +211,42 @@ async def test_a_job_another_server_is_running_is_left_to_it(
     async with client_with(settings) as other:
         await asyncio.sleep(0.2)
         assert (await other.get(f"/$export-status/{running.job_id}")).status_code == 202
+
+
+class _Watched:
+    """A job's file whose every write is noted with the thread it ran on."""
+
+    def __init__(self, handle: BinaryIO, threads: list[int]) -> None:
+        self.handle, self.threads = handle, threads
+
+    def write(self, data: bytes) -> int:
+        self.threads.append(threading.get_ident())
+        return self.handle.write(data)
+
+    def flush(self) -> None:
+        self.threads.append(threading.get_ident())
+        self.handle.flush()
+
+    def fileno(self) -> int:
+        return self.handle.fileno()
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+async def test_a_job_opens_writes_and_syncs_its_files_off_the_event_loop(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[int] = []
+    opening = export_files._open_at
+
+    def watched_open(path: Path, size: int) -> _Watched:
+        threads.append(threading.get_ident())
+        return _Watched(opening(path, size), threads)
+
+    monkeypatch.setattr(export_files, "_open_at", watched_open)
+    child = await create(client, f.patient())
+    manifest = await export(client, _type="Patient")
+    assert await lines(client, manifest["output"][0]["url"]) == [child]
+    assert len(threads) == 3  # open, write, flush
+    assert threading.get_ident() not in threads
