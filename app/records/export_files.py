@@ -7,6 +7,7 @@ Spec: https://hl7.org/fhir/uv/bulkdata/STU2/export.html#file-request
 """
 
 import asyncio
+import logging
 import os
 import re
 import shutil
@@ -26,6 +27,7 @@ from app.records.store import Store
 from app.storage import export_jobs, export_rows
 from app.storage.export_rows import Snapshot
 
+log = logging.getLogger("safeguard.export")
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,127}")
 
 
@@ -53,6 +55,22 @@ class Files:
         """Delete a job's directory and every file in it."""
         if SAFE_NAME.fullmatch(job_id):
             shutil.rmtree(self.directory / job_id, ignore_errors=True)
+
+    def remove_orphans(self, job_ids: set[str], before: float) -> list[str]:
+        """Delete the directories of no job in `job_ids` last changed before `before` (a
+        time.time()): left by a crash between a job's deletion and its files', or made again
+        by a runner as another process cancelled its job. Their names."""
+        if not self.directory.is_dir():
+            return []
+        removed = []
+        for entry in self.directory.iterdir():
+            name = entry.name
+            if name in job_ids or not SAFE_NAME.fullmatch(name) or not entry.is_dir():
+                continue
+            if entry.stat().st_mtime < before:
+                self.remove(name)
+                removed.append(name)
+        return removed
 
 
 def _open_at(path: Path, size: int) -> BinaryIO:
@@ -84,22 +102,51 @@ def _deletion(resource_type: str, logical_id: str) -> bytes:
 
 
 class Run:
-    """A job being run by this process."""
+    """A job being run by this process. Its heartbeat moves every `stale_seconds / 4` from a
+    task of its own, however long a chunk takes, and the run renews it and checks it still
+    owns the job right before opening or writing a file: another process takes a job over
+    only once its heartbeat is `stale_seconds` old, so no file is written by two."""
 
-    def __init__(self, job: Job, store: Store, files: Files, runner: str, chunk_rows: int) -> None:
+    def __init__(
+        self, job: Job, store: Store, files: Files, runner: str, chunk_rows: int, stale: float
+    ) -> None:
         self.job, self.store, self.files = job, store, files
-        self.runner, self.chunk_rows = runner, chunk_rows
+        self.runner, self.chunk_rows, self.stale_seconds = runner, chunk_rows, stale
         self.stopping = asyncio.Event()  # set: stop before the next chunk (the server stops)
 
     async def all_parts(
         self, filters: dict[str, list[Query]], shape: Callable[[bytes], bytes] | None
     ) -> None:
         """Write every part not yet done, then mark the job completed."""
-        for part in self.job.parts:
-            if not part.done:
-                await self._part(part, filters.get(part.resource_type, ()), shape)
+        beating = asyncio.create_task(self._keep_beating(), name=f"beat-{self.job.job_id}")
+        try:
+            for part in self.job.parts:
+                if not part.done:
+                    await self._part(part, filters.get(part.resource_type, ()), shape)
+        finally:
+            beating.cancel()
         await asyncio.to_thread(self._drop_empty)
         await self._complete()
+
+    async def _keep_beating(self) -> None:
+        """Move the heartbeat while chunks run, until the run ends or loses the job."""
+        while True:
+            await asyncio.sleep(self.stale_seconds / 4)
+            try:
+                if not await self._beat():
+                    return
+            except Exception as exc:  # the database is unreachable now: the next beat retries
+                log.warning("export job %s: no heartbeat (%s)", self.job.job_id, type(exc).__name__)
+
+    async def _beat(self) -> bool:
+        async with self.store.db.transaction() as conn:
+            return await export_jobs.beat(conn, self.job.job_id, self.runner, now_micros())
+
+    async def _own(self) -> None:
+        """Renew the heartbeat before touching a file; Lost if the job is gone or another's
+        (a cancelled job's directory is not made again)."""
+        if not await self._beat():
+            raise Lost(self.job.job_id)
 
     def _drop_empty(self) -> None:
         """Remove the files of parts with nothing to list (the manifest names none)."""
@@ -122,12 +169,14 @@ class Run:
     ) -> None:
         wanted = self._snapshot(part, filters)
         path = self.files.path(self.job.job_id, part.file_name)
+        await self._own()
         out = await asyncio.to_thread(_open_at, path, part.size)
         try:
             while not part.done:
                 if self.stopping.is_set():
                     raise Lost(self.job.job_id)
                 lines, last, read = await self._chunk(part, wanted, shape)
+                await self._own()
                 await asyncio.to_thread(_write_synced, out, lines)
                 part.after = last if last is not None else part.after
                 part.size += len(lines)

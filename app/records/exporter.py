@@ -10,6 +10,7 @@ Spec: https://hl7.org/fhir/uv/bulkdata/STU2/export.html
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from contextlib import suppress
@@ -40,6 +41,7 @@ STOP_SECONDS = 10.0  # how long closing waits for jobs to reach the end of a chu
 RETRY_AFTER_SECONDS = 2  # what a client polling a running job, or refused one, is told
 CHUNK_ROWS = {"postgresql": 2000, "sqlite": 200}
 MAX_RESUMES = 3  # takeovers of a job whose runner stopped; the next one fails it
+ORPHAN_STALE_TIMES = 10  # a directory no job owns goes once this many stale_seconds old
 FilterQuery = Callable[[str, str], Query]  # (type, query text) -> its search
 Shape = Callable[[bytes, tuple[str, ...]], bytes]  # (resource bytes, _elements) -> bytes
 
@@ -52,7 +54,11 @@ class ExportOptions:
     retention_seconds: int = 86400
     max_jobs_per_client: int = 2
     chunk_rows: int | None = None
-    stale_seconds: float = 30.0
+    stale_seconds: float = 30.0  # > 0, and well above the time a chunk takes
+
+    def __post_init__(self) -> None:
+        if self.stale_seconds <= 0:
+            raise ValueError("stale_seconds must be above 0 (well above a chunk's time)")
 
 
 class Exporter:
@@ -197,7 +203,9 @@ class Exporter:
             await self._fail(job_id, _diagnostics(exc))
 
     async def _work(self, job: Job) -> None:
-        run = export_files.Run(job, self.store, self.files, self.runner, self.chunk_rows)
+        run = export_files.Run(
+            job, self.store, self.files, self.runner, self.chunk_rows, self.options.stale_seconds
+        )
         run.stopping = self._stopping
         filters = {
             name: [self._filter_query(name, text) for text in texts]
@@ -230,6 +238,7 @@ class Exporter:
             try:
                 await self._resume_stale()
                 await self._expire()
+                await self._remove_orphans()
             except Exception as exc:  # the database is unreachable now: the next pass retries
                 log.warning("export jobs not checked: %s", type(exc).__name__)
             with suppress(TimeoutError):
@@ -248,6 +257,16 @@ class Exporter:
             if taken:
                 log.info("export job %s resumed", job_id)
                 self._begin(job_id)
+
+    async def _remove_orphans(self) -> None:
+        """Remove directories under the export directory that no job owns, past a grace
+        period (longer than any runner may take between checking its job and writing)."""
+        async with self.store.db.reader() as conn:
+            owned = await export_jobs.job_ids(conn)
+        before = time.time() - ORPHAN_STALE_TIMES * self.options.stale_seconds
+        removed = await asyncio.to_thread(self.files.remove_orphans, owned, before)
+        if removed:
+            log.info("%d export directories without a job removed", len(removed))
 
     async def _expire(self) -> None:
         before = now_micros() - self.options.retention_seconds * 1_000_000
