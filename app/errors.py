@@ -18,7 +18,8 @@ FhirError                    500 (never raised on purpose)
  +-- TooManyRequests         429  over the client's request rate (with Retry-After)
  +-- ClientClosedRequest     499  the client went away before its answer (never seen by it)
  +-- Unavailable             503  the database or the audit trail cannot be reached now
-      +-- OutcomeUnknown          the connection broke while a write was committing
+ |    +-- OutcomeUnknown          the connection broke while a write was committing
+ +-- ExportFailed            500  a bulk export job ended in failure (its status, not retried)
 WriteConflict                storage-level: a concurrent writer won; the write is retried
 """
 
@@ -195,6 +196,18 @@ class OutcomeUnknown(Unavailable):
             "X-Request-ID (a UUID) to learn which"
         )
         return cls([Issue(text, "transient")])
+
+
+class ExportFailed(FhirError):
+    """A bulk export job failed as a whole (500, code `processing`: not transient, so a
+    client does not poll again); https://hl7.org/fhir/uv/bulkdata/STU2/export.html#response---error-status-1"""
+
+    default_code = "processing"
+
+    @classmethod
+    def because(cls, diagnostics: str) -> "ExportFailed":
+        """The error of a job that failed for this reason."""
+        return cls([Issue(diagnostics, cls.default_code, severity="fatal")])
 
 
 class WriteConflict(Exception):

@@ -141,10 +141,11 @@ class Settings(BaseSettings):
     )
     export_stale_seconds: float = Field(
         default=30.0,
-        ge=0,
-        description="An export job in progress whose runner has committed nothing for this "
-        "long (its server stopped) is taken over by a running server, from its last committed "
-        "position.",
+        gt=0,
+        description="An export job in progress whose runner's heartbeat has not moved for "
+        "this long (its server stopped) is taken over by a running server, from its last "
+        "committed position. Above 0, and well above the time one chunk takes to read and "
+        "write (the heartbeat moves every quarter of it).",
     )
     log_level: str = "INFO"
 

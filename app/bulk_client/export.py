@@ -25,6 +25,12 @@ from app.bulk_client.credentials import ClientError, Credentials
 
 FHIR_JSON = "application/fhir+json"
 RETRY_STATUSES = (429, 500, 502, 503, 504)  # the job may still be fine: ask again later
+# IssueType codes under `transient`: a status poll answered with one of these (or with no
+# OperationOutcome) is asked again; any other 4XX/5XX outcome means the export failed
+# (https://hl7.org/fhir/uv/bulkdata/STU2/export.html#response---error-status-1)
+TRANSIENT_CODES = frozenset(
+    {"transient", "lock-error", "no-store", "exception", "timeout", "incomplete", "throttled"}
+)
 MAX_RETRIES = 10  # consecutive failed polls or downloads before giving up
 MAX_WAIT = 3600.0  # seconds: the longest Retry-After honoured
 TYPE_NAME = re.compile(r"[A-Z][A-Za-z]{0,63}")
@@ -125,6 +131,26 @@ def retry_after(response: httpx.Response, fallback: float) -> float:
     return fallback
 
 
+def _outcome_codes(response: httpx.Response) -> set[str] | None:
+    """The issue codes of an OperationOutcome answer; None if it is not one."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or body.get("resourceType") != "OperationOutcome":
+        return None
+    return {str(issue.get("code")) for issue in body.get("issue") or [] if isinstance(issue, dict)}
+
+
+def transient(response: httpx.Response) -> bool:
+    """Whether a failed status poll may succeed later: a status that can be passing, and no
+    OperationOutcome saying the export itself failed (no issue code of the transient kind)."""
+    if response.status_code not in RETRY_STATUSES:
+        return False
+    codes = _outcome_codes(response)
+    return codes is None or bool(codes & TRANSIENT_CODES)
+
+
 def problem(response: httpx.Response) -> str:
     """What a refusal says: its OperationOutcome's diagnostics, or the start of its text."""
     try:
@@ -179,7 +205,7 @@ class Exporter:
             if response.status_code == 202:
                 failures = 0
                 self.reporter.waiting(response.headers.get("x-progress"))
-            elif response.status_code in RETRY_STATUSES and failures < MAX_RETRIES:
+            elif transient(response) and failures < MAX_RETRIES:
                 failures += 1
             else:
                 raise ClientError(f"export failed: {response.status_code} {problem(response)}")

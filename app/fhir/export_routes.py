@@ -135,7 +135,8 @@ async def export_patients(request: Request) -> Response:
 
 
 async def export_status(request: Request) -> Response:
-    """Status of a job: 202 while it runs, then its manifest (https://hl7.org/fhir/uv/bulkdata/STU2/export.html#bulk-data-status-request)."""
+    """Status of a job: 202 while it runs, then its manifest, or 500 with an OperationOutcome
+    if it failed (https://hl7.org/fhir/uv/bulkdata/STU2/export.html#bulk-data-status-request)."""
     context = app_context(request)
     caller = context.caller(request)
     job_id = request.path_params["job_id"]
@@ -159,7 +160,7 @@ async def export_file(request: Request) -> Response:
     caller = app_context(request).caller(request)
     job_id, name = request.path_params["job_id"], request.path_params["file_name"]
     auditing.operation(request, f"$export-file/{job_id}/{name}")
-    path = await _exporter(request).file(job_id, caller.subject, name)
+    path = await _exporter(request).file(job_id, caller, name)
     return FileResponse(path, media_type=NDJSON)
 
 

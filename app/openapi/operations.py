@@ -249,11 +249,12 @@ DESCRIPTIONS = {
     "export_status": "Only for the client that asked (404 for any other). While the job runs: "
     "202 with X-Progress and Retry-After; then 200 with the manifest (transactionTime, request, "
     "requiresAccessToken, output files with counts, error; with _since, deleted: NDJSON of "
-    "transaction Bundles each deleting one resource). A failed job lists its error file.",
+    "transaction Bundles each deleting one resource). A failed job: 500 with an "
+    "OperationOutcome saying why.",
     "export_cancel": "Stops the job and deletes it and its files (202); 404 for any other client.",
     "export_file": "One NDJSON file the manifest lists, one resource per line; only for the "
-    "client that asked (404 for any other). Files are deleted SAFEGUARD_EXPORT_RETENTION after "
-    "the job ends.",
+    "client that asked (404 for any other, and for a token of it that may not read the file's "
+    "type). Files are deleted SAFEGUARD_EXPORT_RETENTION after the job ends.",
     "transaction": "A transaction Bundle is all or nothing: its entries run (DELETE, POST, "
     "PUT/PATCH, GET) in one database transaction, `urn:uuid:` fullUrls and conditional "
     "references become ids, and the first failure is answered alone, naming its entry "

@@ -7,11 +7,11 @@ Spec: https://hl7.org/fhir/uv/bulkdata/STU2/export.html#file-request
 """
 
 import asyncio
+import logging
 import os
 import re
 import shutil
 from collections.abc import Callable, Sequence
-from contextlib import suppress
 from pathlib import Path
 from typing import BinaryIO
 
@@ -21,12 +21,13 @@ from app.clock import now_micros
 from app.criteria import Query
 from app.errors import NotFound
 from app.records import reads
-from app.records.export_jobs import COMPLETED, ERROR_FILE, FAILED, Job, Part, progress_json
+from app.records.export_jobs import Job, Part, progress_json
 from app.records.reads import Repository
 from app.records.store import Store
 from app.storage import export_jobs, export_rows
 from app.storage.export_rows import Snapshot
 
+log = logging.getLogger("safeguard.export")
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,127}")
 
 
@@ -55,6 +56,22 @@ class Files:
         if SAFE_NAME.fullmatch(job_id):
             shutil.rmtree(self.directory / job_id, ignore_errors=True)
 
+    def remove_orphans(self, job_ids: set[str], before: float) -> list[str]:
+        """Delete the directories of no job in `job_ids` last changed before `before` (a
+        time.time()): left by a crash between a job's deletion and its files', or made again
+        by a runner as another process cancelled its job. Their names."""
+        if not self.directory.is_dir():
+            return []
+        removed = []
+        for entry in self.directory.iterdir():
+            name = entry.name
+            if name in job_ids or not SAFE_NAME.fullmatch(name) or not entry.is_dir():
+                continue
+            if entry.stat().st_mtime < before:
+                self.remove(name)
+                removed.append(name)
+        return removed
+
 
 def _open_at(path: Path, size: int) -> BinaryIO:
     """The file, for writing from its committed `size` on (anything past it dropped)."""
@@ -69,6 +86,13 @@ def _open_at(path: Path, size: int) -> BinaryIO:
     return handle
 
 
+def _write_synced(out: BinaryIO, lines: bytes) -> None:
+    """Append a chunk and make it durable, before its position is committed."""
+    out.write(lines)
+    out.flush()
+    os.fsync(out.fileno())
+
+
 def _deletion(resource_type: str, logical_id: str) -> bytes:
     """A line of a `deleted` file: a transaction Bundle deleting one resource
     (https://hl7.org/fhir/uv/bulkdata/STU2/export.html#bulk-data-delete-request)."""
@@ -78,34 +102,57 @@ def _deletion(resource_type: str, logical_id: str) -> bytes:
 
 
 class Run:
-    """A job being run by this process."""
+    """A job being run by this process. Its heartbeat moves every `stale_seconds / 4` from a
+    task of its own, however long a chunk takes, and the run renews it and checks it still
+    owns the job right before opening or writing a file: another process takes a job over
+    only once its heartbeat is `stale_seconds` old, so no file is written by two."""
 
-    def __init__(self, job: Job, store: Store, files: Files, runner: str, chunk_rows: int) -> None:
+    def __init__(
+        self, job: Job, store: Store, files: Files, runner: str, chunk_rows: int, stale: float
+    ) -> None:
         self.job, self.store, self.files = job, store, files
-        self.runner, self.chunk_rows = runner, chunk_rows
+        self.runner, self.chunk_rows, self.stale_seconds = runner, chunk_rows, stale
         self.stopping = asyncio.Event()  # set: stop before the next chunk (the server stops)
 
     async def all_parts(
         self, filters: dict[str, list[Query]], shape: Callable[[bytes], bytes] | None
     ) -> None:
         """Write every part not yet done, then mark the job completed."""
-        for part in self.job.parts:
-            if not part.done:
-                await self._part(part, filters.get(part.resource_type, ()), shape)
-        for part in self.job.parts:
-            if not part.count:  # nothing to list: no file
-                self.files.path(self.job.job_id, part.file_name).unlink(missing_ok=True)
-        await self._finish(COMPLETED, None)
+        beating = asyncio.create_task(self._keep_beating(), name=f"beat-{self.job.job_id}")
+        try:
+            for part in self.job.parts:
+                if not part.done:
+                    await self._part(part, filters.get(part.resource_type, ()), shape)
+        finally:
+            beating.cancel()
+        await asyncio.to_thread(self._drop_empty)
+        await self._complete()
 
-    async def fail(self, diagnostics: str) -> None:
-        """End the job as failed, its error file saying why."""
-        issue = {"severity": "fatal", "code": "exception", "diagnostics": diagnostics}
-        outcome = orjson.dumps({"resourceType": "OperationOutcome", "issue": [issue]})
-        path = self.files.path(self.job.job_id, ERROR_FILE)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(outcome + b"\n")
-        with suppress(Lost):
-            await self._finish(FAILED, diagnostics)
+    async def _keep_beating(self) -> None:
+        """Move the heartbeat while chunks run, until the run ends or loses the job."""
+        while True:
+            await asyncio.sleep(self.stale_seconds / 4)
+            try:
+                if not await self._beat():
+                    return
+            except Exception as exc:  # the database is unreachable now: the next beat retries
+                log.warning("export job %s: no heartbeat (%s)", self.job.job_id, type(exc).__name__)
+
+    async def _beat(self) -> bool:
+        async with self.store.db.transaction() as conn:
+            return await export_jobs.beat(conn, self.job.job_id, self.runner, now_micros())
+
+    async def _own(self) -> None:
+        """Renew the heartbeat before touching a file; Lost if the job is gone or another's
+        (a cancelled job's directory is not made again)."""
+        if not await self._beat():
+            raise Lost(self.job.job_id)
+
+    def _drop_empty(self) -> None:
+        """Remove the files of parts with nothing to list (the manifest names none)."""
+        for part in self.job.parts:
+            if not part.count:
+                self.files.path(self.job.job_id, part.file_name).unlink(missing_ok=True)
 
     def _snapshot(self, part: Part, filters: Sequence[Query]) -> Snapshot:
         request = self.job.request
@@ -121,15 +168,16 @@ class Run:
         self, part: Part, filters: Sequence[Query], shape: Callable[[bytes], bytes] | None
     ) -> None:
         wanted = self._snapshot(part, filters)
-        out = _open_at(self.files.path(self.job.job_id, part.file_name), part.size)
+        path = self.files.path(self.job.job_id, part.file_name)
+        await self._own()
+        out = await asyncio.to_thread(_open_at, path, part.size)
         try:
             while not part.done:
                 if self.stopping.is_set():
                     raise Lost(self.job.job_id)
                 lines, last, read = await self._chunk(part, wanted, shape)
-                out.write(lines)
-                out.flush()
-                await asyncio.to_thread(os.fsync, out.fileno())
+                await self._own()
+                await asyncio.to_thread(_write_synced, out, lines)
                 part.after = last if last is not None else part.after
                 part.size += len(lines)
                 part.done = read < self.chunk_rows
@@ -190,11 +238,11 @@ class Run:
         if not saved:
             raise Lost(self.job.job_id)
 
-    async def _finish(self, status: str, error: str | None) -> None:
-        progress = progress_json(self.job.parts, error)
+    async def _complete(self) -> None:
+        progress = progress_json(self.job.parts)
         async with self.store.db.transaction() as conn:
-            ended = await export_jobs.finish(
-                conn, self.job.job_id, self.runner, status, progress, now_micros()
+            ended = await export_jobs.complete(
+                conn, self.job.job_id, self.runner, progress, now_micros()
             )
         if not ended:
             raise Lost(self.job.job_id)

@@ -18,7 +18,6 @@ __all__ = ["COMPLETED", "FAILED", "IN_PROGRESS", "ExportRequest", "Job", "Part"]
 
 SYSTEM_TYPES = tuple(RESOURCE_TYPES)
 PATIENT_TYPES = ("Patient", *COMPARTMENT_MEMBERS)  # a Patient and its compartment
-ERROR_FILE = "errors.ndjson"
 Kind = Literal["system", "patient"]
 
 
@@ -78,9 +77,9 @@ def parts_of(request: ExportRequest) -> list[Part]:
     return parts
 
 
-def progress_json(parts: list[Part], error: str | None = None) -> str:
+def progress_json(parts: list[Part]) -> str:
     """The stored form of a job's progress."""
-    return orjson.dumps({"parts": [asdict(p) for p in parts], "error": error}).decode()
+    return orjson.dumps({"parts": [asdict(p) for p in parts]}).decode()
 
 
 def caller_json(caller: Caller) -> str:
@@ -142,17 +141,15 @@ class Job:
             row.watermark,
             row.status,
             parts,
-            progress["error"],
+            row.error,
             row.finished_at,
         )
 
-    def files(self) -> set[str]:
-        """The names of the files a client may download: those the manifest lists."""
-        if self.status == FAILED:
-            return {ERROR_FILE}
+    def part_named(self, name: str) -> Part | None:
+        """The part whose file the manifest lists under this name, if any."""
         if self.status != COMPLETED:
-            return set()
-        return {part.file_name for part in self.parts if part.count}
+            return None
+        return next((p for p in self.parts if p.count and p.file_name == name), None)
 
     def progress_text(self) -> str:
         """What `X-Progress` says while it runs."""
@@ -161,18 +158,16 @@ class Job:
         return f"{done} of {len(self.parts)} parts done, {written} resources written"
 
     def manifest(self, base: str) -> dict[str, Any]:
-        """The complete-status body (https://hl7.org/fhir/uv/bulkdata/STU2/export.html#response---complete-status)."""
+        """The complete-status body of a completed job (https://hl7.org/fhir/uv/bulkdata/STU2/export.html#response---complete-status)."""
         url = f"{base}/$export-file/{self.job_id}/"
         output: list[dict[str, Any]] = []
         deleted: list[dict[str, Any]] = []
-        for part in self.parts if self.status == COMPLETED else []:
+        for part in self.parts:
             if part.count:
                 kind = part.resource_type if part.kind == "output" else "Bundle"
                 entry = {"type": kind, "url": url + part.file_name, "count": part.count}
                 (output if part.kind == "output" else deleted).append(entry)
-        errors = []
-        if self.status == FAILED:
-            errors.append({"type": "OperationOutcome", "url": url + ERROR_FILE, "count": 1})
+        errors: list[dict[str, Any]] = []  # no partial failures: a job fails whole
         found: dict[str, Any] = {
             "transactionTime": instant(self.watermark),
             "request": self.request_url,

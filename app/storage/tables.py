@@ -326,6 +326,14 @@ export_job = Table(
     Column("heartbeat", BigInteger, nullable=False, comment="its runner's last commit, " + MICROS),
     Column("created_at", BigInteger, nullable=False, comment=MICROS),
     Column("finished_at", BigInteger, nullable=True, comment=MICROS),
+    Column("error", Text, nullable=True, comment="why it failed (diagnostics)"),
+    Column(
+        "resumes",
+        Integer,
+        nullable=False,
+        server_default="0",
+        comment="times taken over from a runner that went quiet",
+    ),
     Index(None, "status", "heartbeat"),
     Index(None, "client_id", "status"),
 )

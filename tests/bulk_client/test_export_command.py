@@ -135,6 +135,22 @@ async def test_without_credentials_it_exits_2(settings: Settings, tmp_path: Path
     assert "give --token, or --client-id with --key" in done.output
 
 
+async def test_an_export_that_fails_on_the_server_exits_2_saying_why(
+    app: FastAPI, settings: Settings, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    await _family(client)
+    client_id, key_file = await client_with_key(app, tmp_path)
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_bytes(b"")  # the server cannot make a job's directory under it
+    async with served(settings, export_dir=str(blocked)) as base:
+        done = await _invoke(
+            "--server", base, *_login(client_id, key_file), "--out", str(tmp_path / "out")
+        )
+    assert done.exit_code == FAILED, done.output
+    assert "export failed: 500" in done.output
+    assert "the export could not be completed" in done.output
+
+
 def test_a_manifest_listing_errors_exits_1() -> None:
     assert status_of(Exported({"error": [{"type": "OperationOutcome", "url": "u"}]})) == (
         DONE_WITH_ERRORS

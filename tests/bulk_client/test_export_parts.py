@@ -7,7 +7,13 @@ import httpx
 import pytest
 
 from app.bulk_client.credentials import ClientError
-from app.bulk_client.export import ExportRequest, file_name, planned_files, retry_after
+from app.bulk_client.export import (
+    ExportRequest,
+    file_name,
+    planned_files,
+    retry_after,
+    transient,
+)
 
 
 def test_the_kick_off_names_the_level_and_every_parameter_given() -> None:
@@ -74,3 +80,25 @@ def test_retry_after_as_an_http_date() -> None:
     when = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
     waited = retry_after(httpx.Response(202, headers={"Retry-After": when}), 1.0)
     assert 25.0 <= waited <= 30.0
+
+
+def _outcome(status: int, code: str) -> httpx.Response:
+    issue = {"severity": "error", "code": code, "diagnostics": "why"}
+    return httpx.Response(status, json={"resourceType": "OperationOutcome", "issue": [issue]})
+
+
+@pytest.mark.parametrize(
+    ("response", "again"),
+    [
+        (_outcome(500, "processing"), False),  # the export failed as a whole
+        (_outcome(500, "exception"), True),  # the poll failed, not the job
+        (_outcome(503, "transient"), True),
+        (_outcome(429, "throttled"), True),
+        (httpx.Response(502, text="bad gateway"), True),
+        (_outcome(404, "not-found"), False),
+    ],
+)
+def test_a_status_poll_is_asked_again_only_when_its_error_is_transient(
+    response: httpx.Response, again: bool
+) -> None:
+    assert transient(response) is again

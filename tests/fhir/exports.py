@@ -40,6 +40,23 @@ async def finished(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
     raise AssertionError(f"{url} did not finish in {POLL_SECONDS} s")
 
 
+async def failure(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
+    """Poll a status URL until the job has ended, which must be in failure: the
+    OperationOutcome of its 500 (https://hl7.org/fhir/uv/bulkdata/STU2/export.html#response---error-status-1)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + POLL_SECONDS
+    while loop.time() < deadline:
+        response = await client.get(url)
+        if response.status_code != 202:
+            assert response.status_code == 500, response.text
+            assert response.headers["content-type"].startswith("application/fhir+json")
+            outcome: dict[str, Any] = response.json()
+            assert outcome["resourceType"] == "OperationOutcome"
+            return outcome
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{url} did not end in {POLL_SECONDS} s")
+
+
 async def export(
     client: httpx.AsyncClient, path: str = "/$export", **params: str
 ) -> dict[str, Any]:

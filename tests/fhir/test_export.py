@@ -1,6 +1,8 @@
 """Bulk Data $export (https://hl7.org/fhir/uv/bulkdata/STU2/export.html): kick-off, status,
 manifest and files; parameters; the snapshot as of transactionTime and `_since`."""
 
+from datetime import datetime
+
 import httpx
 import pytest
 
@@ -154,6 +156,20 @@ async def test_an_export_is_a_snapshot_and_since_picks_up_exactly_what_came_afte
         (deleted,) = after["deleted"]
         (bundle,) = await lines(slow, deleted["url"])
         assert bundle["entry"][0]["request"]["url"] == f"Patient/{before[1]['id']}"
+
+
+async def test_transaction_time_is_never_before_since(client: httpx.AsyncClient) -> None:
+    await create(client, f.patient())
+    since = "2100-01-01T00:00:00Z"
+    manifest = await export(client, _since=since)
+    assert _instant(manifest["transactionTime"]) == _instant(since)
+    assert manifest["output"] == [] and manifest["deleted"] == []
+    again = await export(client, _since=manifest["transactionTime"])
+    assert _instant(again["transactionTime"]) == _instant(since)
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 async def test_an_empty_export_has_no_output(client: httpx.AsyncClient) -> None:

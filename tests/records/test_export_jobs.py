@@ -3,13 +3,13 @@ authority exports only its children, clients are limited in jobs at once, cancel
 retention remove files, and a job left in progress by a stopped server is resumed or failed."""
 
 import asyncio
-import uuid
+import threading
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import BinaryIO
 
 import httpx
-import orjson
 import pytest
 from fastapi import FastAPI
 
@@ -17,25 +17,21 @@ from app.access import Role, caller_for
 from app.access.scopes import parse
 from app.clock import now_micros
 from app.main import create_app
-from app.records.export_jobs import ExportRequest, Part, caller_json, progress_json
+from app.records import export_files
+from app.records.export_jobs import Part
 from app.registry import RESOURCE_TYPES
 from app.settings import Settings
 from app.storage import export_jobs
-from app.storage.export_jobs import IN_PROGRESS, JobRow
 from tests import factories as f
+from tests.callers import app_client_for
 from tests.conftest import BASE, database
 from tests.fhir.exports import by_type, export, finished, ids, kick_off, lines, status_url
 from tests.http import FHIR_JSON, client_with, create, reference
-from tests.tokens import bearer
+from tests.records.stored_jobs import file_path, first_line, job_row
+from tests.tokens import SYSTEM_CLIENT, bearer
 
 TYPES = frozenset(RESOURCE_TYPES)
 RESPONSIBLE = f"{BASE}/StructureDefinition/responsible-local-authority"
-
-
-def _path(settings: Settings, url: str) -> Path:
-    """Where a file the manifest lists lies on disk."""
-    job_id, name = url.rsplit("/", 2)[-2:]
-    return Path(settings.export_dir) / job_id / name
 
 
 async def test_only_the_client_that_asked_reaches_its_job(
@@ -55,6 +51,22 @@ async def test_only_the_client_that_asked_reaches_its_job(
     unknown = url.rsplit("/", 1)[0] + "/0123456789abcdef"
     assert (await client.get(unknown)).status_code == 404
     assert (await client.get(file_url.rsplit("/", 1)[0] + "/..%2Fsafeguard.db")).status_code == 404
+
+
+async def test_a_narrower_token_of_the_same_client_gets_only_the_files_it_may_read(
+    settings: Settings, client: httpx.AsyncClient
+) -> None:
+    child = await create(client, f.patient())
+    await create(client, f.flag(subject=reference(child)))
+    manifest = await export(client, _type="Patient,Flag")
+    urls = {item["type"]: item["url"] for item in manifest["output"]}
+    narrower = caller_for(
+        SYSTEM_CLIENT, "Organization/test-org", "system", parse("system/Patient.rs", TYPES), TYPES
+    )
+    async with app_client_for(settings, narrower) as patients_only:
+        assert (await patients_only.get(urls["Flag"])).status_code == 404
+        assert await lines(patients_only, urls["Patient"]) == [child]
+    assert (await client.get(urls["Flag"])).status_code == 200
 
 
 @pytest.fixture
@@ -110,7 +122,7 @@ async def test_a_client_over_its_limit_of_jobs_is_429(
     settings: Settings, app: FastAPI, client: httpx.AsyncClient
 ) -> None:
     for _ in range(settings.export_max_jobs_per_client):  # running on another server
-        running = _job_row("elsewhere", client_id="test-system", heartbeat=now_micros())
+        running = job_row("elsewhere", client_id="test-system", heartbeat=now_micros())
         async with database(app).transaction() as conn:
             assert await export_jobs.insert_within_limit(conn, running, 2)
     refused = await kick_off(client)
@@ -119,6 +131,19 @@ async def test_a_client_over_its_limit_of_jobs_is_429(
     assert refused.json()["issue"][0]["code"] == "throttled"
     other = await bearer(app, "export-other", organisation="Organization/other")
     assert (await client.get("/$export", headers=other | _async())).status_code == 202
+
+
+async def test_simultaneous_kick_offs_never_pass_the_limit(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    async def kick_off_one(client_id: str) -> bool:
+        async with database(app).transaction() as conn:
+            return await export_jobs.insert_within_limit(conn, job_row("r", client_id=client_id), 2)
+
+    for round_number in range(5):
+        client_id = f"client-{round_number}"
+        stored = await asyncio.gather(*(kick_off_one(client_id) for _ in range(8)))
+        assert sum(stored) == 2
 
 
 def _async() -> dict[str, str]:
@@ -132,10 +157,10 @@ async def test_cancelling_removes_the_job_and_its_files(
     url = await status_url(client)
     manifest = await finished(client, url)
     file_url = manifest["output"][0]["url"]
-    assert _path(settings, file_url).is_file()
+    assert file_path(settings, file_url).is_file()
     cancelled = await client.delete(url)
     assert cancelled.status_code == 202
-    assert not _path(settings, file_url).parent.exists()
+    assert not file_path(settings, file_url).parent.exists()
     assert (await client.get(url)).status_code == 404
     assert (await client.get(file_url)).status_code == 404
     assert (await client.delete(url)).status_code == 404
@@ -148,7 +173,7 @@ async def test_files_are_deleted_after_the_retention(
     async with client_with(settings, export_retention=1) as brief:
         url = await status_url(brief)
         manifest = await finished(brief, url)
-        folder = _path(settings, manifest["output"][0]["url"]).parent
+        folder = file_path(settings, manifest["output"][0]["url"]).parent
         assert folder.is_dir()
         for _ in range(100):
             if not folder.exists():
@@ -158,92 +183,70 @@ async def test_files_are_deleted_after_the_retention(
         assert (await brief.get(url)).status_code == 404
 
 
-def _job_row(
-    runner: str,
-    *,
-    client_id: str = "test-system",
-    heartbeat: int = 0,
-    parts: list[Part] | None = None,
-    watermark: int | None = None,
-) -> JobRow:
-    """A job in progress, as a server left it."""
-    caller = caller_for(
-        client_id, "Organization/test-org", "system", parse("system/*.rs", TYPES), TYPES
-    )
-    request = ExportRequest("system", ("Patient",))
-    job_id = uuid.uuid4().hex
-    return JobRow(
-        job_id,
-        client_id,
-        caller_json(caller),
-        f"{BASE}/$export",
-        request.to_json(),
-        watermark or now_micros(),
-        IN_PROGRESS,
-        progress_json(parts or [Part("output", "Patient")]),
-        runner,
-        heartbeat,
-        0,
-        None,
-    )
-
-
-async def _first_line(app: FastAPI) -> tuple[int, bytes]:
-    """(pk, line) of the first Patient an export writes."""
-    async with database(app).reader() as conn:
-        row = await conn.fetchrow(
-            "SELECT r.pk, r.body FROM resource r WHERE r.resource_type = 'Patient' "
-            "AND NOT r.deleted ORDER BY r.pk LIMIT 1"
-        )
-    assert row is not None
-    return row[0], bytes(row[1]) + b"\n"
-
-
 async def test_a_job_left_in_progress_resumes_from_its_last_commit(
     settings: Settings, app: FastAPI, client: httpx.AsyncClient
 ) -> None:
     patients = [await create(client, f.patient(given=f"P{n}")) for n in range(5)]
-    pk, line = await _first_line(app)
+    pk, line = await first_line(app)
     part = Part("output", "Patient", after=pk, count=1, size=len(line))
-    left = _job_row("stopped-server", parts=[part])
+    left = job_row("stopped-server", parts=[part])
     folder = Path(settings.export_dir) / left.job_id
     folder.mkdir(parents=True)
     (folder / "Patient.ndjson").write_bytes(line + b'{"half a line')  # past the commit
     async with database(app).transaction() as conn:
         assert await export_jobs.insert_within_limit(conn, left, 2)
-    async with client_with(settings, export_stale_seconds=0) as restarted:
+    async with client_with(settings, export_stale_seconds=0.2) as restarted:
         manifest = await finished(restarted, f"{BASE}/$export-status/{left.job_id}")
         found = await lines(restarted, manifest["output"][0]["url"])
     assert found == patients
     assert manifest["output"][0]["count"] == 5
 
 
-async def test_a_job_whose_files_are_gone_is_failed_with_an_error_file(
-    settings: Settings, app: FastAPI, client: httpx.AsyncClient
-) -> None:
-    await create(client, f.patient())
-    pk, line = await _first_line(app)
-    left = _job_row("stopped-server", parts=[Part("output", "Patient", pk, 1, len(line))])
-    async with database(app).transaction() as conn:
-        assert await export_jobs.insert_within_limit(conn, left, 2)
-    async with client_with(settings, export_stale_seconds=0) as restarted:
-        manifest = await finished(restarted, f"{BASE}/$export-status/{left.job_id}")
-        assert manifest["output"] == []
-        (error,) = manifest["error"]
-        assert error["type"] == "OperationOutcome"
-        response = await restarted.get(error["url"])
-    assert response.status_code == 200
-    outcome = orjson.loads(response.content)
-    assert outcome["resourceType"] == "OperationOutcome"
-    assert outcome["issue"][0]["severity"] == "fatal"
-
-
 async def test_a_job_another_server_is_running_is_left_to_it(
     settings: Settings, app: FastAPI, client: httpx.AsyncClient
 ) -> None:
-    running = _job_row("live-server", heartbeat=now_micros())
+    running = job_row("live-server", heartbeat=now_micros())
     async with database(app).transaction() as conn:
         assert await export_jobs.insert_within_limit(conn, running, 2)
     async with client_with(settings) as other:
         await asyncio.sleep(0.2)
         assert (await other.get(f"/$export-status/{running.job_id}")).status_code == 202
+
+
+class _Watched:
+    """A job's file whose every write is noted with the thread it ran on."""
+
+    def __init__(self, handle: BinaryIO, threads: list[int]) -> None:
+        self.handle, self.threads = handle, threads
+
+    def write(self, data: bytes) -> int:
+        self.threads.append(threading.get_ident())
+        return self.handle.write(data)
+
+    def flush(self) -> None:
+        self.threads.append(threading.get_ident())
+        self.handle.flush()
+
+    def fileno(self) -> int:
+        return self.handle.fileno()
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+async def test_a_job_opens_writes_and_syncs_its_files_off_the_event_loop(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[int] = []
+    opening = export_files._open_at
+
+    def watched_open(path: Path, size: int) -> _Watched:
+        threads.append(threading.get_ident())
+        return _Watched(opening(path, size), threads)
+
+    monkeypatch.setattr(export_files, "_open_at", watched_open)
+    child = await create(client, f.patient())
+    manifest = await export(client, _type="Patient")
+    assert await lines(client, manifest["output"][0]["url"]) == [child]
+    assert len(threads) == 3  # open, write, flush
+    assert threading.get_ident() not in threads
