@@ -74,13 +74,14 @@ async def watch(
     """Before a write of resource `pk`: what it changes of who sees it, or None when nothing
     that decides sight changes."""
     if resource_type in CONFERRING_TYPES:
+        # Every reference row of the resource (a handful), sorted out here: with `param` in
+        # the query, SQLite probes the (param, target) index instead, reading every
+        # responsible-Organization row there is, one update after another.
         rows = await conn.fetch(
-            "SELECT target_id FROM idx_reference WHERE resource_pk = $1 AND param = $2 "
-            "AND target_type = 'Organization'",
-            pk,
-            RESPONSIBLE,
+            "SELECT param, target_type, target_id FROM idx_reference WHERE resource_pk = $1", pk
         )
-        before = replace(before, responsible=frozenset(row[0] for row in rows))
+        found = (row[2] for row in rows if row[0] == RESPONSIBLE and row[1] == "Organization")
+        before = replace(before, responsible=frozenset(found))
     if before == after:
         return None
     return Watch(pk, resource_type, logical_id, before, after)
