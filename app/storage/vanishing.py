@@ -56,6 +56,10 @@ _CASCADE = (
 )
 
 
+# A resource's reference rows, found by the resource alone (`watch`).
+OWN_REFERENCES = "SELECT param, target_type, target_id FROM idx_reference WHERE resource_pk = $1"
+
+
 @dataclass(frozen=True, slots=True)
 class Watch:
     """A write about to change what decides who sees resource `pk`: its sight before and after
@@ -77,9 +81,7 @@ async def watch(
         # Every reference row of the resource (a handful), sorted out here: with `param` in
         # the query, SQLite probes the (param, target) index instead, reading every
         # responsible-Organization row there is, one update after another.
-        rows = await conn.fetch(
-            "SELECT param, target_type, target_id FROM idx_reference WHERE resource_pk = $1", pk
-        )
+        rows = await conn.fetch(OWN_REFERENCES, pk)
         found = (row[2] for row in rows if row[0] == RESPONSIBLE and row[1] == "Organization")
         before = replace(before, responsible=frozenset(found))
     if before == after:
