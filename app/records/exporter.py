@@ -87,8 +87,9 @@ class Exporter:
         self._supervisor = asyncio.create_task(self._supervise(), name="export-supervisor")
 
     async def close(self) -> None:
-        """Stop every job this process runs after its current chunk (each resumes later from
-        its last commit). Tasks are not cancelled mid-transaction: they stop between chunks."""
+        """Stop every job this process runs after its current chunk, and give them up: each
+        resumes from its last commit in the next server to look, and a clean stop is not
+        counted against MAX_RESUMES. Tasks stop between chunks, never mid-transaction."""
         self._stopping.set()
         tasks = [t for t in (self._supervisor, *self._tasks.values()) if t is not None]
         if tasks:
@@ -96,6 +97,11 @@ class Exporter:
             for task in late:
                 task.cancel()
         self._supervisor = None
+        try:
+            async with self.store.db.transaction() as conn:
+                await export_jobs.release(conn, self.runner)
+        except Exception as exc:  # unreachable: they are taken over once stale, and counted
+            log.warning("export jobs not given up: %s", type(exc).__name__)
 
     async def kick_off(self, caller: Caller, request_url: str, request: ExportRequest) -> str:
         """Store a new job as of now and start it; its id. 429 when the client has as many

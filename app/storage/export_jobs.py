@@ -141,11 +141,23 @@ async def stale(conn: Connection, before: int) -> list[tuple[str, int]]:
     return [(row[0], row[1]) for row in rows]
 
 
+async def release(conn: Connection, runner: str) -> int:
+    """Give up the jobs in progress that `runner` runs, as a server stopping cleanly does: they
+    are stale at once, and taking one over is not counted as a resume; how many."""
+    rows = await conn.fetch(
+        "UPDATE export_job SET runner = NULL, heartbeat = 0 WHERE runner = $1 "
+        f"AND status = '{IN_PROGRESS}' RETURNING job_id",
+        runner,
+    )
+    return len(rows)
+
+
 async def claim(conn: Connection, job_id: str, heartbeat: int, runner: str, now: int) -> bool:
-    """Take a stale job over (one more resume), unless its runner committed since `heartbeat`;
-    whether taken."""
+    """Take a stale job over (one more resume, unless its runner gave it up), unless its runner
+    committed since `heartbeat`; whether taken."""
     row = await conn.fetchrow(
-        "UPDATE export_job SET runner = $3, heartbeat = $4, resumes = resumes + 1 "
+        "UPDATE export_job SET runner = $3, heartbeat = $4, "
+        "resumes = resumes + CASE WHEN runner IS NULL THEN 0 ELSE 1 END "
         "WHERE job_id = $1 AND heartbeat = $2 "
         f"AND status = '{IN_PROGRESS}' RETURNING job_id",
         job_id,

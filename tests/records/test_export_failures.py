@@ -9,12 +9,14 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
+from app.clock import now_micros
+from app.main import create_app
 from app.records.export_jobs import Part
 from app.records.exporter import MAX_RESUMES
 from app.settings import Settings
 from app.storage import export_jobs
 from tests import factories as f
-from tests.conftest import BASE, database
+from tests.conftest import BASE, app_context, database
 from tests.fhir.exports import failure
 from tests.http import client_with, create
 from tests.records.stored_jobs import first_line, job_row, store
@@ -87,3 +89,19 @@ async def test_each_takeover_is_counted_in_the_row(app: FastAPI, client: httpx.A
         assert await export_jobs.claim(conn, left.job_id, 6, "third", 7)
         row = await export_jobs.job_of(conn, left.job_id)
     assert row is not None and row.resumes == 2 and row.runner == "third"
+
+
+async def test_a_server_stopping_cleanly_gives_up_its_jobs_uncounted(
+    settings: Settings, app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    stopping = create_app(settings.model_copy(update={"export_stale_seconds": 60}))
+    async with stopping.router.lifespan_context(stopping):
+        runner = app_context(stopping).exporter.runner
+        left = job_row(runner, heartbeat=now_micros())  # running there, not stale
+        await store(app, left, resumes=MAX_RESUMES)
+    async with database(app).transaction() as conn:
+        released = await export_jobs.job_of(conn, left.job_id)
+        assert released is not None and released.runner is None and released.heartbeat == 0
+        assert await export_jobs.claim(conn, left.job_id, 0, "next", 1)
+        taken = await export_jobs.job_of(conn, left.job_id)
+    assert taken is not None and taken.resumes == MAX_RESUMES  # a clean stop is not counted
