@@ -95,3 +95,22 @@ async def client_with(settings: Settings, **changes: Any) -> AsyncIterator[httpx
         headers = await bearer(app)
         async with httpx.AsyncClient(transport=transport, base_url=BASE, headers=headers) as http:
             yield http
+
+
+async def history_poll(
+    client: httpx.AsyncClient, path: str, params: dict[str, str]
+) -> tuple[list[dict[str, Any]], str]:
+    """One poll of a history: every page's entries (newest first), following each `next` link,
+    and the first page's Bundle.meta.lastUpdated (where the next poll starts)."""
+    response = await client.get(path, params=params)
+    entries: list[dict[str, Any]] = []
+    first = None
+    while True:
+        assert response.status_code == 200, response.text
+        page = response.json()
+        first = first or page["meta"]["lastUpdated"]
+        entries.extend(page.get("entry", []))
+        following = [link["url"] for link in page["link"] if link["relation"] == "next"]
+        if not following:
+            return entries, first
+        response = await client.get(following[0])

@@ -20,12 +20,11 @@ import orjson
 from app.clock import now_micros
 from app.criteria import Query
 from app.errors import NotFound
-from app.records import reads
 from app.records.export_jobs import Job, Part, progress_json
-from app.records.reads import Repository
 from app.records.store import Store
-from app.storage import export_jobs, export_rows
+from app.storage import changes, export_jobs, export_rows
 from app.storage.export_rows import Snapshot
+from app.storage.repository import Repository
 
 log = logging.getLogger("safeguard.export")
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,127}")
@@ -210,9 +209,9 @@ class Run:
         self, repo: Repository, part: Part, wanted: Snapshot
     ) -> tuple[bytes, int | None, int]:
         """The next chunk of what writes since `_since` hid from the caller, as deletions
-        (`reads.vanished`); in a Patient export, those in a compartment only."""
+        (`storage.changes.vanished`); in a Patient export, those in a compartment only."""
         assert wanted.since is not None
-        hidden = await reads.vanished(
+        hidden = await changes.vanished(
             repo,
             since=wanted.since,
             until=wanted.watermark,

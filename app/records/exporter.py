@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.access import Caller
-from app.clock import LAST_MICROS, now_micros
+from app.clock import now_micros
 from app.criteria import Query
 from app.errors import ExportFailed, NotFound, TooManyRequests
 from app.records import export_files
@@ -107,9 +107,8 @@ class Exporter:
         """Store a new job as of now and start it; its id. 429 when the client has as many
         jobs in progress as it may."""
         job_id = uuid.uuid4().hex
-        async with self.store.db.reader() as conn:  # never before `_since`, as history
-            watermark = max(await feed.watermark(conn), request.since or 0)
-        watermark = min(watermark, LAST_MICROS)
+        async with self.store.db.reader() as conn:  # cut as a history answer is
+            watermark = await feed.poll_point(conn, request.since)
         now = now_micros()
         row = JobRow(
             job_id,

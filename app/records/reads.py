@@ -7,7 +7,6 @@ Spec: http://hl7.org/fhir/R4/http.html#read, #vread, #history, #search
 
 from collections.abc import Sequence
 
-from app.clock import LAST_MICROS
 from app.criteria import Query
 from app.errors import Gone, NotFound
 from app.storage import changes, feed, includes, query
@@ -33,7 +32,6 @@ __all__ = [
     "referenced",
     "referencing",
     "search",
-    "vanished",
     "vread",
 ]
 
@@ -74,19 +72,15 @@ async def history(
     writes have hidden from the caller: `storage.changes`), and the page's mark (its first
     page's watermark, `app.storage.feed`); an unknown instance is 404.
 
-    `after` is the mark of the page before; the first page takes the watermark first. A
-    watermark is a safe point when it is taken, but a later one can be earlier (a transaction
-    not yet writing when the first was taken starts to): a poll never answers with a point
-    before its own `_since`, so a client's polls never go back over what it has received.
+    `after` is the mark of the page before; the first page takes its point first
+    (`feed.poll_point`: never before its own `_since`, so a client's polls never go back over
+    what it has received).
     """
     if logical_id is not None and resource_types is not None:
         found = await storage.read_current(repository, resource_types[0], logical_id)
         if found is None:
             raise NotFound.of(f"{resource_types[0]}/{logical_id} is not known")
-    mark = after
-    if mark is None:  # a `_since` past the last instant FHIR writes (9999 at -14:00) names it
-        watermark = max(await feed.watermark(repository.conn), since or 0)
-        mark = Mark(min(watermark, LAST_MICROS))
+    mark = after or Mark(await feed.poll_point(repository.conn, since))
     found_versions = await changes.history(
         repository,
         resource_types=resource_types,
@@ -97,27 +91,6 @@ async def history(
         max_bytes=max_bytes,
     )
     return found_versions, mark
-
-
-async def vanished(
-    repository: Repository,
-    *,
-    since: int,
-    until: int,
-    resource_types: Sequence[str] | None = None,
-    after: tuple[int, int] | None = None,
-    count: int = 1000,
-) -> list[Version]:
-    """What writes in [since, until) hid from the caller and it still may not see, as deletions,
-    oldest first (`storage.changes.vanished`): a Bulk Data export's `deleted` list."""
-    return await changes.vanished(
-        repository,
-        since=since,
-        until=until,
-        resource_types=resource_types,
-        after=after,
-        count=count,
-    )
 
 
 async def search(repository: Repository, wanted: Query, max_bytes: int) -> Fitted[Match]:

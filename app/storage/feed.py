@@ -17,6 +17,7 @@ SQLite (one server process, one writer): units of work share a group transaction
 while holding the writer; the watermark is the moment the open group began, or now.
 """
 
+from app.clock import LAST_MICROS
 from app.storage.audit_chain import SEALER_LOCK
 from app.storage.db import Connection
 
@@ -46,3 +47,10 @@ async def watermark(conn: Connection) -> int:
     row = await conn.fetchrow(POSTGRES_WATERMARK, _SEALER_CLASSID, _SEALER_OBJID)
     assert row is not None  # an aggregate: always one row
     return int(row[0])
+
+
+async def poll_point(conn: Connection, since: int | None) -> int:
+    """The point a poll from `since` (a history answer, an export) is cut at: the watermark,
+    but never before `since` (a later watermark can be earlier than one already given, when a
+    transaction not yet writing then starts to), nor past the last instant FHIR can write."""
+    return min(max(await watermark(conn), since or 0), LAST_MICROS)

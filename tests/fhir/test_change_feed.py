@@ -14,7 +14,7 @@ import pytest
 from app.clock import instant
 from app.storage import repository
 from tests import factories as f
-from tests.http import BASE, create, post_bundle
+from tests.http import BASE, create, history_poll, post_bundle
 
 Change = tuple[str, str, int]  # type, id, version
 WRITERS = 8
@@ -35,18 +35,8 @@ class Poller:
         """One poll: every page of `_history?_since=<since>`, then the next `since`."""
         params = {"_count": "1000"} | ({"_since": self.since} if self.since else {})
         params |= {"_type": self.types} if self.types else {}
-        response = await self.client.get(self.path, params=params)
-        first = None
-        while True:
-            assert response.status_code == 200, response.text
-            page = response.json()
-            first = first or page["meta"]["lastUpdated"]
-            self.seen.extend(_change(entry) for entry in page.get("entry", []))
-            following = [link["url"] for link in page["link"] if link["relation"] == "next"]
-            if not following:
-                break
-            response = await self.client.get(following[0])
-        self.since = first
+        entries, self.since = await history_poll(self.client, self.path, params)
+        self.seen.extend(_change(entry) for entry in entries)
 
 
 def _change(entry: dict[str, Any]) -> Change:

@@ -17,7 +17,7 @@ from app.storage import repository
 from tests import factories as f
 from tests.conftest import BASE
 from tests.fhir import exports
-from tests.http import FHIR_JSON, create, reference
+from tests.http import FHIR_JSON, create, history_poll, reference
 from tests.tokens import bearer
 
 RESTRICTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"}
@@ -58,18 +58,8 @@ class Feed:
     async def poll(self) -> list[Entry]:
         """The entries of one poll (every page), oldest first; the next poll starts after."""
         params = {"_count": str(self.count)} | ({"_since": self.since} if self.since else {})
-        response = await self.client.get("/_history", params=params)
-        first, received = None, []
-        while True:
-            assert response.status_code == 200, response.text
-            page = response.json()
-            first = first or page["meta"]["lastUpdated"]
-            received += [_entry(entry) for entry in page.get("entry", [])]
-            following = [link["url"] for link in page["link"] if link["relation"] == "next"]
-            if not following:
-                break
-            response = await self.client.get(following[0])
-        self.since = first
+        entries, self.since = await history_poll(self.client, "/_history", params)
+        received = [_entry(entry) for entry in entries]
         self.entries += received[::-1]
         return received[::-1]
 

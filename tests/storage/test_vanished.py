@@ -1,4 +1,4 @@
-"""`reads.vanished` (`storage.changes.vanished`): what writes in a window hid from a caller,
+"""`storage.changes.vanished`: what writes in a window hid from a caller,
 for a Bulk Data export's `deleted` list; only to those who lost sight, and only while the
 resource stays hidden."""
 
@@ -12,8 +12,7 @@ from fastapi import FastAPI
 from app.access import Caller
 from app.clock import now_micros
 from app.flags.codes import vocabulary
-from app.records import reads
-from app.storage import feed, vanishing
+from app.storage import changes, feed, vanishing
 from app.storage.migrate import upgrade
 from app.storage.repository import Repository
 from tests import factories as f
@@ -29,7 +28,9 @@ AUTHOR = Caller("vanished-h1", "vd-h1", "health")
 async def _vanished(app: FastAPI, caller: Caller, since: int, **options: Any) -> list[str]:
     async with database(app).reader() as conn:
         until = await feed.watermark(conn)
-        found = await reads.vanished(Repository(conn, caller), since=since, until=until, **options)
+        found = await changes.vanished(
+            Repository(conn, caller), since=since, until=until, **options
+        )
     return [f"{v.method} {v.resource_type}/{v.logical_id}" for v in found]
 
 
