@@ -26,7 +26,7 @@ from app.auth.ratelimit import RateLimiter
 from app.auth.tokens import Authority
 from app.clock import instant, now_micros
 from app.errors import FhirError, Invalid, MethodNotAllowed, NotFound
-from app.fhir import dispatch, export_routes, resources, summary_routes
+from app.fhir import dispatch, export_routes, resources, subscription_routes, summary_routes
 from app.fhir.bundles import transactions
 from app.fhir.context import AppContext, Identify, unauthenticated
 from app.fhir.cors import Cors
@@ -38,6 +38,7 @@ from app.fhir.middleware import RequestIdMiddleware
 from app.fhir.outcomes import error_response
 from app.fhir.presence import Watching
 from app.fhir.routes import ROUTES
+from app.notify.worker import Notifier
 from app.openapi.document import document
 from app.records.exporter import Exporter, ExportOptions
 from app.records.store import Store
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None, identify: Identify | None = Non
     auditor = AuditWriter(database)
     sealer = Sealer(database, settings.audit_seal_interval_seconds)
     context.exporter = exporter = _exporter(settings, store, context.base)
+    notifier = Notifier(store, settings, context.base, context.vocabulary)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -112,9 +114,11 @@ def create_app(settings: Settings | None = None, identify: Identify | None = Non
         _tune_garbage_collector()
         sealer.start()
         exporter.start()
+        notifier.start()
         try:
             yield
         finally:
+            await notifier.close()
             await exporter.close()
             authority.close()
             await auditor.close()
@@ -213,6 +217,7 @@ def _add_routes(app: FastAPI) -> None:
         *conformance.ROUTES,
         *operation_definitions.ROUTES,
         *summary_routes.ROUTES,
+        *subscription_routes.ROUTES,
         *export_routes.ROUTES,
         *terminology.ROUTES,
         *audit_routes.ROUTES,

@@ -147,9 +147,65 @@ class Settings(BaseSettings):
         "committed position. Above 0, and well above the time one chunk takes to read and "
         "write (the heartbeat moves every quarter of it).",
     )
+    subscription_endpoints: str = Field(
+        default="",
+        description="Comma-separated URL prefixes a Subscription's rest-hook endpoint must "
+        "match (`https://hooks.example.gov.uk/fhir`, `https://*.example.gov.uk`, a port or "
+        "`:*` after the host); https only, http only for loopback hosts; empty: no endpoint "
+        "is allowed (Subscriptions hold their events for $events).",
+    )
+    subscription_private_networks: str = Field(
+        default="",
+        description="Comma-separated networks (10.20.0.0/16) an endpoint may be in although "
+        "private; addresses outside the public internet are refused otherwise, when the "
+        "Subscription is written and again whenever its host is looked up to deliver.",
+    )
+    notify_interval_seconds: float = Field(
+        default=0.2,
+        ge=0,
+        le=60,
+        description="How often this process's notifier looks for notifications to number and "
+        "deliver; 0: not by this process.",
+    )
+    notify_max_failures: int = Field(
+        default=10,
+        ge=1,
+        description="Failed deliveries in a row (the handshake included) after which a "
+        "Subscription's status becomes error; its events are still kept for $events.",
+    )
+    notify_retry_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="The first retry's delay after a failed delivery; each next one doubles, "
+        "up to notify_retry_max_seconds, with jitter.",
+    )
+    notify_retry_max_seconds: float = Field(default=600.0, gt=0)
+    notify_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=60,
+        description="How long a POST to an endpoint may take, unless its Subscription asks "
+        "for less (backport-timeout).",
+    )
+    notify_event_retention: int = Field(
+        default=30 * 86400,
+        ge=60,
+        description="How long a Subscription's numbered events are kept for $events: seconds, "
+        "or a number with a unit (`30d`).",
+    )
     log_level: str = "INFO"
 
-    @field_validator("export_retention", mode="before")
+    @property
+    def endpoint_allow_list(self) -> list[str]:
+        """The entries of `subscription_endpoints` (parsed by `access.endpoints` at start)."""
+        return _listed(self.subscription_endpoints)
+
+    @property
+    def private_network_list(self) -> list[str]:
+        """The entries of `subscription_private_networks`."""
+        return _listed(self.subscription_private_networks)
+
+    @field_validator("export_retention", "notify_event_retention", mode="before")
     @classmethod
     def _duration(cls, value: object) -> object:
         """A duration as seconds: `86400`, `24h`, `90m`, `30s` or `2d`."""
@@ -180,6 +236,10 @@ class Settings(BaseSettings):
     def token_endpoint(self) -> str:
         """The URL of the OAuth token endpoint: the audience of client assertions."""
         return f"{self.public_origin}/auth/token"
+
+
+def _listed(value: str) -> list[str]:
+    return [entry.strip() for entry in value.split(",") if entry.strip()]
 
 
 @lru_cache

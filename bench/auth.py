@@ -40,6 +40,22 @@ async def _register(database_url: str, public_jwks: str) -> None:
         await db.close()
 
 
+async def _register_authority(database_url: str, client_id: str, organisation: str) -> None:
+    db = make_database(database_url, 1, 2)
+    await db.open()
+    try:
+        _, public = local_key_pair()  # never used: the client only marks its organisation
+        await register(db, client_id, organisation, "local-authority", SCOPE, public)
+    finally:
+        await db.close()
+
+
+def register_authority(database_url: str, client_id: str, organisation: str) -> None:
+    """Register a local-authority client of `organisation` (`Organization/id`), which makes
+    the Organization a local authority, one notifications can reach."""
+    asyncio.run(_register_authority(database_url, client_id, organisation))
+
+
 def register_client(database_url: str) -> ECKey:
     """Register the bench client with a fresh key's public half; the private key."""
     private, public = local_key_pair()

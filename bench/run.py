@@ -8,6 +8,7 @@ import argparse
 import datetime
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -88,7 +89,7 @@ def bench_backend(
     time the token check in-process."""
     with serve(url, workdir) as server:
         flag_body, paths = seed.seed(server, args.flags)
-        plan = scenarios(paths, flag_body)
+        plan = scenarios(paths, flag_body, seed.seed_notified(server, url))
         sizes = {s.name: seed.check(server, s) for s in plan}
         busy = machine.quiet_check(backend)
         runs: dict[str, list[Measurement]] = {s.name: [] for s in plan}
@@ -103,11 +104,46 @@ def bench_backend(
         token_check = token_cost.measure(url, f"{server.url}/fhir", server.tokens.token())
     return {
         "busy_cores_before": busy,
+        "notification_cost": notification_cost(runs["create"], runs["notified"]),
         "response_bytes": sizes,
         "scenarios": report.summarise(plan, runs),
         "token_check": token_check,
         "audit_records_per_commit": {k: max(v) for k, v in batching.items() if max(v) > 0},
     }
+
+
+def notification_cost(
+    quiet: list[Measurement], notified: list[Measurement]
+) -> dict[str, float | None]:
+    """What notifying costs a create: the median, over rounds, of each round's notified
+    req/s over the same round's quiet create req/s, and of server CPU per request the other
+    way round (1.0: no cost; 0.87: 15% more)."""
+    rates = [n.rps / q.rps for q, n in zip(quiet, notified, strict=True) if q.rps and n.rps]
+    cpu = [
+        q.server_us / n.server_us
+        for q, n in zip(quiet, notified, strict=True)
+        if q.server_us and n.server_us
+    ]
+    return {
+        "throughput_ratio": statistics.median(rates) if rates else None,
+        "cpu_ratio": statistics.median(cpu) if cpu else None,
+    }
+
+
+def notification_notes(results: dict[str, Any]) -> str:
+    """The notified create against the quiet one, per backend."""
+    lines = [
+        "\nnotifying (a Flag about a child whose responsible authority subscribes, against one "
+        "about a child nobody else is responsible for; paired per round, median):"
+    ]
+    for backend, found in results.items():
+        cost = found["notification_cost"]
+        rate, cpu = cost["throughput_ratio"], cost["cpu_ratio"]
+        shown = "n/a" if rate is None else f"{rate:.1%} of the quiet create's req/s"
+        if cpu is not None:
+            shown += f", {cpu:.1%} by server CPU per request"
+        lines.append(f"  {backend}: {shown} (target >= 87%: at most 15% more)")
+    return "\n".join(lines)
 
 
 def audit_counts(server: Server) -> tuple[int, int]:
@@ -209,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + report.table(results))
     print(token_notes(results))
     print(audit_notes(results))
+    print(notification_notes(results))
     report.write_json(args.output, {**_environment(args, load), "backends": results})
     print(f"\nresults written to {args.output}")
     rows = [row for found in results.values() for row in found["scenarios"].values()]

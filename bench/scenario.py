@@ -55,11 +55,29 @@ class Measurement:
         return self.requests / self.seconds if self.seconds > 0 else 0.0
 
 
-def scenarios(flag_paths: list[str], flag_body: bytes) -> list[Scenario]:
+def scenarios(
+    flag_paths: list[str], flag_body: bytes, notified_body: bytes | None = None
+) -> list[Scenario]:
     """The ceiling (no token: the framework alone), read and create (each with a bearer token
-    the server verifies); targets are ratios to the ceiling."""
+    the server verifies); targets are ratios to the ceiling. With `notified_body`, also the
+    create of a Flag that notifies a subscribed authority (its target: a ratio to create's)."""
+    notified = (
+        [
+            Scenario(
+                "notified",
+                "POST /fhir/Flag, notifying",
+                "POST",
+                ("/fhir/Flag",),
+                201,
+                notified_body,
+            )
+        ]
+        if notified_body
+        else []
+    )
     return [
         Scenario("ceiling", f"GET {CONSTANT_PATH}", "GET", (CONSTANT_PATH,), authenticated=False),
         Scenario("read", "GET /fhir/Flag/{id}", "GET", tuple(flag_paths), target=0.35),
         Scenario("create", "POST /fhir/Flag", "POST", ("/fhir/Flag",), 201, flag_body, target=0.22),
+        *notified,
     ]

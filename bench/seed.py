@@ -3,6 +3,7 @@
 import httpx
 import orjson
 
+from bench.auth import register_authority
 from bench.process import Server
 from bench.scenario import Scenario
 from bench.server import FHIR_JSON
@@ -49,3 +50,42 @@ def check(server: Server, scenario: Scenario) -> int:
             f"{response.text[:300]}"
         )
     return len(response.content)
+
+
+AUTHORITY = "bench-authority"  # an Organization id: the local authority notifications reach
+
+
+def seed_notified(server: Server, database_url: str) -> bytes:
+    """A child for whom a local authority is responsible, the authority (an Organization with
+    a local-authority client) subscribed to flag-recorded-elsewhere with no endpoint (its
+    events held for $events, so the notifier numbers each one), and the body of a Flag another
+    organisation raises about the child: each create of it writes one notification."""
+    register_authority(database_url, "bench-authority-client", f"Organization/{AUTHORITY}")
+    with httpx.Client(
+        base_url=server.url, headers=HEADERS, auth=server.auth, timeout=10.0
+    ) as client:
+        authority = factories.organization(name="Bench Borough Council", ods="B0001")
+        put = client.put(
+            f"/fhir/Organization/{AUTHORITY}", content=orjson.dumps(authority | {"id": AUTHORITY})
+        )
+        if put.status_code not in (200, 201):
+            raise RuntimeError(f"seeding failed: {put.status_code} {put.text[:300]}")
+        extension = {
+            "url": f"{server.url}/fhir/StructureDefinition/responsible-local-authority",
+            "valueReference": {"reference": f"Organization/{AUTHORITY}"},
+        }
+        child = factories.patient(nhs=factories.nhs_number(2)) | {"extension": [extension]}
+        patient = _create(client, child)
+        hospital = _create(client, factories.organization(name="Bench Hospital", ods="RB001"))
+        topic = f"{server.url}/fhir/SubscriptionTopic/flag-recorded-elsewhere"
+        subscription = factories.subscription(topic=topic)
+        made = client.post("/fhir/Subscription", content=orjson.dumps(subscription))
+        if made.status_code != 201:
+            raise RuntimeError(f"subscribing failed: {made.status_code} {made.text[:300]}")
+        body = factories.safeguarding_flag(
+            subject=f"Patient/{patient}",
+            author=f"Organization/{hospital}",
+            code="836881000000105",
+            display="Child is cause for safeguarding concern",
+        )
+    return orjson.dumps(body)

@@ -102,6 +102,10 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         max_body_bytes=64 * 1024,
         audit_seal_interval_seconds=seal_interval(database_url),
         export_dir=str(tmp_path_factory.mktemp("exports")),
+        # Tests run the notifier's passes themselves (tests/notify): none in the background.
+        notify_interval_seconds=0,
+        subscription_endpoints="http://127.0.0.1:*, https://hooks.example.gov.uk/fhir",
+        subscription_private_networks="127.0.0.0/8",
     )
 
 

@@ -249,3 +249,44 @@ def recorded_condition(
         }
     ]
     return resource
+
+
+BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition"
+
+
+def subscription(
+    *,
+    topic: str,
+    endpoint: str | None = None,
+    content: str = "id-only",
+    heartbeat: int | None = None,
+    max_count: int | None = None,
+) -> dict[str, Any]:
+    """A topic-based Subscription (backport profile) to a topic's canonical URL: a rest-hook
+    to `endpoint`, or with none, events held for $events."""
+    channel: dict[str, Any] = {
+        "type": "rest-hook",
+        "payload": "application/fhir+json",
+        "_payload": {
+            "extension": [{"url": f"{BACKPORT}/backport-payload-content", "valueCode": content}]
+        },
+    }
+    extensions = []
+    if heartbeat is not None:
+        extensions.append(
+            {"url": f"{BACKPORT}/backport-heartbeat-period", "valueUnsignedInt": heartbeat}
+        )
+    if max_count is not None:
+        extensions.append({"url": f"{BACKPORT}/backport-max-count", "valuePositiveInt": max_count})
+    if extensions:
+        channel["extension"] = extensions
+    if endpoint is not None:
+        channel["endpoint"] = endpoint
+    return {
+        "resourceType": "Subscription",
+        "meta": {"profile": [f"{BACKPORT}/backport-subscription"]},
+        "status": "requested",
+        "reason": "Tell the authority about its children",
+        "criteria": topic,
+        "channel": channel,
+    }

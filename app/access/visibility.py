@@ -14,6 +14,9 @@ exist. The rules:
   test is one index probe. A Patient search by exact NHS number sees that Patient too.
 - `auditor`: nothing of the safeguarding record (its own resources come with the audit trail).
 
+A Subscription is held restricted (`PRIVATE_TYPES`), so only its organisation and system
+clients see it.
+
 A write that hides a resource from callers who could see it just before (a restricted label
 added, a child or a record moving away from an authority, an authority's last active Flag
 about a child ended) leaves them a tombstone (`storage.vanishing`): `losses` says who, from
@@ -35,6 +38,9 @@ RESTRICTED = "R"
 Bind = Callable[[object], str]  # a value -> its placeholder in the statement
 CONFERRING_TYPES = ("Flag", "Patient")  # the types whose rows can make an Organization responsible
 HEALTH, LOCAL_AUTHORITY = "health", "local-authority"  # the roles a tombstone can reach
+# Types held restricted whatever they say: a Subscription (its endpoint, its events) is seen by
+# the organisation that made it and by system clients only.
+PRIVATE_TYPES = frozenset({"Subscription"})
 
 
 def sees_everything(caller: Caller) -> bool:
@@ -78,7 +84,10 @@ def _local_authority(caller: Caller, alias: str, bind: Bind) -> str:
 
 
 def is_restricted(resource: dict[str, object]) -> bool:
-    """Whether a resource carries the restricted confidentiality label (`meta.security` R)."""
+    """Whether a resource is held restricted: it carries the restricted confidentiality label
+    (`meta.security` R), or is of a type only its organisation sees (`PRIVATE_TYPES`)."""
+    if resource.get("resourceType") in PRIVATE_TYPES:
+        return True
     meta = resource.get("meta")
     labels = meta.get("security") if isinstance(meta, dict) else None
     return isinstance(labels, list) and any(

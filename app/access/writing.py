@@ -5,6 +5,8 @@ to what others wrote. Reads are ruled in `visibility`; these rules run on every 
   a Condition's recording organisation) must be it, and is set to it when absent. `system`
   clients write on behalf of any organisation.
 - Organizations are the directory: only `system` clients create, change or delete them.
+- Subscriptions (notifications to local authorities) are made by local-authority and
+  `system` clients only.
 - Only the authoring organisation (for a Patient or RelatedPerson, the one whose client
   created it) updates, ends or deletes a resource; `system` clients may change anything.
 - A write by id of a resource the caller cannot see is answered as if none existed (404),
@@ -15,6 +17,7 @@ from app.access.caller import Caller
 from app.errors import Forbidden, NotFound
 
 DIRECTORY = "Organization"
+SUBSCRIBING, SUBSCRIBERS = "Subscription", ("local-authority", "system")
 
 
 def author_to_record(caller: Caller, declared: str | None, expression: str) -> str | None:
@@ -33,6 +36,12 @@ def author_to_record(caller: Caller, declared: str | None, expression: str) -> s
 
 def check_type(caller: Caller, resource_type: str) -> None:
     """403 unless the caller may write resources of this type at all."""
+    if resource_type == SUBSCRIBING and caller.role not in SUBSCRIBERS:
+        raise Forbidden.of(
+            "Subscriptions carry notifications to local authorities: only local-authority "
+            "and system clients create, change or delete them",
+            resource_type,
+        )
     if resource_type == DIRECTORY and not caller.acts_for_anyone:
         raise Forbidden.of(
             "Organizations are the directory of services and authorities: only system "

@@ -4,12 +4,13 @@ repositories are opened: every handler reaches stored data through these.
 
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from starlette.requests import Request
 
 from app.access import Caller
+from app.access.endpoints import parse_allow_list, parse_networks
 from app.access.trail import trail_of
 from app.errors import Unauthorized
 from app.flags.codes import Vocabulary, vocabulary
@@ -42,7 +43,11 @@ class AppContext:
 
     def __post_init__(self) -> None:
         self.base = self.settings.base_url.rstrip("/")
-        self.vocabulary = vocabulary(self.settings.canonical_base)
+        self.vocabulary = replace(
+            vocabulary(self.settings.canonical_base),
+            endpoints=parse_allow_list(self.settings.endpoint_allow_list),
+            private_networks=parse_networks(self.settings.private_network_list),
+        )
 
     def caller(self, request: Request) -> Caller:
         """Who is asking: resolved from the request's token before routing (`app.auth`), or

@@ -13,6 +13,7 @@ from fhir.resources.R4B.flag import Flag
 from fhir.resources.R4B.organization import Organization
 from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.relatedperson import RelatedPerson
+from fhir.resources.R4B.subscription import Subscription
 from pydantic.fields import FieldInfo
 
 from app.errors import Invalid, Issue
@@ -24,6 +25,7 @@ MODELS: dict[str, Any] = {
     "Flag": Flag,
     "Condition": Condition,
     "RelatedPerson": RelatedPerson,
+    "Subscription": Subscription,
 }
 MAX_DEPTH = 64  # nesting of objects and arrays; far deeper than any resource hosted here needs
 

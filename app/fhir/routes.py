@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from app.criteria import Query
 from app.errors import Invalid, NotFound
-from app.fhir import auditing, history, permissions, wire
+from app.fhir import auditing, history, permissions, sightings, wire
 from app.fhir.bundles import idempotency
 from app.fhir.context import AppContext, app_context
 from app.fhir.outcomes import information
@@ -189,6 +189,9 @@ async def read(request: Request) -> Response:
     async with app_context(request).reading(request) as repository:
         current = await reads.read(repository, resource_type, logical_id)
     auditing.read_one(request, resource_type, logical_id, current.patient_id)
+    if resource_type == "Flag":
+        sightings.saw_flags_of(request, (current.patient_id,))
+        await sightings.tell(request)
     headers = {
         "ETag": wire.etag(current.version_id),
         "Last-Modified": wire.http_date(current.last_updated),

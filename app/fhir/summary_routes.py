@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.errors import Invalid
-from app.fhir import auditing, permissions, wire
+from app.fhir import auditing, permissions, sightings, wire
 from app.fhir.bundles import assembly
 from app.fhir.context import AppContext, app_context
 from app.fhir.search.values import split_escaped
@@ -57,8 +57,11 @@ def _identifier(request: Request) -> tuple[str, str]:
 
 
 def _audited(request: Request, found: summary.Summary) -> summary.Summary:
-    """Every Patient whose data the summary includes, in the request's trail."""
+    """Every Patient whose data the summary includes, in the request's trail; the children
+    whose Flags it shows, for the access notification (`sightings`)."""
     auditing.held_data_of(request, (entry.patient_id for entry in found.entries))
+    shown = (entry.patient_id for entry in found.entries if entry.resource_type == "Flag")
+    sightings.saw_flags_of(request, shown)
     return found
 
 
@@ -80,6 +83,8 @@ async def summary_of_patient(request: Request) -> Response:
         assert current.body is not None
         child = summary.held("Patient", logical_id, current.body, logical_id)
         found = _audited(request, await summary.for_patient(repository, child, _terms(context)))
+    sightings.saw_flags_of(request, (logical_id,))
+    await sightings.tell(request)
     return wire.json_response(request, _bundle(context.base, found))
 
 
@@ -94,6 +99,8 @@ async def summary_by_identifier(request: Request) -> Response:
     async with context.searching(request) as repository:
         found = await summary.for_identifier(repository, system, value, _terms(context))
     _audited(request, found)
+    sightings.saw_flags_of(request, (e.patient_id for e in found.entries[:1]))
+    await sightings.tell(request)
     return wire.json_response(request, _bundle(context.base, found))
 
 

@@ -12,6 +12,8 @@ from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
+from app.access.endpoints import AllowedEndpoint, Network
+
 DATA = Path(__file__).parent / "data"
 SNOMED = "http://snomed.info/sct"
 FLAG_CATEGORY = "http://terminology.hl7.org/CodeSystem/flag-category"
@@ -71,6 +73,9 @@ class Vocabulary:
     canonical_base: str
     flag_types: tuple[Concept, ...]
     removal_reasons: tuple[Concept, ...]
+    # Where Subscriptions may send notifications (settings; `access.endpoints`): none by default.
+    endpoints: tuple[AllowedEndpoint, ...] = ()
+    private_networks: tuple[Network, ...] = ()
 
     def url(self, kind: str, artefact: str) -> str:
         """The canonical URL of a project artefact (`CodeSystem`, `ValueSet`, ...)."""

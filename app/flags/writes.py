@@ -11,13 +11,14 @@ from typing import Any
 
 from app.access import Caller, writing
 from app.errors import Conflict, Issue, Unprocessable
-from app.flags import flag_rules
+from app.flags import flag_rules, subscribing
 from app.flags.codes import Vocabulary
 from app.flags.follow_ups import FollowUp, one_active, patient_claims, relative_link, unlink
 from app.normalise import target_id
 
 NOT_AN_ORGANISATION = ""  # an author that is not an Organization here
 Guard = Callable[[dict[str, Any], dict[str, Any]], None]  # (stored, new): raises if refused
+FLAG_ACTIONS = {"inactive": "ended", "active": "reactivated"}  # a status change, as an action
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,20 @@ class DomainWrite:
     guard: Guard | None = None
     author_org: str | None = None
     responsible: tuple[str, ...] = ()  # Organizations it makes responsible for its child
+    safeguarding_status: str | None = None  # a safeguarding Flag's status; None for others
+
+    def flag_action(self, stored: dict[str, Any] | None) -> str | None:
+        """What this write does to a safeguarding Flag, given its stored version (None: it is
+        new): created, ended, entered-in-error or reactivated; None when its status stays,
+        or it is no safeguarding Flag. Each is a `flag-recorded-elsewhere` notification."""
+        status = self.safeguarding_status
+        if status is None:
+            return None
+        if stored is None:
+            return "created"
+        if stored.get("status") == status:
+            return None
+        return FLAG_ACTIONS.get(status, status)
 
 
 def on_write(
@@ -45,17 +60,22 @@ def on_write(
         return DomainWrite([], (patient_claims(resource, logical_id),), responsible=responsible)
     if resource_type == "RelatedPerson":
         return DomainWrite([], (relative_link(resource),))
+    if resource_type == "Subscription":
+        issues = subscribing.subscription_issues(resource, vocabulary)
+        return DomainWrite(issues, (subscribing.keep_state(resource, logical_id, vocabulary),))
     if resource_type != "Flag":
         return DomainWrite([], author_org=author_of(resource, vocabulary, base_url))
     claim = flag_rules.one_active_claim(resource, vocabulary, base_url)
     author = author_of(resource, vocabulary, base_url)
+    status = resource.get("status")
     return DomainWrite(
         flag_rules.flag_issues(resource, vocabulary, base_url),
         (one_active(claim),),
         _fixed_code_and_subject(vocabulary, base_url),
         author,
         # an authority raising an active flag about a child becomes responsible for them
-        (author,) if author is not None and resource.get("status") == "active" else (),
+        (author,) if author is not None and status == "active" else (),
+        str(status) if flag_rules.is_safeguarding(resource, vocabulary) else None,
     )
 
 
@@ -66,6 +86,8 @@ def as_written_by(
     organisation (`access.writing`), and set to it when absent (a Flag's author, a Condition's
     recording organisation). 403 when it names another."""
     resource_type = resource["resourceType"]
+    if resource_type == "Subscription":
+        return subscribing.as_asked(resource, caller.subject)
     if resource_type == "Flag":
         declared = author_of(resource, vocabulary, base_url)
         if declared is None and resource.get("author") is not None:
@@ -124,6 +146,8 @@ def on_delete(resource_type: str, logical_id: str, body: dict[str, Any]) -> tupl
             "Flag",
             code="business-rule",
         )
+    if resource_type == "Subscription":
+        return (subscribing.forget_state(),)
     return (unlink(logical_id),) if resource_type == "Patient" else ()
 
 

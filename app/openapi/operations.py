@@ -180,6 +180,14 @@ OPERATIONS: dict[str, Op] = {
     "export_file": Op(
         "Download a bulk export file", (200,), "Ndjson", (), (), None, "application/fhir+ndjson", ()
     ),
+    "subscription_status": Op("Status of a Subscription", (200,), "Bundle", (404,)),
+    "subscription_events": Op(
+        "Events of a Subscription, by number",
+        (200,),
+        "Bundle",
+        (400, 404),
+        ("eventsSinceNumber", "eventsUntilNumber", "events-content", "_count-events"),
+    ),
     "_ping": Op("Alive", (200,), "Health"),
     "_status": Op("Ready", (200, 503), "Health"),
 }
@@ -255,6 +263,13 @@ DESCRIPTIONS = {
     "export_file": "One NDJSON file the manifest lists, one resource per line; only for the "
     "client that asked (404 for any other, and for a token of it that may not read the file's "
     "type). Files are deleted SAFEGUARD_EXPORT_RETENTION after the job ends.",
+    "subscription_status": "Subscriptions R5 Backport $status: a searchset Bundle holding the "
+    "Subscription's SubscriptionStatus (a Parameters resource: status, topic, "
+    "events-since-subscription-start). Only its organisation and system clients see it.",
+    "subscription_events": "Subscriptions R5 Backport $events: the Subscription's numbered "
+    "events from eventsSinceNumber to eventsUntilNumber (both included, a page at most), as a "
+    "history notification Bundle of type query-event. Page on with eventsSinceNumber = the "
+    "last number + 1; every event comes once, in order. Kept SAFEGUARD_NOTIFY_EVENT_RETENTION.",
     "transaction": "A transaction Bundle is all or nothing: its entries run (DELETE, POST, "
     "PUT/PATCH, GET) in one database transaction, `urn:uuid:` fullUrls and conditional "
     "references become ids, and the first failure is answered alone, naming its entry "

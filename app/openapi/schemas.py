@@ -261,6 +261,16 @@ PARAMETERS: dict[str, JSON] = {
     "file_name": _param("file_name", "path", "A file's name, from the manifest", "Flag.ndjson"),
     "Prefer-async": _param("Prefer", "header", "respond-async (required)", "respond-async")
     | {"required": True},
+    "eventsSinceNumber": _param(
+        "eventsSinceNumber", "query", "The first event number to return (included; default 1)", "1"
+    ),
+    "eventsUntilNumber": _param(
+        "eventsUntilNumber", "query", "The last event number to return (included)"
+    ),
+    "events-content": _param(
+        "content", "query", "empty, id-only or full-resource (default: the Subscription's own)"
+    ),
+    "_count-events": _param("_count", "query", "Events at most (a page)", "100"),
     "_outputFormat": _param(
         "_outputFormat", "query", "application/fhir+ndjson (default), application/ndjson, ndjson"
     ),

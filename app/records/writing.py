@@ -172,9 +172,10 @@ async def save(
     if prepared.issues:
         raise Unprocessable(prepared.issues)
     existed = current is not None
+    stored = None if current is None or current.body is None else orjson.loads(current.body)
     guard = prepared.domain.guard
-    if guard is not None and current is not None and current.body is not None:
-        guard(orjson.loads(current.body), prepared.resource)
+    if guard is not None and stored is not None:
+        guard(stored, prepared.resource)
     follow_ups = prepared.follow_ups(existed)
     saved = await storage.save(
         repository,
@@ -185,6 +186,7 @@ async def save(
         prepared.derived,
         list(prepared.targets),
         last and not follow_ups,
+        prepared.domain.flag_action(stored),
     )
     if saved is None:
         live = await storage.live_among(repository, list(prepared.targets))
@@ -205,7 +207,9 @@ async def save_together(
         except FhirError as error:
             raise located(position, error) from None
     written = await storage.create_all(
-        repository, [(item.resource, item.logical_id, item.derived) for item in prepared]
+        repository,
+        [(item.resource, item.logical_id, item.derived) for item in prepared],
+        [item.domain.flag_action(None) for item in prepared],
     )
     for position, (item, (pk, _)) in enumerate(zip(prepared, written, strict=True)):
         try:

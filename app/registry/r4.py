@@ -320,10 +320,30 @@ COMMON = [
 ]
 # fmt: on
 
+# A table, one search parameter per entry: formatted, each would take seven lines.
+# fmt: off
+SUBSCRIPTION = [
+    _std("contact", "token", ("Subscription.contact",), "Contact details for the subscription",
+         "Subscription.contact", "Subscription-contact"),
+    _std("criteria", "string", ("Subscription.criteria",), "The search rules used to "
+         "determine when to send a notification (here: a topic's canonical URL)",
+         "Subscription.criteria", "Subscription-criteria"),
+    _std("payload", "token", ("Subscription.channel.payload",), "The mime-type of the "
+         "notification payload", "Subscription.channel.payload", "Subscription-payload"),
+    _std("status", "token", ("Subscription.status",), "The current state of the subscription",
+         "Subscription.status", "Subscription-status"),
+    _std("type", "token", ("Subscription.channel.type",), "The type of channel for the sent "
+         "notifications", "Subscription.channel.type", "Subscription-type"),
+    _std("url", "uri", ("Subscription.channel.endpoint",), "The uri that will receive the "
+         "notifications", "Subscription.channel.endpoint", "Subscription-url"),
+]
+# fmt: on
+
 TABLES = {
     "Patient": PATIENT,
     "Organization": ORGANIZATION,
     "Flag": FLAG,
     "Condition": CONDITION,
     "RelatedPerson": RELATED_PERSON,
+    "Subscription": SUBSCRIPTION,
 }

@@ -7,7 +7,7 @@ index rows; only the current version of a resource is indexed. A write that may 
 resource from callers who saw it records who lost sight (`vanishing`), in its transaction.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any, NamedTuple
 
@@ -17,7 +17,7 @@ from app.access import Caller
 from app.access.trail import Trail
 from app.access.visibility import RESPONSIBLE, Sight
 from app.clock import instant, now_micros
-from app.storage import vanishing
+from app.storage import outbox, vanishing
 from app.storage.db import Connection
 from app.storage.indexer import Derived
 from app.storage.statements import Sql, every_live, sees_everything
@@ -197,21 +197,24 @@ async def save(
     derived: Derived,
     must_exist: list[tuple[str, str]],
     final: bool = False,
+    flag_action: str | None = None,
 ) -> tuple[int, Version] | None:
     """Write a new version (1 when `current` is None) if every `must_exist` (type, id) is live.
 
     Returns (pk, version), or None when a referenced resource is missing (nothing written).
     `final` says nothing follows in this unit of work, so on PostgreSQL the write may run
-    as its own implicit transaction when no statement came before it.
+    as its own implicit transaction when no statement came before it. `flag_action`: what
+    the write does to a safeguarding Flag, for the notifications it gives rise to (`outbox`).
     """
     new = _new_version(repo.caller, resource, logical_id, current, method, derived)
     current_pk = None if current is None else current.pk
-    seen = None
+    seen, own_before = None, frozenset[str]()
     if current is not None and not current.deleted:  # who saw it may lose sight of it
-        seen = await vanishing.watch(
-            repo.conn, new.resource_type, logical_id, current.pk, current.sight(), _sight(new)
-        )
-    final = final and seen is None
+        own_before = await vanishing.own_responsible(repo.conn, new.resource_type, current.pk)
+        before = replace(current.sight(), responsible=own_before)
+        seen = vanishing.watch(new.resource_type, logical_id, current.pk, before, _sight(new))
+    change = outbox.change_of(new, own_before, _sight(new).responsible, flag_action)
+    final = final and seen is None and change is None
     if repo.conn.dialect == "postgresql":
         rider = _rider(repo, new) if final else None
         pk = await write_postgres(repo.conn, new, current_pk, must_exist, final, rider)
@@ -223,6 +226,8 @@ async def save(
         return None
     if seen is not None:
         await vanishing.record(repo.conn, seen, new.version_id, new.last_updated)
+    if change is not None:
+        await outbox.after_write(repo.conn, repo.caller, replace(change, pk=pk))
     _wrote(repo, new)
     return pk, _version(new)
 
@@ -295,17 +300,22 @@ def _version(new: NewVersion) -> Version:
 
 
 async def create_all(
-    repo: Repository, resources: list[tuple[dict[str, Any], str, Derived]]
+    repo: Repository,
+    resources: list[tuple[dict[str, Any], str, Derived]],
+    flag_actions: list[str | None] | None = None,
 ) -> list[tuple[int, Version]]:
     """Version 1 of each (resource, id, derived rows), written together, without checking
     references (checked, and on PostgreSQL locked, with `live_among` first); (pk, version)
-    of each, in order."""
+    of each, in order. `flag_actions`: as for `save`, one per resource."""
     news = [_new_version(repo.caller, r, i, None, "POST", d) for r, i, d in resources]
     if repo.conn.dialect == "postgresql":
         pks = await write_postgres_many(repo.conn, news)
     else:
         pks = await write_sqlite_many(repo.conn, news)
-    for new in news:
+    for new, pk, action in zip(news, pks, flag_actions or [None] * len(news), strict=True):
+        change = outbox.change_of(new, frozenset(), _sight(new).responsible, action, pk)
+        if change is not None:
+            await outbox.after_write(repo.conn, repo.caller, change)
         _wrote(repo, new)
     return [(pk, _version(new)) for pk, new in zip(pks, news, strict=True)]
 
@@ -327,8 +337,9 @@ async def delete(
     micros = max(now_micros(), current.last_updated + 1)
     version = Version(logical_id, current.version_id + 1, micros, "DELETE", None, resource_type)
     conn = repo.conn
-    before = current.sight()
-    seen = await vanishing.watch(conn, resource_type, logical_id, current.pk, before, before)
+    own_before = await vanishing.own_responsible(conn, resource_type, current.pk)
+    before = replace(current.sight(), responsible=own_before)
+    seen = vanishing.watch(resource_type, logical_id, current.pk, before, current.sight())
     await conn.execute(
         "UPDATE resource SET version_id = $2, last_updated = $3, deleted = $4, body = NULL"
         f"{TOUCHED[conn.dialect]} WHERE pk = $1",
@@ -350,6 +361,10 @@ async def delete(
     )
     if seen is not None:  # the Organizations it made responsible for its child are gone
         await vanishing.record(conn, seen, version.version_id, micros)
+    if own_before and current.patient_id is not None:
+        gone = outbox.Change(current.pk, resource_type, logical_id, version.version_id)
+        about = replace(gone, patient_id=current.patient_id, occurred_at=micros)
+        await outbox.after_write(conn, repo.caller, replace(about, own_before=own_before))
     if repo.trail is not None:
         repo.trail.saw(resource_type, logical_id, current.patient_id, version.version_id)
     return version

@@ -337,3 +337,48 @@ export_job = Table(
     Index(None, "status", "heartbeat"),
     Index(None, "client_id", "status"),
 )
+
+# Notifications (migration 0016, `storage.outbox`, `storage.subscriptions`). A write or read that
+# something happened to a child leaves one `notification` row per organisation to tell, in its
+# own transaction; the notifier numbers each for the Subscriptions it reaches
+# (`subscription_event`) and deletes it; `subscription_state` is each Subscription's delivery.
+notification = Table(
+    "notification",
+    metadata,
+    Column("seq", SurrogateKey, primary_key=True, autoincrement=True),
+    Column("topic", String(64), nullable=False, comment="the event's topic code"),
+    Column("recipient_org", String(64), nullable=False, comment="the Organization to tell"),
+    Column("occurred_at", BigInteger, nullable=False, comment="when it happened, " + MICROS),
+    Column("detail", Text, nullable=False, comment="JSON: child, cause, resources involved"),
+)
+
+subscription_state = Table(
+    "subscription_state",
+    metadata,
+    Column("resource_pk", BigInteger, primary_key=True, autoincrement=False),
+    Column("logical_id", String(64), nullable=False),
+    Column("owner_org", String(64), nullable=False, comment="the Organization it serves"),
+    Column("topic", String(64), nullable=False),
+    Column("endpoint", Text, nullable=True, comment="rest-hook URL; null: held for $events"),
+    Column("channel", Text, nullable=False, comment="JSON: content, headers, heartbeat, ..."),
+    Column("status", String(16), nullable=False, comment="requested, active, error, off"),
+    Column("events_total", BigInteger, nullable=False, server_default="0"),
+    Column("delivered_through", BigInteger, nullable=False, server_default="0"),
+    Column("failures", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", BigInteger, nullable=False, server_default="0", comment=MICROS),
+    Column("last_sent_at", BigInteger, nullable=True, comment=MICROS),
+    Column("started_at", BigInteger, nullable=False, comment="events from then on, " + MICROS),
+    Column("error", Text, nullable=True, comment="why the last delivery failed"),
+    Index(None, "owner_org", "topic"),
+)
+
+subscription_event = Table(
+    "subscription_event",
+    metadata,
+    Column("subscription_pk", BigInteger, nullable=False),
+    Column("event_number", BigInteger, nullable=False),
+    Column("occurred_at", BigInteger, nullable=False, comment=MICROS),
+    Column("detail", Text, nullable=False, comment="JSON, as in notification"),
+    PrimaryKeyConstraint("subscription_pk", "event_number"),
+    Index(None, "occurred_at"),
+)

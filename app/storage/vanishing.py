@@ -72,18 +72,24 @@ class Watch:
     after: Sight
 
 
-async def watch(
-    conn: Connection, resource_type: str, logical_id: str, pk: int, before: Sight, after: Sight
+async def own_responsible(conn: Connection, resource_type: str, pk: int) -> frozenset[str]:
+    """The Organizations the stored rows of resource `pk` make responsible for its child
+    (none for a type that confers no responsibility)."""
+    if resource_type not in CONFERRING_TYPES:
+        return frozenset()
+    # Every reference row of the resource (a handful), sorted out here: with `param` in the
+    # query, SQLite probes the (param, target) index instead, reading every
+    # responsible-Organization row there is, one update after another.
+    rows = await conn.fetch(OWN_REFERENCES, pk)
+    return frozenset(row[2] for row in rows if row[0] == RESPONSIBLE and row[1] == "Organization")
+
+
+def watch(
+    resource_type: str, logical_id: str, pk: int, before: Sight, after: Sight
 ) -> Watch | None:
-    """Before a write of resource `pk`: what it changes of who sees it, or None when nothing
-    that decides sight changes."""
-    if resource_type in CONFERRING_TYPES:
-        # Every reference row of the resource (a handful), sorted out here: with `param` in
-        # the query, SQLite probes the (param, target) index instead, reading every
-        # responsible-Organization row there is, one update after another.
-        rows = await conn.fetch(OWN_REFERENCES, pk)
-        found = (row[2] for row in rows if row[0] == RESPONSIBLE and row[1] == "Organization")
-        before = replace(before, responsible=frozenset(found))
+    """Before a write of resource `pk`: what it changes of who sees it (`before` with its
+    own responsible Organizations, `own_responsible`), or None when nothing that decides
+    sight changes."""
     if before == after:
         return None
     return Watch(pk, resource_type, logical_id, before, after)
@@ -97,7 +103,7 @@ async def record(conn: Connection, seen: Watch, version_id: int, micros: int) ->
     children = sorted({p for p in (before.patient_id, after.patient_id) if p is not None})
     others: dict[str, frozenset[str]] = {}
     if _authorities_concerned(seen) and children:
-        await _lock(conn, children)
+        await lock_children(conn, children)
         others = await _responsible_besides(conn, seen.pk, children)
     whole_before = replace(before, responsible=before.responsible | _of(others, before))
     whole_after = replace(after, responsible=after.responsible | _of(others, after))
@@ -144,7 +150,7 @@ def _row(seen: Watch, version_id: int, micros: int, who: Audience) -> tuple[obje
     )
 
 
-async def _lock(conn: Connection, children: list[str]) -> None:
+async def lock_children(conn: Connection, children: list[str]) -> None:
     """Hold, to commit, the lock on who is responsible for each child (PostgreSQL; SQLite has
     one writer), in a fixed order: writes that change it for one child run one after another,
     each seeing what the one before committed."""

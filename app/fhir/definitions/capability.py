@@ -9,6 +9,8 @@ from app import __doc__ as description
 from app.fhir.definitions import artefacts as terminology_artefacts
 from app.fhir.definitions import operations as operation_definitions
 from app.fhir.definitions import search_parameters as conformance
+from app.flags.codes import vocabulary
+from app.flags.subscribing import PROFILE, TOPICS, topic_url
 from app.registry import (
     COMMON_PARAMS,
     FHIR_VERSION,
@@ -136,12 +138,42 @@ def _audit_event(canonical_base: str) -> dict[str, Any]:
 
 
 def _with_summary(resource: dict[str, Any], canonical_base: str) -> dict[str, Any]:
-    """Patient's entry names the $safeguarding-summary operation, defined under our base."""
+    """Patient's entry names the $safeguarding-summary operation, defined under our base;
+    Subscription's, its topics and operations (`_subscriptions`)."""
+    if resource["type"] == "Subscription":
+        return _subscriptions(resource, canonical_base)
     if resource["type"] != "Patient":
         return resource
     definition = operation_definitions.summary_definition(canonical_base)["url"]
     summary = {"name": "safeguarding-summary", "definition": definition}
     return resource | {"operation": [summary, PATIENT_EXPORT]}
+
+
+# Topic-based Subscriptions in R4 (https://hl7.org/fhir/uv/subscriptions-backport/STU1.1/).
+BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport"
+TOPIC_CANONICAL = f"{BACKPORT}/StructureDefinition/capabilitystatement-subscriptiontopic-canonical"
+SUBSCRIPTION_OPERATIONS = [
+    {"name": name, "definition": f"{BACKPORT}/OperationDefinition/backport-subscription-{name}"}
+    for name in ("status", "events")
+]
+
+
+def _subscriptions(resource: dict[str, Any], canonical_base: str) -> dict[str, Any]:
+    """Subscription's entry: each topic's canonical URL (R4 has no SubscriptionTopic
+    resource), the backport profile, and $status and $events."""
+    terms = vocabulary(canonical_base)
+    topics = [
+        {"url": TOPIC_CANONICAL, "valueCanonical": topic_url(terms, topic.code)} for topic in TOPICS
+    ]
+    return resource | {
+        "extension": topics,
+        "supportedProfile": [PROFILE],
+        "documentation": "Topic-based subscriptions (Subscriptions R5 Backport): criteria is a "
+        "topic's canonical URL; channel rest-hook, with an endpoint on the server's allow-list, "
+        "or none to hold events for $events. Only local-authority and system clients write "
+        "them, and only their organisation sees them.",
+        "operation": SUBSCRIPTION_OPERATIONS,
+    }
 
 
 # Bulk Data export (https://hl7.org/fhir/uv/bulkdata/STU2/export.html), defined by the IG.
@@ -185,7 +217,10 @@ def capability_statement(
         "date": published,
         "publisher": "safeguard-fhir",
         "kind": "instance",
-        "instantiates": [f"{BULK_DATA}/CapabilityStatement/bulk-data"],
+        "instantiates": [
+            f"{BULK_DATA}/CapabilityStatement/bulk-data",
+            f"{BACKPORT}/CapabilityStatement/backport-subscription-server-r4",
+        ],
         "software": {"name": "safeguard-fhir", "version": SOFTWARE_VERSION},
         "implementation": {"description": (description or "").strip(), "url": base_url},
         "fhirVersion": FHIR_VERSION,

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from app.access.visibility import finding_by_nhs_number
 from app.criteria import Query, SortKey
 from app.errors import Invalid, Issue
-from app.fhir import auditing, elements, presence, wire
+from app.fhir import auditing, elements, presence, sightings, wire
 from app.fhir.bundles import assembly as bundles
 from app.fhir.context import AppContext, app_context
 from app.fhir.search import options as search_options
@@ -176,6 +176,7 @@ async def run(
     """Answer a search of `resource_type` (in a Patient's compartment if given)."""
     async with app_context(request).searching(request) as repository:
         body = await searchset(repository, request, resource_type, pairs, path, compartment)
+    await sightings.tell(request)
     return wire.json_response(request, body)
 
 
@@ -219,6 +220,10 @@ async def searchset(
     auditing.searched(request, resource_type, pairs, context.base, compartment)
     auditing.held_data_of(request, (row.patient_id for row in found.page.rows))
     auditing.held_data_of(request, (row.patient_id for row in found.included))
+    if resource_type == "Flag":
+        sightings.saw_flags_of(request, (row.patient_id for row in found.page.rows))
+    flags = (row.patient_id for row in found.included if row.resource_type == "Flag")
+    sightings.saw_flags_of(request, flags)
     return bundles.searchset(
         context.base,
         resource_type,

@@ -145,9 +145,10 @@ async def test_the_system_export_operation_is_declared_and_routed(
     client: httpx.AsyncClient,
 ) -> None:
     statement = (await client.get("/metadata")).json()
-    assert statement["instantiates"] == [
+    assert (
         "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"
-    ]
+        in (statement["instantiates"])
+    )
     [export] = statement["rest"][0]["operation"]
     assert export["name"] == "export"
     assert export["definition"].endswith("/OperationDefinition/export")
@@ -172,3 +173,29 @@ async def test_audit_events_are_read_and_searched_only_by_the_r4_parameters(
     assert params == {name: (kind, f"{HL7}AuditEvent-{name}") for name, kind in kinds.items()}
     for param in declared["searchParam"]:
         assert param["documentation"], param
+
+
+BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport"
+
+
+async def test_subscription_topics_are_named_by_canonical_url_with_the_backport_extension(
+    client: httpx.AsyncClient,
+) -> None:
+    statement = (await client.get("/metadata")).json()
+    assert (
+        f"{BACKPORT}/CapabilityStatement/backport-subscription-server-r4"
+        in (statement["instantiates"])
+    )
+    declared = (await _resources(client))["Subscription"]
+    canonical = f"{BACKPORT}/StructureDefinition/capabilitystatement-subscriptiontopic-canonical"
+    topics = [e["valueCanonical"] for e in declared["extension"] if e["url"] == canonical]
+    assert topics == [
+        f"http://test/fhir/SubscriptionTopic/{code}"
+        for code in ("flag-recorded-elsewhere", "child-seen-elsewhere", "responsibility-changed")
+    ]
+    assert declared["supportedProfile"] == [f"{BACKPORT}/StructureDefinition/backport-subscription"]
+    operations = {o["name"]: o["definition"] for o in declared["operation"]}
+    assert operations == {
+        name: f"{BACKPORT}/OperationDefinition/backport-subscription-{name}"
+        for name in ("status", "events")
+    }

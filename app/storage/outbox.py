@@ -1,0 +1,223 @@
+"""The outbox: events about a child, recorded in the transaction of the write (or read) that
+caused them, one `notification` row per Organization to tell, so none is lost and none is
+sent for a change that rolled back. The notifier (`app.notify`) numbers them for the
+Subscriptions they reach and delivers them.
+
+Who is told. A child's responsible Organizations are the `RESPONSIBLE` index rows of its
+Patient (the responsible-local-authority extension) and of its live Flags (each active Flag's
+author); those with a local-authority client are its responsible local authorities.
+
+- `flag-recorded-elsewhere`: a safeguarding Flag created, ended, marked entered-in-error or
+  made active again tells every responsible local authority (before or after the write) but
+  the Flag's author.
+- `responsibility-changed`: when a write changes the set of responsible local authorities,
+  every one in the old set and the new is told. On PostgreSQL the write then holds the
+  child's responsibility lock (`vanishing`) and reads the set again, so of two writes that each
+  add an authority, the second sees the first.
+- `child-seen-elsewhere`: `sightings` below.
+
+Cost: a write that neither changes a safeguarding Flag's status nor its own responsible rows
+runs nothing here; one that does reads the child's responsible Organizations in one query and
+writes its rows in one more, only when someone is to be told.
+"""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import orjson
+
+from app.access import Caller
+from app.access.visibility import CONFERRING_TYPES, LOCAL_AUTHORITY, RESPONSIBLE
+from app.storage import vanishing
+from app.storage.db import Connection
+from app.storage.statements import every_live
+from app.storage.writes import NewVersion
+
+FLAG_RECORDED, CHILD_SEEN, RESPONSIBILITY = (
+    "flag-recorded-elsewhere",
+    "child-seen-elsewhere",
+    "responsibility-changed",
+)
+TOPICS = (FLAG_RECORDED, CHILD_SEEN, RESPONSIBILITY)
+_INSERT = (
+    "INSERT INTO notification (topic, recipient_org, occurred_at, detail) VALUES ($1, $2, $3, $4)"
+)
+_IS_AUTHORITY = (
+    "EXISTS (SELECT 1 FROM oauth_client c WHERE c.organisation = o.org AND c.role = "
+    f"'{LOCAL_AUTHORITY}')"
+)
+# The child's responsible Organizations through resources other than the one written, each
+# with whether it is a local authority; `{own}`: the written one's own, appended as VALUES.
+_CONFERRING = ", ".join(f"'{name}'" for name in CONFERRING_TYPES)
+_RESPONSIBLE = (
+    f"SELECT o.org, o.own, {_IS_AUTHORITY} FROM (SELECT x.target_id AS org, 0 AS own FROM "
+    "resource g "
+    "JOIN idx_reference x ON x.resource_pk = g.pk WHERE g.patient_id = $1 AND g.pk <> $2 "
+    f"AND g.resource_type IN ({_CONFERRING}) AND x.param = '{RESPONSIBLE}' AND "
+    f"x.target_type = 'Organization' AND {every_live('g')}"
+    "{own}) o"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A write of a Flag or Patient about child `patient_id`: what it was, and the
+    Organizations its own rows made responsible before and after."""
+
+    pk: int
+    resource_type: str
+    logical_id: str
+    version_id: int
+    patient_id: str = ""
+    occurred_at: int = 0
+    own_before: frozenset[str] = frozenset()
+    own_after: frozenset[str] = frozenset()
+    flag_action: str | None = None  # created, ended, entered-in-error, reactivated
+    author_org: str | None = None
+
+
+def change_of(
+    new: NewVersion,
+    own_before: frozenset[str],
+    own_after: frozenset[str],
+    flag_action: str | None,
+    pk: int = 0,
+) -> Change | None:
+    """What the outbox is to hear of a new version: None when it neither acts on a
+    safeguarding Flag nor changes whom its child's records make responsible."""
+    if new.resource_type not in CONFERRING_TYPES or new.patient_id is None:
+        return None
+    if flag_action is None and own_after == own_before:
+        return None
+    return Change(
+        pk,
+        new.resource_type,
+        new.logical_id,
+        new.version_id,
+        new.patient_id,
+        new.last_updated,
+        own_before,
+        own_after,
+        flag_action,
+        new.author_org,
+    )
+
+
+async def after_write(conn: Connection, caller: Caller, change: Change) -> None:
+    """Record the notifications `change` gives rise to, in its transaction."""
+    moved = change.own_before != change.own_after
+    if change.flag_action is None and not moved:
+        return
+    before, after = await _authorities(conn, change)
+    if before != after and conn.dialect == "postgresql":
+        await vanishing.lock_children(conn, [change.patient_id])
+        before, after = await _authorities(conn, change)  # read again under the lock
+    rows = []
+    if change.flag_action is not None:
+        told = sorted((before | after) - {change.author_org})
+        detail = _detail(caller, change, action=change.flag_action)
+        rows += [(FLAG_RECORDED, org, change.occurred_at, detail) for org in told]
+    if before != after:
+        detail = _detail(caller, change, before=sorted(before), after=sorted(after))
+        told = sorted(before | after)
+        rows += [(RESPONSIBILITY, org, change.occurred_at, detail) for org in told]
+    if rows:
+        await conn.executemany(_INSERT, rows)
+
+
+async def _authorities(conn: Connection, change: Change) -> tuple[frozenset[str], frozenset[str]]:
+    """The child's responsible local authorities before and after the write."""
+    own = sorted(change.own_before | change.own_after)
+    values = ", ".join(f"(CAST(${n + 3} AS VARCHAR(64)))" for n in range(len(own)))
+    sql = _RESPONSIBLE.format(
+        own=f" UNION SELECT column1, 1 FROM (VALUES {values}) v" if own else ""
+    )
+    rows = await conn.fetch(sql, change.patient_id, change.pk, *own)
+    authorities = {row[0] for row in rows if row[2]}
+    others = {row[0] for row in rows if not row[1]} & authorities
+    return (
+        frozenset(others | (change.own_before & authorities)),
+        frozenset(others | (change.own_after & authorities)),
+    )
+
+
+def _detail(caller: Caller, change: Change, **more: object) -> str:
+    """The JSON of a notification: the child, the resource written, who wrote it."""
+    return orjson.dumps(
+        {
+            "child": change.patient_id,
+            "focus": f"{change.resource_type}/{change.logical_id}/_history/{change.version_id}",
+            "organization": caller.organisation,
+            "client": caller.subject,
+            **more,
+        }
+    ).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """An active plan Flag about a child, authored by a local authority: who to tell when a
+    health client looks at the child."""
+
+    child: str
+    flag_id: str
+    authority: str
+
+
+# Active Flags about the children (`{children}`) coded as one of the plans (`{codes}`: pairs
+# of system and code), authored by an Organization with a local-authority client.
+_PLANS = (
+    "SELECT f.patient_id, f.logical_id, f.author_org FROM resource f WHERE f.resource_type = "
+    f"'Flag' AND f.patient_id IN ({{children}}) AND {every_live('f')} AND EXISTS (SELECT 1 "
+    "FROM idx_token s "
+    "WHERE s.resource_pk = f.pk AND s.param = 'status' AND s.code = 'active') AND EXISTS "
+    "(SELECT 1 FROM idx_token k WHERE k.resource_pk = f.pk AND k.param = 'code' AND ({codes})) "
+    "AND EXISTS (SELECT 1 FROM oauth_client c WHERE c.organisation = f.author_org AND "
+    f"c.role = '{LOCAL_AUTHORITY}')"
+)
+
+
+async def plans_of(
+    conn: Connection, children: Sequence[str], codes: Sequence[tuple[str, str]]
+) -> list[Sighting]:
+    """The active plan Flags, authored by local authorities, about any of `children`."""
+    if not children or not codes:
+        return []
+    marks = ", ".join(f"${n + 1}" for n in range(len(children)))
+    start = len(children) + 1
+    tests = " OR ".join(
+        f"(k.system = ${start + 2 * n} AND k.code = ${start + 2 * n + 1})"
+        for n in range(len(codes))
+    )
+    sql = _PLANS.format(children=marks, codes=tests)
+    rows = await conn.fetch(sql, *children, *(value for pair in codes for value in pair))
+    return [Sighting(row[0], row[1], row[2]) for row in rows]
+
+
+async def record_sightings(
+    conn: Connection, caller: Caller, sightings: Iterable[Sighting], occurred_at: int
+) -> int:
+    """One `child-seen-elsewhere` notification per child and authority: the caller's
+    organisation looked at the child; how many were recorded."""
+    plans: dict[tuple[str, str], list[str]] = {}
+    for seen in sightings:
+        plans.setdefault((seen.child, seen.authority), []).append(f"Flag/{seen.flag_id}")
+    rows = [
+        (CHILD_SEEN, authority, occurred_at, _seen_detail(caller, child, sorted(flags)))
+        for (child, authority), flags in sorted(plans.items())
+    ]
+    if rows:
+        await conn.executemany(_INSERT, rows)
+    return len(rows)
+
+
+def _seen_detail(caller: Caller, child: str, flags: list[str]) -> str:
+    return orjson.dumps(
+        {
+            "child": child,
+            "focus": f"Patient/{child}",
+            "organization": caller.organisation,
+            "client": caller.subject,
+            "plans": flags,
+        }
+    ).decode()

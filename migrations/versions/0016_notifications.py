@@ -1,0 +1,71 @@
+"""notifications: an outbox of events about children (`notification`, written in the
+transaction of the write or read that caused them), each Subscription's delivery state
+(`subscription_state`) and its numbered events (`subscription_event`), kept for `$events`
+(`app.storage.outbox`, `app.storage.subscriptions`, `app.notify`)
+
+Revision ID: 0016
+Revises: 0015
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0016"
+down_revision: str | None = "0015"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+MICROS = "microseconds since epoch, UTC"
+KEY = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def upgrade() -> None:
+    op.create_table(
+        "notification",
+        sa.Column("seq", KEY, autoincrement=True, nullable=False),
+        sa.Column("topic", sa.String(length=64), nullable=False, comment="the event's topic code"),
+        sa.Column("recipient_org", sa.String(length=64), nullable=False, comment="the Organization to tell"),
+        sa.Column("occurred_at", sa.BigInteger(), nullable=False, comment="when it happened, " + MICROS),
+        sa.Column("detail", sa.Text(), nullable=False, comment="JSON: child, cause, resources involved"),
+        sa.PrimaryKeyConstraint("seq", name=op.f("pk_notification")),
+    )
+    op.create_table(
+        "subscription_state",
+        sa.Column("resource_pk", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("logical_id", sa.String(length=64), nullable=False),
+        sa.Column("owner_org", sa.String(length=64), nullable=False, comment="the Organization it serves"),
+        sa.Column("topic", sa.String(length=64), nullable=False),
+        sa.Column("endpoint", sa.Text(), nullable=True, comment="rest-hook URL; null: held for $events"),
+        sa.Column("channel", sa.Text(), nullable=False, comment="JSON: content, headers, heartbeat, ..."),
+        sa.Column("status", sa.String(length=16), nullable=False, comment="requested, active, error, off"),
+        sa.Column("events_total", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("delivered_through", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("failures", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("next_attempt_at", sa.BigInteger(), server_default="0", nullable=False, comment=MICROS),
+        sa.Column("last_sent_at", sa.BigInteger(), nullable=True, comment=MICROS),
+        sa.Column("started_at", sa.BigInteger(), nullable=False, comment="events from then on, " + MICROS),
+        sa.Column("error", sa.Text(), nullable=True, comment="why the last delivery failed"),
+        sa.PrimaryKeyConstraint("resource_pk", name=op.f("pk_subscription_state")),
+    )
+    op.create_index(
+        "ix_subscription_state_owner_org_topic", "subscription_state", ["owner_org", "topic"]
+    )
+    op.create_table(
+        "subscription_event",
+        sa.Column("subscription_pk", sa.BigInteger(), nullable=False),
+        sa.Column("event_number", sa.BigInteger(), nullable=False),
+        sa.Column("occurred_at", sa.BigInteger(), nullable=False, comment=MICROS),
+        sa.Column("detail", sa.Text(), nullable=False, comment="JSON, as in notification"),
+        sa.PrimaryKeyConstraint("subscription_pk", "event_number", name=op.f("pk_subscription_event")),
+    )
+    op.create_index("ix_subscription_event_occurred_at", "subscription_event", ["occurred_at"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_subscription_event_occurred_at", table_name="subscription_event")
+    op.drop_table("subscription_event")
+    op.drop_index("ix_subscription_state_owner_org_topic", table_name="subscription_state")
+    op.drop_table("subscription_state")
+    op.drop_table("notification")
