@@ -46,16 +46,29 @@ _IS_AUTHORITY = (
     "EXISTS (SELECT 1 FROM oauth_client c WHERE c.organisation = o.org AND c.role = "
     f"'{LOCAL_AUTHORITY}')"
 )
-# The child's responsible Organizations through resources other than the one written, each
-# with whether it is a local authority; `{own}`: the written one's own, appended as VALUES.
-_CONFERRING = ", ".join(f"'{name}'" for name in CONFERRING_TYPES)
+# The child's responsible local authorities through resources other than the one written
+# ($1 the child, $2 the resource's pk), each as (org, 0); `{own}`: the written one's own, as
+# (org, 1), and whether each is a local authority. A Flag makes its author responsible while
+# active: the distinct authors of the child's Flags are found by skipping through the
+# (type, child, author) index (one probe per author, however many Flags the child has), and
+# only those that are local authorities are checked for a live responsible row.
+_AUTHORS = (
+    "WITH RECURSIVE a (org) AS (SELECT MIN(f.author_org) FROM resource f WHERE "
+    f"f.resource_type = 'Flag' AND f.patient_id = $1 AND {every_live('f')} UNION ALL SELECT "
+    "(SELECT MIN(f.author_org) FROM resource f WHERE f.resource_type = 'Flag' AND "
+    f"f.patient_id = $1 AND f.author_org > a.org AND {every_live('f')}) FROM a WHERE a.org IS "
+    "NOT NULL) "
+)
 _RESPONSIBLE = (
-    f"SELECT o.org, o.own, {_IS_AUTHORITY} FROM (SELECT x.target_id AS org, 0 AS own FROM "
-    "resource g "
-    "JOIN idx_reference x ON x.resource_pk = g.pk WHERE g.patient_id = $1 AND g.pk <> $2 "
-    f"AND g.resource_type IN ({_CONFERRING}) AND x.param = '{RESPONSIBLE}' AND "
-    f"x.target_type = 'Organization' AND {every_live('g')}"
-    "{own}) o"
+    f"{_AUTHORS}SELECT o.org, o.own, {_IS_AUTHORITY} FROM (SELECT a.org AS org, 0 AS own "
+    f"FROM a WHERE a.org IS NOT NULL AND {_IS_AUTHORITY.replace('o.org', 'a.org')} AND EXISTS "
+    "(SELECT 1 FROM resource g JOIN idx_reference x ON x.resource_pk = g.pk WHERE "
+    "g.resource_type = 'Flag' AND g.patient_id = $1 AND g.author_org = a.org AND g.pk <> $2 "
+    f"AND {every_live('g')} AND x.param = '{RESPONSIBLE}' AND x.target_type = 'Organization' "
+    "AND x.target_id = a.org) UNION SELECT x.target_id, 0 FROM resource p JOIN idx_reference "
+    "x ON x.resource_pk = p.pk WHERE p.resource_type = 'Patient' AND p.logical_id = $1 AND "
+    f"p.pk <> $2 AND {every_live('p')} AND x.param = '{RESPONSIBLE}' AND x.target_type = "
+    "'Organization'{own}) o"
 )
 
 

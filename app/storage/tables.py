@@ -56,7 +56,7 @@ resource = Table(
     Column("restricted", Boolean, nullable=False, server_default=false(), comment=RESTRICTED),
     Column("changed_at", BigInteger, nullable=False, comment=CHANGED_AT),
     UniqueConstraint("resource_type", "logical_id"),
-    Index(None, "resource_type", "patient_id"),
+    Index(None, "resource_type", "patient_id", "author_org"),
     Index(None, "resource_type", "last_updated"),
 )
 

@@ -1,7 +1,8 @@
 """notifications: an outbox of events about children (`notification`, written in the
 transaction of the write or read that caused them), each Subscription's delivery state
 (`subscription_state`) and its numbered events (`subscription_event`), kept for `$events`
-(`app.storage.outbox`, `app.storage.subscriptions`, `app.notify`)
+(`app.storage.outbox`, `app.storage.subscriptions`, `app.notify`); the index of a child's
+records by type gains the author, so a child's Flags' distinct authors are found by skipping
 
 Revision ID: 0016
 Revises: 0015
@@ -22,6 +23,14 @@ KEY = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
+    # A child's records by author too: the distinct authors of a child's Flags are read by
+    # skipping through it (`app.storage.outbox`), however many Flags the child has.
+    op.create_index(
+        "ix_resource_resource_type_patient_id_author_org",
+        "resource",
+        ["resource_type", "patient_id", "author_org"],
+    )
+    op.drop_index("ix_resource_resource_type_patient_id", table_name="resource")
     op.create_table(
         "notification",
         sa.Column("seq", KEY, autoincrement=True, nullable=False),
@@ -69,3 +78,5 @@ def downgrade() -> None:
     op.drop_index("ix_subscription_state_owner_org_topic", table_name="subscription_state")
     op.drop_table("subscription_state")
     op.drop_table("notification")
+    op.create_index("ix_resource_resource_type_patient_id", "resource", ["resource_type", "patient_id"])
+    op.drop_index("ix_resource_resource_type_patient_id_author_org", table_name="resource")
