@@ -52,23 +52,22 @@ _IS_AUTHORITY = (
 # active: the distinct authors of the child's Flags are found by skipping through the
 # (type, child, author) index (one probe per author, however many Flags the child has), and
 # only those that are local authorities are checked for a live responsible row.
-_AUTHORS = (
-    "WITH RECURSIVE a (org) AS (SELECT MIN(f.author_org) FROM resource f WHERE "
-    f"f.resource_type = 'Flag' AND f.patient_id = $1 AND {every_live('f')} UNION ALL SELECT "
-    "(SELECT MIN(f.author_org) FROM resource f WHERE f.resource_type = 'Flag' AND "
-    f"f.patient_id = $1 AND f.author_org > a.org AND {every_live('f')}) FROM a WHERE a.org IS "
-    "NOT NULL) "
+_RESPONSIBLE_ROW = (  # `param || ''`: probed by the resource, not by the parameter's index
+    f"x.param || '' = '{RESPONSIBLE}' AND x.target_type = 'Organization'"
 )
 _RESPONSIBLE = (
-    f"{_AUTHORS}SELECT o.org, o.own, {_IS_AUTHORITY} FROM (SELECT a.org AS org, 0 AS own "
-    f"FROM a WHERE a.org IS NOT NULL AND {_IS_AUTHORITY.replace('o.org', 'a.org')} AND EXISTS "
-    "(SELECT 1 FROM resource g JOIN idx_reference x ON x.resource_pk = g.pk WHERE "
-    "g.resource_type = 'Flag' AND g.patient_id = $1 AND g.author_org = a.org AND g.pk <> $2 "
-    f"AND {every_live('g')} AND x.param = '{RESPONSIBLE}' AND x.target_type = 'Organization' "
-    "AND x.target_id = a.org) UNION SELECT x.target_id, 0 FROM resource p JOIN idx_reference "
-    "x ON x.resource_pk = p.pk WHERE p.resource_type = 'Patient' AND p.logical_id = $1 AND "
-    f"p.pk <> $2 AND {every_live('p')} AND x.param = '{RESPONSIBLE}' AND x.target_type = "
-    "'Organization'{own}) o"
+    "WITH RECURSIVE a (org) AS (SELECT MIN(f.author_org) FROM resource f WHERE "
+    "f.resource_type = 'Flag' AND f.patient_id = $1 UNION ALL SELECT (SELECT "
+    "MIN(f.author_org) FROM resource f WHERE f.resource_type = 'Flag' AND f.patient_id = $1 "
+    "AND f.author_org > a.org) FROM a WHERE a.org IS NOT NULL) "
+    f"SELECT o.org, o.own, {_IS_AUTHORITY} FROM (SELECT a.org AS org, 0 AS own FROM a WHERE "
+    f"a.org IS NOT NULL AND {_IS_AUTHORITY.replace('o.org', 'a.org')} AND EXISTS (SELECT 1 "
+    "FROM resource g JOIN idx_reference x ON x.resource_pk = g.pk WHERE g.resource_type = "
+    "'Flag' AND g.patient_id = $1 AND g.author_org = a.org AND g.pk <> $2 AND "
+    f"{every_live('g')} AND {_RESPONSIBLE_ROW} AND x.target_id = a.org) UNION SELECT "
+    "x.target_id, 0 FROM resource p JOIN idx_reference x ON x.resource_pk = p.pk WHERE "
+    f"p.resource_type = 'Patient' AND p.logical_id = $1 AND p.pk <> $2 AND {every_live('p')} "
+    f"AND {_RESPONSIBLE_ROW}{{own}}) o"
 )
 
 
@@ -183,7 +182,7 @@ _PLANS = (
     "SELECT f.patient_id, f.logical_id, f.author_org FROM resource f WHERE f.resource_type = "
     f"'Flag' AND f.patient_id IN ({{children}}) AND {every_live('f')} AND EXISTS (SELECT 1 "
     "FROM idx_token s "
-    "WHERE s.resource_pk = f.pk AND s.param = 'status' AND s.code = 'active') AND EXISTS "
+    "WHERE s.resource_pk = f.pk AND s.param || '' = 'status' AND s.code = 'active') AND EXISTS "
     "(SELECT 1 FROM idx_token k WHERE k.resource_pk = f.pk AND k.param = 'code' AND ({codes})) "
     "AND EXISTS (SELECT 1 FROM oauth_client c WHERE c.organisation = f.author_org AND "
     f"c.role = '{LOCAL_AUTHORITY}')"

@@ -236,7 +236,7 @@ async def _nhs_numbers(conn: Connection, children: list[str]) -> dict[str, str]:
     rows = await conn.fetch(
         "SELECT p.logical_id, t.code FROM resource p JOIN idx_token t ON t.resource_pk = p.pk "
         f"WHERE p.resource_type = 'Patient' AND p.logical_id IN ({marks}) AND {every_live('p')} "
-        "AND t.param = 'identifier' AND t.system = $1",
+        "AND t.param || '' = 'identifier' AND t.system = $1",  # probed by the Patient's pk
         NHS_NUMBER_SYSTEM,
         *children,
     )
