@@ -55,11 +55,16 @@ _IS_AUTHORITY = (
 _RESPONSIBLE_ROW = (  # `param || ''`: probed by the resource, not by the parameter's index
     f"x.param || '' = '{RESPONSIBLE}' AND x.target_type = 'Organization'"
 )
+# The first author after `{after}`, read from the (type, child, author) index in order: one
+# entry, whatever the planner's estimates (MIN would be read in full from stale statistics).
+_NEXT_AUTHOR = (
+    "SELECT f.author_org FROM resource f WHERE f.resource_type = 'Flag' AND f.patient_id = $1 "
+    f"AND f.author_org > {{after}} AND {every_live('f')} ORDER BY f.author_org LIMIT 1"
+)
+_FIRST_AUTHOR, _AUTHOR_AFTER = _NEXT_AUTHOR.format(after="''"), _NEXT_AUTHOR.format(after="a.org")
 _RESPONSIBLE = (
-    "WITH RECURSIVE a (org) AS (SELECT MIN(f.author_org) FROM resource f WHERE "
-    "f.resource_type = 'Flag' AND f.patient_id = $1 UNION ALL SELECT (SELECT "
-    "MIN(f.author_org) FROM resource f WHERE f.resource_type = 'Flag' AND f.patient_id = $1 "
-    "AND f.author_org > a.org) FROM a WHERE a.org IS NOT NULL) "
+    f"WITH RECURSIVE a (org) AS (SELECT ({_FIRST_AUTHOR}) UNION ALL SELECT ({_AUTHOR_AFTER}) "
+    "FROM a WHERE a.org IS NOT NULL) "
     f"SELECT o.org, o.own, {_IS_AUTHORITY} FROM (SELECT a.org AS org, 0 AS own FROM a WHERE "
     f"a.org IS NOT NULL AND {_IS_AUTHORITY.replace('o.org', 'a.org')} AND EXISTS (SELECT 1 "
     "FROM resource g JOIN idx_reference x ON x.resource_pk = g.pk WHERE g.resource_type = "
