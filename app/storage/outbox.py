@@ -58,20 +58,23 @@ _RESPONSIBLE_ROW = (  # `param || ''`: probed by the resource, not by the parame
 # The first author after `{after}`, read from the (type, child, author) index in order: one
 # entry, whatever the planner's estimates (MIN would be read in full from stale statistics).
 _NEXT_AUTHOR = (
-    "SELECT f.author_org FROM resource f WHERE f.resource_type = 'Flag' AND f.patient_id = $1 "
-    f"AND f.author_org > {{after}} AND {every_live('f')} ORDER BY f.author_org LIMIT 1"
+    "SELECT f.author_org FROM resource f WHERE f.resource_type = 'Flag' AND f.patient_id = "
+    f"{{{{child}}}} AND f.author_org > {{after}} AND {every_live('f')} ORDER BY f.author_org "
+    "LIMIT 1"
 )
 _FIRST_AUTHOR, _AUTHOR_AFTER = _NEXT_AUTHOR.format(after="''"), _NEXT_AUTHOR.format(after="a.org")
 _RESPONSIBLE = (
     f"WITH RECURSIVE a (org) AS (SELECT ({_FIRST_AUTHOR}) UNION ALL SELECT ({_AUTHOR_AFTER}) "
     "FROM a WHERE a.org IS NOT NULL) "
-    f"SELECT o.org, o.own, {_IS_AUTHORITY} FROM (SELECT a.org AS org, 0 AS own FROM a WHERE "
+    f"SELECT o.org, o.own, {_IS_AUTHORITY} AS is_la FROM (SELECT a.org AS org, 0 AS own FROM a "
+    "WHERE "
     f"a.org IS NOT NULL AND {_IS_AUTHORITY.replace('o.org', 'a.org')} AND EXISTS (SELECT 1 "
     "FROM resource g JOIN idx_reference x ON x.resource_pk = g.pk WHERE g.resource_type = "
-    "'Flag' AND g.patient_id = $1 AND g.author_org = a.org AND g.pk <> $2 AND "
+    "'Flag' AND g.patient_id = {child} AND g.author_org = a.org AND g.pk <> {pk} AND "
     f"{every_live('g')} AND {_RESPONSIBLE_ROW} AND x.target_id = a.org) UNION SELECT "
     "x.target_id, 0 FROM resource p JOIN idx_reference x ON x.resource_pk = p.pk WHERE "
-    f"p.resource_type = 'Patient' AND p.logical_id = $1 AND p.pk <> $2 AND {every_live('p')} "
+    "p.resource_type = 'Patient' AND p.logical_id = {child} AND p.pk <> {pk} AND "
+    f"{every_live('p')} "
     f"AND {_RESPONSIBLE_ROW}{{own}}) o"
 )
 
@@ -145,10 +148,7 @@ async def after_write(conn: Connection, caller: Caller, change: Change) -> None:
 async def _authorities(conn: Connection, change: Change) -> tuple[frozenset[str], frozenset[str]]:
     """The child's responsible local authorities before and after the write."""
     own = sorted(change.own_before | change.own_after)
-    values = ", ".join(f"(CAST(${n + 3} AS VARCHAR(64)))" for n in range(len(own)))
-    sql = _RESPONSIBLE.format(
-        own=f" UNION SELECT column1, 1 FROM (VALUES {values}) v" if own else ""
-    )
+    sql = _RESPONSIBLE.format(child="$1", pk="$2", own=_own_values(3, len(own)))
     rows = await conn.fetch(sql, change.patient_id, change.pk, *own)
     authorities = {row[0] for row in rows if row[2]}
     others = {row[0] for row in rows if not row[1]} & authorities
@@ -156,6 +156,69 @@ async def _authorities(conn: Connection, change: Change) -> tuple[frozenset[str]
         frozenset(others | (change.own_before & authorities)),
         frozenset(others | (change.own_after & authorities)),
     )
+
+
+# PostgreSQL: the notifications of a write recorded by the write's own statement (its written
+# rows are CTE `r`), so a create stays one round trip. {n[0]} child, {n[1]} pk, {n[2]} own
+# Organizations before, {n[3]} after, {n[4]} when, {n[5]} the flag-recorded detail (null: no
+# flag action), {n[6]} the author, {n[7]} the responsibility-changed detail (before and after
+# are added); `{own}` the own VALUES. Only for the writes that `rides` says.
+_RIDER = (
+    ",\nnr AS ({responsible}),\nnb AS (SELECT org FROM nr WHERE nr.is_la AND (nr.own = 0 OR "
+    "nr.org = ANY({n[2]}::varchar[]))),\nna AS (SELECT org FROM nr WHERE nr.is_la AND (nr.own "
+    "= 0 OR nr.org = ANY({n[3]}::varchar[]))),\nnu AS (SELECT org FROM nb UNION SELECT org "
+    "FROM na),\nnt AS (INSERT INTO notification (topic, recipient_org, occurred_at, detail) "
+    f"SELECT '{FLAG_RECORDED}', nu.org, {{n[4]}}::int8, {{n[5]}}::text FROM nu WHERE "
+    "{n[5]}::text IS NOT NULL AND nu.org IS DISTINCT FROM {n[6]}::varchar AND EXISTS (SELECT "
+    f"1 FROM r) UNION ALL SELECT '{RESPONSIBILITY}', nu.org, {{n[4]}}::int8, "
+    "({n[7]}::jsonb || jsonb_build_object('before', (SELECT coalesce(jsonb_agg(org ORDER BY "
+    "org), '[]'::jsonb) FROM nb), 'after', (SELECT coalesce(jsonb_agg(org ORDER BY org), "
+    "'[]'::jsonb) FROM na)))::text FROM nu WHERE EXISTS (SELECT 1 FROM r) AND EXISTS "
+    "((SELECT org FROM nb EXCEPT SELECT org FROM na) UNION (SELECT org FROM na EXCEPT SELECT "
+    "org FROM nb)))"
+)
+
+
+def rides(caller: Caller, change: Change | None) -> bool:
+    """Whether `change`'s notifications are recorded by the write's own statement: a Flag
+    written by a client that is no local authority (health, system). A local authority's
+    Flag can make it responsible for the child, and a Patient's write can change who is: those
+    take the child's lock and read its authorities again in statements of their own, so of
+    two such writes the second sees the first (a system client writing for an authority is not
+    locked against them: its notice may miss a concurrent change by another authority)."""
+    return change is not None and change.resource_type == "Flag" and caller.role != LOCAL_AUTHORITY
+
+
+def rider(caller: Caller, change: Change, first: int) -> tuple[str, list[object]]:
+    """The CTEs recording `change`'s notifications in the write's statement, and their
+    parameters from number `first` on (PostgreSQL)."""
+    n = [f"${first + k}" for k in range(8)]
+    own = sorted(change.own_before | change.own_after)
+    responsible = _RESPONSIBLE.format(
+        child=f"{n[0]}::varchar", pk=f"{n[1]}::int8", own=_own_values(first + 8, len(own))
+    )
+    flag = _detail(caller, change, action=change.flag_action) if change.flag_action else None
+    args: list[object] = [
+        change.patient_id,
+        change.pk,
+        sorted(change.own_before),
+        sorted(change.own_after),
+        change.occurred_at,
+        flag,
+        change.author_org,
+        _detail(caller, change),
+        *own,
+    ]
+    return _RIDER.format(responsible=responsible, n=n), args
+
+
+def _own_values(first: int, count: int) -> str:
+    """The written resource's own responsible Organizations, as rows (org, 1) from
+    parameter `first` on."""
+    if not count:
+        return ""
+    values = ", ".join(f"(CAST(${first + n} AS VARCHAR(64)))" for n in range(count))
+    return f" UNION SELECT column1, 1 FROM (VALUES {values}) v"
 
 
 def _detail(caller: Caller, change: Change, **more: object) -> str:

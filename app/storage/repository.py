@@ -25,6 +25,7 @@ from app.storage.writes import (
     SAME_MOMENT,
     TOUCHED,
     NewVersion,
+    Rider,
     clear_index,
     write_postgres,
     write_postgres_many,
@@ -214,12 +215,14 @@ async def save(
         before = replace(current.sight(), responsible=own_before)
         seen = vanishing.watch(new.resource_type, logical_id, current.pk, before, _sight(new))
     change = outbox.change_of(new, own_before, _sight(new).responsible, flag_action)
-    final = final and seen is None and change is None
     if repo.conn.dialect == "postgresql":
+        notices = _notices(repo, change, current_pk)
+        final = final and seen is None and (change is None or notices is not None)
         rider = _rider(repo, new) if final else None
-        pk = await write_postgres(repo.conn, new, current_pk, must_exist, final, rider)
+        pk = await write_postgres(repo.conn, new, current_pk, must_exist, final, rider, notices)
         if rider is not None and repo.trail is not None:
             repo.trail.rides = pk is not None
+        change = None if notices is not None else change
     else:
         pk = await write_sqlite(repo.conn, new, current_pk, must_exist)
     if pk is None:
@@ -230,6 +233,17 @@ async def save(
         await outbox.after_write(repo.conn, repo.caller, replace(change, pk=pk))
     _wrote(repo, new)
     return pk, _version(new)
+
+
+def _notices(
+    repo: Repository, change: outbox.Change | None, current_pk: int | None
+) -> Rider | None:
+    """The notifications of a PostgreSQL write, recorded by its own statement when they can
+    be (`outbox.rides`); None when there are none, or they take statements of their own."""
+    if change is None or not outbox.rides(repo.caller, change):
+        return None
+    bound = replace(change, pk=current_pk or 0)  # a new row is not in the statement's snapshot
+    return lambda first: outbox.rider(repo.caller, bound, first)
 
 
 def _sight(new: NewVersion) -> Sight:

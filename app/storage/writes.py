@@ -6,6 +6,7 @@ without BEGIN/COMMIT when it is all a unit of work does. SQLite runs in-process,
 statements cost nothing extra there.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -150,6 +151,9 @@ def _index_json(new: "NewVersion") -> str:
     return orjson.dumps(rows).decode()
 
 
+Rider = Callable[[int], tuple[str, list[Any]]]  # first parameter number -> (CTEs, values)
+
+
 async def write_postgres(
     conn: Connection,
     new: NewVersion,
@@ -157,10 +161,12 @@ async def write_postgres(
     must_exist: list[tuple[str, str]],
     final: bool,
     rider: StoredAudit | None = None,
+    notices: Rider | None = None,
 ) -> int | None:
     """Insert (pk None) or update resource `pk`, in one statement, if every `must_exist`
     (type, id) is a live resource; None (nothing written) otherwise. A `rider` (the
-    request's AuditEvent) is stored by the same statement, and only if it writes."""
+    request's AuditEvent) is stored by the same statement, and only if it writes; so are the
+    notifications `notices` makes (CTEs from a parameter number on, and their values)."""
     args = [
         new.resource_type,
         new.logical_id,
@@ -184,6 +190,11 @@ async def write_postgres(
         head, select = text.rsplit("\n", 1)
         text = f"{head}{rider_sql(len(args) + 1)}\n{select}"
         args += rider_args(rider)
+    if notices is not None:
+        head, select = text.rsplit("\n", 1)
+        ctes, values = notices(len(args) + 1)
+        text = f"{head}{ctes}\n{select}"
+        args += values
     try:
         row = await run(text, *args)
     except Exception as exc:
