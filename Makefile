@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SRC := $(wildcard app tests bench migrations)
 
-.PHONY: run test test-reliability lint imports typecheck pytest bench bench-search bench-bundles bench-summary bench-audit bench-feed bench-export bench-write-cost openapi migrate clean
+.PHONY: run test test-reliability lint imports typecheck pytest bench bench-search bench-bundles bench-summary bench-audit bench-feed bench-export bench-write-cost bench-notify openapi migrate clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,9 @@ bench-export: $(STAMP)
 
 bench-write-cost: $(STAMP)
 	$(BIN)/python -m bench.write_cost
+
+bench-notify: $(STAMP)
+	$(BIN)/python -m bench.notify
 
 openapi: $(STAMP)
 	$(BIN)/safeguard openapi > openapi/openapi.json

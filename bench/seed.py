@@ -3,7 +3,7 @@
 import httpx
 import orjson
 
-from bench.auth import register_authority
+from bench.auth import ORGANISATION, register_authority
 from bench.process import Server
 from bench.scenario import Scenario
 from bench.server import FHIR_JSON
@@ -52,7 +52,9 @@ def check(server: Server, scenario: Scenario) -> int:
     return len(response.content)
 
 
-AUTHORITY = "bench-authority"  # an Organization id: the local authority notifications reach
+# The local authority notifications reach: the bench client's own Organization, so that the
+# Subscription the bench client makes is the authority's.
+AUTHORITY = ORGANISATION.removeprefix("Organization/")
 
 
 def seed_notified(server: Server, database_url: str) -> bytes:

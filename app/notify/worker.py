@@ -17,7 +17,9 @@ between a POST and its record sends those events again, with the same numbers.
 import asyncio
 import logging
 import random
+import time
 from contextlib import suppress
+from dataclasses import replace
 
 import httpx
 
@@ -44,6 +46,9 @@ DISPATCH_BATCH = 500  # notifications numbered per transaction
 DUE_BATCH = 200  # Subscriptions looked at per pass
 DEFAULT_MAX_COUNT = 100  # events per notification Bundle unless the Subscription says
 PARALLEL = 8  # deliveries in flight at once
+BURST_SECONDS = 2.0  # how long one claim of a Subscription may go on POSTing its backlog
+RECORD_SECONDS = 0.1  # how often a burst records what it delivered
+READ_AHEAD = 500  # events read at once for a burst
 PURGE_EVERY = 60_000_000  # microseconds between purges of expired events
 MICROS = 1_000_000
 
@@ -121,41 +126,71 @@ class Notifier:
         return (state.last_sent_at or state.started_at) + int(period) * MICROS <= now
 
     async def _deliver(self, state: Delivery) -> int:
-        """Deliver what is due to one Subscription, if this process claims it; 1 if a POST
-        succeeded."""
+        """Deliver what is due to one Subscription, if this process claims it: POSTs one after
+        another while its events last (for `BURST_SECONDS` at most); how many succeeded."""
         async with self._slots:
             if state.endpoint is None:  # held for $events: nothing to shake hands with
                 await self._status(state, "active")
                 return 0
-            lease = now_micros() + int((self._timeout(state) + 5) * MICROS)
+            lease = now_micros() + int((self._timeout(state) + BURST_SECONDS + 5) * MICROS)
             if not await self._store.write(
                 THE_NOTIFIER, lambda repo: storage.claim(repo.conn, state, lease)
             ):
                 return 0
+            return await self._burst(state, lease)
+
+    async def _burst(self, state: Delivery, lease: int) -> int:
+        """POST to a claimed Subscription until nothing is left or the burst's time is up.
+        Events are read ahead (`READ_AHEAD`) and what was delivered is recorded every
+        `RECORD_SECONDS` and at the end, the lease kept until then: a process killed between
+        sends the unrecorded events again, under the same numbers."""
+        ends, recorded_at, sent = time.monotonic() + BURST_SECONDS, time.monotonic(), 0
+        backlog: list[Event] = []
+        through = state.delivered_through
+        while True:
             try:
-                through = await self._send(state)
+                through = await self._send(state, backlog)
             except sending.Undelivered as failure:
+                if through > state.delivered_through:
+                    await self._delivered(state.pk, through, 0)
                 await self._failed(state, str(failure))
-                return 0
-            moment = now_micros()
-            await self._store.write(
-                THE_NOTIFIER, lambda repo: storage.delivered(repo.conn, state.pk, through, moment)
-            )
+                return sent
+            sent += 1
             if state.status == "requested":
                 await self._status(state, "active")
-            return 1
+            more = through < state.events_total and time.monotonic() < ends
+            if not more or time.monotonic() - recorded_at >= RECORD_SECONDS:
+                await self._delivered(state.pk, through, lease if more else 0)
+                recorded_at = time.monotonic()
+            if not more:
+                return sent
+            state = replace(state, status="active", delivered_through=through, failures=0)
 
-    async def _send(self, state: Delivery) -> int:
+    async def _delivered(self, pk: int, through: int, hold: int) -> None:
+        moment = now_micros()
+        await self._store.write(
+            THE_NOTIFIER, lambda repo: storage.delivered(repo.conn, pk, through, moment, hold)
+        )
+
+    async def _next_events(self, state: Delivery, backlog: list[Event]) -> list[Event]:
+        """The events of the next notification, taken from `backlog` (read ahead as needed)."""
+        if not backlog:
+            since, until = state.delivered_through + 1, state.events_total
+            async with self._store.reading(THE_NOTIFIER) as repository:
+                backlog += await events_of(repository, state.pk, since, until, READ_AHEAD)
+        wanted = state.channel.get("max_count") or DEFAULT_MAX_COUNT
+        taken = backlog[:wanted]
+        del backlog[:wanted]
+        return taken
+
+    async def _send(self, state: Delivery, backlog: list[Event]) -> int:
         """POST the handshake, the next events or a heartbeat; the last event number sent."""
         kind, events = "heartbeat", list[Event]()
         if state.status == "requested":
             kind = "handshake"
         elif state.events_total > state.delivered_through:
             kind = "event-notification"
-            wanted = state.channel.get("max_count") or DEFAULT_MAX_COUNT
-            async with self._store.reading(THE_NOTIFIER) as repository:
-                since, until = state.delivered_through + 1, state.events_total
-                events = await events_of(repository, state.pk, since, until, wanted)
+            events = await self._next_events(state, backlog)
         bodies: dict[str, bytes] = {}
         if events and state.channel.get("content") == "full-resource":
             references = notifications.focus_references(events)

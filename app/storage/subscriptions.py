@@ -260,15 +260,17 @@ async def events(
     return [(int(row[0]), int(row[1]), orjson.loads(row[2])) for row in rows]
 
 
-async def delivered(conn: Connection, pk: int, through: int, now: int) -> None:
-    """A POST to Subscription `pk`'s endpoint succeeded, carrying events up to `through`."""
+async def delivered(conn: Connection, pk: int, through: int, now: int, hold: int = 0) -> None:
+    """A POST to Subscription `pk`'s endpoint succeeded, carrying events up to `through`;
+    `hold`: the claim's lease, kept while the same claim goes on POSTing (0: released)."""
     await conn.execute(
         "UPDATE subscription_state SET delivered_through = CASE WHEN delivered_through > $2 "
-        "THEN delivered_through ELSE $2 END, failures = 0, next_attempt_at = 0, "
+        "THEN delivered_through ELSE $2 END, failures = 0, next_attempt_at = $4, "
         "last_sent_at = $3, error = NULL WHERE resource_pk = $1",
         pk,
         through,
         now,
+        hold,
     )
 
 

@@ -2,6 +2,7 @@
 and answers with the statuses it is told to (200 once the list runs out)."""
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,6 +20,7 @@ class Receiver:
         self.answers: list[int] = []
         self.port = 0
         self.lock = threading.Lock()
+        self.in_flight = 0  # POSTs received and not answered yet
 
     @property
     def url(self) -> str:
@@ -52,19 +54,25 @@ def event_numbers(bundle: dict[str, Any]) -> list[int]:
 
 
 @contextmanager
-def receiving() -> Iterator[Receiver]:
-    """A Receiver listening on a free port of 127.0.0.1 until the block ends."""
+def receiving(delay: float = 0.0) -> Iterator[Receiver]:
+    """A Receiver listening on a free port of 127.0.0.1 until the block ends, taking `delay`
+    seconds over each POST."""
     receiver = Receiver()
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             body = self.rfile.read(length)
-            with receiver.lock:
+            with receiver.lock:  # kept as received: the sender may die before the answer
                 status = receiver.answers.pop(0) if receiver.answers else 200
                 if status == 200:
                     receiver.bundles.append(orjson.loads(body))
                     receiver.headers.append(dict(self.headers))
+                receiver.in_flight += 1
+            if delay:
+                time.sleep(delay)
+            with receiver.lock:
+                receiver.in_flight -= 1
             self.send_response(status)
             if 300 <= status < 400:
                 self.send_header("Location", f"http://127.0.0.1:{receiver.port}/elsewhere")

@@ -124,26 +124,32 @@ class Server:
 
     def bearer(self) -> dict[str, str]:
         """The Authorization header of a `system/*.cruds` client registered on its database."""
+        return self.bearer_of(CLIENT, "Organization/reliability", "system")
+
+    def bearer_of(self, client_id: str, organisation: str, role: str) -> dict[str, str]:
+        """The Authorization header of a `system/*.cruds` client of `organisation` with `role`,
+        registered on the server's database the first time."""
         with ThreadPoolExecutor(1) as pool:  # callers may be inside a running event loop
-            token = pool.submit(_system_token, self.settings()).result()
+            found = pool.submit(_token, self.settings(), client_id, organisation, role)
+            token = found.result()
         return {"Authorization": f"Bearer {token}"}
 
 
-def _system_token(settings: Settings) -> str:
-    """Register the system client (once per database) and mint its token in-process."""
+def _token(settings: Settings, client_id: str, organisation: str, role: str) -> str:
+    """Register a client (once per database) and mint its token in-process."""
 
     async def register_once() -> None:
         db = make_database(settings.database_url, 1, 2)
         await db.open()
         try:
             async with db.reader() as conn:
-                if await find(conn, CLIENT) is not None:
+                if await find(conn, client_id) is not None:
                     return
             private, public = local_key_pair()
             scope = "system/*.cruds"
-            await register(db, CLIENT, "Organization/reliability", "system", scope, public, private)
+            await register(db, client_id, organisation, role, scope, public, private)
         finally:
             await db.close()
 
     asyncio.run(register_once())
-    return commands.local_token(settings, CLIENT)
+    return commands.local_token(settings, client_id)
