@@ -5,6 +5,7 @@ import sys
 
 import pytest
 
+from app.main import create_app
 from app.settings import Settings
 
 
@@ -31,3 +32,16 @@ def test_settings_read_the_safeguard_prefix(monkeypatch: pytest.MonkeyPatch) -> 
     settings = Settings()
     assert settings.max_page_size == 77
     assert settings.base_url == "https://fhir.example.org/fhir"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("subscription_endpoints", "ftp://hooks.example.gov.uk"),
+        ("subscription_endpoints", "http://hooks.example.gov.uk"),  # http only to loopback
+        ("subscription_private_networks", "10.0.0.1/8"),
+    ],
+)
+def test_a_bad_notification_allow_list_stops_the_app_at_start(field: str, value: str) -> None:
+    with pytest.raises(ValueError, match=r"hooks\.example\.gov\.uk|10\.0\.0\.1/8"):
+        create_app(Settings(database_url="sqlite:///:memory:", **{field: value}))

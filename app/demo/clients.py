@@ -15,12 +15,13 @@ CARE = (
     "system/Patient.crus system/Flag.cruds system/Condition.cruds system/RelatedPerson.cruds "
     "system/Organization.rs"
 )
+AUTHORITY = f"{CARE} system/Subscription.cruds"  # councils also subscribe to notifications
 FIRST, SECOND = LOCALITIES[0], LOCALITIES[1]
 DEMO_CLIENTS = (
     ("demo-gp", org_id(FIRST.practices[0]), "health", CARE),
     ("demo-hospital", org_id(FIRST.hospital), "health", CARE),
-    ("demo-la-a", org_id(FIRST.council), "local-authority", CARE),
-    ("demo-la-b", org_id(SECOND.council), "local-authority", CARE),
+    ("demo-la-a", org_id(FIRST.council), "local-authority", AUTHORITY),
+    ("demo-la-b", org_id(SECOND.council), "local-authority", AUTHORITY),
     ("demo-system", org_id(HUB), "system", "system/*.cruds"),
     ("demo-auditor", org_id(HUB), "auditor", "system/AuditEvent.rs"),
 )

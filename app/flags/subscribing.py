@@ -23,6 +23,7 @@ from app.errors import Issue
 from app.flags.codes import (
     CHILD_PROTECTION_PLAN,
     LOOKED_AFTER_CHILD,
+    SNOMED,
     UNBORN_CHILD_PROTECTION_PLAN,
     Vocabulary,
 )
@@ -76,6 +77,18 @@ TOPICS = (
         "responsible for.",
     ),
 )
+
+
+def plan_codes(vocabulary: Vocabulary) -> list[tuple[str, str]]:
+    """(system, code) of every coding of the plan flag types: ours and their SNOMED CT
+    equivalents."""
+    codes = []
+    for concept in vocabulary.flag_types:
+        if concept.code in PLANS:
+            codes.append((vocabulary.flag_type_system, concept.code))
+            if concept.snomed:
+                codes.append((SNOMED, concept.snomed))
+    return codes
 
 
 def topic_url(vocabulary: Vocabulary, code: str) -> str:

@@ -14,22 +14,10 @@ from app.access import Caller
 from app.access.trail import Trail
 from app.access.visibility import HEALTH
 from app.clock import now_micros
-from app.flags.codes import SNOMED, Vocabulary
-from app.flags.subscribing import PLANS
+from app.flags.codes import Vocabulary
+from app.flags.subscribing import plan_codes
 from app.records.store import Store
 from app.storage import outbox
-
-
-def plan_codes(vocabulary: Vocabulary) -> list[tuple[str, str]]:
-    """(system, code) of every coding of the plan flag types: ours and their SNOMED CT
-    equivalents."""
-    codes = []
-    for concept in vocabulary.flag_types:
-        if concept.code in PLANS:
-            codes.append((vocabulary.flag_type_system, concept.code))
-            if concept.snomed:
-                codes.append((SNOMED, concept.snomed))
-    return codes
 
 
 async def note_seen(

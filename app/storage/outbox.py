@@ -164,18 +164,17 @@ async def _authorities(conn: Connection, change: Change) -> tuple[frozenset[str]
 # flag action), {n[6]} the author, {n[7]} the responsibility-changed detail (before and after
 # are added); `{own}` the own VALUES. Only for the writes that `rides` says.
 _RIDER = (
-    ",\nnr AS ({responsible}),\nnb AS (SELECT org FROM nr WHERE nr.is_la AND (nr.own = 0 OR "
-    "nr.org = ANY({n[2]}::varchar[]))),\nna AS (SELECT org FROM nr WHERE nr.is_la AND (nr.own "
-    "= 0 OR nr.org = ANY({n[3]}::varchar[]))),\nnu AS (SELECT org FROM nb UNION SELECT org "
-    "FROM na),\nnt AS (INSERT INTO notification (topic, recipient_org, occurred_at, detail) "
-    f"SELECT '{FLAG_RECORDED}', nu.org, {{n[4]}}::int8, {{n[5]}}::text FROM nu WHERE "
-    "{n[5]}::text IS NOT NULL AND nu.org IS DISTINCT FROM {n[6]}::varchar AND EXISTS (SELECT "
-    f"1 FROM r) UNION ALL SELECT '{RESPONSIBILITY}', nu.org, {{n[4]}}::int8, "
-    "({n[7]}::jsonb || jsonb_build_object('before', (SELECT coalesce(jsonb_agg(org ORDER BY "
-    "org), '[]'::jsonb) FROM nb), 'after', (SELECT coalesce(jsonb_agg(org ORDER BY org), "
-    "'[]'::jsonb) FROM na)))::text FROM nu WHERE EXISTS (SELECT 1 FROM r) AND EXISTS "
-    "((SELECT org FROM nb EXCEPT SELECT org FROM na) UNION (SELECT org FROM na EXCEPT SELECT "
-    "org FROM nb)))"
+    ",\nnr AS (SELECT coalesce(array_agg(q.org ORDER BY q.org) FILTER (WHERE q.is_la AND "
+    "(q.own = 0 OR q.org = ANY({n[2]}::varchar[]))), '{{}}') AS b, coalesce(array_agg(q.org "
+    "ORDER BY q.org) FILTER (WHERE q.is_la AND (q.own = 0 OR q.org = ANY({n[3]}::varchar[]))), "
+    "'{{}}') AS a FROM ({responsible}) q),\nnt AS (INSERT INTO notification (topic, "
+    "recipient_org, occurred_at, detail) SELECT CASE WHEN k.flag THEN "
+    f"'{FLAG_RECORDED}' ELSE '{RESPONSIBILITY}' END, u.o, {{n[4]}}::int8, CASE WHEN k.flag "
+    "THEN {n[5]}::text ELSE ({n[7]}::jsonb || jsonb_build_object('before', to_jsonb(nr.b), "
+    "'after', to_jsonb(nr.a)))::text END FROM nr CROSS JOIN r CROSS JOIN LATERAL (SELECT "
+    "DISTINCT o FROM unnest(nr.b || nr.a) AS o) u CROSS JOIN LATERAL (VALUES (true), (false)) "
+    "k (flag) WHERE CASE WHEN k.flag THEN {n[5]}::text IS NOT NULL AND u.o IS DISTINCT FROM "
+    "{n[6]}::varchar ELSE NOT (nr.b @> nr.a AND nr.a @> nr.b) END)"
 )
 
 

@@ -233,6 +233,7 @@ oauth_client = Table(
     Column("local_key", Text, nullable=True, comment="private JWK of a local (demo) client"),
     Column("created_at", BigInteger, nullable=False, comment="microseconds since epoch, UTC"),
     Column("revoked_at", BigInteger, nullable=True, comment="its tokens stop working at once"),
+    Index(None, "organisation", "role"),  # is an Organization a local authority (notifications)
 )
 
 signing_key = Table(

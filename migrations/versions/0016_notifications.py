@@ -31,6 +31,10 @@ def upgrade() -> None:
         ["resource_type", "patient_id", "author_org"],
     )
     op.drop_index("ix_resource_resource_type_patient_id", table_name="resource")
+    # Whether an Organization is a local authority (has such a client), asked per notification.
+    op.create_index(
+        "ix_oauth_client_organisation_role", "oauth_client", ["organisation", "role"]
+    )
     op.create_table(
         "notification",
         sa.Column("seq", KEY, autoincrement=True, nullable=False),
@@ -78,5 +82,6 @@ def downgrade() -> None:
     op.drop_index("ix_subscription_state_owner_org_topic", table_name="subscription_state")
     op.drop_table("subscription_state")
     op.drop_table("notification")
+    op.drop_index("ix_oauth_client_organisation_role", table_name="oauth_client")
     op.create_index("ix_resource_resource_type_patient_id", "resource", ["resource_type", "patient_id"])
     op.drop_index("ix_resource_resource_type_patient_id_author_org", table_name="resource")

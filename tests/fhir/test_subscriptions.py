@@ -10,7 +10,18 @@ from fastapi import FastAPI
 
 from tests import factories as f
 from tests.http import FHIR_JSON
-from tests.notify.world import FLAG_RECORDED, TOPICS, World, child, post, subscribe, world
+from tests.notify.receiver import event_numbers
+from tests.notify.world import (
+    FLAG_RECORDED,
+    TOPICS,
+    World,
+    child,
+    concerns,
+    numbers_polled,
+    post,
+    subscribe,
+    world,
+)
 
 
 @pytest.fixture
@@ -120,13 +131,7 @@ async def test_an_authority_cannot_see_poll_or_change_another_authoritys_subscri
 async def test_status_reports_the_state_and_events_since_start(here: World) -> None:
     made = {topic: await subscribe(here["la-a"], topic) for topic in TOPICS}
     kid = await post(here.system, child(nhs=f.nhs_number(702), authorities=("la-a",)))
-    for _ in range(3):
-        await post(
-            here["hosp"],
-            f.safeguarding_flag(
-                subject=f"Patient/{kid['id']}", author="Organization/hosp", code="836881000000105"
-            ),
-        )
+    await concerns(here["hosp"], kid, "hosp", 3)
     await here.notify()
     response = await here["la-a"].get(f"/Subscription/{made[FLAG_RECORDED]}/$status")
     assert response.status_code == 200, response.text
@@ -142,45 +147,14 @@ async def test_status_reports_the_state_and_events_since_start(here: World) -> N
 async def test_events_pages_by_number_each_event_once(here: World) -> None:
     made = await subscribe(here["la-a"], FLAG_RECORDED)
     kid = await post(here.system, child(nhs=f.nhs_number(703), authorities=("la-a",)))
-    for _ in range(7):
-        await post(
-            here["hosp"],
-            f.safeguarding_flag(
-                subject=f"Patient/{kid['id']}", author="Organization/hosp", code="836881000000105"
-            ),
-        )
+    await concerns(here["hosp"], kid, "hosp", 7)
     await here.notify()
-    seen: list[int] = []
-    since = 1
-    while True:
-        response = await here["la-a"].get(
-            f"/Subscription/{made}/$events", params={"eventsSinceNumber": since, "_count": 3}
-        )
-        numbers = [
-            int(part["valueString"])
-            for p in response.json()["entry"][0]["resource"]["parameter"]
-            if p["name"] == "notification-event"
-            for part in p["part"]
-            if part["name"] == "event-number"
-        ]
-        if not numbers:
-            break
-        seen += numbers
-        since = numbers[-1] + 1
+    seen = await numbers_polled(here["la-a"], made, page=3)
     assert seen == [1, 2, 3, 4, 5, 6, 7]
     until = await here["la-a"].get(
         f"/Subscription/{made}/$events", params={"eventsSinceNumber": 2, "eventsUntilNumber": 3}
     )
-    assert (
-        len(
-            [
-                p
-                for p in until.json()["entry"][0]["resource"]["parameter"]
-                if p["name"] == "notification-event"
-            ]
-        )
-        == 2
-    )
+    assert event_numbers(until.json()) == [2, 3]
     bad = await here["la-a"].get(
         f"/Subscription/{made}/$events", params={"eventsSinceNumber": "-1"}
     )

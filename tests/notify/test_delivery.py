@@ -15,13 +15,12 @@ from tests.notify.world import (
     FLAG_RECORDED,
     World,
     child,
+    concerns,
     events,
     post,
     subscribe,
     world,
 )
-
-CONCERN = "836881000000105"  # child is cause for safeguarding concern: many may be active
 
 
 @pytest.fixture
@@ -37,17 +36,6 @@ async def _status(here: World, organisation: str, subscription: str) -> dict[str
     return body
 
 
-async def _flags(here: World, kid: dict[str, Any], count: int) -> list[dict[str, Any]]:
-    subject = f"Patient/{kid['id']}"
-    return [
-        await post(
-            here["hosp"],
-            f.safeguarding_flag(subject=subject, author="Organization/hosp", code=CONCERN),
-        )
-        for _ in range(count)
-    ]
-
-
 async def test_handshake_activates_then_events_arrive_numbered_in_order(here: World) -> None:
     with receiving() as receiver:
         made = await subscribe(here["la-a"], FLAG_RECORDED, endpoint=receiver.url, max_count=2)
@@ -56,7 +44,7 @@ async def test_handshake_activates_then_events_arrive_numbered_in_order(here: Wo
         assert receiver.kinds() == ["handshake"]
         assert (await _status(here, "la-a", made))["status"] == "active"
         kid = await post(here.system, child(nhs=f.nhs_number(601), authorities=("la-a",)))
-        await _flags(here, kid, 5)
+        await concerns(here["hosp"], kid, "hosp", 5)
         for _ in range(4):
             await here.notify()
         assert receiver.numbers() == [1, 2, 3, 4, 5]
@@ -81,7 +69,7 @@ async def test_an_endpoint_that_fails_is_retried_then_the_status_is_error(
         assert status["status"] == "error"
         assert "500" in status["error"]
         kid = await post(here.system, child(nhs=f.nhs_number(602), authorities=("la-a",)))
-        await _flags(here, kid, 2)
+        await concerns(here["hosp"], kid, "hosp", 2)
         await here.notify()
         assert receiver.bundles == []  # no more POSTs in error
         assert [e["number"] for e in await events(here["la-a"], made)] == [1, 2]  # still kept
@@ -140,7 +128,7 @@ async def test_full_resource_notifications_carry_what_the_authority_may_read(her
         await subscribe(here["la-a"], FLAG_RECORDED, endpoint=receiver.url, content="full-resource")
         await here.notify()
         kid = await post(here.system, child(nhs=f.nhs_number(603), authorities=("la-a",)))
-        [flag] = await _flags(here, kid, 1)
+        [flag] = await concerns(here["hosp"], kid, "hosp", 1)
         await here.notify()
         assert receiver.kinds() == ["handshake", "event-notification"]
         bundle = receiver.bundles[1]
@@ -179,3 +167,26 @@ async def _set(here: World, subscription: str, assignment: str) -> None:
         await conn.execute(
             f"UPDATE subscription_state SET {assignment} WHERE logical_id = $1", subscription
         )
+
+
+async def test_an_authority_that_lost_a_child_is_told_but_not_shown_the_child(
+    here: World,
+) -> None:
+    from tests.notify.world import RESPONSIBILITY, put
+
+    with receiving() as old, receiving() as new:
+        for http, receiver in ((here["la-a"], old), (here["la-b"], new)):
+            await subscribe(http, RESPONSIBILITY, endpoint=receiver.url, content="full-resource")
+        await here.notify()
+        kid = await post(here.system, child(nhs=f.nhs_number(604), authorities=("la-a",)))
+        moved = child(nhs=f.nhs_number(604), authorities=("la-b",)) | {"id": kid["id"]}
+        await put(here.system, moved)
+        await here.notify()
+        told_old, told_new = old.bundles[-1], new.bundles[-1]
+        assert event_numbers(told_old)[-1] == 2  # la-a made responsible, then not
+        assert event_numbers(told_new) == [1]
+        [entry_old] = told_old["entry"][1:]
+        [entry_new] = told_new["entry"][1:]
+        assert entry_old["fullUrl"] == entry_new["fullUrl"]  # the child, by reference
+        assert "resource" not in entry_old  # la-a may no longer read the child
+        assert entry_new["resource"]["id"] == kid["id"]

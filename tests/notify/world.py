@@ -15,6 +15,7 @@ from app.notify.worker import Notifier
 from tests import factories as f
 from tests.conftest import BASE, app_context
 from tests.http import FHIR_JSON
+from tests.notify.receiver import event_numbers
 from tests.tokens import bearer
 
 TOPIC = f"{BASE}/SubscriptionTopic"
@@ -142,3 +143,34 @@ def _event(parameter: dict[str, Any]) -> dict[str, Any]:
         "nhs": nhs,
         "context": [c["reference"].removeprefix(BASE + "/") for c in context],
     }
+
+
+CONCERN = "836881000000105"  # a safeguarding concern: a child may have many active at once
+
+
+async def concerns(
+    client: httpx.AsyncClient, kid: dict[str, Any], author: str, count: int
+) -> list[dict[str, Any]]:
+    """`count` safeguarding-concern Flags `author` (an Organization id) raises about `kid`."""
+    flag = f.safeguarding_flag(
+        subject=f"Patient/{kid['id']}", author=f"Organization/{author}", code=CONCERN
+    )
+    return [await post(client, flag) for _ in range(count)]
+
+
+async def numbers_polled(
+    client: httpx.AsyncClient, subscription: str, page: int, **headers: str
+) -> list[int]:
+    """Every event number `$events` gives, `page` at a time, each page from the last + 1."""
+    numbers: list[int] = []
+    while True:
+        response = await client.get(
+            f"/Subscription/{subscription}/$events",
+            params={"eventsSinceNumber": str(numbers[-1] + 1 if numbers else 1), "_count": page},
+            headers=headers,
+        )
+        assert response.status_code == 200, response.text
+        found = event_numbers(response.json())
+        if not found:
+            return numbers
+        numbers += found

@@ -12,6 +12,7 @@ import httpx
 
 from tests import factories as f
 from tests.notify.receiver import Receiver, receiving
+from tests.notify.world import numbers_polled
 from tests.reliability.conftest import backend_of, report, scaled
 from tests.reliability.server import Server
 
@@ -80,30 +81,6 @@ async def _until(condition: Any, deadline: float, server: Server) -> None:
         await asyncio.sleep(0.05)
 
 
-async def _events_once(
-    http: httpx.AsyncClient, subscription: str, authority: dict[str, str]
-) -> list[int]:
-    """Every event number `$events` gives, paging by number."""
-    numbers: list[int] = []
-    while True:
-        response = await http.get(
-            f"/Subscription/{subscription}/$events",
-            params={"eventsSinceNumber": (numbers[-1] + 1) if numbers else 1, "_count": 100},
-            headers=authority,
-        )
-        assert response.status_code == 200, response.text
-        page = [
-            int(part["valueString"])
-            for p in response.json()["entry"][0]["resource"]["parameter"]
-            if p["name"] == "notification-event"
-            for part in p["part"]
-            if part["name"] == "event-number"
-        ]
-        if not page:
-            return numbers
-        numbers += page
-
-
 async def test_every_event_reaches_the_receiver_through_a_kill_9(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -140,7 +117,7 @@ async def test_every_event_reaches_the_receiver_through_a_kill_9(
                     lambda: set(receiver.numbers()) >= set(range(1, events + 1)), DEADLINE, server
                 )
                 authority = server.bearer_of("kill-la", "Organization/la-k", "local-authority")
-                polled = await _events_once(http, subscription, authority)
+                polled = await numbers_polled(http, subscription, 100, **authority)
         finally:
             server.stop()
     received = receiver.numbers()
