@@ -52,30 +52,27 @@ _IS_AUTHORITY = (
 # active: the distinct authors of the child's Flags are found by skipping through the
 # (type, child, author) index (one probe per author, however many Flags the child has), and
 # only those that are local authorities are checked for a live responsible row.
-_RESPONSIBLE_ROW = (  # `param || ''`: probed by the resource, not by the parameter's index
-    f"x.param || '' = '{RESPONSIBLE}' AND x.target_type = 'Organization'"
+# The child's responsible Organizations as `child_authority` holds them (kept by the writes
+# that change them, below), each with whether it is a local authority; `{own}`: the written
+# resource's own, appended as (org, 1) rows.
+_HELD = (
+    f"SELECT o.org, o.own, {_IS_AUTHORITY} AS is_la FROM (SELECT ca.organisation AS org, 0 AS "
+    "own FROM child_authority ca WHERE ca.patient_id = {child}{own}) o"
 )
-# The first author after `{after}`, read from the (type, child, author) index in order: one
-# entry, whatever the planner's estimates (MIN would be read in full from stale statistics).
-_NEXT_AUTHOR = (
-    "SELECT f.author_org FROM resource f WHERE f.resource_type = 'Flag' AND f.patient_id = "
-    f"{{{{child}}}} AND f.author_org > {{after}} AND {every_live('f')} ORDER BY f.author_org "
-    "LIMIT 1"
+# An Organization stops being responsible for the child once no live resource about it makes
+# it so (after the write: its own rows are already replaced): a Flag it authored, by the
+# (type, child, author) index, or the child's Patient.
+_RELEASE = (
+    "DELETE FROM child_authority WHERE patient_id = $1 AND organisation = $2 AND NOT EXISTS "
+    "(SELECT 1 FROM resource g JOIN idx_reference x ON x.resource_pk = g.pk WHERE "
+    f"g.resource_type = 'Flag' AND g.patient_id = $1 AND g.author_org = $2 AND {every_live('g')} "
+    f"AND x.param || '' = '{RESPONSIBLE}' AND x.target_id = $2) AND NOT EXISTS (SELECT 1 FROM "
+    "resource p JOIN idx_reference y ON y.resource_pk = p.pk WHERE p.resource_type = 'Patient' "
+    f"AND p.logical_id = $1 AND {every_live('p')} AND y.param || '' = '{RESPONSIBLE}' AND "
+    "y.target_id = $2) RETURNING organisation"
 )
-_FIRST_AUTHOR, _AUTHOR_AFTER = _NEXT_AUTHOR.format(after="''"), _NEXT_AUTHOR.format(after="a.org")
-_RESPONSIBLE = (
-    f"WITH RECURSIVE a (org) AS (SELECT ({_FIRST_AUTHOR}) UNION ALL SELECT ({_AUTHOR_AFTER}) "
-    "FROM a WHERE a.org IS NOT NULL) "
-    f"SELECT o.org, o.own, {_IS_AUTHORITY} AS is_la FROM (SELECT a.org AS org, 0 AS own FROM a "
-    "WHERE "
-    f"a.org IS NOT NULL AND {_IS_AUTHORITY.replace('o.org', 'a.org')} AND EXISTS (SELECT 1 "
-    "FROM resource g JOIN idx_reference x ON x.resource_pk = g.pk WHERE g.resource_type = "
-    "'Flag' AND g.patient_id = {child} AND g.author_org = a.org AND g.pk <> {pk} AND "
-    f"{every_live('g')} AND {_RESPONSIBLE_ROW} AND x.target_id = a.org) UNION SELECT "
-    "x.target_id, 0 FROM resource p JOIN idx_reference x ON x.resource_pk = p.pk WHERE "
-    "p.resource_type = 'Patient' AND p.logical_id = {child} AND p.pk <> {pk} AND "
-    f"{every_live('p')} "
-    f"AND {_RESPONSIBLE_ROW}{{own}}) o"
+_HOLD = (
+    "INSERT INTO child_authority (patient_id, organisation) VALUES ($1, $2) ON CONFLICT DO NOTHING"
 )
 
 
@@ -124,14 +121,29 @@ def change_of(
 
 
 async def after_write(conn: Connection, caller: Caller, change: Change) -> None:
-    """Record the notifications `change` gives rise to, in its transaction."""
+    """Record the notifications `change` gives rise to, and keep `child_authority`, in its
+    transaction."""
     moved = change.own_before != change.own_after
     if change.flag_action is None and not moved:
         return
-    before, after = await _authorities(conn, change)
-    if before != after and conn.dialect == "postgresql":
+    held, authorities = await _held(conn, change)
+    if conn.dialect == "postgresql" and _may_change(change, held, authorities):
         await vanishing.lock_children(conn, [change.patient_id])
-        before, after = await _authorities(conn, change)  # read again under the lock
+        held, authorities = await _held(conn, change)  # read again under the lock
+    released = await _keep(conn, change)
+    before = frozenset(held & authorities)
+    after = (before | (change.own_after & authorities)) - released
+    await _tell(conn, caller, change, before, after)
+
+
+async def _tell(
+    conn: Connection,
+    caller: Caller,
+    change: Change,
+    before: frozenset[str],
+    after: frozenset[str],
+) -> None:
+    """The notification rows of `change`, given the authorities before and after it."""
     rows = []
     if change.flag_action is not None:
         told = sorted((before | after) - {change.author_org})
@@ -145,70 +157,87 @@ async def after_write(conn: Connection, caller: Caller, change: Change) -> None:
         await conn.executemany(_INSERT, rows)
 
 
-async def _authorities(conn: Connection, change: Change) -> tuple[frozenset[str], frozenset[str]]:
-    """The child's responsible local authorities before and after the write."""
+async def _held(conn: Connection, change: Change) -> tuple[set[str], set[str]]:
+    """The Organizations `child_authority` holds for the child (before this write's part is
+    kept), and which of those and of the write's own are local authorities."""
     own = sorted(change.own_before | change.own_after)
-    sql = _RESPONSIBLE.format(child="$1", pk="$2", own=_own_values(3, len(own)))
-    rows = await conn.fetch(sql, change.patient_id, change.pk, *own)
-    authorities = {row[0] for row in rows if row[2]}
-    others = {row[0] for row in rows if not row[1]} & authorities
-    return (
-        frozenset(others | (change.own_before & authorities)),
-        frozenset(others | (change.own_after & authorities)),
-    )
+    sql = _HELD.format(child="$1", own=_own_values(2, len(own)))
+    rows = await conn.fetch(sql, change.patient_id, *own)
+    return {row[0] for row in rows if not row[1]}, {row[0] for row in rows if row[2]}
+
+
+def _may_change(change: Change, held: set[str], authorities: set[str]) -> bool:
+    """Whether the write may change the child's authorities (an authority of its own added
+    that is not held yet, or one it held that may go)."""
+    added = (change.own_after - change.own_before) & authorities
+    return bool(added - held or (change.own_before - change.own_after) & authorities)
+
+
+async def _keep(conn: Connection, change: Change) -> frozenset[str]:
+    """Keep `child_authority` in step with the write; the Organizations it released."""
+    for organisation in sorted(change.own_after - change.own_before):
+        await conn.execute(_HOLD, change.patient_id, organisation)
+    released = set()
+    for organisation in sorted(change.own_before - change.own_after):
+        if await conn.fetchrow(_RELEASE, change.patient_id, organisation) is not None:
+            released.add(organisation)
+    return frozenset(released)
 
 
 # PostgreSQL: the notifications of a write recorded by the write's own statement (its written
-# rows are CTE `r`), so a create stays one round trip. {n[0]} child, {n[1]} pk, {n[2]} own
-# Organizations before, {n[3]} after, {n[4]} when, {n[5]} the flag-recorded detail (null: no
-# flag action), {n[6]} the author, {n[7]} the responsibility-changed detail (before and after
-# are added); `{own}` the own VALUES. Only for the writes that `rides` says.
+# rows are CTE `r`), so a create stays one round trip: the child's authorities before (`b`,
+# as `child_authority` held them) and after (`a`, with the write's own that are authorities),
+# the write's own added to `child_authority`, and the rows. {n[0]} child, {n[1]} own
+# Organizations added, {n[2]} when, {n[3]} the flag-recorded detail (null: no flag action),
+# {n[4]} the author, {n[5]} the responsibility-changed detail (before and after are added).
 _RIDER = (
-    ",\nnr AS (SELECT coalesce(array_agg(q.org ORDER BY q.org) FILTER (WHERE q.is_la AND "
-    "(q.own = 0 OR q.org = ANY({n[2]}::varchar[]))), '{{}}') AS b, coalesce(array_agg(q.org "
-    "ORDER BY q.org) FILTER (WHERE q.is_la AND (q.own = 0 OR q.org = ANY({n[3]}::varchar[]))), "
-    "'{{}}') AS a FROM ({responsible}) q),\nnt AS (INSERT INTO notification (topic, "
-    "recipient_org, occurred_at, detail) SELECT CASE WHEN k.flag THEN "
-    f"'{FLAG_RECORDED}' ELSE '{RESPONSIBILITY}' END, u.o, {{n[4]}}::int8, CASE WHEN k.flag "
-    "THEN {n[5]}::text ELSE ({n[7]}::jsonb || jsonb_build_object('before', to_jsonb(nr.b), "
-    "'after', to_jsonb(nr.a)))::text END FROM nr CROSS JOIN r CROSS JOIN LATERAL (SELECT "
-    "DISTINCT o FROM unnest(nr.b || nr.a) AS o) u CROSS JOIN LATERAL (VALUES (true), (false)) "
-    "k (flag) WHERE CASE WHEN k.flag THEN {n[5]}::text IS NOT NULL AND u.o IS DISTINCT FROM "
-    "{n[6]}::varchar ELSE NOT (nr.b @> nr.a AND nr.a @> nr.b) END)"
+    ",\nnr AS (SELECT coalesce(array_agg(DISTINCT q.org) FILTER (WHERE q.is_la AND q.own = 0), "
+    "'{{}}') AS b, coalesce(array_agg(DISTINCT q.org) FILTER (WHERE q.is_la), '{{}}') AS a "
+    "FROM ({held}) q),\nni AS (INSERT INTO child_authority (patient_id, organisation) SELECT "
+    "{n[0]}::varchar, o FROM unnest({n[1]}::varchar[]) o CROSS JOIN r ON CONFLICT DO NOTHING),"
+    "\nnt AS (INSERT INTO notification (topic, recipient_org, occurred_at, detail) SELECT CASE "
+    f"WHEN k.flag THEN '{FLAG_RECORDED}' ELSE '{RESPONSIBILITY}' END, u.o, {{n[2]}}::int8, CASE "
+    "WHEN k.flag THEN {n[3]}::text ELSE ({n[5]}::jsonb || jsonb_build_object('before', "
+    "to_jsonb(nr.b), 'after', to_jsonb(nr.a)))::text END FROM nr CROSS JOIN r CROSS JOIN "
+    "LATERAL (SELECT DISTINCT o FROM unnest(nr.a) AS o) u CROSS JOIN LATERAL (VALUES (true), "
+    "(false)) k (flag) WHERE CASE WHEN k.flag THEN {n[3]}::text IS NOT NULL AND u.o IS "
+    "DISTINCT FROM {n[4]}::varchar ELSE NOT (nr.b @> nr.a AND nr.a @> nr.b) END)"
 )
 
 
 def rides(caller: Caller, change: Change | None) -> bool:
     """Whether `change`'s notifications are recorded by the write's own statement: a Flag
-    written by a client that is no local authority (health, system). A local authority's
-    Flag can make it responsible for the child, and a Patient's write can change who is: those
-    take the child's lock and read its authorities again in statements of their own, so of
-    two such writes the second sees the first (a system client writing for an authority is not
-    locked against them: its notice may miss a concurrent change by another authority)."""
-    return change is not None and change.resource_type == "Flag" and caller.role != LOCAL_AUTHORITY
+    written by a client that is no local authority (health, system), releasing no
+    Organization. A local authority's Flag can make it responsible for the child, a Patient's
+    write can change who is, and a release needs the check that nothing else holds it: those
+    take the child's lock and statements of their own, so of two such writes the second sees
+    the first (a system client writing for an authority is not locked against them: its
+    notice may miss a concurrent change by another authority)."""
+    return (
+        change is not None
+        and change.resource_type == "Flag"
+        and caller.role != LOCAL_AUTHORITY
+        and not change.own_before - change.own_after
+    )
 
 
 def rider(caller: Caller, change: Change, first: int) -> tuple[str, list[object]]:
     """The CTEs recording `change`'s notifications in the write's statement, and their
     parameters from number `first` on (PostgreSQL)."""
-    n = [f"${first + k}" for k in range(8)]
-    own = sorted(change.own_before | change.own_after)
-    responsible = _RESPONSIBLE.format(
-        child=f"{n[0]}::varchar", pk=f"{n[1]}::int8", own=_own_values(first + 8, len(own))
-    )
+    n = [f"${first + k}" for k in range(6)]
+    added = sorted(change.own_after - change.own_before)
+    held = _HELD.format(child=f"{n[0]}::varchar", own=_own_values(first + 6, len(added)))
     flag = _detail(caller, change, action=change.flag_action) if change.flag_action else None
     args: list[object] = [
         change.patient_id,
-        change.pk,
-        sorted(change.own_before),
-        sorted(change.own_after),
+        added,
         change.occurred_at,
         flag,
         change.author_org,
         _detail(caller, change),
-        *own,
+        *added,
     ]
-    return _RIDER.format(responsible=responsible, n=n), args
+    return _RIDER.format(held=held, n=n), args
 
 
 def _own_values(first: int, count: int) -> str:

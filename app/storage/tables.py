@@ -353,6 +353,17 @@ notification = Table(
     Column("detail", Text, nullable=False, comment="JSON: child, cause, resources involved"),
 )
 
+# A child's responsible Organizations (what its Patient's extension and its active Flags'
+# authors make responsible: `access.visibility.RESPONSIBLE` index rows), one row each, kept by
+# the writes that change them (`storage.outbox`), so a write reads them in one probe.
+child_authority = Table(
+    "child_authority",
+    metadata,
+    Column("patient_id", String(64), nullable=False),
+    Column("organisation", String(64), nullable=False),
+    PrimaryKeyConstraint("patient_id", "organisation"),
+)
+
 subscription_state = Table(
     "subscription_state",
     metadata,

@@ -1,8 +1,9 @@
 """notifications: an outbox of events about children (`notification`, written in the
 transaction of the write or read that caused them), each Subscription's delivery state
 (`subscription_state`) and its numbered events (`subscription_event`), kept for `$events`
-(`app.storage.outbox`, `app.storage.subscriptions`, `app.notify`); the index of a child's
-records by type gains the author, so a child's Flags' distinct authors are found by skipping
+(`app.storage.outbox`, `app.storage.subscriptions`, `app.notify`); each child's responsible
+Organizations, one row each (`child_authority`, filled from the index rows that make them
+responsible); the index of a child's records by type gains the author
 
 Revision ID: 0016
 Revises: 0015
@@ -45,6 +46,18 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_notification")),
     )
     op.create_table(
+        "child_authority",
+        sa.Column("patient_id", sa.String(length=64), nullable=False),
+        sa.Column("organisation", sa.String(length=64), nullable=False),
+        sa.PrimaryKeyConstraint("patient_id", "organisation", name=op.f("pk_child_authority")),
+    )
+    op.execute(
+        "INSERT INTO child_authority (patient_id, organisation) SELECT DISTINCT g.patient_id, "
+        "x.target_id FROM resource g JOIN idx_reference x ON x.resource_pk = g.pk WHERE "
+        "x.param = '_responsible' AND x.target_type = 'Organization' AND NOT g.deleted AND "
+        "g.patient_id IS NOT NULL AND g.resource_type IN ('Flag', 'Patient')"
+    )
+    op.create_table(
         "subscription_state",
         sa.Column("resource_pk", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("logical_id", sa.String(length=64), nullable=False),
@@ -81,6 +94,7 @@ def downgrade() -> None:
     op.drop_table("subscription_event")
     op.drop_index("ix_subscription_state_owner_org_topic", table_name="subscription_state")
     op.drop_table("subscription_state")
+    op.drop_table("child_authority")
     op.drop_table("notification")
     op.drop_index("ix_oauth_client_organisation_role", table_name="oauth_client")
     op.create_index("ix_resource_resource_type_patient_id", "resource", ["resource_type", "patient_id"])

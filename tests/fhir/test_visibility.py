@@ -35,9 +35,8 @@ INTEGRITY = (
     "FROM nhs_number_claim c JOIN resource r",  # claims: who holds an NHS number
     "FROM flag_claim c JOIN resource r",  # claims: who holds a child's one active flag
     "SELECT COALESCE(MAX(pk), 0) FROM resource",  # SQLite: the next pks of creates together
-    # outbox: who is to be told of a write (the child's responsible authorities), or of a
-    # health client's look (the child's plans); nothing of either is answered to the caller
-    "WITH RECURSIVE a (org) AS (SELECT (SELECT f.author_org FROM resource f",
+    # outbox: who is to be told of a health client's look (the child's plans); nothing of it
+    # is answered to the caller
     "SELECT f.patient_id, f.logical_id, f.author_org FROM resource f WHERE",
 )
 PLACEHOLDER = "urn:uuid:6b2e0d3c-0f4b-4c7e-9d0f-8a1d5c3e2b11"
