@@ -185,23 +185,27 @@ async def _keep(conn: Connection, change: Change) -> frozenset[str]:
 
 
 # PostgreSQL: the notifications of a write recorded by the write's own statement (its written
-# rows are CTE `r`), so a create stays one round trip: the child's authorities before (`b`,
-# as `child_authority` held them) and after (`a`, with the write's own that are authorities),
-# the write's own added to `child_authority`, and the rows. {n[0]} child, {n[1]} own
-# Organizations added, {n[2]} when, {n[3]} the flag-recorded detail (null: no flag action),
-# {n[4]} the author, {n[5]} the responsibility-changed detail (before and after are added).
+# rows are CTE `r`), so a create stays one round trip. A write that `rides` releases nothing,
+# so the authorities after are those before (`nh`, as `child_authority` holds them) and the
+# write's own not held yet (`nn`): the responsibility changed if there are any. {n[0]} child,
+# {n[1]} own Organizations added, {n[2]} when, {n[3]} the flag-recorded detail (null: no
+# flag action), {n[4]} the author, {n[5]} the responsibility-changed detail (before and after
+# are added).
+_AUTHORITY_TEST = _IS_AUTHORITY.replace("o.org", "{org}")
 _RIDER = (
-    ",\nnr AS (SELECT coalesce(array_agg(DISTINCT q.org) FILTER (WHERE q.is_la AND q.own = 0), "
-    "'{{}}') AS b, coalesce(array_agg(DISTINCT q.org) FILTER (WHERE q.is_la), '{{}}') AS a "
-    "FROM ({held}) q),\nni AS (INSERT INTO child_authority (patient_id, organisation) SELECT "
-    "{n[0]}::varchar, o FROM unnest({n[1]}::varchar[]) o CROSS JOIN r ON CONFLICT DO NOTHING),"
-    "\nnt AS (INSERT INTO notification (topic, recipient_org, occurred_at, detail) SELECT CASE "
-    f"WHEN k.flag THEN '{FLAG_RECORDED}' ELSE '{RESPONSIBILITY}' END, u.o, {{n[2]}}::int8, CASE "
-    "WHEN k.flag THEN {n[3]}::text ELSE ({n[5]}::jsonb || jsonb_build_object('before', "
-    "to_jsonb(nr.b), 'after', to_jsonb(nr.a)))::text END FROM nr CROSS JOIN r CROSS JOIN "
-    "LATERAL (SELECT DISTINCT o FROM unnest(nr.a) AS o) u CROSS JOIN LATERAL (VALUES (true), "
-    "(false)) k (flag) WHERE CASE WHEN k.flag THEN {n[3]}::text IS NOT NULL AND u.o IS "
-    "DISTINCT FROM {n[4]}::varchar ELSE NOT (nr.b @> nr.a AND nr.a @> nr.b) END)"
+    ",\nnh AS (SELECT ca.organisation AS org FROM child_authority ca WHERE ca.patient_id = "
+    f"{{n[0]}}::varchar AND {_AUTHORITY_TEST.format(org='ca.organisation')}),\nnn AS (SELECT "
+    f"o AS org FROM unnest({{n[1]}}::varchar[]) o WHERE {_AUTHORITY_TEST.format(org='o')} AND "
+    "o NOT IN (SELECT org FROM nh)),\nnu AS (SELECT org FROM nh UNION ALL SELECT org FROM nn),"
+    "\nni AS (INSERT INTO child_authority (patient_id, organisation) SELECT {n[0]}::varchar, o "
+    "FROM unnest({n[1]}::varchar[]) o CROSS JOIN r ON CONFLICT DO NOTHING),\nnt AS (INSERT "
+    f"INTO notification (topic, recipient_org, occurred_at, detail) SELECT '{FLAG_RECORDED}', "
+    "nu.org, {n[2]}::int8, {n[3]}::text FROM nu CROSS JOIN r WHERE {n[3]}::text IS NOT NULL "
+    f"AND nu.org IS DISTINCT FROM {{n[4]}}::varchar UNION ALL SELECT '{RESPONSIBILITY}', "
+    "nu.org, {n[2]}::int8, ({n[5]}::jsonb || jsonb_build_object('before', (SELECT "
+    "coalesce(jsonb_agg(org ORDER BY org), '[]'::jsonb) FROM nh), 'after', (SELECT "
+    "coalesce(jsonb_agg(org ORDER BY org), '[]'::jsonb) FROM nu)))::text FROM nu CROSS JOIN r "
+    "WHERE EXISTS (SELECT 1 FROM nn))"
 )
 
 
@@ -225,19 +229,16 @@ def rider(caller: Caller, change: Change, first: int) -> tuple[str, list[object]
     """The CTEs recording `change`'s notifications in the write's statement, and their
     parameters from number `first` on (PostgreSQL)."""
     n = [f"${first + k}" for k in range(6)]
-    added = sorted(change.own_after - change.own_before)
-    held = _HELD.format(child=f"{n[0]}::varchar", own=_own_values(first + 6, len(added)))
     flag = _detail(caller, change, action=change.flag_action) if change.flag_action else None
     args: list[object] = [
         change.patient_id,
-        added,
+        sorted(change.own_after - change.own_before),
         change.occurred_at,
         flag,
         change.author_org,
         _detail(caller, change),
-        *added,
     ]
-    return _RIDER.format(held=held, n=n), args
+    return _RIDER.format(n=n), args
 
 
 def _own_values(first: int, count: int) -> str:

@@ -192,3 +192,18 @@ async def test_a_transaction_that_rolls_back_leaves_nothing_to_send(here: World)
     assert response.status_code == 200, response.text
     await here.notify()
     assert [e["action"] for e in await events(here["la-a"], a[FLAG_RECORDED])] == ["created"]
+
+
+async def test_a_system_client_raising_a_flag_for_an_authority_makes_it_responsible(
+    here: World,
+) -> None:
+    a, b = await _subscribed(here, "la-a"), await _subscribed(here, "la-b")
+    kid = await post(here.system, child(nhs=f.nhs_number(508), authorities=("la-a",)))
+    subject = f"Patient/{kid['id']}"
+    await post(here.system, f.safeguarding_flag(subject=subject, author="Organization/la-b"))
+    await here.notify()
+    assert [e["action"] for e in await events(here["la-a"], a[FLAG_RECORDED])] == ["created"]
+    assert await events(here["la-b"], b[FLAG_RECORDED]) == []  # the author
+    both = ["Organization/la-a", "Organization/la-b"]
+    changed = [(e["before"], e["after"]) for e in await events(here["la-b"], b[RESPONSIBILITY])]
+    assert changed == [(["Organization/la-a"], both)]
