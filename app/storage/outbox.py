@@ -5,20 +5,23 @@ Subscriptions they reach and delivers them.
 
 Who is told. A child's responsible Organizations are the `RESPONSIBLE` index rows of its
 Patient (the responsible-local-authority extension) and of its live Flags (each active Flag's
-author); those with a local-authority client are its responsible local authorities.
+author); those with a local-authority client are its responsible local authorities. They are
+kept, one row each, in `child_authority` by the writes that change them (`_keep`), so a write
+reads them in one index range however many records the child has.
 
 - `flag-recorded-elsewhere`: a safeguarding Flag created, ended, marked entered-in-error or
   made active again tells every responsible local authority (before or after the write) but
   the Flag's author.
 - `responsibility-changed`: when a write changes the set of responsible local authorities,
-  every one in the old set and the new is told. On PostgreSQL the write then holds the
-  child's responsibility lock (`vanishing`) and reads the set again, so of two writes that each
-  add an authority, the second sees the first.
-- `child-seen-elsewhere`: `sightings` below.
+  every one in the old set and the new is told. On PostgreSQL such a write holds the child's
+  responsibility lock (`vanishing`) and reads the set again, so of two writes that each add an
+  authority, the second sees the first.
+- `child-seen-elsewhere`: `plans_of` and `record_sightings` below.
 
 Cost: a write that neither changes a safeguarding Flag's status nor its own responsible rows
-runs nothing here; one that does reads the child's responsible Organizations in one query and
-writes its rows in one more, only when someone is to be told.
+runs nothing here. On PostgreSQL a health or system client's Flag that releases nothing does
+all of it in CTEs of its own write statement (`rider`); other writes read the child's
+authorities in one statement, keep `child_authority`, and write the rows in one more.
 """
 
 from collections.abc import Iterable, Sequence
