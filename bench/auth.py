@@ -31,35 +31,28 @@ LIFETIME = 3600  # seconds: SAFEGUARD_TOKEN_LIFETIME_SECONDS for the bench serve
 MARGIN = 60  # seconds before expiry a token is replaced
 
 
-async def _register(database_url: str, public_jwks: str) -> None:
+async def _register(
+    database_url: str, client_id: str, organisation: str, role: str, public_jwks: str
+) -> None:
     db = make_database(database_url, 1, 2)
     await db.open()
     try:
-        await register(db, CLIENT_ID, ORGANISATION, ROLE, SCOPE, public_jwks)
-    finally:
-        await db.close()
-
-
-async def _register_authority(database_url: str, client_id: str, organisation: str) -> None:
-    db = make_database(database_url, 1, 2)
-    await db.open()
-    try:
-        _, public = local_key_pair()  # never used: the client only marks its organisation
-        await register(db, client_id, organisation, "local-authority", SCOPE, public)
+        await register(db, client_id, organisation, role, SCOPE, public_jwks)
     finally:
         await db.close()
 
 
 def register_authority(database_url: str, client_id: str, organisation: str) -> None:
     """Register a local-authority client of `organisation` (`Organization/id`), which makes
-    the Organization a local authority, one notifications can reach."""
-    asyncio.run(_register_authority(database_url, client_id, organisation))
+    the Organization a local authority, one notifications can reach (its key is never used)."""
+    _, public = local_key_pair()
+    asyncio.run(_register(database_url, client_id, organisation, "local-authority", public))
 
 
 def register_client(database_url: str) -> ECKey:
     """Register the bench client with a fresh key's public half; the private key."""
     private, public = local_key_pair()
-    asyncio.run(_register(database_url, public))
+    asyncio.run(_register(database_url, CLIENT_ID, ORGANISATION, ROLE, public))
     return ECKey.import_key(orjson.loads(private))
 
 

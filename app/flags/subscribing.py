@@ -13,6 +13,7 @@ Spec: https://hl7.org/fhir/uv/subscriptions-backport/STU1.1/
 """
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import orjson
@@ -79,6 +80,7 @@ TOPICS = (
 )
 
 
+@cache
 def plan_codes(vocabulary: Vocabulary) -> list[tuple[str, str]]:
     """(system, code) of every coding of the plan flag types: ours and their SNOMED CT
     equivalents."""
@@ -190,7 +192,6 @@ def delivery(resource: dict[str, Any]) -> dict[str, Any]:
         "heartbeat": number(HEARTBEAT),
         "timeout": number(TIMEOUT),
         "max_count": number(MAX_COUNT),
-        "end": resource.get("end"),
     }
 
 

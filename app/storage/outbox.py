@@ -34,7 +34,7 @@ from app.access.visibility import CONFERRING_TYPES, LOCAL_AUTHORITY, RESPONSIBLE
 from app.storage import vanishing
 from app.storage.db import Connection
 from app.storage.statements import every_live
-from app.storage.writes import NewVersion
+from app.storage.writes import NewVersion, Rider
 
 FLAG_RECORDED, CHILD_SEEN, RESPONSIBILITY = (
     "flag-recorded-elsewhere",
@@ -226,6 +226,14 @@ def rides(caller: Caller, change: Change | None) -> bool:
         and caller.role != LOCAL_AUTHORITY
         and not change.own_before - change.own_after
     )
+
+
+def notices(caller: Caller, change: Change | None) -> Rider | None:
+    """The CTEs recording `change`'s notifications in a PostgreSQL write's own statement, when
+    it `rides`; None when there are none, or they take statements of their own."""
+    if change is None or not rides(caller, change):
+        return None
+    return lambda first: rider(caller, change, first)
 
 
 def rider(caller: Caller, change: Change, first: int) -> tuple[str, list[object]]:

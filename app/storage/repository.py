@@ -25,7 +25,6 @@ from app.storage.writes import (
     SAME_MOMENT,
     TOUCHED,
     NewVersion,
-    Rider,
     clear_index,
     write_postgres,
     write_postgres_many,
@@ -216,7 +215,7 @@ async def save(
         seen = vanishing.watch(new.resource_type, logical_id, current.pk, before, _sight(new))
     change = outbox.change_of(new, own_before, _sight(new).responsible, flag_action)
     if repo.conn.dialect == "postgresql":
-        notices = _notices(repo, change, current_pk)
+        notices = outbox.notices(repo.caller, change)
         final = final and seen is None and (change is None or notices is not None)
         rider = _rider(repo, new) if final else None
         pk = await write_postgres(repo.conn, new, current_pk, must_exist, final, rider, notices)
@@ -233,17 +232,6 @@ async def save(
         await outbox.after_write(repo.conn, repo.caller, replace(change, pk=pk))
     _wrote(repo, new)
     return pk, _version(new)
-
-
-def _notices(
-    repo: Repository, change: outbox.Change | None, current_pk: int | None
-) -> Rider | None:
-    """The notifications of a PostgreSQL write, recorded by its own statement when they can
-    be (`outbox.rides`); None when there are none, or they take statements of their own."""
-    if change is None or not outbox.rides(repo.caller, change):
-        return None
-    bound = replace(change, pk=current_pk or 0)  # a new row is not in the statement's snapshot
-    return lambda first: outbox.rider(repo.caller, bound, first)
 
 
 def _sight(new: NewVersion) -> Sight:
@@ -376,9 +364,16 @@ async def delete(
     if seen is not None:  # the Organizations it made responsible for its child are gone
         await vanishing.record(conn, seen, version.version_id, micros)
     if own_before and current.patient_id is not None:
-        gone = outbox.Change(current.pk, resource_type, logical_id, version.version_id)
-        about = replace(gone, patient_id=current.patient_id, occurred_at=micros)
-        await outbox.after_write(conn, repo.caller, replace(about, own_before=own_before))
+        gone = outbox.Change(
+            current.pk,
+            resource_type,
+            logical_id,
+            version.version_id,
+            current.patient_id,
+            micros,
+            own_before=own_before,
+        )
+        await outbox.after_write(conn, repo.caller, gone)
     if repo.trail is not None:
         repo.trail.saw(resource_type, logical_id, current.patient_id, version.version_id)
     return version
