@@ -133,7 +133,7 @@ async def after_write(conn: Connection, caller: Caller, change: Change) -> None:
     if conn.dialect == "postgresql" and _may_change(change, held, authorities):
         await vanishing.lock_children(conn, [change.patient_id])
         held, authorities = await _held(conn, change)  # read again under the lock
-    released = await _keep(conn, change)
+    released = await _keep(conn, change, held)
     before = frozenset(held & authorities)
     after = (before | (change.own_after & authorities)) - released
     await _tell(conn, caller, change, before, after)
@@ -176,9 +176,10 @@ def _may_change(change: Change, held: set[str], authorities: set[str]) -> bool:
     return bool(added - held or (change.own_before - change.own_after) & authorities)
 
 
-async def _keep(conn: Connection, change: Change) -> frozenset[str]:
-    """Keep `child_authority` in step with the write; the Organizations it released."""
-    for organisation in sorted(change.own_after - change.own_before):
+async def _keep(conn: Connection, change: Change, held: set[str]) -> frozenset[str]:
+    """Keep `child_authority` in step with the write (`held`: what it holds for the child);
+    the Organizations it released."""
+    for organisation in sorted(change.own_after - change.own_before - held):
         await conn.execute(_HOLD, change.patient_id, organisation)
     released = set()
     for organisation in sorted(change.own_before - change.own_after):
