@@ -24,6 +24,7 @@ all of it in CTEs of its own write statement (`rider`); other writes read the ch
 authorities in one statement, keep `child_authority`, and write the rows in one more.
 """
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -84,7 +85,6 @@ class Change:
     """A write of a Flag or Patient about child `patient_id`: what it was, and the
     Organizations its own rows made responsible before and after."""
 
-    pk: int
     resource_type: str
     logical_id: str
     version_id: int
@@ -101,7 +101,6 @@ def change_of(
     own_before: frozenset[str],
     own_after: frozenset[str],
     flag_action: str | None,
-    pk: int = 0,
 ) -> Change | None:
     """What the outbox is to hear of a new version: None when it neither acts on a
     safeguarding Flag nor changes whom its child's records make responsible."""
@@ -110,7 +109,6 @@ def change_of(
     if flag_action is None and own_after == own_before:
         return None
     return Change(
-        pk,
         new.resource_type,
         new.logical_id,
         new.version_id,
@@ -148,8 +146,8 @@ async def _tell(
 ) -> None:
     """The notification rows of `change`, given the authorities before and after it."""
     rows = []
-    if change.flag_action is not None:
-        told = sorted((before | after) - {change.author_org})
+    told = sorted((before | after) - {change.author_org})
+    if change.flag_action is not None and told:
         detail = _detail(caller, change, action=change.flag_action)
         rows += [(FLAG_RECORDED, org, change.occurred_at, detail) for org in told]
     if before != after:
@@ -164,8 +162,7 @@ async def _held(conn: Connection, change: Change) -> tuple[set[str], set[str]]:
     """The Organizations `child_authority` holds for the child (before this write's part is
     kept), and which of those and of the write's own are local authorities."""
     own = sorted(change.own_before | change.own_after)
-    sql = _HELD.format(child="$1", own=_own_values(2, len(own)))
-    rows = await conn.fetch(sql, change.patient_id, *own)
+    rows = await conn.fetch(_held_sql(len(own)), change.patient_id, *own)
     return {row[0] for row in rows if not row[1]}, {row[0] for row in rows if row[2]}
 
 
@@ -240,7 +237,6 @@ def notices(caller: Caller, change: Change | None) -> Rider | None:
 def rider(caller: Caller, change: Change, first: int) -> tuple[str, list[object]]:
     """The CTEs recording `change`'s notifications in the write's statement, and their
     parameters from number `first` on (PostgreSQL)."""
-    n = [f"${first + k}" for k in range(6)]
     flag = _detail(caller, change, action=change.flag_action) if change.flag_action else None
     args: list[object] = [
         change.patient_id,
@@ -250,16 +246,22 @@ def rider(caller: Caller, change: Change, first: int) -> tuple[str, list[object]
         change.author_org,
         _detail(caller, change),
     ]
-    return _RIDER.format(n=n), args
+    return _rider_sql(first), args
 
 
-def _own_values(first: int, count: int) -> str:
-    """The written resource's own responsible Organizations, as rows (org, 1) from
-    parameter `first` on."""
-    if not count:
-        return ""
-    values = ", ".join(f"(CAST(${first + n} AS VARCHAR(64)))" for n in range(count))
-    return f" UNION SELECT column1, 1 FROM (VALUES {values}) v"
+@functools.cache
+def _rider_sql(first: int) -> str:
+    """`_RIDER` with its parameters numbered from `first` on."""
+    return _RIDER.format(n=[f"${first + k}" for k in range(6)])
+
+
+@functools.cache
+def _held_sql(own: int) -> str:
+    """`_HELD` for the child ($1) and `own` Organizations of the write's own (from $2 on)."""
+    if not own:
+        return _HELD.format(child="$1", own="")
+    values = ", ".join(f"(CAST(${2 + n} AS VARCHAR(64)))" for n in range(own))
+    return _HELD.format(child="$1", own=f" UNION ALL SELECT column1, 1 FROM (VALUES {values}) v")
 
 
 def _detail(caller: Caller, change: Change, **more: object) -> str:

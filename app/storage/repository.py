@@ -208,12 +208,12 @@ async def save(
     """
     new = _new_version(repo.caller, resource, logical_id, current, method, derived)
     current_pk = None if current is None else current.pk
-    seen, own_before = None, frozenset[str]()
+    seen, own_before, after = None, frozenset[str](), _sight(new)
     if current is not None and not current.deleted:  # who saw it may lose sight of it
         own_before = await vanishing.own_responsible(repo.conn, new.resource_type, current.pk)
         before = replace(current.sight(), responsible=own_before)
-        seen = vanishing.watch(new.resource_type, logical_id, current.pk, before, _sight(new))
-    change = outbox.change_of(new, own_before, _sight(new).responsible, flag_action)
+        seen = vanishing.watch(new.resource_type, logical_id, current.pk, before, after)
+    change = outbox.change_of(new, own_before, after.responsible, flag_action)
     if repo.conn.dialect == "postgresql":
         notices = outbox.notices(repo.caller, change)
         final = final and seen is None and (change is None or notices is not None)
@@ -229,7 +229,7 @@ async def save(
     if seen is not None:
         await vanishing.record(repo.conn, seen, new.version_id, new.last_updated)
     if change is not None:
-        await outbox.after_write(repo.conn, repo.caller, replace(change, pk=pk))
+        await outbox.after_write(repo.conn, repo.caller, change)
     _wrote(repo, new)
     return pk, _version(new)
 
@@ -314,8 +314,8 @@ async def create_all(
         pks = await write_postgres_many(repo.conn, news)
     else:
         pks = await write_sqlite_many(repo.conn, news)
-    for new, pk, action in zip(news, pks, flag_actions or [None] * len(news), strict=True):
-        change = outbox.change_of(new, frozenset(), _sight(new).responsible, action, pk)
+    for new, action in zip(news, flag_actions or [None] * len(news), strict=True):
+        change = outbox.change_of(new, frozenset(), _sight(new).responsible, action)
         if change is not None:
             await outbox.after_write(repo.conn, repo.caller, change)
         _wrote(repo, new)
@@ -365,7 +365,6 @@ async def delete(
         await vanishing.record(conn, seen, version.version_id, micros)
     if own_before and current.patient_id is not None:
         gone = outbox.Change(
-            current.pk,
             resource_type,
             logical_id,
             version.version_id,
