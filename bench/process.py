@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from joserfc.jwk import ECKey
 
 from bench.auth import LIFETIME, BearerAuth, Tokens, register_client
 from bench.server import BASE_URL_ENV, DATABASE_ENV
@@ -80,12 +81,13 @@ def serve(
     timeout: float = 30.0,
     root: Path = ROOT,
     environment: dict[str, str] | None = None,
+    key: ECKey | None = None,
 ) -> Iterator[Server]:
-    """Register the bench client, start the server on a free port, wait until it is ready;
-    stop it however the block ends. Tokens live `LIFETIME` seconds; no rate limit. The server
-    runs the code of the source tree at `root` (this one unless told), with `environment`
-    added to this process's."""
-    key = register_client(database_url)
+    """Register the bench client (unless its `key` is given: registered before), start the
+    server on a free port, wait until it is ready; stop it however the block ends. Tokens live
+    `LIFETIME` seconds; no rate limit. The server runs the code of the source tree at `root`
+    (this one unless told), with `environment` added to this process's."""
+    key = register_client(database_url) if key is None else key
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != RATE_LIMIT_ENV}
     env |= {

@@ -5,9 +5,12 @@ fresh database migrated by its own migrations and is served by its own uvicorn w
 same interpreter and settings as `make bench`), both running side by side. The same load
 generator then measures `POST /fhir/Flag` and `PUT /fhir/Flag/{id}` (round-robin over
 `--flags` Flags) on each server in interleaved rounds, the order rotating each round, so a
-slower minute of the shared machine weighs on both sides alike. A ratio is the median over the
-rounds of after's req/s over before's in the same round; `by srv CPU` is before's server
-CPU per request over after's (paired likewise).
+slower minute of the shared machine weighs on both sides alike. Each round starts fresh server
+processes on the same databases: a process's luck (memory layout, the core it lands on) moves
+its throughput by up to ±10% for its whole life, and with one process per side for every
+round, a run of a commit against itself read 0.88. A ratio is the median over the rounds of
+after's req/s over before's in the same round; `by srv CPU` is before's server CPU per
+request over after's (paired likewise).
 
 Default: before the change feed (`aa1c542`) against the commit that added it (`98dc43c`).
 """
@@ -28,6 +31,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+from joserfc.jwk import ECKey
 
 from app.storage.db import asyncpg_dsn, sqlite_path
 from bench import machine, seed
@@ -92,15 +96,14 @@ def revision(url: str) -> str:
 
 
 @contextmanager
-def side(backend: str, tree: Path, workdir: Path) -> Iterator[Server]:
-    """A database for `tree`, migrated by its own migrations, served by its own code."""
+def side(backend: str, tree: Path, workdir: Path) -> Iterator[str]:
+    """A database for `tree`, migrated by its own migrations; its URL."""
     folder = workdir / f"{backend}-{tree.name}"
     folder.mkdir()
     with database(backend, folder, migrate=False) as url:
         subprocess.run([sys.executable, "-c", MIGRATE, url], cwd=tree, check=True, timeout=120)
         print(f"  {tree.name}: schema at revision {revision(url)}", flush=True)
-        with serve(url, folder, root=tree) as server:
-            yield server
+        yield url
 
 
 def plan(server: Server, flags: int) -> list[Scenario]:
@@ -135,24 +138,25 @@ def measure(server: Server, scenario: Scenario, args: argparse.Namespace) -> Mea
     return probe.finish(load.run(server, scenario, args.connections, args.duration))
 
 
-def rounds(
-    servers: dict[str, Server], plans: dict[str, list[Scenario]], args: argparse.Namespace
-) -> dict[str, dict[str, list[Measurement]]]:
-    """Interleaved rounds over (side, scenario), the order rotating; every measurement."""
-    runs: dict[str, dict[str, list[Measurement]]] = {s: {} for s in servers}
+def one_round(
+    number: int,
+    servers: dict[str, Server],
+    plans: dict[str, list[Scenario]],
+    runs: dict[str, dict[str, list[Measurement]]],
+    args: argparse.Namespace,
+) -> None:
+    """One run of each (side, scenario), in an order that rotates with the round number."""
     order = [(s, i) for i in range(2) for s in servers]
-    for r in range(args.rounds):
-        for name, index in order[r % len(order) :] + order[: r % len(order)]:
-            scenario = plans[name][index]
-            found = measure(servers[name], scenario, args)
-            runs[name].setdefault(scenario.name, []).append(found)
-            cpu = "-" if found.server_us is None else f"{found.server_us:,.0f} us/req"
-            print(
-                f"  [round {r + 1}] {name:<6} {scenario.label:<20} {found.rps:>7,.0f} req/s "
-                f"(server {cpu}, {found.errors} errors)",
-                flush=True,
-            )
-    return runs
+    for name, index in order[number % len(order) :] + order[: number % len(order)]:
+        scenario = plans[name][index]
+        found = measure(servers[name], scenario, args)
+        runs[name].setdefault(scenario.name, []).append(found)
+        cpu = "-" if found.server_us is None else f"{found.server_us:,.0f} us/req"
+        print(
+            f"  [round {number + 1}] {name:<6} {scenario.label:<20} {found.rps:>7,.0f} req/s "
+            f"(server {cpu}, {found.errors} errors)",
+            flush=True,
+        )
 
 
 def compare(runs: dict[str, dict[str, list[Measurement]]]) -> dict[str, Any]:
@@ -176,18 +180,34 @@ def compare(runs: dict[str, dict[str, list[Measurement]]]) -> dict[str, Any]:
 
 
 def bench_backend(backend: str, trees: dict[str, Path], args: argparse.Namespace) -> dict[str, Any]:
-    """Both sides served at once; seeded; checked; measured in interleaved rounds."""
+    """Both sides served at once, by fresh server processes each round (one process's luck
+    of memory layout and scheduling would otherwise weigh on every round of its side);
+    seeded and checked in the first round; measured in interleaved rounds."""
     with tempfile.TemporaryDirectory(prefix="safeguard-ab-") as tmp, ExitStack() as stack:
-        servers = {
+        urls = {
             name: stack.enter_context(side(backend, tree, Path(tmp)))
             for name, tree in trees.items()
         }
-        plans = {name: plan(server, args.flags) for name, server in servers.items()}
-        for name, server in servers.items():
-            for scenario in plans[name]:
-                _check(server, scenario)
-        machine.quiet_check(backend)
-        return compare(rounds(servers, plans, args))
+        keys: dict[str, ECKey] = {}
+        plans: dict[str, list[Scenario]] = {}
+        runs: dict[str, dict[str, list[Measurement]]] = {name: {} for name in trees}
+        for number in range(args.rounds):
+            with ExitStack() as serving:
+                servers = {
+                    name: serving.enter_context(
+                        serve(urls[name], Path(tmp), root=trees[name], key=keys.get(name))
+                    )
+                    for name in trees
+                }
+                if not plans:
+                    keys = {name: server.tokens.key for name, server in servers.items()}
+                    plans = {name: plan(server, args.flags) for name, server in servers.items()}
+                    for name, server in servers.items():
+                        for scenario in plans[name]:
+                            _check(server, scenario)
+                    machine.quiet_check(backend)
+                one_round(number, servers, plans, runs, args)
+        return compare(runs)
 
 
 def table(results: dict[str, Any], refs: dict[str, str]) -> str:
