@@ -31,6 +31,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import orjson
 from joserfc.jwk import ECKey
 
 from app.storage.db import asyncpg_dsn, sqlite_path
@@ -106,11 +107,14 @@ def side(backend: str, tree: Path, workdir: Path) -> Iterator[str]:
         yield url
 
 
-def plan(server: Server, flags: int) -> list[Scenario]:
-    """Seed the server; its create and update scenarios."""
-    flag_body, paths = seed.seed(server, flags)
+def plan(server: Server, seeded: tuple[bytes, list[str]]) -> list[Scenario]:
+    """The create and update scenarios of a seeded server (a Flag body to create, the Flags'
+    paths): each update sends back the Flag as read, less its `meta` (which names the server
+    that wrote it by its URL, and a new process has a new port)."""
+    flag_body, paths = seeded
     with httpx.Client(base_url=server.url, auth=server.auth, timeout=10.0) as client:
-        bodies = tuple(client.get(path).content for path in paths)
+        read = [orjson.loads(client.get(path).content) for path in paths]
+    bodies = tuple(orjson.dumps({k: v for k, v in r.items() if k != "meta"}) for r in read)
     return [
         Scenario("create", "POST /fhir/Flag", "POST", ("/fhir/Flag",), 201, flag_body),
         Updates("update", "PUT /fhir/Flag/{id}", "PUT", tuple(paths), 200, bodies=bodies),
@@ -189,7 +193,7 @@ def bench_backend(backend: str, trees: dict[str, Path], args: argparse.Namespace
             for name, tree in trees.items()
         }
         keys: dict[str, ECKey] = {}
-        plans: dict[str, list[Scenario]] = {}
+        seeded: dict[str, tuple[bytes, list[str]]] = {}
         runs: dict[str, dict[str, list[Measurement]]] = {name: {} for name in trees}
         for number in range(args.rounds):
             with ExitStack() as serving:
@@ -199,9 +203,13 @@ def bench_backend(backend: str, trees: dict[str, Path], args: argparse.Namespace
                     )
                     for name in trees
                 }
-                if not plans:
+                if not seeded:
                     keys = {name: server.tokens.key for name, server in servers.items()}
-                    plans = {name: plan(server, args.flags) for name, server in servers.items()}
+                    seeded = {
+                        name: seed.seed(server, args.flags) for name, server in servers.items()
+                    }
+                plans = {name: plan(server, seeded[name]) for name, server in servers.items()}
+                if number == 0:
                     for name, server in servers.items():
                         for scenario in plans[name]:
                             _check(server, scenario)
