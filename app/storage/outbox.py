@@ -187,19 +187,23 @@ async def _keep(conn: Connection, change: Change, held: set[str]) -> frozenset[s
 
 # PostgreSQL: the notifications of a write recorded by the write's own statement (its written
 # rows are CTE `r`), so a create stays one round trip. A write that `rides` releases nothing,
-# so the authorities after are those before (`nh`, as `child_authority` holds them) and the
-# write's own not held yet (`nn`): the responsibility changed if there are any. {n[0]} child,
+# so the authorities after are those before (`nh`, of what `child_authority` holds: `h`) and
+# the write's own not held yet (`nn`): the responsibility changed if there are any. Only an
+# Organization not held yet is offered to `child_authority` (a conflict check costs more than
+# the scan of `h`). {n[0]} child,
 # {n[1]} own Organizations added, {n[2]} when, {n[3]} the flag-recorded detail (null: no
 # flag action), {n[4]} the author, {n[5]} the responsibility-changed detail (before and after
 # are added).
 _AUTHORITY_TEST = _IS_AUTHORITY.replace("o.org", "{org}")
 _RIDER = (
-    ",\nnh AS (SELECT ca.organisation AS org FROM child_authority ca WHERE ca.patient_id = "
-    f"{{n[0]}}::varchar AND {_AUTHORITY_TEST.format(org='ca.organisation')}),\nnn AS (SELECT "
-    f"o AS org FROM unnest({{n[1]}}::varchar[]) o WHERE {_AUTHORITY_TEST.format(org='o')} AND "
-    "o NOT IN (SELECT org FROM nh)),\nnu AS (SELECT org FROM nh UNION ALL SELECT org FROM nn),"
-    "\nni AS (INSERT INTO child_authority (patient_id, organisation) SELECT {n[0]}::varchar, o "
-    "FROM unnest({n[1]}::varchar[]) o CROSS JOIN r ON CONFLICT DO NOTHING),\nnt AS (INSERT "
+    ",\nh AS (SELECT ca.organisation AS org, "
+    f"{_AUTHORITY_TEST.format(org='ca.organisation')} AS is_la FROM child_authority ca WHERE "
+    "ca.patient_id = {n[0]}::varchar),\nnh AS (SELECT org FROM h WHERE is_la),\nnn AS "
+    f"(SELECT o AS org FROM unnest({{n[1]}}::varchar[]) o WHERE {_AUTHORITY_TEST.format(org='o')}"
+    " AND o NOT IN (SELECT org FROM h)),\nnu AS (SELECT org FROM nh UNION ALL SELECT org FROM "
+    "nn),\nni AS (INSERT INTO child_authority (patient_id, organisation) SELECT {n[0]}::varchar,"
+    " o FROM unnest({n[1]}::varchar[]) o CROSS JOIN r WHERE o NOT IN (SELECT org FROM h) ON "
+    "CONFLICT DO NOTHING),\nnt AS (INSERT "
     f"INTO notification (topic, recipient_org, occurred_at, detail) SELECT '{FLAG_RECORDED}', "
     "nu.org, {n[2]}::int8, {n[3]}::text FROM nu CROSS JOIN r WHERE {n[3]}::text IS NOT NULL "
     f"AND nu.org IS DISTINCT FROM {{n[4]}}::varchar UNION ALL SELECT '{RESPONSIBILITY}', "
