@@ -24,6 +24,7 @@ from app.demo.families import MAX_FAMILIES
 from app.demo.population import MAX_SEED
 from app.main import create_app
 from app.openapi.document import render
+from app.reconcile import command as reconciling
 from app.server import http_protocol
 from app.settings import Settings, get_settings
 from app.storage import migrate as migrations
@@ -228,6 +229,55 @@ def export(
         server, out, request, token, client_id, key, kid, scope, token_url, keep, progress
     )
     raise typer.Exit(bulk.export(options, Console(stderr=True)))
+
+
+@cli.command("reconcile")
+def reconcile(
+    source: Path = typer.Argument(..., help="The register: CSV, FHIR NDJSON or a FHIR Bundle."),
+    server: str = typer.Option(..., help="The FHIR base URL, e.g. http://127.0.0.1:8000/fhir."),
+    client: str = typer.Option(..., "--client", help="The client's id (its assertions' iss)."),
+    key: Path | None = typer.Option(None, help="The client's private key: a JWK or PEM file."),
+    kid: str | None = typer.Option(None, help="The key's kid (PEM: else its thumbprint)."),
+    token: str | None = typer.Option(None, envvar="SAFEGUARD_RECONCILE_TOKEN", help="A token."),
+    scope: str = typer.Option(reconciling.DEFAULT_SCOPE, help="The scopes to ask for."),
+    token_url: str | None = typer.Option(None, help="The token endpoint (else discovered)."),
+    organisation: str | None = typer.Option(None, help="The register's ODS code (else its rows')."),
+    canonical_base: str | None = typer.Option(None, help="Where the flag-type code system is."),
+    identifier_system: str | None = typer.Option(None, help="System of the CSV's identifiers."),
+    removal_reason: str = typer.Option("no-longer-applicable", help="Why a missing flag ends."),
+    apply: bool = typer.Option(False, "--apply", help="Write the differences (else a dry run)."),
+    batch: int = typer.Option(100, min=1, max=1000, help="Entries per transaction Bundle."),
+    as_of: str | None = typer.Option(None, help="The day end dates are judged by (YYYY-MM-DD)."),
+    report: Path | None = typer.Option(None, help="Write the report to this file."),
+    form: str = typer.Option("json", "--format", help="The report file's format: json or csv."),
+    progress: bool = typer.Option(True, help="Show progress bars on stderr."),
+) -> None:
+    """Compare a register held elsewhere with the server and (--apply) write the differences:
+    exit 0 when they agree, 1 when differences or conflicts remain, 2 on error."""
+    if form not in ("json", "csv"):
+        raise typer.BadParameter("json or csv", param_hint="--format")
+    options = reconciling.Options(
+        source,
+        server,
+        client,
+        key=key,
+        kid=kid,
+        token=token,
+        token_source=lambda: commands.local_token(get_settings(), client),
+        scope=scope,
+        token_url=token_url,
+        organisation=organisation,
+        canonical_base=canonical_base,
+        identifier_system=identifier_system,
+        removal_reason=removal_reason,
+        apply=apply,
+        batch=batch,
+        as_of=as_of,
+        report=report,
+        form=form,
+        show_progress=progress,
+    )
+    raise typer.Exit(reconciling.reconcile_command(options, Console()))
 
 
 audit_cli = typer.Typer(help="The audit trail: its hash chain of AuditEvents.")

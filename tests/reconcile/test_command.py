@@ -1,0 +1,221 @@
+"""`safeguard reconcile` against the real server over HTTP (both databases): each category
+found, the report and exit status, `--apply` bringing the server into line, and a second run
+changing nothing."""
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from fastapi import FastAPI
+from typer.testing import CliRunner, Result
+
+from app.cli import cli
+from app.flags.codes import vocabulary
+from app.reconcile.command import AGREED, DIFFERENT, FAILED
+from app.settings import Settings
+from tests import factories
+from tests.bulk_client.served import client_with_key, served
+from tests.http import create
+
+AS_OF = "2026-06-01"
+COUNCIL_ODS, HOSPITAL_ODS = "9ZZ", "RZZ"
+SCOPE = "system/Flag.cruds system/Patient.rs system/Organization.rs"
+
+
+async def _invoke(source: Path, base: str, login: list[str], *more: str) -> Result:
+    """The command in a thread of its own (it runs its own event loop), as a shell runs it."""
+    args = ["reconcile", str(source), "--server", base, *login, "--as-of", AS_OF, "--no-progress"]
+    return await asyncio.to_thread(CliRunner().invoke, cli, [*args, *more])
+
+
+def _register(path: Path, rows: list[str]) -> Path:
+    header = "nhs_number,flag_type,start_date,end_date,author_ods,flag_identifier"
+    path.write_text("\n".join([header, *rows]) + "\n")
+    return path
+
+
+def _flag(settings: Settings, subject: str, author: str, code: str, start: str) -> dict[str, Any]:
+    system = vocabulary(settings.canonical_base).flag_type_system
+    return factories.safeguarding_flag(
+        subject=subject, author=author, code=code, display=code, system=system, start=start
+    )
+
+
+class World:
+    """A council and a hospital, four children, the council's flags and one of the hospital's."""
+
+    def __init__(self) -> None:
+        self.nhs = [factories.nhs_number(7100 + n) for n in range(5)]
+        self.children: list[str] = []
+        self.flags: dict[str, str] = {}
+
+    async def build(self, client: httpx.AsyncClient, settings: Settings) -> None:
+        council = await create(client, factories.organization(ods=COUNCIL_ODS, name="Council"))
+        hospital = await create(client, factories.organization(ods=HOSPITAL_ODS, name="Trust"))
+        self.council = council["id"]
+        for number in self.nhs[:4]:
+            self.children.append((await create(client, factories.patient(nhs=number)))["id"])
+        a, b, c = (f"Patient/{child}" for child in self.children[:3])
+        by_council = f"Organization/{self.council}"
+        for name, subject, code, start in (
+            ("same", a, "child-protection-plan", "2026-01-05"),
+            ("changed", b, "looked-after-child", "2026-02-01"),
+            ("missing", c, "child-in-need", "2025-11-01"),
+        ):
+            made = await create(client, _flag(settings, subject, by_council, code, start))
+            self.flags[name] = made["id"]
+        made = await create(
+            client,
+            _flag(settings, a, f"Organization/{hospital['id']}", "child-at-risk", "2026-03-03"),
+        )
+        self.flags["hospital"] = made["id"]
+
+    def clean_rows(self) -> list[str]:
+        """Same, changed and new records (the missing one left out)."""
+        a, b, _, d = self.nhs[:4]
+        return [
+            f"{a},child-protection-plan,2026-01-05,,{COUNCIL_ODS},",
+            f"{b},looked-after-child,2026-02-01,2026-03-01,{COUNCIL_ODS},",
+            f"{d},elective-home-education,2026-04-01,,{COUNCIL_ODS},EHE-1",
+        ]
+
+
+async def _read(client: httpx.AsyncClient, flag_id: str) -> dict[str, Any]:
+    response = await client.get(f"/Flag/{flag_id}")
+    assert response.status_code == 200, response.text
+    found: dict[str, Any] = response.json()
+    return found
+
+
+async def test_a_dry_run_reports_each_category_and_writes_nothing(
+    app: FastAPI, settings: Settings, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    world = World()
+    await world.build(client, settings)
+    client_id, key = await client_with_key(
+        app,
+        tmp_path,
+        role="local-authority",
+        scope=SCOPE,
+        organisation=f"Organization/{world.council}",
+    )
+    register = _register(tmp_path / "register.csv", world.clean_rows())
+    report = tmp_path / "report.json"
+    async with served(settings, canonical_base_url=settings.canonical_base) as base:
+        done = await _invoke(
+            register, base, ["--client", client_id, "--key", str(key)], "--report", str(report)
+        )
+    assert done.exit_code == DIFFERENT, done.output
+    found = orjson.loads(report.read_bytes())
+    assert found["counts"] == {"new": 1, "changed": 1, "same": 1, "missing": 1, "conflicting": 0}, (
+        done.output
+    )
+    by_category = {row["category"]: row for row in found["differences"]}
+    assert (
+        by_category["changed"]["changes"] == "status: active -> inactive; end: None -> 2026-03-01"
+    )
+    assert by_category["missing"]["flag"] == f"Flag/{world.flags['missing']}"
+    assert by_category["new"]["where"] == "line 4"
+    assert (await _read(client, world.flags["changed"]))["status"] == "active"
+    assert (await _read(client, world.flags["missing"]))["status"] == "active"
+
+
+async def test_apply_brings_the_server_into_line_and_a_second_run_changes_nothing(
+    app: FastAPI, settings: Settings, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    world = World()
+    await world.build(client, settings)
+    client_id, key = await client_with_key(
+        app,
+        tmp_path,
+        role="local-authority",
+        scope=SCOPE,
+        organisation=f"Organization/{world.council}",
+    )
+    register = _register(tmp_path / "register.csv", world.clean_rows())
+    login = ["--client", client_id, "--key", str(key)]
+    async with served(settings, canonical_base_url=settings.canonical_base) as base:
+        applied = await _invoke(register, base, login, "--apply")
+        assert applied.exit_code == AGREED, applied.output
+        again = await _invoke(
+            register, base, login, "--apply", "--report", str(tmp_path / "r.json")
+        )
+    assert again.exit_code == AGREED, again.output
+    second = orjson.loads((tmp_path / "r.json").read_bytes())
+    assert second["counts"] == {"new": 0, "changed": 0, "same": 3, "missing": 0, "conflicting": 0}
+    assert second["applied"] == {"written": 0, "bundles": 0, "refused": 0}
+    changed = await _read(client, world.flags["changed"])
+    assert (changed["status"], changed["period"]["end"]) == ("inactive", "2026-03-01")
+    missing = await _read(client, world.flags["missing"])
+    assert (missing["status"], missing["period"]["end"]) == ("inactive", AS_OF)
+    reason = missing["extension"][0]["valueCodeableConcept"]["coding"][0]["code"]
+    assert reason == "no-longer-applicable"
+    assert (await _read(client, world.flags["hospital"]))["status"] == "active"
+    new = (await client.get("/Flag", params={"identifier": "EHE-1"})).json()
+    made = [e["resource"] for e in new.get("entry", [])]
+    assert [f["subject"]["reference"] for f in made] == [f"Patient/{world.children[3]}"]
+
+
+async def test_conflicts_are_reported_and_never_written(
+    app: FastAPI, settings: Settings, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    world = World()
+    await world.build(client, settings)
+    client_id, key = await client_with_key(
+        app,
+        tmp_path,
+        role="local-authority",
+        scope=SCOPE,
+        organisation=f"Organization/{world.council}",
+    )
+    a, b, c, d, unknown = world.nhs
+    rows = [
+        *world.clean_rows()[:1],
+        f"{c},child-in-need,2025-11-01,,{COUNCIL_ODS},",  # keeps the missing one
+        f"{d},young-carer,2026-01-01,,{COUNCIL_ODS},",
+        f"{d},young-carer,2026-01-01,,{COUNCIL_ODS},",  # the same key twice
+        f"{unknown},child-in-need,2026-01-01,,{COUNCIL_ODS},",  # no such child here
+        f"{b},not-a-flag-type,2026-01-01,,{COUNCIL_ODS},",  # outside the value set
+        f"{a},child-at-risk,2026-03-03,,{HOSPITAL_ODS},",  # another organisation's
+    ]
+    register = _register(tmp_path / "register.csv", rows)
+    report = tmp_path / "report.csv"
+    async with served(settings, canonical_base_url=settings.canonical_base) as base:
+        done = await _invoke(
+            register,
+            base,
+            ["--client", client_id, "--key", str(key)],
+            "--apply",
+            "--organisation",
+            COUNCIL_ODS,
+            "--report",
+            str(report),
+            "--format",
+            "csv",
+        )
+    assert done.exit_code == DIFFERENT, done.output
+    lines = report.read_text().splitlines()
+    assert lines[0] == "category,where,nhs_number,flag_type,start,end,flag,changes,reason"
+    conflicts = [line for line in lines[1:] if line.startswith("conflicting")]
+    assert len(conflicts) == 5, lines
+    text = "\n".join(conflicts)
+    assert "listed 2 times (line 4, line 5)" in text
+    assert "no child with this NHS number" in text
+    assert "not in the safeguarding flag-type value set" in text
+    assert f"raised by {HOSPITAL_ODS}" in text
+    missing = [line for line in lines[1:] if line.startswith("missing")]
+    assert len(missing) == 1 and f"Flag/{world.flags['changed']}" in missing[0]  # B's: ended
+    assert (await _read(client, world.flags["changed"]))["status"] == "inactive"
+    assert (await _read(client, world.flags["missing"]))["status"] == "active"
+    assert (await _read(client, world.flags["hospital"]))["status"] == "active"
+    young = (await client.get("/Flag", params={"subject": f"Patient/{world.children[3]}"})).json()
+    assert young.get("entry", []) == []
+
+
+async def test_an_unreachable_server_is_exit_status_2(tmp_path: Path) -> None:
+    register = _register(tmp_path / "register.csv", [])
+    done = await _invoke(register, "http://127.0.0.1:9/fhir", ["--client", "x", "--token", "t"])
+    assert done.exit_code == FAILED
+    assert "reconcile failed" in done.output
