@@ -159,24 +159,39 @@ async def apply(
     batch: int,
     progress: Callable[[int], None] | None = None,
 ) -> Applied:
-    """Write `to_do` in transaction Bundles of up to `batch` entries. An entry the server
-    refuses is set aside with the reason, and the rest of its Bundle is sent again."""
+    """Write `to_do` in transaction Bundles of up to `batch` entries: every update first,
+    then the creates, never both in one Bundle (a transaction runs its creates before its
+    updates, so a plan ended and a new one raised together would meet the one-active rule)."""
     applied = Applied()
-    for start in range(0, len(to_do), batch):
-        pending = to_do[start : start + batch]
-        while pending:
-            refused = await _send(remote, pending, context, applied)
-            if refused is None:
-                applied.written += len(pending)
-                if progress is not None:
-                    progress(len(pending))
-                break
-            index, reason = refused
-            applied.refused.append((pending[index], reason))
-            if progress is not None:
-                progress(1)
-            pending = pending[:index] + pending[index + 1 :]
+    updates = [d for d in to_do if d.category != NEW]
+    creates = [d for d in to_do if d.category == NEW]
+    for group in (updates, creates):
+        for start in range(0, len(group), batch):
+            await _write_chunk(remote, group[start : start + batch], context, applied, progress)
     return applied
+
+
+async def _write_chunk(
+    remote: Remote,
+    pending: list[Difference],
+    context: Context,
+    applied: Applied,
+    progress: Callable[[int], None] | None,
+) -> None:
+    """One Bundle of `pending`; an entry the server refuses is set aside with the reason, and
+    the rest of the Bundle is sent again."""
+    while pending:
+        refused = await _send(remote, pending, context, applied)
+        if refused is None:
+            applied.written += len(pending)
+            if progress is not None:
+                progress(len(pending))
+            return
+        index, reason = refused
+        applied.refused.append((pending[index], reason))
+        if progress is not None:
+            progress(1)
+        pending = pending[:index] + pending[index + 1 :]
 
 
 async def _send(

@@ -219,3 +219,36 @@ async def test_an_unreachable_server_is_exit_status_2(tmp_path: Path) -> None:
     done = await _invoke(register, "http://127.0.0.1:9/fhir", ["--client", "x", "--token", "t"])
     assert done.exit_code == FAILED
     assert "reconcile failed" in done.output
+
+
+async def test_a_plan_ended_and_a_new_one_raised_in_one_run_both_apply(
+    app: FastAPI, settings: Settings, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    world = World()
+    await world.build(client, settings)
+    client_id, key = await client_with_key(
+        app,
+        tmp_path,
+        role="local-authority",
+        scope=SCOPE,
+        organisation=f"Organization/{world.council}",
+    )
+    a = world.nhs[0]
+    rows = [
+        f"{a},child-protection-plan,2026-01-05,2026-05-01,{COUNCIL_ODS},",  # the held plan, ended
+        f"{a},child-protection-plan,2026-05-20,,{COUNCIL_ODS},",  # and a new one
+        f"{world.nhs[1]},looked-after-child,2026-02-01,,{COUNCIL_ODS},",
+        f"{world.nhs[2]},child-in-need,2025-11-01,,{COUNCIL_ODS},",
+    ]
+    register = _register(tmp_path / "register.csv", rows)
+    login = ["--client", client_id, "--key", str(key)]
+    async with served(settings, canonical_base_url=settings.canonical_base) as base:
+        done = await _invoke(register, base, login, "--apply")
+        assert done.exit_code == AGREED, done.output
+        again = await _invoke(register, base, login)
+    assert again.exit_code == AGREED, again.output
+    plans = (await client.get("/Flag", params={"subject": f"Patient/{world.children[0]}"})).json()
+    found = sorted(
+        (f["resource"]["period"]["start"], f["resource"]["status"]) for f in plans["entry"]
+    )
+    assert found == [("2026-01-05", "inactive"), ("2026-03-03", "active"), ("2026-05-20", "active")]
