@@ -11,6 +11,7 @@ Spec: http://hl7.org/fhir/R4/nd-json.html, http://hl7.org/fhir/R4/bundle.html
 
 import csv
 import datetime
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,6 +24,7 @@ from app.nhs import NHS_NUMBER_SYSTEM, ODS_SYSTEM, nhs_number_is_valid
 
 COLUMNS = ("nhs_number", "flag_type", "start_date", "end_date", "author_ods", "flag_identifier")
 REQUIRED = COLUMNS[:3] + COLUMNS[4:5]
+DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 class RegisterError(Exception):
@@ -73,8 +75,8 @@ def _csv_entries(data: bytes, vocabulary: Vocabulary, system: str) -> Iterator[E
     missing = [c for c in REQUIRED if c not in (rows.fieldnames or [])]
     if missing:
         raise RegisterError(f"the CSV register lacks the column(s) {', '.join(missing)}")
-    for number, row in enumerate(rows, start=2):
-        yield _csv_entry(f"line {number}", row, vocabulary, system)
+    for row in rows:
+        yield _csv_entry(f"line {rows.line_num}", row, vocabulary, system)
 
 
 def _csv_entry(where: str, row: dict[str, str], vocabulary: Vocabulary, system: str) -> Entry:
@@ -117,11 +119,14 @@ def _checked(entry: Entry, code: str) -> Entry:
 
 
 def _is_date(value: str) -> bool:
+    """A calendar date written YYYY-MM-DD (not a week or ordinal date)."""
+    if DATE.fullmatch(value) is None:
+        return False
     try:
         datetime.date.fromisoformat(value)
     except ValueError:
         return False
-    return len(value) == 10
+    return True
 
 
 def _ndjson(data: bytes) -> Iterator[dict[str, Any]]:
@@ -199,7 +204,7 @@ def _flag_entry(flag: dict[str, Any], names: dict[str, str], vocabulary: Vocabul
     if flag.get("status") not in ("active", "inactive"):
         return replace(entry, problem="only active and inactive flags can be reconciled")
     if flag.get("status") == "inactive" and entry.end is None:
-        return replace(entry, problem="an inactive flag has period.end")
+        return replace(entry, problem="an inactive flag has no period.end")
     return _checked(entry, _first_code(code))
 
 

@@ -16,8 +16,9 @@ from app.nhs import NHS_NUMBER_SYSTEM, ODS_SYSTEM
 from app.reconcile.matching import ServerFlag
 
 PAGE = 500  # resources asked for per page (the server may give fewer)
-BATCH = 200  # NHS numbers or ids per batched search
+BATCH = 100  # NHS numbers or ids per batched search (the server allows 100 values)
 LOOKUPS = 8  # searches by one NHS number sent at once
+RETRIES = 5  # attempts of a request the server answers 429 or 503 (busy: try again)
 FHIR_JSON = "application/fhir+json"
 Progress = Callable[[int], None]  # told how many more resources were read
 
@@ -41,9 +42,14 @@ class Remote:
         """One request with a current token; relative URLs are under the FHIR base."""
         target = url if url.startswith(("http://", "https://")) else f"{self.server}/{url}"
         sent = {"Accept": FHIR_JSON} | (headers or {})
-        sent |= await self.credentials.header(self.client, self.server)
-        self.requests += 1
-        return await self.client.request(method, target, headers=sent, **more)
+        for attempt in range(RETRIES):
+            sent |= await self.credentials.header(self.client, self.server)
+            self.requests += 1
+            response = await self.client.request(method, target, headers=sent, **more)
+            if response.status_code not in (429, 503) or attempt == RETRIES - 1:
+                return response
+            await asyncio.sleep(_wait(response, attempt))
+        raise AssertionError("unreachable")
 
     async def json(self, method: str, url: str, **more: Any) -> dict[str, Any]:
         """A request that must answer 200 with a JSON object (ClientError otherwise)."""
@@ -207,6 +213,12 @@ def server_flag(
         identifiers=identifiers,
         resource=flag,
     )
+
+
+def _wait(response: httpx.Response, attempt: int) -> float:
+    """Seconds before trying again: the server's Retry-After (up to 30), else 0.5 s doubling."""
+    given = response.headers.get("Retry-After", "")
+    return min(float(given), 30.0) if given.isdigit() else 0.5 * 2**attempt
 
 
 def _said(response: httpx.Response) -> str:
