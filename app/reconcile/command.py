@@ -118,7 +118,7 @@ async def run(options: Options, progress: "Bar") -> Outcome:
         with progress.task("finding the children", len(numbers)) as advance:
             children = await server.children(remote, numbers, advance)
         by_patient = {patient: nhs for nhs, patient in children.items()}
-        subjects = {server.server_flag(f, {}, vocabulary).patient_id for f in held}
+        subjects = {server.subject_of(f) for f in held}
         by_patient |= await server.nhs_numbers_of(remote, subjects - by_patient.keys())
         flags = [server.server_flag(f, by_patient, vocabulary) for f in held]
         today = options.as_of or datetime.date.today().isoformat()

@@ -18,7 +18,7 @@ from app.reconcile.matching import ServerFlag
 PAGE = 500  # resources asked for per page (the server may give fewer)
 BATCH = 100  # NHS numbers or ids per batched search (the server allows 100 values)
 LOOKUPS = 8  # searches by one NHS number sent at once
-RETRIES = 5  # attempts of a request the server answers 429 or 503 (busy: try again)
+RETRIES = 5  # attempts of a request met by a network fault, 429 or 5xx
 FHIR_JSON = "application/fhir+json"
 Progress = Callable[[int], None]  # told how many more resources were read
 
@@ -39,14 +39,25 @@ class Remote:
     async def request(
         self, method: str, url: str, *, headers: dict[str, str] | None = None, **more: Any
     ) -> httpx.Response:
-        """One request with a current token; relative URLs are under the FHIR base."""
+        """One request with a current token; relative URLs are under the FHIR base. A network
+        fault or an answer of 429 or 5xx is tried again, the same request (every request sent
+        is a read, or a transaction whose X-Request-ID makes a second sending answer once)."""
         target = url if url.startswith(("http://", "https://")) else f"{self.server}/{url}"
         sent = {"Accept": FHIR_JSON} | (headers or {})
         for attempt in range(RETRIES):
             sent |= await self.credentials.header(self.client, self.server)
             self.requests += 1
-            response = await self.client.request(method, target, headers=sent, **more)
-            if response.status_code not in (429, 503) or attempt == RETRIES - 1:
+            last = attempt == RETRIES - 1
+            try:
+                response = await self.client.request(method, target, headers=sent, **more)
+            except httpx.TransportError as exc:
+                if last:
+                    raise ClientError(
+                        f"the server could not be reached: {type(exc).__name__}"
+                    ) from exc
+                await asyncio.sleep(0.5 * 2**attempt)
+                continue
+            if last or not (response.status_code == 429 or response.status_code >= 500):
                 return response
             await asyncio.sleep(_wait(response, attempt))
         raise AssertionError("unreachable")
@@ -188,14 +199,19 @@ def nhs_number_of(patient: dict[str, Any]) -> str | None:
     return None
 
 
+def subject_of(flag: dict[str, Any]) -> str:
+    """The id of the Patient a held Flag is about ("" if it names none)."""
+    reference = str((flag.get("subject") or {}).get("reference") or "")
+    return reference.rpartition("Patient/")[2] if "Patient/" in reference else ""
+
+
 def server_flag(
     flag: dict[str, Any], nhs_by_patient: dict[str, str], vocabulary: Vocabulary
 ) -> ServerFlag:
     """A held Flag as the matching sees it."""
     found = flag.get("period")
     period: dict[str, Any] = found if isinstance(found, dict) else {}
-    reference = str((flag.get("subject") or {}).get("reference") or "")
-    patient_id = reference.rpartition("Patient/")[2] if "Patient/" in reference else ""
+    patient_id = subject_of(flag)
     identifiers = tuple(
         (str(i["system"]), str(i["value"]))
         for i in flag.get("identifier") or []

@@ -8,7 +8,6 @@ another body.
 Spec: http://hl7.org/fhir/R4/http.html#transaction, http://hl7.org/fhir/R4/http.html#ccreate
 """
 
-import asyncio
 import hashlib
 import re
 import uuid
@@ -24,10 +23,9 @@ from app.reconcile.matching import CHANGED, NEW, Difference, desired_status
 from app.reconcile.register import Entry
 from app.reconcile.remote import FHIR_JSON, Remote
 
-KEY_IDENTIFIER = "Id/reconcile-key"  # under the canonical base: a flag's derived identifier
+KEY_IDENTIFIER = "reconcile-key"  # `<canonical base>/Id/...`: a flag's derived identifier
 REQUEST_IDS = uuid.UUID("5d0c1f0e-8a4e-4d51-9d0e-6f1c2a3b4c5d")  # namespace of X-Request-IDs
 ENTRY = re.compile(r"Bundle\.entry\[(\d+)\]")
-RETRIES = 4  # attempts of one Bundle that met a server or network fault
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +73,7 @@ def entry_of(difference: Difference, context: Context) -> dict[str, Any]:
 def derived_identifier(entry: Entry, context: Context) -> tuple[str, str]:
     """The identifier of a flag the register lists without one: a digest of its match key."""
     digest = hashlib.sha256("|".join(entry.key).encode()).hexdigest()[:32]
-    return context.vocabulary.url("Id", KEY_IDENTIFIER.removeprefix("Id/")), digest
+    return context.vocabulary.url("Id", KEY_IDENTIFIER), digest
 
 
 def _create(entry: Entry, context: Context) -> dict[str, Any]:
@@ -205,26 +203,13 @@ async def _send(
     }
     body = orjson.dumps(bundle)
     headers = {"Content-Type": FHIR_JSON, "X-Request-ID": request_id(body)}
-    for attempt in range(RETRIES):
-        try:
-            response = await remote.request("POST", remote.server, headers=headers, content=body)
-        except ClientError:
-            raise
-        except Exception as exc:  # a network fault: the same Bundle again, same id
-            if attempt == RETRIES - 1:
-                raise ClientError(f"the server could not be reached: {type(exc).__name__}") from exc
-            await asyncio.sleep(0.5 * 2**attempt)
-            continue
-        if response.status_code == 200:
-            applied.bundles += 1
-            return None
-        if response.status_code >= 500 or response.status_code == 429:
-            if attempt == RETRIES - 1:
-                raise ClientError(f"the server answered {response.status_code} to a transaction")
-            await asyncio.sleep(0.5 * 2**attempt)
-            continue
-        return _refusal(response, len(pending))
-    raise AssertionError("unreachable")
+    response = await remote.request("POST", remote.server, headers=headers, content=body)
+    if response.status_code == 200:
+        applied.bundles += 1
+        return None
+    if response.status_code == 429 or response.status_code >= 500:
+        raise ClientError(f"the server answered {response.status_code} to a transaction")
+    return _refusal(response, len(pending))
 
 
 def _refusal(response: Any, size: int) -> tuple[int, str]:

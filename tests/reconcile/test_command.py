@@ -16,12 +16,11 @@ from app.flags.codes import vocabulary
 from app.reconcile.command import AGREED, DIFFERENT, FAILED
 from app.settings import Settings
 from tests import factories
-from tests.bulk_client.served import client_with_key, served
 from tests.http import create
+from tests.reconcile.helpers import council_login, serving
 
 AS_OF = "2026-06-01"
 COUNCIL_ODS, HOSPITAL_ODS = "9ZZ", "RZZ"
-SCOPE = "system/Flag.cruds system/Patient.rs system/Organization.rs"
 
 
 async def _invoke(source: Path, base: str, login: list[str], *more: str) -> Result:
@@ -94,16 +93,10 @@ async def test_a_dry_run_reports_each_category_and_writes_nothing(
 ) -> None:
     world = World()
     await world.build(client, settings)
-    client_id, key = await client_with_key(
-        app,
-        tmp_path,
-        role="local-authority",
-        scope=SCOPE,
-        organisation=f"Organization/{world.council}",
-    )
+    client_id, key = await council_login(app, tmp_path, world.council)
     register = _register(tmp_path / "register.csv", world.clean_rows())
     report = tmp_path / "report.json"
-    async with served(settings, canonical_base_url=settings.canonical_base) as base:
+    async with serving(settings) as base:
         done = await _invoke(
             register, base, ["--client", client_id, "--key", str(key)], "--report", str(report)
         )
@@ -127,16 +120,10 @@ async def test_apply_brings_the_server_into_line_and_a_second_run_changes_nothin
 ) -> None:
     world = World()
     await world.build(client, settings)
-    client_id, key = await client_with_key(
-        app,
-        tmp_path,
-        role="local-authority",
-        scope=SCOPE,
-        organisation=f"Organization/{world.council}",
-    )
+    client_id, key = await council_login(app, tmp_path, world.council)
     register = _register(tmp_path / "register.csv", world.clean_rows())
     login = ["--client", client_id, "--key", str(key)]
-    async with served(settings, canonical_base_url=settings.canonical_base) as base:
+    async with serving(settings) as base:
         applied = await _invoke(register, base, login, "--apply")
         assert applied.exit_code == AGREED, applied.output
         again = await _invoke(
@@ -163,13 +150,7 @@ async def test_conflicts_are_reported_and_never_written(
 ) -> None:
     world = World()
     await world.build(client, settings)
-    client_id, key = await client_with_key(
-        app,
-        tmp_path,
-        role="local-authority",
-        scope=SCOPE,
-        organisation=f"Organization/{world.council}",
-    )
+    client_id, key = await council_login(app, tmp_path, world.council)
     a, b, c, d, unknown = world.nhs
     rows = [
         *world.clean_rows()[:1],
@@ -182,7 +163,7 @@ async def test_conflicts_are_reported_and_never_written(
     ]
     register = _register(tmp_path / "register.csv", rows)
     report = tmp_path / "report.csv"
-    async with served(settings, canonical_base_url=settings.canonical_base) as base:
+    async with serving(settings) as base:
         done = await _invoke(
             register,
             base,
@@ -226,13 +207,7 @@ async def test_a_plan_ended_and_a_new_one_raised_in_one_run_both_apply(
 ) -> None:
     world = World()
     await world.build(client, settings)
-    client_id, key = await client_with_key(
-        app,
-        tmp_path,
-        role="local-authority",
-        scope=SCOPE,
-        organisation=f"Organization/{world.council}",
-    )
+    client_id, key = await council_login(app, tmp_path, world.council)
     a = world.nhs[0]
     rows = [
         f"{a},child-protection-plan,2026-01-05,2026-05-01,{COUNCIL_ODS},",  # the held plan, ended
@@ -242,7 +217,7 @@ async def test_a_plan_ended_and_a_new_one_raised_in_one_run_both_apply(
     ]
     register = _register(tmp_path / "register.csv", rows)
     login = ["--client", client_id, "--key", str(key)]
-    async with served(settings, canonical_base_url=settings.canonical_base) as base:
+    async with serving(settings) as base:
         done = await _invoke(register, base, login, "--apply")
         assert done.exit_code == AGREED, done.output
         again = await _invoke(register, base, login)

@@ -12,12 +12,11 @@ from fastapi import FastAPI
 
 from app.settings import Settings
 from tests import factories
-from tests.bulk_client.served import client_with_key, served
 from tests.http import create
+from tests.reconcile.helpers import council_login, serving
 
 AS_OF = "2026-06-01"
 CHILDREN = 50
-SCOPE = "system/Flag.cruds system/Patient.rs system/Organization.rs"
 TYPES = ("young-carer", "child-in-need", "missing-from-education")
 
 
@@ -81,19 +80,13 @@ async def test_a_killed_apply_run_again_ends_as_an_uninterrupted_one(
     councils = {}
     for ods in ("9KA", "9KB"):
         council = (await create(client, factories.organization(ods=ods, name=ods)))["id"]
-        client_id, key = await client_with_key(
-            app,
-            tmp_path,
-            role="local-authority",
-            scope=SCOPE,
-            organisation=f"Organization/{council}",
-        )
+        client_id, key = await council_login(app, tmp_path, council)
         register = tmp_path / f"{ods}.csv"
         header = "nhs_number,flag_type,start_date,end_date,author_ods,flag_identifier"
         register.write_text("\n".join([header, *_rows(nhs, ods)]) + "\n")
         councils[ods] = (council, client_id, key, register)
     killed, whole = councils["9KA"], councils["9KB"]
-    async with served(settings, canonical_base_url=settings.canonical_base) as base:
+    async with serving(settings) as base:
         process = await _apply(killed[3], base, killed[1], killed[2])
         written = 0
         for _ in range(3000):  # 60 s at most: kill it once its first Bundle is in
