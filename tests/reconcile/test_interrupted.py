@@ -10,10 +10,11 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from app.bulk_client.credentials import Credentials, read_key
 from app.settings import Settings
 from tests import factories
 from tests.http import create
-from tests.reconcile.helpers import council_login, serving
+from tests.reconcile.helpers import SCOPE, council_login, serving
 
 AS_OF = "2026-06-01"
 CHILDREN = 50
@@ -43,8 +44,9 @@ async def _apply(
 
 async def _count(client: httpx.AsyncClient, council: str) -> int:
     """How many flags the council has authored."""
-    url = f"/Flag?author=Organization/{council}&_elements=id&_count=500"
-    return len((await client.get(url)).json().get("entry", []))
+    response = await client.get(f"/Flag?author=Organization/{council}&_elements=id&_count=500")
+    assert response.status_code == 200, response.text
+    return len(response.json().get("entry", []))
 
 
 async def _state(
@@ -86,11 +88,15 @@ async def test_a_killed_apply_run_again_ends_as_an_uninterrupted_one(
         register.write_text("\n".join([header, *_rows(nhs, ods)]) + "\n")
         councils[ods] = (council, client_id, key, register)
     killed, whole = councils["9KA"], councils["9KB"]
-    async with serving(settings) as base:
+    # Polled over HTTP: a second app writing the same SQLite file from this event loop (the
+    # in-process one, auditing each poll) would wait on its lock with the loop held.
+    async with serving(settings) as base, httpx.AsyncClient(base_url=base) as over_http:
+        login = Credentials(client_id=killed[1], key=read_key(killed[2]), scope=SCOPE)
+        over_http.headers.update(await login.header(over_http, base))
         process = await _apply(killed[3], base, killed[1], killed[2])
         written = 0
         for _ in range(3000):  # 60 s at most: kill it once its first Bundle is in
-            written = await _count(client, killed[0])
+            written = await _count(over_http, killed[0])
             if written >= 6 or process.returncode is not None:
                 break
             await asyncio.sleep(0.02)
