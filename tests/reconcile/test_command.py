@@ -81,6 +81,16 @@ class World:
         ]
 
 
+async def _council_world(
+    app: FastAPI, settings: Settings, client: httpx.AsyncClient, folder: Path
+) -> tuple[World, list[str]]:
+    """The world built, and the council client's `--client`/`--key` arguments."""
+    world = World()
+    await world.build(client, settings)
+    client_id, key = await council_login(app, folder, world.council)
+    return world, ["--client", client_id, "--key", str(key)]
+
+
 async def _read(client: httpx.AsyncClient, flag_id: str) -> dict[str, Any]:
     response = await client.get(f"/Flag/{flag_id}")
     assert response.status_code == 200, response.text
@@ -91,15 +101,11 @@ async def _read(client: httpx.AsyncClient, flag_id: str) -> dict[str, Any]:
 async def test_a_dry_run_reports_each_category_and_writes_nothing(
     app: FastAPI, settings: Settings, client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
-    world = World()
-    await world.build(client, settings)
-    client_id, key = await council_login(app, tmp_path, world.council)
+    world, login = await _council_world(app, settings, client, tmp_path)
     register = _register(tmp_path / "register.csv", world.clean_rows())
     report = tmp_path / "report.json"
     async with serving(settings) as base:
-        done = await _invoke(
-            register, base, ["--client", client_id, "--key", str(key)], "--report", str(report)
-        )
+        done = await _invoke(register, base, login, "--report", str(report))
     assert done.exit_code == DIFFERENT, done.output
     found = orjson.loads(report.read_bytes())
     assert found["counts"] == {"new": 1, "changed": 1, "same": 1, "missing": 1, "conflicting": 0}, (
@@ -118,11 +124,8 @@ async def test_a_dry_run_reports_each_category_and_writes_nothing(
 async def test_apply_brings_the_server_into_line_and_a_second_run_changes_nothing(
     app: FastAPI, settings: Settings, client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
-    world = World()
-    await world.build(client, settings)
-    client_id, key = await council_login(app, tmp_path, world.council)
+    world, login = await _council_world(app, settings, client, tmp_path)
     register = _register(tmp_path / "register.csv", world.clean_rows())
-    login = ["--client", client_id, "--key", str(key)]
     async with serving(settings) as base:
         applied = await _invoke(register, base, login, "--apply")
         assert applied.exit_code == AGREED, applied.output
@@ -148,9 +151,7 @@ async def test_apply_brings_the_server_into_line_and_a_second_run_changes_nothin
 async def test_conflicts_are_reported_and_never_written(
     app: FastAPI, settings: Settings, client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
-    world = World()
-    await world.build(client, settings)
-    client_id, key = await council_login(app, tmp_path, world.council)
+    world, login = await _council_world(app, settings, client, tmp_path)
     a, b, c, d, unknown = world.nhs
     rows = [
         *world.clean_rows()[:1],
@@ -167,7 +168,7 @@ async def test_conflicts_are_reported_and_never_written(
         done = await _invoke(
             register,
             base,
-            ["--client", client_id, "--key", str(key)],
+            login,
             "--apply",
             "--organisation",
             COUNCIL_ODS,
@@ -205,9 +206,7 @@ async def test_an_unreachable_server_is_exit_status_2(tmp_path: Path) -> None:
 async def test_a_plan_ended_and_a_new_one_raised_in_one_run_both_apply(
     app: FastAPI, settings: Settings, client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
-    world = World()
-    await world.build(client, settings)
-    client_id, key = await council_login(app, tmp_path, world.council)
+    world, login = await _council_world(app, settings, client, tmp_path)
     a = world.nhs[0]
     rows = [
         f"{a},child-protection-plan,2026-01-05,2026-05-01,{COUNCIL_ODS},",  # the held plan, ended
@@ -216,7 +215,6 @@ async def test_a_plan_ended_and_a_new_one_raised_in_one_run_both_apply(
         f"{world.nhs[2]},child-in-need,2025-11-01,,{COUNCIL_ODS},",
     ]
     register = _register(tmp_path / "register.csv", rows)
-    login = ["--client", client_id, "--key", str(key)]
     async with serving(settings) as base:
         done = await _invoke(register, base, login, "--apply")
         assert done.exit_code == AGREED, done.output
