@@ -1,8 +1,9 @@
 """Bulk load: many new resources straight into the tables, a batch per transaction.
 
 Each resource gets exactly the rows a create writes (`repository.save`): version 1 in
-`resource` and `resource_version` (method POST), its index rows, and the NHS numbers a Patient
-claims. Nothing is checked (no rules, no reference checks, no uniqueness beyond the tables'
+`resource` and `resource_version` (method POST), its index rows, the NHS numbers a Patient
+claims, and the Organizations it makes responsible for its child (`child_authority`).
+Nothing is checked (no rules, no reference checks, no uniqueness beyond the tables'
 keys): the caller supplies valid, normalised resources whose references already hold, with
 ids of its own if it wants to refer to them before loading. PostgreSQL gets each table by
 COPY on a connection of its own; SQLite gets one `executemany` per table on its own
@@ -63,6 +64,15 @@ VERSION_COLUMNS = (
     "client_org",
 )
 CLAIM_COLUMNS = ("nhs_number", "resource_pk")
+# The child's responsible Organizations that a batch (pks {first}..{last}) names, as a create
+# keeps them (`outbox`): one row per pair, whichever batch named it first.
+_AUTHORITIES = (
+    "INSERT INTO child_authority (patient_id, organisation) SELECT DISTINCT g.patient_id, "
+    "x.target_id FROM resource g JOIN idx_reference x ON x.resource_pk = g.pk WHERE g.pk "
+    "BETWEEN {first} AND {last} AND x.param = '_responsible' AND x.target_type = 'Organization' "
+    "AND g.patient_id IS NOT NULL AND g.resource_type IN ('Flag', 'Patient') "
+    "ON CONFLICT DO NOTHING"
+)
 
 
 @dataclass(slots=True)
@@ -196,6 +206,8 @@ async def _load_postgres(dsn: str, chunks: Chunks) -> list[str]:
                 for table, (columns, records) in batch_rows(news, pks, claims).tables.items():
                     if records:
                         await conn.copy_records_to_table(table, records=records, columns=columns)
+                if pks:
+                    await conn.execute(_AUTHORITIES.format(first=pks[0], last=pks[-1]))
             ids.extend(n.logical_id for n in news)
     finally:
         await conn.close()
@@ -218,6 +230,8 @@ def _load_sqlite(path: str, chunks: Chunks) -> list[str]:
                         f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})",
                         records,
                     )
+                if pks:
+                    conn.execute(_AUTHORITIES.format(first=pks[0], last=pks[-1]))
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")

@@ -30,6 +30,7 @@ TABLES = {
     "idx_date": "r.logical_id, t.param, t.low, t.high",
     "idx_quantity": "r.logical_id, t.param, t.low, t.high, t.system, t.code",
     "nhs_number_claim": "r.logical_id, t.nhs_number",
+    "child_authority": "t.patient_id, t.organisation",
 }
 
 
@@ -59,7 +60,7 @@ async def _rows(app: FastAPI) -> dict[str, list[tuple[Any, ...]]]:
     owner = " JOIN resource r ON r.pk = t.resource_pk"
     async with database(app).reader() as conn:
         for table, columns in TABLES.items():
-            join = "" if table.startswith("resource") else owner
+            join = "" if table.startswith(("resource", "child_")) else owner
             rows = await conn.fetch(f"SELECT {columns} FROM {table} t{join}")
             found[table] = sorted((tuple(map(_without_timestamp, row)) for row in rows), key=repr)
     return found
@@ -104,7 +105,8 @@ async def test_bulk_load_writes_the_rows_a_create_writes(
 
     assert ids == [r["id"] for r in posted]
     loaded_rows = await _rows(app)
-    assert all(created_rows[table] for table in ("resource", "idx_token", "nhs_number_claim"))
+    kept = ("resource", "idx_token", "nhs_number_claim", "child_authority")
+    assert all(created_rows[table] for table in kept)
     assert loaded_rows == created_rows
 
 
