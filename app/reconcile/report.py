@@ -13,6 +13,7 @@ from rich.table import Table
 from app.reconcile.matching import CATEGORIES, SAME, Difference, Plan
 from app.reconcile.writing import Applied
 
+SHOWN = 50  # differences listed on the terminal; the report file has them all
 CSV_COLUMNS = (
     "category",
     "where",
@@ -84,7 +85,7 @@ def write(path: Path, found: dict[str, Any], form: str) -> None:
 
 
 def show(console: Console, found: dict[str, Any], applying: bool) -> None:
-    """Counts per category, then the differences."""
+    """Counts per category, then the first `SHOWN` differences."""
     counts = Table(title="reconciliation" + (" (applied)" if applying else " (dry run)"))
     counts.add_column("category")
     counts.add_column("records", justify="right")
@@ -103,10 +104,13 @@ def show(console: Console, found: dict[str, Any], applying: bool) -> None:
     for column in ("category", "where", "nhs_number", "flag_type", "start", "end", "flag"):
         table.add_column(column)
     table.add_column("what differs, or why it conflicts")
-    for row in found["differences"]:
+    for row in found["differences"][:SHOWN]:
         cells = [
             str(row[c])
             for c in ("category", "where", "nhs_number", "flag_type", "start", "end", "flag")
         ]
         table.add_row(*cells, "; ".join(part for part in (row["changes"], row["reason"]) if part))
     console.print(table)
+    if len(found["differences"]) > SHOWN:
+        more = len(found["differences"]) - SHOWN
+        console.print(f"... and {more:,} more differences: --report FILE writes them all")
