@@ -17,7 +17,7 @@ from rich.console import Console
 from app.audit import commands as audit_commands
 from app.auth import commands
 from app.bulk_client import command as bulk
-from app.bulk_client.credentials import DEFAULT_SCOPE
+from app.bulk_client.credentials import DEFAULT_SCOPE, ClientError
 from app.bulk_client.export import ExportRequest
 from app.demo import seeding as demo_seed
 from app.demo.families import MAX_FAMILIES
@@ -231,6 +231,20 @@ def export(
     raise typer.Exit(bulk.export(options, Console(stderr=True)))
 
 
+def _local_tokens(client_id: str) -> Callable[[], str]:
+    """Mints a token for a client with a local key, as `safeguard token` does; a refusal is
+    the command's error (exit 2), not a crash."""
+
+    def mint() -> str:
+        try:
+            return commands.local_token(get_settings(), client_id)
+        except commands.Refused as exc:
+            message = f"no local token for {client_id} (give --key or --token): {exc}"
+            raise ClientError(message) from exc
+
+    return mint
+
+
 @cli.command("reconcile")
 def reconcile(
     source: Path = typer.Argument(..., help="The register: CSV, FHIR NDJSON or a FHIR Bundle."),
@@ -263,7 +277,7 @@ def reconcile(
         key=key,
         kid=kid,
         token=token,
-        token_source=lambda: commands.local_token(get_settings(), client),
+        token_source=_local_tokens(client),
         scope=scope,
         token_url=token_url,
         organisation=organisation,

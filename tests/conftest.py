@@ -17,7 +17,7 @@ from fastapi import FastAPI
 
 from app.fhir.context import AppContext
 from app.main import create_app
-from app.settings import Settings
+from app.settings import Settings, get_settings
 from app.storage.audit_chain import become_sealer
 from app.storage.db import Database, asyncpg_dsn
 from app.storage.migrate import upgrade
@@ -91,6 +91,16 @@ def seal_interval(database_url: str) -> float:
     another app's write lock blocks the loop that app's commit needs; tests seal with
     `seal_pending`, and the sealer's own tests run it in an app alone."""
     return 0.0 if database_url.startswith("sqlite") else 0.5
+
+
+@pytest.fixture
+def same_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """The CLI's environment aimed at the app under test's database and base URL."""
+    monkeypatch.setenv("SAFEGUARD_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("SAFEGUARD_BASE_URL", settings.base_url)
+    get_settings.cache_clear()
+    yield settings
+    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@
 serves: an intact chain passes; a record altered, inserted or removed straight in the database
 is the first line of the report, exit status 1; so is a record left unsealed over a minute."""
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 
 import httpx
@@ -19,15 +19,6 @@ from tests.audit.chains import Sealed, chain, chained, execute, run, store, synt
 from tests.audit.trails import audit_event_refusing
 from tests.conftest import database
 from tests.http import create
-
-
-@pytest.fixture
-def same_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
-    """The CLI's environment aimed at the app under test's database."""
-    monkeypatch.setenv("SAFEGUARD_DATABASE_URL", settings.database_url)
-    get_settings.cache_clear()
-    yield settings
-    get_settings.cache_clear()
 
 
 async def _sealed_trail(app: FastAPI, client: httpx.AsyncClient) -> list[Sealed]:

@@ -4,7 +4,6 @@ event loop, connections of their own) against the database the app under test se
 import asyncio
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,16 +15,6 @@ from app.auth.clients import local_key_pair, register
 from app.settings import Settings, get_settings
 from tests.auth.helpers import new_key
 from tests.tokens import authority
-
-
-@pytest.fixture
-def same_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
-    """The CLI's environment aimed at the app under test's database and base URL."""
-    monkeypatch.setenv("SAFEGUARD_DATABASE_URL", settings.database_url)
-    monkeypatch.setenv("SAFEGUARD_BASE_URL", settings.base_url)
-    get_settings.cache_clear()
-    yield settings
-    get_settings.cache_clear()
 
 
 async def run(*args: str) -> Result:
