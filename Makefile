@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SRC := $(wildcard app tests bench migrations)
 
-.PHONY: run test test-reliability lint imports typecheck pytest bench bench-search bench-bundles bench-summary bench-audit bench-feed bench-export bench-write-cost bench-notify openapi migrate clean
+.PHONY: run test test-reliability lint imports typecheck pytest bench bench-search bench-bundles bench-summary bench-audit bench-feed bench-export bench-write-cost bench-notify bench-reconcile openapi migrate clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,9 @@ bench-write-cost: $(STAMP)
 
 bench-notify: $(STAMP)
 	$(BIN)/python -m bench.notify
+
+bench-reconcile: $(STAMP)
+	$(BIN)/python -m bench.reconcile
 
 openapi: $(STAMP)
 	$(BIN)/safeguard openapi > openapi/openapi.json

@@ -11,7 +11,11 @@ exist. The rules:
   it is a responsible local authority: the one the Patient's responsible-local-authority
   extension names, or the author of an active Flag about the child. Both are indexed on
   the resource that confers the responsibility as reference rows of `RESPONSIBLE`, so the
-  test is one index probe. A Patient search by exact NHS number sees that Patient too.
+  test is a correlated probe per row: the child's conferring rows, then their reference
+  rows. (An `IN` list of every child the authority holds is hashed afresh by each statement,
+  a cost that grows with the authority, and PostgreSQL, charging that cost to every index
+  probe, read whole tables instead: 0.3 s a page for an authority of 100,000 children.)
+  A Patient search by exact NHS number sees that Patient too.
 - `auditor`: nothing of the safeguarding record (its own resources come with the audit trail).
 
 A Subscription is held restricted (`PRIVATE_TYPES`), so only its organisation and system
@@ -37,6 +41,7 @@ CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 RESTRICTED = "R"
 Bind = Callable[[object], str]  # a value -> its placeholder in the statement
 CONFERRING_TYPES = ("Flag", "Patient")  # the types whose rows can make an Organization responsible
+_CONFERRING = "(" + ", ".join(f"'{t}'" for t in CONFERRING_TYPES) + ")"
 HEALTH, LOCAL_AUTHORITY = "health", "local-authority"  # the roles a tombstone can reach
 # Types held restricted whatever they say: a Subscription (its endpoint, its events) is seen by
 # the organisation that made it and by system clients only.
@@ -69,9 +74,10 @@ def _local_authority(caller: Caller, alias: str, bind: Bind) -> str:
     seen = [
         f"{alias}.resource_type = 'Organization'",
         f"{alias}.author_org = {organisation}",
-        f"{alias}.patient_id IN (SELECT g.patient_id FROM idx_reference x JOIN resource g "
-        f"ON g.pk = x.resource_pk WHERE x.param = '{RESPONSIBLE}' AND x.target_id = "
-        f"{organisation} AND x.target_type = 'Organization')",
+        f"EXISTS (SELECT 1 FROM resource g JOIN idx_reference x ON x.resource_pk = g.pk "
+        f"WHERE g.resource_type IN {_CONFERRING} AND g.patient_id = {alias}.patient_id AND "
+        f"x.param = '{RESPONSIBLE}' AND x.target_id = {organisation} AND "
+        "x.target_type = 'Organization')",
     ]
     if caller.nhs_number is not None:
         seen.append(
