@@ -44,11 +44,15 @@ class Difference:
     reason: str | None = None  # why it conflicts
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Plan:
     """Every record's Difference, in register order, then the missing ones."""
 
     differences: list[Difference]
+
+    def __repr__(self) -> str:
+        # Short: asyncio shows a finished task's result, and a nightly plan holds 300,000.
+        return f"Plan({self.counts()})"
 
     def counts(self) -> dict[str, int]:
         """How many records fall into each category."""

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 import httpx
+import orjson
 
 from app.bulk_client.credentials import ClientError
 from app.flags.codes import FLAG_TYPES, Vocabulary
@@ -18,6 +19,7 @@ from app.reconcile.matching import ServerFlag
 PAGE = 500  # resources asked for per page (the server may give fewer)
 BATCH = 100  # NHS numbers or ids per batched search (the server allows 100 values)
 LOOKUPS = 8  # searches by one NHS number sent at once
+SEARCHES = 4  # batched searches sent at once
 RETRIES = 5  # attempts of a request met by a network fault, 429 or 5xx
 FHIR_JSON = "application/fhir+json"
 Progress = Callable[[int], None]  # told how many more resources were read
@@ -69,7 +71,10 @@ class Remote:
             raise ClientError(
                 f"{method} {url.split('?')[0]}: {response.status_code} {_said(response)}"
             )
-        found = response.json()
+        try:
+            found = orjson.loads(response.content)
+        except orjson.JSONDecodeError as exc:
+            raise ClientError(f"{method} {url.split('?')[0]}: the answer is not JSON") from exc
         if not isinstance(found, dict):
             raise ClientError(f"{method} {url.split('?')[0]}: not a FHIR resource")
         return found
@@ -148,20 +153,27 @@ async def _children_batched(
     remote: Remote, wanted: list[str], progress: Progress | None
 ) -> dict[str, str]:
     found: dict[str, str] = {}
-    for start in range(0, len(wanted), BATCH):
-        batch = wanted[start : start + BATCH]
-        form = {
-            "identifier": ",".join(f"{NHS_NUMBER_SYSTEM}|{n}" for n in batch),
-            "_count": str(PAGE),
-            "_elements": "identifier",
-        }
-        for patient in await remote.searchset("Patient/_search", data=form):
-            number = nhs_number_of(patient)
-            if number is not None:
-                found.setdefault(number, str(patient["id"]))
+    batches = [wanted[start : start + BATCH] for start in range(0, len(wanted), BATCH)]
+    for first in range(0, len(batches), SEARCHES):
+        sent = batches[first : first + SEARCHES]
+        for patients in await asyncio.gather(*(_by_numbers(remote, b) for b in sent)):
+            for patient in patients:
+                number = nhs_number_of(patient)
+                if number is not None:
+                    found.setdefault(number, str(patient["id"]))
         if progress is not None:
-            progress(len(batch))
+            progress(sum(map(len, sent)))
     return found
+
+
+async def _by_numbers(remote: Remote, numbers: list[str]) -> list[dict[str, Any]]:
+    """The Patients carrying any of `numbers` (one batched search)."""
+    form = {
+        "identifier": ",".join(f"{NHS_NUMBER_SYSTEM}|{n}" for n in numbers),
+        "_count": str(PAGE),
+        "_elements": "identifier",
+    }
+    return await remote.searchset("Patient/_search", data=form)
 
 
 async def nhs_numbers_of(remote: Remote, patient_ids: Iterable[str]) -> dict[str, str]:
