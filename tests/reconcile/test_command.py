@@ -8,11 +8,13 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 from fastapi import FastAPI
 from typer.testing import CliRunner, Result
 
 from app.cli import cli
 from app.flags.codes import vocabulary
+from app.nhs import NHS_NUMBER_SYSTEM, ODS_SYSTEM
 from app.reconcile.command import AGREED, DIFFERENT, FAILED
 from app.settings import Settings
 from tests import factories
@@ -225,3 +227,49 @@ async def test_a_plan_ended_and_a_new_one_raised_in_one_run_both_apply(
         (f["resource"]["period"]["start"], f["resource"]["status"]) for f in plans["entry"]
     )
     assert found == [("2026-01-05", "inactive"), ("2026-03-03", "active"), ("2026-05-20", "active")]
+
+
+def _as_flags(rows: list[str], identifier_system: str, system: str) -> list[dict[str, Any]]:
+    """CSV rows as FHIR Flags naming child and author by identifier (NDJSON, Bundle)."""
+    flags = []
+    for row in rows:
+        nhs, code, start, end, ods, named = row.split(",")
+        flag: dict[str, Any] = {
+            "resourceType": "Flag",
+            "status": "active",
+            "code": {"coding": [{"system": system, "code": code}]},
+            "subject": {"identifier": {"system": NHS_NUMBER_SYSTEM, "value": nhs}},
+            "author": {"identifier": {"system": ODS_SYSTEM, "value": ods}},
+            "period": {"start": start} | ({"end": end} if end else {}),
+        }
+        if named:
+            flag["identifier"] = [{"system": identifier_system, "value": named}]
+        flags.append(flag)
+    return flags
+
+
+@pytest.mark.parametrize("form", ["ndjson", "bundle"])
+async def test_a_fhir_register_reconciles_as_the_same_csv_does(
+    app: FastAPI, settings: Settings, client: httpx.AsyncClient, tmp_path: Path, form: str
+) -> None:
+    world, login = await _council_world(app, settings, client, tmp_path)
+    codes = vocabulary(settings.canonical_base)
+    flags = _as_flags(world.clean_rows(), codes.url("Id", "register-flag"), codes.flag_type_system)
+    if form == "ndjson":
+        register = tmp_path / "register.ndjson"
+        register.write_bytes(b"\n".join(orjson.dumps(flag) for flag in flags) + b"\n")
+    else:
+        register = tmp_path / "register.json"
+        bundle = {"resourceType": "Bundle", "type": "collection"}
+        register.write_bytes(orjson.dumps(bundle | {"entry": [{"resource": f} for f in flags]}))
+    csv = _register(tmp_path / "register.csv", world.clean_rows())
+    report = tmp_path / "report.json"
+    async with serving(settings) as base:
+        dry = await _invoke(register, base, login, "--report", str(report))
+        found = orjson.loads(report.read_bytes())
+        applied = await _invoke(register, base, login, "--apply")
+        as_csv = await _invoke(csv, base, login)
+    assert dry.exit_code == DIFFERENT, dry.output
+    assert found["counts"] == {"new": 1, "changed": 1, "same": 1, "missing": 1, "conflicting": 0}
+    assert applied.exit_code == AGREED, applied.output
+    assert as_csv.exit_code == AGREED, as_csv.output
