@@ -3,13 +3,15 @@
 It holds the child's Patient, active Flags and active Conditions, its RelatedPersons, and the
 own Patient records of its linked parents and siblings (a RelatedPerson's NHS number names
 the record; a sibling may also be found from the other child's RelatedPerson naming this
-child's NHS number) with their active safeguarding Flags; `summary_warnings` says what a
-reader should notice. At most nine searches, whatever the size of the family.
+child's NHS number) with their active safeguarding Flags, and the records of the children
+whose own records link it as their parent or carer, with theirs (an adult's summary shows the
+children at risk); `summary_warnings` and `adult_warnings` say what a reader should notice.
+At most nine searches, whatever the size of the family.
 Spec: http://hl7.org/fhir/R4/operations.html
 """
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -17,18 +19,22 @@ import orjson
 from app.criteria import Criterion, Query, ReferenceValue, TokenValue
 from app.errors import NotFound, PreconditionFailed
 from app.flags import codes
+from app.flags.adult_warnings import address_district, adult_findings
 from app.flags.codes import Vocabulary
+from app.flags.summary_outcome import outcome
 from app.flags.summary_warnings import (
+    CARERS,
     ROLE_CODE,
     SIBLINGS,
     Family,
     Held,
     Limits,
     Relative,
+    carer_code,
     findings,
     identifier_values,
+    incomplete,
     kinship,
-    outcome,
     recording_organization,
     role_codes,
 )
@@ -140,8 +146,13 @@ async def _summarise(reader: _Reader, child: Held, terms: Terms) -> Summary:
     family = await _gather(reader, child, terms)
     entries = _entries(family)
     paths = {held.reference: f"Bundle.entry[{i}].resource" for i, held in enumerate(entries)}
-    found = findings(family, terms.vocabulary, terms.limits)
-    return Summary(entries, outcome(found, terms.vocabulary, paths))
+    vocabulary = terms.vocabulary
+    found = [
+        *findings(family, vocabulary, terms.limits),
+        *adult_findings(family, vocabulary),
+        *incomplete(family),
+    ]
+    return Summary(entries, outcome(found, vocabulary, paths))
 
 
 def _entries(family: Family) -> tuple[Held, ...]:
@@ -184,16 +195,11 @@ async def _gather(reader: _Reader, child: Held, terms: Terms) -> Family:
         _tokens("clinical-status", _clinical()),
         what="the child's active conditions",
     )
-    names = await _organizations(reader, [*own, *theirs, *ended], conditions, terms)
     found = (tuple(own), tuple(conditions), tuple(relatives), tuple(theirs))
-    return Family(
-        child,
-        base,
-        tuple(related),
-        *found,
-        tuple(not_brought + ended),
-        names,
-        tuple(reader.cut_short),
+    family = Family(child, base, tuple(related), *found, tuple(not_brought + ended))
+    names, districts = await _organizations(reader, family, terms)
+    return replace(
+        family, organizations=names, districts=districts, cut_short=tuple(reader.cut_short)
     )
 
 
@@ -228,7 +234,8 @@ def _subject(flag: Held, base: str) -> str | None:
 async def _relatives(
     reader: _Reader, child: Held, related: Sequence[Held], base: str
 ) -> list[Relative]:
-    """The own records of the child's linked parents and siblings, each once (not the child)."""
+    """The own records of the child's linked parents and siblings, and of the children whose
+    records link it as their parent or carer, each once (not the child itself)."""
     links = []
     for rp in related:
         kin = kinship(rp.resource)
@@ -241,7 +248,7 @@ async def _relatives(
         patient = by_number.get(number)
         if patient is not None and patient.logical_id != child.logical_id:
             found.setdefault(patient.logical_id, Relative(patient, kind, code, via))
-    for relative in await _siblings_naming(reader, child, base, frozenset(found)):
+    for relative in await _naming(reader, child, base, frozenset(found)):
         found.setdefault(relative.patient.logical_id, relative)
     return list(found.values())
 
@@ -256,46 +263,66 @@ async def _by_nhs_number(reader: _Reader, numbers: Sequence[str]) -> dict[str, H
     return {n: p for p in patients for n in identifier_values(p.resource, NHS_NUMBER_SYSTEM)}
 
 
-async def _siblings_naming(
-    reader: _Reader, child: Held, base: str, known: frozenset[str]
-) -> list[Relative]:
-    """Children whose own RelatedPerson names this child's NHS number as their sibling."""
+async def _naming(reader: _Reader, child: Held, base: str, known: frozenset[str]) -> list[Relative]:
+    """Children whose own RelatedPerson names this person's NHS number as their sibling (this
+    person's siblings) or as their parent or carer (this person's children), in one search."""
     numbers = identifier_values(child.resource, NHS_NUMBER_SYSTEM)
     if not numbers:
         return []
+    wanted = [(ROLE_CODE, code) for code in sorted(SIBLINGS)]
+    wanted += [(system, code) for system, found in CARERS.items() for code in sorted(found)]
     naming = await reader.find(
         "RelatedPerson",
         _tokens("identifier", [(NHS_NUMBER_SYSTEM, n) for n in numbers]),
-        _tokens("relationship", [(ROLE_CODE, code) for code in sorted(SIBLINGS)]),
-        what="RelatedPersons on other records naming the child",
+        _tokens("relationship", wanted),
+        what="RelatedPersons on other records naming the person",
     )
-    links: dict[str, tuple[str, str]] = {}
+    links: dict[str, tuple[str, str, str]] = {}
     for rp in naming:
         patient_id = target_id(rp.resource.get("patient"), "Patient", base)
-        code = next((c for c in role_codes(rp.resource) if c in SIBLINGS), None)
-        if patient_id and code and patient_id != child.logical_id and patient_id not in known:
-            links.setdefault(patient_id, (RECIPROCAL.get(code, code), rp.reference))
+        if not patient_id or patient_id == child.logical_id or patient_id in known:
+            continue
+        sibling = next((c for c in role_codes(rp.resource) if c in SIBLINGS), None)
+        if sibling is not None:
+            links.setdefault(
+                patient_id, ("sibling", RECIPROCAL.get(sibling, sibling), rp.reference)
+            )
+        elif (carer := carer_code(rp.resource)) is not None:
+            links.setdefault(patient_id, ("child", carer, rp.reference))
     if not links:
         return []
-    patients = await reader.find("Patient", _ids(sorted(links)), what="the siblings' records")
-    return [Relative(p, "sibling", *links[p.logical_id]) for p in patients]
+    patients = await reader.find("Patient", _ids(sorted(links)), what="their records")
+    return [Relative(p, *links[p.logical_id]) for p in patients]
 
 
 async def _organizations(
-    reader: _Reader, flags: Sequence[Held], conditions: Sequence[Held], terms: Terms
-) -> dict[str, str]:
-    """Names of the Organizations that recorded the flags and conditions, by `Organization/id`."""
+    reader: _Reader, family: Family, terms: Terms
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Names and address districts of the Organizations that recorded the family's flags and
+    the child's conditions, and of its linked children's responsible authorities, by
+    `Organization/id`."""
+    flags = [*family.flags, *family.relative_flags, *family.not_brought]
     ids = {target_id(f.resource.get("author"), "Organization", terms.base) for f in flags}
-    for condition in conditions:
+    for condition in family.conditions:
         found = recording_organization(condition.resource, terms.vocabulary, terms.base)
         if isinstance(found, str) and found.startswith("Organization/"):
             ids.add(found.removeprefix("Organization/"))
+    for relative in family.relatives:
+        if relative.kind == "child":
+            named = terms.vocabulary.responsible_authorities(relative.patient.resource)
+            ids.update(target_id(value, "Organization", terms.base) for value in named)
     wanted = sorted(i for i in ids if i)
     if not wanted:
-        return {}
+        return {}, {}
     organizations = await reader.find("Organization", _ids(wanted), what="organizations")
-    return {
-        o.reference: o.resource["name"]
-        for o in organizations
-        if isinstance(o.resource.get("name"), str)
-    }
+    names = {o.reference: o.resource["name"] for o in organizations if _text(o, "name")}
+    districts = {}
+    for organization in organizations:
+        district = address_district(organization)
+        if district is not None:
+            districts[organization.reference] = district
+    return names, districts
+
+
+def _text(held: Held, name: str) -> bool:
+    return isinstance(held.resource.get(name), str)

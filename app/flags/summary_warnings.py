@@ -17,8 +17,13 @@ from app.normalise import target_id
 
 WARNING_SYSTEM = "safeguarding-summary-warning"  # id of the code system of the codes below
 ROLE_CODE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
+UK_ROLE = "https://fhir.hl7.org.uk/CodeSystem/UKCore-AdditionalPersonRelationshipRole"
 FATHERS = frozenset({"FTH", "NFTH", "STPFTH"})
 PARENTS = FATHERS | {"MTH", "NMTH", "STPMTH", "PRN"}
+# Who an adult is to a child whose record links them, for the adult's summary: a parent,
+# step-parent, foster parent (v3-RoleCode), or carer or guardian (UK Core's roles).
+CARERS = {ROLE_CODE: PARENTS | {"NPRN", "STPPRN", "PRNFOST"}, UK_ROLE: {"Carer", "Guardian"}}
+ADULT_AGE = 18
 SIBLINGS = frozenset({"SIB", "NSIB", "HSIB", "HBRO", "HSIS", "STPSIB", "BRO", "SIS"})
 PLANS = (codes.CHILD_PROTECTION_PLAN, codes.UNBORN_CHILD_PROTECTION_PLAN)
 PROTECTED = (codes.CHILD_PROTECTION_PLAN, codes.LOOKED_AFTER_CHILD)
@@ -30,6 +35,8 @@ NOT_BROUGHT = "repeated-was-not-brought"
 SIBLING_PLAN = "sibling-subject-to-plan"
 MULTIPLE_SERVICES = "multiple-services-same-condition"
 HOUSEHOLD_RISK = "household-risk"
+CHILD_PLAN = "child-subject-to-plan"
+CHILD_ELSEWHERE = "child-on-register-elsewhere"
 INCOMPLETE = "summary-incomplete"
 DISPLAYS = {
     NO_FATHER: "No father recorded",
@@ -39,6 +46,8 @@ DISPLAYS = {
     SIBLING_PLAN: "Sibling subject to a child protection plan",
     MULTIPLE_SERVICES: "Same condition recorded by several services",
     HOUSEHOLD_RISK: "Risk in the household",
+    CHILD_PLAN: "A child of this person is subject to a plan or looked after",
+    CHILD_ELSEWHERE: "A child of this person is on another authority's register",
     INCOMPLETE: "Summary incomplete",
 }
 
@@ -64,8 +73,8 @@ class Relative:
     """A linked parent's or sibling's own Patient record, and the RelatedPerson linking it."""
 
     patient: Held
-    kind: str  # "parent" or "sibling"
-    relationship: str  # the v3-RoleCode, e.g. HSIB
+    kind: str  # "parent", "sibling", or "child" (whose record links the summary's subject)
+    relationship: str  # the code, e.g. HSIB; for a child, what the subject is to it (MTH)
     via: str  # RelatedPerson/id
 
 
@@ -84,6 +93,7 @@ class Family:
     not_brought: tuple[Held, ...] = ()
     organizations: Mapping[str, str] = field(default_factory=dict)
     cut_short: tuple[str, ...] = ()  # searches that hit the row limit
+    districts: Mapping[str, str] = field(default_factory=dict)  # Organization -> its district
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +134,15 @@ def kinship(related_person: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
+def carer_code(related_person: dict[str, Any]) -> str | None:
+    """The code by which a RelatedPerson makes its person the patient's parent or carer."""
+    for concept in _list(related_person.get("relationship")):
+        for coding in _list(concept.get("coding")):
+            if coding.get("code") in CARERS.get(str(coding.get("system")), ()):
+                return str(coding["code"])
+    return None
+
+
 def identifier_values(resource: dict[str, Any], system: str) -> list[str]:
     """The values of a resource's identifiers in `system`."""
     return [
@@ -146,7 +165,7 @@ def _list(value: Any) -> list[dict[str, Any]]:
     return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
-def _label(patient: Held) -> str:
+def label(patient: Held) -> str:
     """`Amy Smith (Patient/1)`, or the bare reference without a name."""
     for name in _list(patient.resource.get("name")):
         given = [g for g in name.get("given") or [] if isinstance(g, str)]
@@ -157,7 +176,7 @@ def _label(patient: Held) -> str:
     return patient.reference
 
 
-def _start(flag: Held) -> str:
+def start_of(flag: Held) -> str:
     period = flag.resource.get("period")
     start = period.get("start") if isinstance(period, dict) else None
     return start if isinstance(start, str) else "an unrecorded date"
@@ -165,14 +184,14 @@ def _start(flag: Held) -> str:
 
 def _start_date(flag: Held) -> date | None:
     """The first day of period.start, which may be a year or a year-month (FHIR dateTime)."""
-    start = _start(flag)[:10]
+    start = start_of(flag)[:10]
     try:
         return date.fromisoformat(start + {4: "-01-01", 7: "-01"}.get(len(start), ""))
     except ValueError:
         return None
 
 
-def _recorder(family: Family, flag: Held) -> str:
+def recorder(family: Family, flag: Held) -> str:
     """Who recorded a flag: its author Organization's name, else the author as written."""
     author = flag.resource.get("author")
     if not isinstance(author, dict):
@@ -185,17 +204,17 @@ def _recorder(family: Family, flag: Held) -> str:
     return str(written) if written else "an unrecorded author"
 
 
-def _of_type(vocabulary: Vocabulary, flags: Sequence[Held], types: Sequence[str]) -> list[Held]:
+def of_type(vocabulary: Vocabulary, flags: Sequence[Held], types: Sequence[str]) -> list[Held]:
     return [f for f in flags if vocabulary.flag_type(f.resource.get("code")) in types]
 
 
-def _kind(vocabulary: Vocabulary, flag: Held) -> str:
+def kind_of(vocabulary: Vocabulary, flag: Held) -> str:
     """The display of a flag's type."""
     flag_type = vocabulary.flag_type(flag.resource.get("code"))
     return next((c.display for c in vocabulary.flag_types if c.code == flag_type), "flag")
 
 
-def _flags_of(family: Family, patient_id: str) -> list[Held]:
+def flags_of(family: Family, patient_id: str) -> list[Held]:
     return [
         flag
         for flag in family.relative_flags
@@ -208,7 +227,7 @@ def no_father(family: Family) -> list[Finding]:
     if any(FATHERS & set(role_codes(rp.resource)) for rp in family.related_persons):
         return []
     text = (
-        f"No father is recorded for {_label(family.child)}: none of its "
+        f"No father is recorded for {label(family.child)}: none of its "
         f"{len(family.related_persons)} RelatedPerson records has a father relationship "
         f"(FTH, NFTH or STPFTH)."
     )
@@ -220,7 +239,7 @@ def father_not_identified(family: Family) -> list[Finding]:
     return [
         Finding(
             FATHER_NOT_IDENTIFIED,
-            f"{rp.reference} is recorded as the father of {_label(family.child)} but carries "
+            f"{rp.reference} is recorded as the father of {label(family.child)} but carries "
             f"no identifier, so he cannot be linked to his own record.",
             (rp.reference,),
         )
@@ -234,12 +253,12 @@ def home_education(family: Family, vocabulary: Vocabulary) -> list[Finding]:
     return [
         Finding(
             HOME_EDUCATION,
-            f"{_label(family.child)} is electively home educated since {_start(flag)} "
-            f"({flag.reference}, recorded by {_recorder(family, flag)}): no statutory agency "
+            f"{label(family.child)} is electively home educated since {start_of(flag)} "
+            f"({flag.reference}, recorded by {recorder(family, flag)}): no statutory agency "
             f"is required to visit the home.",
             (flag.reference,),
         )
-        for flag in _of_type(vocabulary, family.flags, [codes.ELECTIVE_HOME_EDUCATION])
+        for flag in of_type(vocabulary, family.flags, [codes.ELECTIVE_HOME_EDUCATION])
     ]
 
 
@@ -249,21 +268,21 @@ def not_brought(family: Family, vocabulary: Vocabulary, limits: Limits) -> list[
     since = limits.today - timedelta(days=limits.window_days)
     recent = sorted(
         (f for f in family.not_brought if (_start_date(f) or date.min) >= since),
-        key=lambda f: _start(f),
+        key=lambda f: start_of(f),
     )
-    protected = _of_type(vocabulary, family.flags, PROTECTED)
+    protected = of_type(vocabulary, family.flags, PROTECTED)
     if not recent or (len(recent) < limits.threshold and not protected):
         return []
     episodes = "; ".join(
-        f"{f.reference} on {_start(f)}, recorded by {_recorder(family, f)}" for f in recent
+        f"{f.reference} on {start_of(f)}, recorded by {recorder(family, f)}" for f in recent
     )
     text = (
-        f"{_label(family.child)} was not brought to {len(recent)} appointment"
+        f"{label(family.child)} was not brought to {len(recent)} appointment"
         f"{'' if len(recent) == 1 else 's'} in the last {limits.window_days} days ({episodes})"
     )
     if protected:
         states = " and ".join(
-            f"the flag '{_kind(vocabulary, f)}' ({f.reference})" for f in protected
+            f"the flag '{kind_of(vocabulary, f)}' ({f.reference})" for f in protected
         )
         text += f", while {states} {'is' if len(protected) == 1 else 'are'} active on the child"
     about = (*(f.reference for f in recent), family.child.reference)
@@ -276,12 +295,12 @@ def sibling_plan(family: Family, vocabulary: Vocabulary) -> list[Finding]:
     for relative in family.relatives:
         if relative.kind != "sibling":
             continue
-        for flag in _of_type(vocabulary, _flags_of(family, relative.patient.logical_id), PLANS):
+        for flag in of_type(vocabulary, flags_of(family, relative.patient.logical_id), PLANS):
             text = (
-                f"{_label(relative.patient)}, a sibling ({relative.relationship}) of "
-                f"{_label(family.child)}, has an active flag '{_kind(vocabulary, flag)}' since "
-                f"{_start(flag)} "
-                f"({flag.reference}, recorded by {_recorder(family, flag)})."
+                f"{label(relative.patient)}, a sibling ({relative.relationship}) of "
+                f"{label(family.child)}, has an active flag '{kind_of(vocabulary, flag)}' since "
+                f"{start_of(flag)} "
+                f"({flag.reference}, recorded by {recorder(family, flag)})."
             )
             found.append(Finding(SIBLING_PLAN, text, (relative.patient.reference, flag.reference)))
     return found
@@ -314,7 +333,7 @@ def multiple_services(family: Family, vocabulary: Vocabulary) -> list[Finding]:
             for org, held in by_organization.items()
         )
         text = (
-            f"'{labels[key]}' ({key[0]}|{key[1]}) is recorded on {_label(family.child)} by "
+            f"'{labels[key]}' ({key[0]}|{key[1]}) is recorded on {label(family.child)} by "
             f"{len(by_organization)} organisations: {services}. Confirm which service leads."
         )
         found.append(Finding(MULTIPLE_SERVICES, text, conditions))
@@ -328,14 +347,14 @@ def _organization(family: Family, reference: str) -> str:
 
 def household_risk(family: Family, vocabulary: Vocabulary) -> list[Finding]:
     """`household-risk`: a household-risk flag on a linked parent's record or the child's."""
-    child = _label(family.child)
+    child = label(family.child)
     holders: list[tuple[Sequence[Held], str]] = [
         (family.flags, f"the child's own record ({child})")
     ]
     holders += [
         (
-            _flags_of(family, r.patient.logical_id),
-            f"the record of {_label(r.patient)}, a parent ({r.relationship}) of {child}",
+            flags_of(family, r.patient.logical_id),
+            f"the record of {label(r.patient)}, a parent ({r.relationship}) of {child}",
         )
         for r in family.relatives
         if r.kind == "parent"
@@ -343,12 +362,12 @@ def household_risk(family: Family, vocabulary: Vocabulary) -> list[Finding]:
     return [
         Finding(
             HOUSEHOLD_RISK,
-            f"'{_kind(vocabulary, flag)}' is recorded on {where} since {_start(flag)} "
-            f"({flag.reference}, recorded by {_recorder(family, flag)}).",
+            f"'{kind_of(vocabulary, flag)}' is recorded on {where} since {start_of(flag)} "
+            f"({flag.reference}, recorded by {recorder(family, flag)}).",
             (flag.reference,),
         )
         for flags, where in holders
-        for flag in _of_type(vocabulary, flags, codes.HOUSEHOLD_RISKS)
+        for flag in of_type(vocabulary, flags, codes.HOUSEHOLD_RISKS)
     ]
 
 
@@ -364,40 +383,32 @@ def incomplete(family: Family) -> list[Finding]:
 
 
 def findings(family: Family, vocabulary: Vocabulary, limits: Limits) -> list[Finding]:
-    """Every warning about a family, in a fixed order of rules."""
+    """The warnings about the summary's subject as a child, in a fixed order of rules (an
+    adult's record lacking a father is no warning; `summary-incomplete` comes last, from
+    `incomplete`)."""
     rules: list[Callable[[], list[Finding]]] = [
-        lambda: no_father(family),
-        lambda: father_not_identified(family),
         lambda: home_education(family, vocabulary),
         lambda: not_brought(family, vocabulary, limits),
         lambda: sibling_plan(family, vocabulary),
         lambda: multiple_services(family, vocabulary),
         lambda: household_risk(family, vocabulary),
-        lambda: incomplete(family),
     ]
+    if not is_adult(family.child, limits.today):
+        rules[:0] = [lambda: no_father(family), lambda: father_not_identified(family)]
     return [finding for rule in rules for finding in rule()]
 
 
-def outcome(
-    found: Sequence[Finding], vocabulary: Vocabulary, paths: Mapping[str, str]
-) -> dict[str, Any]:
-    """The OperationOutcome of the warnings; `paths` maps a reference to its FHIRPath in the
-    summary Bundle. With no warning, one informational issue (an empty one is not allowed)."""
-    if not found:
-        details = {"text": "No safeguarding warnings"}
-        calm = {"severity": "information", "code": "informational", "details": details}
-        return {"resourceType": "OperationOutcome", "issue": [calm]}
-    system = vocabulary.url("CodeSystem", WARNING_SYSTEM)
-    issues = []
-    for finding in found:
-        coding = {"system": system, "code": finding.code, "display": DISPLAYS[finding.code]}
-        issue: dict[str, Any] = {
-            "severity": "warning",
-            "code": "informational",
-            "details": {"coding": [coding], "text": finding.text},
-        }
-        expressions = list(dict.fromkeys(paths[r] for r in finding.about if r in paths))
-        if expressions:
-            issue["expression"] = expressions
-        issues.append(issue)
-    return {"resourceType": "OperationOutcome", "issue": issues}
+def is_adult(patient: Held, today: date) -> bool:
+    """Whether a Patient's birthDate is at least `ADULT_AGE` years before `today` (unknown:
+    no; a year or year-month counts from its first day)."""
+    born = patient.resource.get("birthDate")
+    if not isinstance(born, str):
+        return False
+    try:
+        first = date.fromisoformat(born[:10] + {4: "-01-01", 7: "-01"}.get(len(born), ""))
+    except ValueError:
+        return False
+    try:
+        return first.replace(year=first.year + ADULT_AGE) <= today
+    except ValueError:  # born on 29 February: of age on 1 March
+        return date(first.year + ADULT_AGE, 3, 1) <= today

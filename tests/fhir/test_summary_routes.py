@@ -12,9 +12,8 @@ from app.flags.codes import Vocabulary
 from app.storage import query as storage_query
 from tests import factories as f
 from tests.conftest import app_context
+from tests.fhir.summaries import entry_of, members, summarise, summary_url, warnings
 from tests.http import create, outcome_expressions, reference
-
-WARNINGS = "safeguarding-summary-warning"
 
 
 @pytest.fixture
@@ -26,47 +25,6 @@ def vocabulary(app: FastAPI) -> Vocabulary:
 def days_ago(days: int) -> str:
     """A date `days` before today (UTC)."""
     return (datetime.now(UTC).date() - timedelta(days=days)).isoformat()
-
-
-def summary_url(patient: dict[str, Any]) -> str:
-    return f"/Patient/{patient['id']}/$safeguarding-summary"
-
-
-async def summarise(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
-    response = await client.get(url)
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"].startswith("application/fhir+json")
-    body: dict[str, Any] = response.json()
-    return body
-
-
-def members(bundle: dict[str, Any], resource_type: str) -> set[str]:
-    """Ids of the entries of one type."""
-    return {
-        e["resource"]["id"]
-        for e in bundle["entry"]
-        if e["resource"]["resourceType"] == resource_type
-    }
-
-
-def warnings(bundle: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """The outcome's warning issues by their code."""
-    outcome = bundle["entry"][-1]["resource"]
-    assert outcome["resourceType"] == "OperationOutcome"
-    found: dict[str, list[dict[str, Any]]] = {}
-    for issue in outcome["issue"]:
-        if issue["severity"] == "warning":
-            coding = issue["details"]["coding"][0]
-            assert coding["system"].endswith(f"/CodeSystem/{WARNINGS}")
-            found.setdefault(coding["code"], []).append(issue)
-    return found
-
-
-def entry_of(bundle: dict[str, Any], expression: str) -> dict[str, Any]:
-    """The resource a `Bundle.entry[n].resource` expression points at."""
-    index = int(expression.removeprefix("Bundle.entry[").split("]", 1)[0])
-    resource: dict[str, Any] = bundle["entry"][index]["resource"]
-    return resource
 
 
 def clinical_flag(*, subject: str) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from app.flags import codes
 from app.flags import summary_warnings as sw
+from app.flags.summary_outcome import outcome
 from app.flags.summary_warnings import Family, Held, Limits, Relative
 from tests import factories as f
 from tests.conftest import app_context
@@ -266,7 +267,7 @@ def test_household_risk_on_a_sibling_or_other_flags_is_quiet() -> None:
 
 
 def test_outcome_without_warnings_is_one_information_issue() -> None:
-    rendered = sw.outcome([], VOCABULARY, {})
+    rendered = outcome([], VOCABULARY, {})
     assert rendered["issue"] == [
         {
             "severity": "information",
@@ -278,7 +279,7 @@ def test_outcome_without_warnings_is_one_information_issue() -> None:
 
 def test_outcome_issue_is_coded_and_points_at_entries() -> None:
     finding = sw.Finding("household-risk", "text", ("Flag/a", "Flag/not-in-bundle"))
-    [issue] = sw.outcome([finding], VOCABULARY, {"Flag/a": "Bundle.entry[3].resource"})["issue"]
+    [issue] = outcome([finding], VOCABULARY, {"Flag/a": "Bundle.entry[3].resource"})["issue"]
     assert issue["severity"] == "warning" and issue["code"] == "informational"
     assert issue["details"]["coding"][0]["system"] == (
         "http://test/fhir/CodeSystem/safeguarding-summary-warning"
