@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from app.demo.care_teams import care_teams
 from app.demo.families import (
     HUB,
     LOCALITIES,
@@ -163,7 +164,11 @@ def family(number: int, seed: int, vocabulary: Vocabulary, today: date) -> Famil
         *_household_risks(plan, rng, reference),
     ]
     resources.extend(render.flag(spec) for spec in flag_specs)
-    resources.extend(render.condition(spec) for spec in _conditions(plan, rng, reference))
+    condition_specs = _conditions(plan, rng, reference)
+    resources.extend(render.condition(spec) for spec in condition_specs)
+    involved = [(s.subject, s.author) for s in flag_specs if s.end is None]
+    involved += [(s.subject, s.recorder) for s in condition_specs]
+    resources.extend(care_teams(plan, render.prefix, involved, vocabulary, reference))
     return resources
 
 

@@ -8,6 +8,7 @@ from functools import cache
 from typing import Any
 
 import pydantic
+from fhir.resources.R4B.careteam import CareTeam
 from fhir.resources.R4B.condition import Condition
 from fhir.resources.R4B.flag import Flag
 from fhir.resources.R4B.organization import Organization
@@ -25,6 +26,7 @@ MODELS: dict[str, Any] = {
     "Flag": Flag,
     "Condition": Condition,
     "RelatedPerson": RelatedPerson,
+    "CareTeam": CareTeam,
     "Subscription": Subscription,
 }
 MAX_DEPTH = 64  # nesting of objects and arrays; far deeper than any resource hosted here needs

@@ -21,6 +21,8 @@ SAFETY = "safety"
 
 FLAG_TYPES = "safeguarding-flag-type"  # id of the code system and of its value set
 REMOVAL_REASONS = "flag-removal-reason"  # id of the code system, its value set and extension
+CARE_TEAM_ROLES = "care-team-role"  # id of the code system and value set of CareTeam roles
+LEAD_PROFESSIONAL = "lead-professional"  # the role of a child's one active lead
 RECORDING_ORGANIZATION = "recording-organization"  # extension: who recorded a Condition
 RESPONSIBLE_LOCAL_AUTHORITY = "responsible-local-authority"  # extension on a child's Patient
 WRITTEN_BY = "written-by-organization"  # meta extension: whose client wrote a version
@@ -73,6 +75,7 @@ class Vocabulary:
     canonical_base: str
     flag_types: tuple[Concept, ...]
     removal_reasons: tuple[Concept, ...]
+    care_team_roles: tuple[Concept, ...] = ()
     # Where Subscriptions may send notifications (settings; `access.endpoints`): none by default.
     endpoints: tuple[AllowedEndpoint, ...] = ()
     private_networks: tuple[Network, ...] = ()
@@ -90,6 +93,11 @@ class Vocabulary:
     def removal_reason_system(self) -> str:
         """The code system of the reasons a flag is ended for."""
         return self.url("CodeSystem", REMOVAL_REASONS)
+
+    @property
+    def care_team_role_system(self) -> str:
+        """The code system of the roles a CareTeam participant takes (the lead professional)."""
+        return self.url("CodeSystem", CARE_TEAM_ROLES)
 
     @property
     def removal_reason_extension(self) -> str:
@@ -185,4 +193,5 @@ def vocabulary(canonical_base: str) -> Vocabulary:
         canonical_base.rstrip("/"),
         _read("safeguarding_flag_types.csv"),
         _read("flag_removal_reasons.csv"),
+        _read("care_team_roles.csv"),
     )

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from app.errors import Conflict, Issue, NhsNumberHeld
+from app.errors import Conflict, FhirError, Issue, NhsNumberHeld
 from app.nhs import NHS_NUMBER_SYSTEM, nhs_numbers
 from app.storage import claims, person_links
 from app.storage.repository import Repository, read_by_pk
@@ -86,21 +86,51 @@ def one_active(claim: tuple[str, str] | None) -> FollowUp:
     """Hold the child's one active flag of its kind (409 naming the flag that holds it); an
     updated flag first gives up what it held."""
 
+    def refusal(patient_id: str, flag_type: str, named: str) -> FhirError:
+        return Conflict.of(
+            f"Patient/{patient_id} already has an active {flag_type} flag, {named}: "
+            "end it (status inactive with period.end) before raising another",
+            "Flag.code",
+            code="duplicate",
+        )
+
+    return _held_alone(claim, ("Flag", "held by a flag"), refusal)
+
+
+def one_lead(claim: tuple[str, str] | None) -> FollowUp:
+    """Hold the child's one active lead professional (409 naming the CareTeam that holds it);
+    an updated CareTeam first gives up what it held."""
+
+    def refusal(patient_id: str, _: str, named: str) -> FhirError:
+        return Conflict.of(
+            f"Patient/{patient_id} already has an active lead professional, {named}: end "
+            "that CareTeam (status inactive with period.end) before recording another",
+            "CareTeam.participant",
+            code="duplicate",
+        )
+
+    return _held_alone(claim, ("CareTeam", "held by a care team"), refusal)
+
+
+def _held_alone(
+    claim: tuple[str, str] | None,
+    holders: tuple[str, str],
+    refusal: Callable[[str, str, str], FhirError],
+) -> FollowUp:
+    """Claim (child, kind) for the saved resource (`claims.claim_flag`), after giving up what
+    an updated one held; `refusal` names the holder (`holders`: its type, and the words used
+    instead when the writer may not read it)."""
+
     async def hold(repo: Repository, pk: int, existed: bool) -> None:
         if existed:
             await claims.release_flag_claims(repo, pk)
         if claim is None:
             return
-        patient_id, flag_type = claim
-        holder = await claims.claim_flag(repo, pk, patient_id, flag_type)
+        patient_id, kind = claim
+        holder = await claims.claim_flag(repo, pk, patient_id, kind)
         if holder is not None:
-            named = await _named(repo, holder, "Flag", "held by a flag")
-            raise Conflict.of(
-                f"Patient/{patient_id} already has an active {flag_type} flag, {named}: "
-                "end it (status inactive with period.end) before raising another",
-                "Flag.code",
-                code="duplicate",
-            )
+            named = await _named(repo, holder, *holders)
+            raise refusal(patient_id, kind, named)
 
     return FollowUp(hold, on_create=claim is not None)
 

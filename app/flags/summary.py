@@ -20,7 +20,9 @@ from app.criteria import Criterion, Query, ReferenceValue, TokenValue
 from app.errors import NotFound, PreconditionFailed
 from app.flags import codes
 from app.flags.adult_warnings import address_district, adult_findings
+from app.flags.care_teams import leads
 from app.flags.codes import Vocabulary
+from app.flags.lead_warnings import no_lead_professional as no_lead
 from app.flags.summary_outcome import outcome
 from app.flags.summary_warnings import (
     CARERS,
@@ -34,6 +36,7 @@ from app.flags.summary_warnings import (
     findings,
     identifier_values,
     incomplete,
+    is_adult,
     kinship,
     recording_organization,
     role_codes,
@@ -150,6 +153,7 @@ async def _summarise(reader: _Reader, child: Held, terms: Terms) -> Summary:
     found = [
         *findings(family, vocabulary, terms.limits),
         *adult_findings(family, vocabulary),
+        *([] if is_adult(family.child, terms.limits.today) else no_lead(family, vocabulary)),
         *incomplete(family),
     ]
     return Summary(entries, outcome(found, vocabulary, paths))
@@ -163,6 +167,7 @@ def _entries(family: Family) -> tuple[Held, ...]:
         family.child,
         *family.flags,
         *family.conditions,
+        *family.care_teams,
         *family.related_persons,
         *(r.patient for r in relatives),
         *family.relative_flags,
@@ -195,8 +200,15 @@ async def _gather(reader: _Reader, child: Held, terms: Terms) -> Family:
         _tokens("clinical-status", _clinical()),
         what="the child's active conditions",
     )
+    teams = await reader.find(
+        "CareTeam",
+        _patients("patient", [child_id]),
+        _tokens("status", [(None, "active")]),
+        what="the child's active care teams",
+    )
     found = (tuple(own), tuple(conditions), tuple(relatives), tuple(theirs))
     family = Family(child, base, tuple(related), *found, tuple(not_brought + ended))
+    family = replace(family, care_teams=tuple(teams))
     names, districts = await _organizations(reader, family, terms)
     return replace(
         family, organizations=names, districts=districts, cut_short=tuple(reader.cut_short)
@@ -311,6 +323,9 @@ async def _organizations(
         if relative.kind == "child":
             named = terms.vocabulary.responsible_authorities(relative.patient.resource)
             ids.update(target_id(value, "Organization", terms.base) for value in named)
+    for team in family.care_teams:
+        for _, lead in leads(team.resource, terms.vocabulary):
+            ids.add(target_id(lead.get("member"), "Organization", terms.base))
     wanted = sorted(i for i in ids if i)
     if not wanted:
         return {}, {}

@@ -37,6 +37,7 @@ MULTIPLE_SERVICES = "multiple-services-same-condition"
 HOUSEHOLD_RISK = "household-risk"
 CHILD_PLAN = "child-subject-to-plan"
 CHILD_ELSEWHERE = "child-on-register-elsewhere"
+NO_LEAD = "no-lead-professional"
 INCOMPLETE = "summary-incomplete"
 DISPLAYS = {
     NO_FATHER: "No father recorded",
@@ -48,6 +49,7 @@ DISPLAYS = {
     HOUSEHOLD_RISK: "Risk in the household",
     CHILD_PLAN: "A child of this person is subject to a plan or looked after",
     CHILD_ELSEWHERE: "A child of this person is on another authority's register",
+    NO_LEAD: "No lead professional",
     INCOMPLETE: "Summary incomplete",
 }
 
@@ -94,6 +96,7 @@ class Family:
     organizations: Mapping[str, str] = field(default_factory=dict)
     cut_short: tuple[str, ...] = ()  # searches that hit the row limit
     districts: Mapping[str, str] = field(default_factory=dict)  # Organization -> its district
+    care_teams: tuple[Held, ...] = ()  # the child's active CareTeams
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,9 +11,16 @@ from typing import Any
 
 from app.access import Caller, writing
 from app.errors import Conflict, Issue, Unprocessable
-from app.flags import flag_rules, subscribing
+from app.flags import care_teams, flag_rules, subscribing
 from app.flags.codes import Vocabulary
-from app.flags.follow_ups import FollowUp, one_active, patient_claims, relative_link, unlink
+from app.flags.follow_ups import (
+    FollowUp,
+    one_active,
+    one_lead,
+    patient_claims,
+    relative_link,
+    unlink,
+)
 from app.normalise import target_id
 
 NOT_AN_ORGANISATION = ""  # an author that is not an Organization here
@@ -63,6 +70,12 @@ def on_write(
     if resource_type == "Subscription":
         issues = subscribing.subscription_issues(resource, vocabulary)
         return DomainWrite(issues, (subscribing.keep_state(resource, logical_id, vocabulary),))
+    if resource_type == "CareTeam":
+        return DomainWrite(
+            care_teams.care_team_issues(resource, vocabulary, base_url),
+            (one_lead(care_teams.lead_claim(resource, vocabulary, base_url)),),
+            author_org=author_of(resource, vocabulary, base_url),
+        )
     if resource_type != "Flag":
         return DomainWrite([], author_org=author_of(resource, vocabulary, base_url))
     claim = flag_rules.one_active_claim(resource, vocabulary, base_url)
@@ -101,6 +114,19 @@ def as_written_by(
         author = writing.author_to_record(caller, declared, expression)
         if author is not None and declared is None:
             return _recorded_by(resource, author, vocabulary)
+    elif resource_type == "CareTeam":
+        return _managed_by(resource, caller, base_url)
+    return resource
+
+
+def _managed_by(resource: dict[str, Any], caller: Caller, base_url: str) -> dict[str, Any]:
+    """A CareTeam's managing organisation checked against the caller's, set when absent."""
+    declared = care_teams.managing_organisation(resource, base_url)
+    if declared is None and resource.get("managingOrganization"):
+        declared = NOT_AN_ORGANISATION
+    author = writing.author_to_record(caller, declared, "CareTeam.managingOrganization")
+    if author is not None and declared is None:
+        return resource | {"managingOrganization": [{"reference": f"Organization/{author}"}]}
     return resource
 
 
@@ -115,11 +141,14 @@ def _recorded_by(resource: dict[str, Any], author: str, vocabulary: Vocabulary) 
 
 def author_of(resource: dict[str, Any], vocabulary: Vocabulary, base_url: str) -> str | None:
     """The id of the Organization that authored a resource: a Flag's author, a Condition's
-    recorder (the recording-organization extension); None for other types."""
+    recorder (the recording-organization extension), a CareTeam's managing organisation;
+    None for other types."""
     if resource["resourceType"] == "Flag":
         return _author_id(target_id(resource.get("author"), "Organization", base_url))
     if resource["resourceType"] == "Condition":
         return recorder(resource, vocabulary, base_url)
+    if resource["resourceType"] == "CareTeam":
+        return _author_id(care_teams.managing_organisation(resource, base_url))
     return None
 
 

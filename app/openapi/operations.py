@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from app.fhir.definitions import artefacts as terminology_artefacts
+from app.registry import COMPARTMENT_MEMBERS
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +121,7 @@ OPERATIONS: dict[str, Op] = {
         f"search_patient_{member.lower()}": Op(
             f"{member}s in a Patient's compartment", (200,), "Bundle", (400,), SEARCH
         )
-        for member in ("Flag", "Condition", "RelatedPerson")
+        for member in COMPARTMENT_MEMBERS
     },
     "create": Op("Create", (201, 200), "Written", WRITE, ("If-None-Exist", VERSIONED[1]), "create"),
     "update": Op("Update", (200, 201), "Written", WRITE, VERSIONED, "update"),
@@ -253,7 +254,7 @@ DESCRIPTIONS = {
     "safeguarding_summary_by_identifier": SUMMARY,
     "export_system": EXPORT_KICK_OFF,
     "export_patients": f"{EXPORT_KICK_OFF} Only Patients and the resources in their compartments "
-    "(Flag, Condition, RelatedPerson).",
+    f"({', '.join(COMPARTMENT_MEMBERS)}).",
     "export_status": "Only for the client that asked (404 for any other). While the job runs: "
     "202 with X-Progress and Retry-After; then 200 with the manifest (transactionTime, request, "
     "requiresAccessToken, output files with counts, error; with _since, deleted: NDJSON of "

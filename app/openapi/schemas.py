@@ -5,7 +5,7 @@ from typing import Any
 
 from app.fhir.definitions import artefacts as terminology_artefacts
 from app.fhir.definitions import search_parameters as conformance
-from app.flags.codes import FLAG_TYPES, SNOMED
+from app.flags.codes import CARE_TEAM_ROLES, FLAG_TYPES, LEAD_PROFESSIONAL, SNOMED
 from app.nhs import NHS_NUMBER_SYSTEM, ODS_SYSTEM
 from app.registry import COMMON_PARAMS, RESOURCE_TYPES, audit
 
@@ -59,6 +59,24 @@ EXAMPLES: dict[str, JSON] = {
         "patient": {"reference": f"Patient/{PATIENT_ID}"},
         "relationship": [_concept(f"{TERMS}/v3-RoleCode", "FTH")],
         "name": [{"family": "Smith", "given": ["John"]}],
+    },
+    "CareTeam": {
+        "resourceType": "CareTeam",
+        "status": "active",
+        "subject": {"reference": f"Patient/{PATIENT_ID}"},
+        "period": {"start": "2026-02-01"},
+        "participant": [
+            {
+                "role": [
+                    _concept(
+                        f"{SERVER}/fhir/CodeSystem/{CARE_TEAM_ROLES}",
+                        LEAD_PROFESSIONAL,
+                        "Lead professional",
+                    )
+                ],
+                "member": {"reference": f"Organization/{ORG_ID}"},
+            }
+        ],
     },
 }
 UPDATE_IDS = {name: f"{name.lower()}-1" for name in EXAMPLES}

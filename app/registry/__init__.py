@@ -24,6 +24,7 @@ COMPARTMENT_PATHS = {
     "Flag": "Flag.subject",
     "Condition": "Condition.subject",
     "RelatedPerson": "RelatedPerson.patient",
+    "CareTeam": "CareTeam.subject",
 }
 
 # The types in a Patient's compartment, besides the Patient (compartmentdefinition-patient.html)

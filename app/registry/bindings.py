@@ -50,10 +50,18 @@ CODE_BINDINGS: dict[str, tuple[tuple[str, frozenset[str]], ...]] = {
         ("text.status", NARRATIVE_STATUS),
     ),
     "Condition": (("identifier.use", IDENTIFIER_USE), ("text.status", NARRATIVE_STATUS)),
+    "CareTeam": (
+        ("status", frozenset({"proposed", "active", "suspended", "inactive", "entered-in-error"})),
+        ("identifier.use", IDENTIFIER_USE),
+        ("telecom.system", TELECOM_SYSTEM),
+        ("telecom.use", TELECOM_USE),
+        ("text.status", NARRATIVE_STATUS),
+    ),
 }
 
 REQUIRED_ELEMENTS: dict[str, tuple[str, ...]] = {
     "Flag": ("status", "code", "subject"),
     "Condition": ("subject",),
     "RelatedPerson": ("patient",),
+    "CareTeam": ("subject",),
 }

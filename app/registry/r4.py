@@ -303,6 +303,30 @@ RELATED_PERSON = [
 
 # A table, one search parameter per entry: formatted, each would take seven lines.
 # fmt: off
+CARE_TEAM = [
+    _std("category", "token", ("CareTeam.category",), "Type of team", "CareTeam.category",
+         "CareTeam-category"),
+    _std("date", "date", ("CareTeam.period",), "Time period team covers", "CareTeam.period",
+         "clinical-date"),
+    _std("encounter", "reference", ("CareTeam.encounter",), "Encounter created as part of",
+         "CareTeam.encounter", "CareTeam-encounter", targets=("Encounter",)),
+    _identifier("CareTeam", "clinical-identifier"),
+    _std("participant", "reference", ("CareTeam.participant.member",), "Who is involved",
+         "CareTeam.participant.member", "CareTeam-participant",
+         targets=("CareTeam", "Organization", "Patient", *PEOPLE[1:])),
+    _std("patient", "reference", ("CareTeam.subject",), "Who care team is for",
+         "CareTeam.subject.where(resolve() is Patient)", "clinical-patient",
+         targets=("Patient",)),
+    _std("status", "token", ("CareTeam.status",),
+         "proposed | active | suspended | inactive | entered-in-error", "CareTeam.status",
+         "CareTeam-status"),
+    _std("subject", "reference", ("CareTeam.subject",), "Who care team is for",
+         "CareTeam.subject", "CareTeam-subject", targets=("Group", "Patient")),
+]
+# fmt: on
+
+# A table, one search parameter per entry: formatted, each would take seven lines.
+# fmt: off
 COMMON = [
     _std("_id", "token", ("Resource.id",), "Logical id of this artifact", "Resource.id",
          "Resource-id"),
@@ -345,5 +369,6 @@ TABLES = {
     "Flag": FLAG,
     "Condition": CONDITION,
     "RelatedPerson": RELATED_PERSON,
+    "CareTeam": CARE_TEAM,
     "Subscription": SUBSCRIPTION,
 }

@@ -264,6 +264,41 @@ def test_the_population_has_every_safeguarding_feature() -> None:
     assert all(f["subject"]["reference"] in parents for f in risks)
 
 
+def _services_of(child: str) -> set[str]:
+    """The Organizations that raised the child's active flags or recorded its conditions."""
+    flags = {
+        f["author"]["reference"]
+        for f in every("Flag")
+        if f["status"] == "active" and f["subject"]["reference"] == child
+    }
+    conditions = {
+        e["valueReference"]["reference"]
+        for c in every("Condition")
+        if c["subject"]["reference"] == child
+        for e in c.get("extension", [])
+        if e["url"] == VOCABULARY.recording_organization_extension
+    }
+    return flags | conditions
+
+
+def test_some_children_seen_by_several_services_have_a_lead_professional_and_some_not() -> None:
+    led = {team["subject"]["reference"]: team for team in every("CareTeam")}
+    children = {f["subject"]["reference"] for f in every("Flag")} | {
+        c["subject"]["reference"] for c in every("Condition")
+    }
+    several = {child for child in children if len(_services_of(child)) >= 2}
+    assert led and several - set(led)  # both kinds, so both summaries can be seen
+    for child, team in led.items():
+        [participant] = team["participant"]
+        assert participant["role"][0]["coding"][0] == {
+            "system": VOCABULARY.care_team_role_system,
+            "code": codes.LEAD_PROFESSIONAL,
+            "display": "Lead professional",
+        }
+        assert participant["member"]["reference"] in _services_of(child)
+        assert team["managingOrganization"] == [participant["member"]]
+
+
 def test_some_children_have_one_condition_recorded_by_several_services() -> None:
     recorders = defaultdict(set)
     for condition in every("Condition"):

@@ -14,7 +14,14 @@ import orjson
 
 from app.fhir.definitions.selection import Parameter, Table
 from app.fhir.elements import SUBSETTED
-from app.flags.codes import FLAG_TYPES, REMOVAL_REASONS, SNOMED, Concept, Vocabulary
+from app.flags.codes import (
+    CARE_TEAM_ROLES,
+    FLAG_TYPES,
+    REMOVAL_REASONS,
+    SNOMED,
+    Concept,
+    Vocabulary,
+)
 from app.registry import COMMON_PARAMS, SearchParam
 
 CODE_SYSTEM, VALUE_SET = "CodeSystem", "ValueSet"
@@ -163,11 +170,18 @@ def _header(kind: str, logical_id: str, url: str, published: str) -> dict[str, A
     }
 
 
-_TITLES = {FLAG_TYPES: "Safeguarding flag type", REMOVAL_REASONS: "Flag removal reason"}
+_TITLES = {
+    FLAG_TYPES: "Safeguarding flag type",
+    REMOVAL_REASONS: "Flag removal reason",
+    CARE_TEAM_ROLES: "Care team role",
+}
 _DESCRIPTIONS = {
     FLAG_TYPES: "The kinds of child-safeguarding flag recorded here, each with the source that "
     "called for it, and its SNOMED CT equivalent where one is confirmed.",
     REMOVAL_REASONS: "Why a safeguarding flag was ended.",
+    CARE_TEAM_ROLES: "The roles a participant takes in a child's CareTeam: the lead professional "
+    "who coordinates the services around the child (a SNOMED CT equivalent only where one is "
+    "confirmed: none is yet).",
 }
 _PROPERTIES = {
     "source": {
@@ -252,6 +266,7 @@ def catalogue(vocabulary: Vocabulary, published: str, published_micros: int) -> 
     for logical_id, concepts in (
         (FLAG_TYPES, vocabulary.flag_types),
         (REMOVAL_REASONS, vocabulary.removal_reasons),
+        (CARE_TEAM_ROLES, vocabulary.care_team_roles),
     ):
         system = vocabulary.url(CODE_SYSTEM, logical_id)
         own = _members(system, concepts)

@@ -7,13 +7,13 @@ from typing import Any
 import httpx
 import pytest
 
-from app.flags.codes import FLAG_TYPES, REMOVAL_REASONS, vocabulary
+from app.flags.codes import CARE_TEAM_ROLES, FLAG_TYPES, REMOVAL_REASONS, vocabulary
 from tests.conftest import BASE
 
 FLAG_SYSTEM = vocabulary(BASE).flag_type_system
 STATUS = "http://hl7.org/fhir/publication-status"
 DEFINED = ["Flag-status", "Flag-category", "Flag-code", "RelatedPerson-linked-patient"]
-BOTH = [FLAG_TYPES, REMOVAL_REASONS]
+EVERY = [FLAG_TYPES, REMOVAL_REASONS, CARE_TEAM_ROLES]
 Answer = tuple[int, list[str] | None, list[tuple[str, list[str]]]]
 
 
@@ -68,20 +68,20 @@ def _found(*ids: str) -> Answer:
         ("SearchParameter?_sort=code", _found(*DEFINED)),
         ("SearchParameter?_count:x=1", _found(*DEFINED)),
         ("SearchParameter?_since=2020", _found(*DEFINED)),
-        ("CodeSystem?_sort=name", _ignored(BOTH, "not supported here", "_sort")),
-        ("CodeSystem?_count:x=1", _ignored(BOTH, "not supported here", "_count:x")),
+        ("CodeSystem?_sort=name", _ignored(EVERY, "not supported here", "_sort")),
+        ("CodeSystem?_count:x=1", _ignored(EVERY, "not supported here", "_count:x")),
         ("SearchParameter?publisher=x", _ignored(DEFINED, "unknown", "publisher")),
-        ("CodeSystem?publisher=x", _ignored(BOTH, "unknown", "publisher")),
+        ("CodeSystem?publisher=x", _ignored(EVERY, "unknown", "publisher")),
         ("SearchParameter?_tag=x", _ignored(DEFINED, "unknown", "_tag")),
         # A token with a system matches nothing, but status with the publication-status system.
         ("SearchParameter?code=|code", _found("Flag-code")),
         ("SearchParameter?code=x|code", _found()),
         (f"SearchParameter?code={STATUS}|status", _found()),
         ("SearchParameter?code=x|code,status", _found("Flag-status")),
-        (f"CodeSystem?status={STATUS}|active", _found(*BOTH)),
-        ("CodeSystem?status=|active", _found(*BOTH)),
+        (f"CodeSystem?status={STATUS}|active", _found(*EVERY)),
+        ("CodeSystem?status=|active", _found(*EVERY)),
         (f"CodeSystem?version={STATUS}|0.1.0", _found()),
-        ("CodeSystem?version=|0.1.0", _found(*BOTH)),
+        ("CodeSystem?version=|0.1.0", _found(*EVERY)),
         # Strings start with the value, any case or accent; uris and tokens match exactly; a
         # list element matches if any of its values does.
         ("CodeSystem?name=SÀFE", _found(FLAG_TYPES)),

@@ -15,7 +15,7 @@ from fhir.resources.R4B.valueset import ValueSet
 
 from app.fhir.definitions.artefacts import SEARCH, catalogue
 from app.fhir.definitions.selection import select
-from app.flags.codes import FLAG_TYPES, REMOVAL_REASONS, SNOMED, vocabulary
+from app.flags.codes import CARE_TEAM_ROLES, FLAG_TYPES, REMOVAL_REASONS, SNOMED, vocabulary
 from tests.conftest import BASE
 from tests.http import FHIR_JSON, client_under, outcome_expressions
 
@@ -144,7 +144,7 @@ def test_select_is_pure_and_reports_unknown_parameters() -> None:
 
 
 @pytest.mark.parametrize("kind", ["CodeSystem", "ValueSet"])
-@pytest.mark.parametrize("logical_id", [FLAG_TYPES, REMOVAL_REASONS])
+@pytest.mark.parametrize("logical_id", [FLAG_TYPES, REMOVAL_REASONS, CARE_TEAM_ROLES])
 async def test_read_returns_the_published_resource(
     client: httpx.AsyncClient, kind: str, logical_id: str
 ) -> None:
@@ -203,13 +203,15 @@ async def test_read_honours_accept_and_pretty(client: httpx.AsyncClient) -> None
 
 
 @pytest.mark.parametrize("kind", ["CodeSystem", "ValueSet"])
-async def test_search_without_parameters_returns_both(client: httpx.AsyncClient, kind: str) -> None:
+async def test_search_without_parameters_returns_every_one(
+    client: httpx.AsyncClient, kind: str
+) -> None:
     response = await client.get(f"/{kind}")
     assert response.status_code == 200
     bundle = response.json()
     Bundle.model_validate(bundle)
-    assert (bundle["type"], bundle["total"]) == ("searchset", 2)
-    assert _ids(bundle) == [FLAG_TYPES, REMOVAL_REASONS]
+    assert (bundle["type"], bundle["total"]) == ("searchset", 3)
+    assert _ids(bundle) == [FLAG_TYPES, REMOVAL_REASONS, CARE_TEAM_ROLES]
     for entry in bundle["entry"]:
         assert entry["fullUrl"] == f"{BASE}/{kind}/{entry['resource']['id']}"
         assert entry["search"] == {"mode": "match"}
@@ -232,11 +234,11 @@ async def test_search_without_parameters_returns_both(client: httpx.AsyncClient,
         ("ValueSet", {"name:contains": "flagtype"}, [FLAG_TYPES]),
         ("ValueSet", {"name:exact": "SafeguardingFlagType"}, [FLAG_TYPES]),
         ("ValueSet", {"name:exact": "safeguardingflagtype"}, []),
-        ("CodeSystem", {"status": "active"}, [FLAG_TYPES, REMOVAL_REASONS]),
+        ("CodeSystem", {"status": "active"}, [FLAG_TYPES, REMOVAL_REASONS, CARE_TEAM_ROLES]),
         (
             "CodeSystem",
             {"status": "http://hl7.org/fhir/publication-status|active"},
-            [FLAG_TYPES, REMOVAL_REASONS],
+            [FLAG_TYPES, REMOVAL_REASONS, CARE_TEAM_ROLES],
         ),
         ("CodeSystem", {"status": "http://example.org|active"}, []),
         ("CodeSystem", {"status": "draft,retired"}, []),
@@ -256,13 +258,15 @@ async def test_search_by_url_id_name_status_and_version(
 
 async def test_search_pages_with_count_and_follows_next(client: httpx.AsyncClient) -> None:
     first = (await client.get("/ValueSet", params={"_count": "1"})).json()
-    assert (first["total"], _ids(first)) == (2, [FLAG_TYPES])
+    assert (first["total"], _ids(first)) == (3, [FLAG_TYPES])
     links = {link["relation"]: link["url"] for link in first["link"]}
     assert "previous" not in links
     second = (await client.get(links["next"].removeprefix(BASE))).json()
     assert _ids(second) == [REMOVAL_REASONS]
     links = {link["relation"]: link["url"] for link in second["link"]}
-    assert "next" not in links
+    third = (await client.get(links["next"].removeprefix(BASE))).json()
+    assert _ids(third) == [CARE_TEAM_ROLES]
+    assert "next" not in {link["relation"] for link in third["link"]}
     back = (await client.get(links["previous"].removeprefix(BASE))).json()
     assert _ids(back) == [FLAG_TYPES]
 
@@ -272,7 +276,7 @@ async def test_summary_count_gives_the_total_alone(
     client: httpx.AsyncClient, query: dict[str, str]
 ) -> None:
     bundle = (await client.get("/CodeSystem", params={"status": "active", **query})).json()
-    assert bundle["total"] == 2
+    assert bundle["total"] == 3
     assert bundle["entry"] == []
 
 
@@ -757,3 +761,16 @@ async def test_canonical_base_url_setting_names_the_vocabulary(
     old = await elsewhere.get(VALIDATE, params={**params, "url": FLAG_SET})
     assert old.status_code == 404
     assert outcome_expressions(old) == ["url"]
+
+
+async def test_the_care_team_roles_hold_the_lead_professional_with_no_snomed_equivalent(
+    client: httpx.AsyncClient,
+) -> None:
+    found = (await client.get(f"/CodeSystem/{CARE_TEAM_ROLES}")).json()
+
+    assert found["url"] == VOCABULARY.care_team_role_system
+    assert [(c["code"], c["display"]) for c in found["concept"]] == [
+        ("lead-professional", "Lead professional")
+    ]
+    declared = [p["code"] for p in found.get("property", [])]
+    assert declared == ["source"]  # no SNOMED CT equivalent is confirmed, so none is declared
