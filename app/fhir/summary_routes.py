@@ -27,6 +27,15 @@ from app.nhs import NHS_NUMBER_SYSTEM, nhs_number_is_valid
 from app.records import reads
 
 OPERATION = "$safeguarding-summary"
+HTML_FORMATS = frozenset({"html", "text/html"})
+# The page runs no script and loads nothing: only its own inline styles are allowed.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "img-src data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+}
 EXAMPLE = f"{NHS_NUMBER_SYSTEM}|9449306753"
 
 
@@ -71,9 +80,40 @@ def _bundle(base: str, found: summary.Summary) -> bytes:
     return assembly.collection(base, held, found.outcome)
 
 
+def _wants_page(request: Request) -> bool:
+    """Whether the caller asks for the HTML page: `_format=html` (or text/html), else an
+    Accept naming text/html before any FHIR JSON type (as a browser does). Otherwise the
+    Accept header must allow FHIR JSON (406)."""
+    requested = request.query_params.get("_format")
+    if requested is not None:
+        if wire.media_type(requested) in HTML_FORMATS:
+            return True
+    else:
+        offered = [
+            wire.media_type(item) for item in (request.headers.get("accept") or "").split(",")
+        ]
+        if "text/html" in offered:
+            before = offered[: offered.index("text/html")]
+            if not set(before) & wire.JSON_TYPES:
+                return True
+    wire.check_accept(request)
+    return False
+
+
+def _answer(request: Request, context: AppContext, found: summary.Summary, page: bool) -> Response:
+    """The Bundle, or the page a person reads (no script, nothing loaded from elsewhere)."""
+    if not page:
+        return wire.json_response(request, _bundle(context.base, found))
+    return Response(
+        found.page(context.vocabulary),
+        media_type="text/html; charset=utf-8",
+        headers=PAGE_HEADERS,
+    )
+
+
 async def summary_of_patient(request: Request) -> Response:
     """$safeguarding-summary on a Patient (http://hl7.org/fhir/R4/operations.html#executing)."""
-    wire.check_accept(request)
+    page = _wants_page(request)
     permissions.permit(request, "Patient", "read")
     permissions.permit(request, "Flag", "search-type")
     logical_id = wire.known_id("Patient", request.path_params["logical_id"])
@@ -85,13 +125,13 @@ async def summary_of_patient(request: Request) -> Response:
         found = _audited(request, await summary.for_patient(repository, child, _terms(context)))
     sightings.saw_flags_of(request, (logical_id,))
     await sightings.tell(request)
-    return wire.json_response(request, _bundle(context.base, found))
+    return _answer(request, context, found, page)
 
 
 async def summary_by_identifier(request: Request) -> Response:
     """$safeguarding-summary on the Patient type, of the one Patient with `identifier`
     (http://hl7.org/fhir/R4/operations.html#executing)."""
-    wire.check_accept(request)
+    page = _wants_page(request)
     permissions.permit(request, "Patient", "search-type")
     permissions.permit(request, "Flag", "search-type")
     system, value = _identifier(request)
@@ -101,7 +141,7 @@ async def summary_by_identifier(request: Request) -> Response:
     _audited(request, found)
     sightings.saw_flags_of(request, (e.patient_id for e in found.entries[:1]))
     await sightings.tell(request)
-    return wire.json_response(request, _bundle(context.base, found))
+    return _answer(request, context, found, page)
 
 
 ROUTES = [

@@ -18,7 +18,7 @@ import orjson
 
 from app.criteria import Criterion, Query, ReferenceValue, TokenValue
 from app.errors import NotFound, PreconditionFailed
-from app.flags import codes
+from app.flags import codes, summary_page
 from app.flags.adult_warnings import address_district, adult_findings
 from app.flags.care_teams import leads
 from app.flags.codes import Vocabulary
@@ -29,6 +29,7 @@ from app.flags.summary_warnings import (
     ROLE_CODE,
     SIBLINGS,
     Family,
+    Finding,
     Held,
     Limits,
     Relative,
@@ -65,10 +66,18 @@ class Terms:
 
 @dataclass(frozen=True, slots=True)
 class Summary:
-    """The summary's resources in Bundle order, and the OperationOutcome of its warnings."""
+    """The summary's resources in Bundle order, the OperationOutcome of its warnings (with
+    their narrative), and the page a person reads (`page`)."""
 
     entries: tuple[Held, ...]
     outcome: dict[str, Any]
+    family: Family
+    findings: tuple[Finding, ...]
+    adult: bool
+
+    def page(self, vocabulary: Vocabulary) -> bytes:
+        """The summary as a self-contained HTML page (`summary_page`)."""
+        return summary_page.page(self.family, self.findings, vocabulary, self.adult)
 
 
 @dataclass(slots=True)
@@ -150,13 +159,17 @@ async def _summarise(reader: _Reader, child: Held, terms: Terms) -> Summary:
     entries = _entries(family)
     paths = {held.reference: f"Bundle.entry[{i}].resource" for i, held in enumerate(entries)}
     vocabulary = terms.vocabulary
-    found = [
+    adult = is_adult(family.child, terms.limits.today)
+    found = (
         *findings(family, vocabulary, terms.limits),
         *adult_findings(family, vocabulary),
-        *([] if is_adult(family.child, terms.limits.today) else no_lead(family, vocabulary)),
+        *([] if adult else no_lead(family, vocabulary)),
         *incomplete(family),
-    ]
-    return Summary(entries, outcome(found, vocabulary, paths))
+    )
+    rendered = outcome(found, vocabulary, paths)
+    text = summary_page.narrative(family, found, vocabulary, adult)
+    rendered = {"resourceType": "OperationOutcome", "text": text, "issue": rendered["issue"]}
+    return Summary(entries, rendered, family, found, adult)
 
 
 def _entries(family: Family) -> tuple[Held, ...]:
@@ -311,18 +324,17 @@ async def _organizations(
     reader: _Reader, family: Family, terms: Terms
 ) -> tuple[dict[str, str], dict[str, str]]:
     """Names and address districts of the Organizations that recorded the family's flags and
-    the child's conditions, and of its linked children's responsible authorities, by
-    `Organization/id`."""
+    the child's conditions, of the family's responsible authorities, and of the child's lead
+    professional, by `Organization/id`."""
     flags = [*family.flags, *family.relative_flags, *family.not_brought]
     ids = {target_id(f.resource.get("author"), "Organization", terms.base) for f in flags}
     for condition in family.conditions:
         found = recording_organization(condition.resource, terms.vocabulary, terms.base)
         if isinstance(found, str) and found.startswith("Organization/"):
             ids.add(found.removeprefix("Organization/"))
-    for relative in family.relatives:
-        if relative.kind == "child":
-            named = terms.vocabulary.responsible_authorities(relative.patient.resource)
-            ids.update(target_id(value, "Organization", terms.base) for value in named)
+    for person in (family.child, *(relative.patient for relative in family.relatives)):
+        named = terms.vocabulary.responsible_authorities(person.resource)
+        ids.update(target_id(value, "Organization", terms.base) for value in named)
     for team in family.care_teams:
         for _, lead in leads(team.resource, terms.vocabulary):
             ids.add(target_id(lead.get("member"), "Organization", terms.base))

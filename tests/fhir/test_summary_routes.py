@@ -409,7 +409,12 @@ async def test_warnings_point_at_their_entries(
         "elective-home-education",
         "repeated-was-not-brought",
         "multiple-services-same-condition",
+        "no-lead-professional",  # the council, the clinic and the surgery, and no lead
     }
+    [no_lead] = found["no-lead-professional"]
+    pointed = {entry_of(bundle, e)["id"] for e in no_lead["expression"]}
+    assert {child["id"], home["id"]} <= pointed
+    assert "recorded by 3 services" in no_lead["details"]["text"]
     [education] = found["elective-home-education"]
     assert entry_of(bundle, education["expression"][0])["id"] == home["id"]
     assert "Shire County Council" in education["details"]["text"]
