@@ -194,11 +194,16 @@ OPERATIONS: dict[str, Op] = {
 }
 SUMMARY = (
     "'Think Family': one collection Bundle, generated from live data on each call, with the "
-    "child, its active flags and conditions, its RelatedPersons, the Patient records of its "
-    "linked parents, siblings and half-siblings with their active safeguarding flags, and an "
-    "OperationOutcome of warnings, each with a stable code (no-father-recorded, "
-    "father-not-identified, elective-home-education, repeated-was-not-brought, "
-    "sibling-subject-to-plan, multiple-services-same-condition, household-risk)."
+    "child (or parent or carer), its active flags, conditions and CareTeams (its lead "
+    "professional), its RelatedPersons, the Patient records of its linked parents, siblings and "
+    "half-siblings and of the children whose records link it as parent or carer, with their "
+    "active safeguarding flags, and an OperationOutcome of warnings with an XHTML narrative, "
+    "each warning with a stable code (no-father-recorded, father-not-identified, "
+    "elective-home-education, repeated-was-not-brought, sibling-subject-to-plan, "
+    "multiple-services-same-condition, household-risk, child-subject-to-plan, "
+    "child-on-register-elsewhere, no-lead-professional, summary-incomplete). With _format=html "
+    "(or an Accept naming text/html before FHIR JSON): the same summary as a self-contained "
+    "HTML page (text/html; no script, nothing loaded) with a family diagram as inline SVG."
 )
 AUDIT = (
     "The audit trail: one AuditEvent per request, recorded by the server and never changed "

@@ -13,18 +13,11 @@ from app.errors import NotFound
 from app.fhir import wire
 from app.fhir.context import app_context
 from app.fhir.outcomes import ReadOnly
+from app.flags.summary_warnings import DISPLAYS
 from app.nhs import NHS_NUMBER_SYSTEM
 
 SUMMARY_ID = "Patient-safeguarding-summary"
-WARNINGS = (
-    "no-father-recorded",
-    "father-not-identified",
-    "elective-home-education",
-    "repeated-was-not-brought",
-    "sibling-subject-to-plan",
-    "multiple-services-same-condition",
-    "household-risk",
-)
+WARNINGS = tuple(DISPLAYS)  # the codes of the summary's warnings
 
 
 def summary_definition(canonical_base: str) -> dict[str, Any]:
@@ -35,15 +28,18 @@ def summary_definition(canonical_base: str) -> dict[str, Any]:
         "url": f"{canonical_base}/OperationDefinition/{SUMMARY_ID}",
         "version": "0.1.0",
         "name": "SafeguardingSummary",
-        "title": "Safeguarding summary of a child ('Think Family')",
+        "title": "Safeguarding summary of a child, or of a parent or carer ('Think Family')",
         "status": "active",
         "kind": "operation",
         "publisher": "safeguard-fhir",
         "description": (
-            "One collection Bundle, generated from live data on each call: the child, its "
-            "active flags and conditions, its RelatedPersons, the Patient records of its linked "
-            "parents, siblings and half-siblings with their active safeguarding flags, and an "
-            f"OperationOutcome of warnings, each with a stable code ({', '.join(WARNINGS)})."
+            "One collection Bundle, generated from live data on each call: the child (or a parent "
+            "or carer), its active flags, conditions and CareTeams, its RelatedPersons, the "
+            "Patient records of its linked parents, siblings and half-siblings and of the "
+            "children whose records link it as parent or carer, with their active safeguarding "
+            "flags, and an OperationOutcome of warnings with an XHTML narrative, each warning "
+            f"with a stable code ({', '.join(WARNINGS)}). With _format=html, the same summary "
+            "as a self-contained HTML page with a family diagram."
         ),
         "affectsState": False,
         "code": "safeguarding-summary",
