@@ -159,13 +159,12 @@ def _chromium() -> str:
     where it cannot be installed."""
     found = shutil.which("chromium")
     if found is None and shutil.which("apt-get") and os.geteuid() == 0:
-        subprocess.run(
-            ["apt-get", "install", "-y", "--no-install-recommends", "chromium"],
-            capture_output=True,
-            timeout=900,
-            check=False,
-        )
-        found = shutil.which("chromium")
+        install = ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
+        for step in (install, ["apt-get", "update"], install):  # the lists may be stale
+            subprocess.run(step, capture_output=True, timeout=900, check=False)
+            found = shutil.which("chromium")
+            if found is not None:
+                break
     if found is None:
         pytest.skip("Chromium is not installed and could not be installed (apt-get chromium)")
     return found
