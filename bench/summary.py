@@ -69,9 +69,7 @@ def problem(child: str, response: httpx.Response) -> str | None:
 
 def page_problem(child: str, response: httpx.Response) -> str | None:
     """What is wrong with a summary page, or None."""
-    if response.status_code != 200 or not response.headers["content-type"].startswith(
-        "text/html"
-    ):
+    if response.status_code != 200 or not response.headers["content-type"].startswith("text/html"):
         return f"{child} page: {response.status_code} {response.text[:200]}"
     boxes = response.content.count(b'class="member ')
     if b"<svg" not in response.content or boxes != 7:

@@ -13,7 +13,7 @@ from app.storage.db import Database
 
 CARE = (
     "system/Patient.crus system/Flag.cruds system/Condition.cruds system/RelatedPerson.cruds "
-    "system/Organization.rs"
+    "system/CareTeam.cruds system/Organization.rs"
 )
 AUTHORITY = f"{CARE} system/Subscription.cruds"  # councils also subscribe to notifications
 FIRST, SECOND = LOCALITIES[0], LOCALITIES[1]

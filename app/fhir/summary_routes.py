@@ -35,7 +35,9 @@ PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",
+    "Vary": "Accept",
 }
+VARY = {"Vary": "Accept"}  # one URL answers the Bundle or the page by Accept
 EXAMPLE = f"{NHS_NUMBER_SYSTEM}|9449306753"
 
 
@@ -103,7 +105,7 @@ def _wants_page(request: Request) -> bool:
 def _answer(request: Request, context: AppContext, found: summary.Summary, page: bool) -> Response:
     """The Bundle, or the page a person reads (no script, nothing loaded from elsewhere)."""
     if not page:
-        return wire.json_response(request, _bundle(context.base, found))
+        return wire.json_response(request, _bundle(context.base, found), headers=VARY)
     return Response(
         found.page(context.vocabulary),
         media_type="text/html; charset=utf-8",

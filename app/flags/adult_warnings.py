@@ -11,6 +11,7 @@ in front of a clinician. Pure rules over one `Family` (no database), like `summa
 """
 
 from collections.abc import Iterator
+from datetime import date
 
 from app.flags import codes
 from app.flags.codes import Vocabulary
@@ -67,14 +68,25 @@ def child_subject_to_plan(family: Family, vocabulary: Vocabulary) -> list[Findin
     ]
 
 
-def address_district(patient: Held) -> str | None:
+def address_district(held: Held, today: date | None = None) -> str | None:
     """The district of a Patient's current home address, or of an Organization's current
-    address (else the first current one), if given."""
-    addresses = [a for a in patient.resource.get("address") or [] if isinstance(a, dict)]
-    current = [a for a in addresses if not (a.get("period") or {}).get("end")]
-    home = [a for a in current if a.get("use") == "home"] or current
-    district = home[0].get("district") if home else None
+    address; None if none gives one. An address is current unless its use is `old` or its
+    `period.end` is before `today`."""
+    addresses = [a for a in held.resource.get("address") or [] if isinstance(a, dict)]
+    current = [a for a in addresses if a.get("use") != "old" and not _ended(a, today)]
+    if held.resource_type == "Patient":
+        current = [a for a in current if a.get("use") in ("home", None)]
+        current.sort(key=lambda a: a.get("use") != "home")  # a home address before one unsaid
+    district = current[0].get("district") if current else None
     return district.strip() if isinstance(district, str) and district.strip() else None
+
+
+def _ended(address: dict[str, object], today: date | None) -> bool:
+    period = address.get("period")
+    end = period.get("end") if isinstance(period, dict) else None
+    if not isinstance(end, str):
+        return False
+    return today is None or end[:10] < today.isoformat()
 
 
 def _authorities(family: Family, child: Held, flag: Held, vocabulary: Vocabulary) -> list[str]:
@@ -89,10 +101,12 @@ def _authorities(family: Family, child: Held, flag: Held, vocabulary: Vocabulary
     return [f"Organization/{found}" for found in dict.fromkeys(named) if found]
 
 
-def child_on_register_elsewhere(family: Family, vocabulary: Vocabulary) -> list[Finding]:
+def child_on_register_elsewhere(
+    family: Family, vocabulary: Vocabulary, today: date | None = None
+) -> list[Finding]:
     """`child-on-register-elsewhere`: a linked child on a plan or looked after by an authority
     of another district than the adult's home."""
-    lives_in = address_district(family.child)
+    lives_in = address_district(family.child, today)
     if lives_in is None:
         return []
     found = []
@@ -114,9 +128,11 @@ def child_on_register_elsewhere(family: Family, vocabulary: Vocabulary) -> list[
     return found
 
 
-def adult_findings(family: Family, vocabulary: Vocabulary) -> list[Finding]:
+def adult_findings(
+    family: Family, vocabulary: Vocabulary, today: date | None = None
+) -> list[Finding]:
     """Every warning about the subject as a parent or carer of linked children."""
     return [
         *child_subject_to_plan(family, vocabulary),
-        *child_on_register_elsewhere(family, vocabulary),
+        *child_on_register_elsewhere(family, vocabulary, today),
     ]

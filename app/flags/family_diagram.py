@@ -7,9 +7,8 @@ Spec: https://www.w3.org/TR/SVG11/
 """
 
 from collections.abc import Sequence
-from html import escape
 
-from app.flags.family_view import Member
+from app.flags.family_view import Member, escaped
 
 WIDTH, BOX_WIDTH, BOX_HEIGHT, LINE = 960, 210, 96, 15
 ROWS = {"parent": 0, "step-parent": 0, "subject": 1, "sibling": 1, "half-sibling": 1, "child": 2}
@@ -51,17 +50,17 @@ def _box(member: Member, x: float, y: float) -> str:
     dash = ' stroke-dasharray="6 4"' if member.missing else ""
     text_colour = "#ffffff" if subject else "#0b0c0c"
     parts = [
-        f'<g class="member {escape(member.group)}">',
+        f'<g class="member {escaped(member.group)}">',
         f'<rect x="{x:.0f}" y="{y:.0f}" width="{BOX_WIDTH}" height="{_height(member)}" rx="8" '
         f'fill="{fill}" stroke="{stroke}" stroke-width="2"{dash}/>',
         f'<text x="{x + 10:.0f}" y="{y + 20:.0f}" font-weight="bold" fill="{text_colour}">'
-        f"{escape(_clip(member.name))}</text>",
+        f"{escaped(_clip(member.name))}</text>",
     ]
     for index, (line, colour) in enumerate(_lines(member)):
         colour = "#ffffff" if subject else colour
         parts.append(
             f'<text x="{x + 10:.0f}" y="{y + 38 + index * LINE:.0f}" fill="{colour}" '
-            f'font-size="12">{escape(_clip(line, 34))}</text>'
+            f'font-size="12">{escaped(_clip(line, 34))}</text>'
         )
     parts.append("</g>")
     return "".join(parts)

@@ -31,8 +31,9 @@ def services(family: Family, vocabulary: Vocabulary) -> dict[str, list[str]]:
 
 
 def no_lead_professional(family: Family, vocabulary: Vocabulary) -> list[Finding]:
-    """`no-lead-professional`: two or more services, and no active lead."""
-    if any(leads(team.resource, vocabulary) for team in family.care_teams):
+    """`no-lead-professional`: two or more services, and no active lead (never said to a
+    caller that may not read CareTeams: it could not know)."""
+    if not family.teams_seen or any(leads(t.resource, vocabulary) for t in family.care_teams):
         return []
     involved = services(family, vocabulary)
     if len(involved) < 2:

@@ -19,10 +19,9 @@ import orjson
 from app.criteria import Criterion, Query, ReferenceValue, TokenValue
 from app.errors import NotFound, PreconditionFailed
 from app.flags import codes, summary_page
-from app.flags.adult_warnings import address_district, adult_findings
+from app.flags.adult_warnings import address_district
 from app.flags.care_teams import leads
 from app.flags.codes import Vocabulary
-from app.flags.lead_warnings import no_lead_professional as no_lead
 from app.flags.summary_outcome import outcome
 from app.flags.summary_warnings import (
     CARERS,
@@ -34,14 +33,12 @@ from app.flags.summary_warnings import (
     Limits,
     Relative,
     carer_code,
-    findings,
     identifier_values,
-    incomplete,
-    is_adult,
     kinship,
     recording_organization,
     role_codes,
 )
+from app.flags.warning_rules import as_adult, findings
 from app.nhs import NHS_NUMBER_SYSTEM
 from app.normalise import indexed_text, target_id
 from app.registry.bindings import CLINICAL_STATUS
@@ -159,13 +156,8 @@ async def _summarise(reader: _Reader, child: Held, terms: Terms) -> Summary:
     entries = _entries(family)
     paths = {held.reference: f"Bundle.entry[{i}].resource" for i, held in enumerate(entries)}
     vocabulary = terms.vocabulary
-    adult = is_adult(family.child, terms.limits.today)
-    found = (
-        *findings(family, vocabulary, terms.limits),
-        *adult_findings(family, vocabulary),
-        *([] if adult else no_lead(family, vocabulary)),
-        *incomplete(family),
-    )
+    adult = as_adult(family, terms.limits.today)
+    found = findings(family, vocabulary, terms.limits)
     rendered = outcome(found, vocabulary, paths)
     text = summary_page.narrative(family, found, vocabulary, adult)
     rendered = {"resourceType": "OperationOutcome", "text": text, "issue": rendered["issue"]}
@@ -213,6 +205,8 @@ async def _gather(reader: _Reader, child: Held, terms: Terms) -> Family:
         _tokens("clinical-status", _clinical()),
         what="the child's active conditions",
     )
+    readable = reader.repository.caller.readable_types
+    seen = readable is None or "CareTeam" in readable
     teams = await reader.find(
         "CareTeam",
         _patients("patient", [child_id]),
@@ -221,7 +215,7 @@ async def _gather(reader: _Reader, child: Held, terms: Terms) -> Family:
     )
     found = (tuple(own), tuple(conditions), tuple(relatives), tuple(theirs))
     family = Family(child, base, tuple(related), *found, tuple(not_brought + ended))
-    family = replace(family, care_teams=tuple(teams))
+    family = replace(family, care_teams=tuple(teams), teams_seen=seen)
     names, districts = await _organizations(reader, family, terms)
     return replace(
         family, organizations=names, districts=districts, cut_short=tuple(reader.cut_short)

@@ -6,7 +6,7 @@ the resources at issue. `outcome` renders them as the summary's OperationOutcome
 Spec: http://hl7.org/fhir/R4/operationoutcome.html
 """
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -19,10 +19,14 @@ WARNING_SYSTEM = "safeguarding-summary-warning"  # id of the code system of the 
 ROLE_CODE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
 UK_ROLE = "https://fhir.hl7.org.uk/CodeSystem/UKCore-AdditionalPersonRelationshipRole"
 FATHERS = frozenset({"FTH", "NFTH", "STPFTH"})
-PARENTS = FATHERS | {"MTH", "NMTH", "STPMTH", "PRN"}
+PARENTS = FATHERS | {"MTH", "NMTH", "STPMTH", "PRN", "ADOPTP", "ADOPTF", "ADOPTM"}
 # Who an adult is to a child whose record links them, for the adult's summary: a parent,
-# step-parent, foster parent (v3-RoleCode), or carer or guardian (UK Core's roles).
-CARERS = {ROLE_CODE: PARENTS | {"NPRN", "STPPRN", "PRNFOST"}, UK_ROLE: {"Carer", "Guardian"}}
+# step-parent, adoptive or foster parent, guardian (v3-RoleCode), or carer or guardian (UK
+# Core's roles).
+CARERS = {
+    ROLE_CODE: PARENTS | {"NPRN", "STPPRN", "PRNFOST", "GUARD"},
+    UK_ROLE: {"Carer", "Guardian"},
+}
 ADULT_AGE = 18
 SIBLINGS = frozenset({"SIB", "NSIB", "HSIB", "HBRO", "HSIS", "STPSIB", "BRO", "SIS"})
 PLANS = (codes.CHILD_PROTECTION_PLAN, codes.UNBORN_CHILD_PROTECTION_PLAN)
@@ -97,6 +101,7 @@ class Family:
     cut_short: tuple[str, ...] = ()  # searches that hit the row limit
     districts: Mapping[str, str] = field(default_factory=dict)  # Organization -> its district
     care_teams: tuple[Held, ...] = ()  # the child's active CareTeams
+    teams_seen: bool = True  # False when the caller may not read CareTeams at all
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,35 +388,3 @@ def incomplete(family: Family) -> list[Finding]:
         )
         for what in family.cut_short
     ]
-
-
-def findings(family: Family, vocabulary: Vocabulary, limits: Limits) -> list[Finding]:
-    """The warnings about the summary's subject as a child, in a fixed order of rules (an
-    adult's record lacking a father is no warning; `summary-incomplete` comes last, from
-    `incomplete`)."""
-    rules: list[Callable[[], list[Finding]]] = [
-        lambda: home_education(family, vocabulary),
-        lambda: not_brought(family, vocabulary, limits),
-        lambda: sibling_plan(family, vocabulary),
-        lambda: multiple_services(family, vocabulary),
-        lambda: household_risk(family, vocabulary),
-    ]
-    if not is_adult(family.child, limits.today):
-        rules[:0] = [lambda: no_father(family), lambda: father_not_identified(family)]
-    return [finding for rule in rules for finding in rule()]
-
-
-def is_adult(patient: Held, today: date) -> bool:
-    """Whether a Patient's birthDate is at least `ADULT_AGE` years before `today` (unknown:
-    no; a year or year-month counts from its first day)."""
-    born = patient.resource.get("birthDate")
-    if not isinstance(born, str):
-        return False
-    try:
-        first = date.fromisoformat(born[:10] + {4: "-01-01", 7: "-01"}.get(len(born), ""))
-    except ValueError:
-        return False
-    try:
-        return first.replace(year=first.year + ADULT_AGE) <= today
-    except ValueError:  # born on 29 February: of age on 1 March
-        return date(first.year + ADULT_AGE, 3, 1) <= today

@@ -16,7 +16,8 @@ from app.flags.adult_warnings import (
     child_on_register_elsewhere,
     child_subject_to_plan,
 )
-from app.flags.summary_warnings import Family, Held, Relative, is_adult
+from app.flags.summary_warnings import Family, Held, Relative
+from app.flags.warning_rules import findings, is_adult
 from tests import factories as f
 
 BASE = "http://test/fhir"
@@ -175,8 +176,10 @@ def test_the_district_is_the_current_home_address_s() -> None:
     [
         ("2008-11-27", True),
         ("2008-11-28", False),
-        ("2008", True),
-        ("2009", False),
+        ("2007", True),
+        ("2008", False),  # perhaps born on 31 December 2008: not surely of age yet
+        ("2008-10", True),
+        ("2008-11", False),
         ("2008-02-29", True),  # of age on 1 March 2026
         (None, False),
         ("not a date", False),
@@ -190,6 +193,46 @@ def test_an_adult_is_eighteen_or_more_on_the_day(born: str | None, adult: bool) 
 def test_an_adults_summary_does_not_warn_of_a_missing_father() -> None:
     limits = sw.Limits(threshold=2, window_days=365, today=TODAY)
     alone = Family(mother(), BASE)
-    assert sw.findings(alone, VOCABULARY, limits) == []
+    assert findings(alone, VOCABULARY, limits) == ()
     as_child = Family(held(f.patient(nhs=f.nhs_number(530)), "amy"), BASE)
-    assert [x.code for x in sw.findings(as_child, VOCABULARY, limits)] == ["no-father-recorded"]
+    assert [x.code for x in findings(as_child, VOCABULARY, limits)] == ["no-father-recorded"]
+
+
+def test_a_subject_without_birth_date_with_a_linked_child_is_read_as_an_adult() -> None:
+    limits = sw.Limits(threshold=2, window_days=365, today=TODAY)
+    undated = held({k: v for k, v in mother().resource.items() if k != "birthDate"}, "mum")
+    assert [x.code for x in findings(Family(undated, BASE), VOCABULARY, limits)] == [
+        "no-father-recorded"
+    ]
+    with_child = Family(undated, BASE, relatives=(child(),))
+    assert findings(with_child, VOCABULARY, limits) == ()
+
+
+@pytest.mark.parametrize("code", ["ADOPTM", "GUARD", "PRNFOST", "STPPRN"])
+def test_adoptive_and_foster_parents_and_guardians_are_carers(code: str) -> None:
+    body = f.related_person(patient="Patient/amy", relationship=code, nhs=f.nhs_number(510))
+    assert sw.carer_code(body) == code
+
+
+def test_a_carer_in_uk_cores_roles_is_a_carer() -> None:
+    body = f.related_person(patient="Patient/amy", nhs=f.nhs_number(510))
+    body["relationship"] = [{"coding": [{"system": sw.UK_ROLE, "code": "Carer"}]}]
+    assert sw.carer_code(body) == "Carer"
+
+
+@pytest.mark.parametrize(
+    "addresses",
+    [
+        [{"use": "old", "district": "Leeds"}],
+        [{"use": "home", "district": "Leeds", "period": {"end": "2026-01-01"}}],
+        [{"use": "work", "district": "Leeds"}],
+    ],
+)
+def test_an_old_ended_or_work_address_is_not_home(addresses: list[dict[str, Any]]) -> None:
+    patient = held(f.patient() | {"address": addresses}, "p")
+    assert address_district(patient, TODAY) is None
+
+
+def test_a_home_address_ending_later_is_still_home() -> None:
+    later = [{"use": "home", "district": "Leeds", "period": {"end": "2027-01-01"}}]
+    assert address_district(held(f.patient() | {"address": later}, "p"), TODAY) == "Leeds"

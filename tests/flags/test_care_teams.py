@@ -15,7 +15,7 @@ from app.settings import Settings
 from tests import factories as f
 from tests.callers import app_client_for, scoped
 from tests.conftest import app_context
-from tests.http import FHIR_JSON, create, reference
+from tests.http import FHIR_JSON, create, post_bundle, reference
 
 
 def care_team(
@@ -273,3 +273,38 @@ async def test_one_service_or_an_ended_lead_changes_the_warning_as_it_should(
     team = care_team(vocabulary, subject=child, member={"reference": reference(council)})
     await create(client, team | {"status": "inactive"})
     assert "no-lead-professional" in _codes(await _summary(client, child))  # the lead ended
+
+
+async def test_no_write_path_gives_a_child_a_second_active_lead(
+    client: httpx.AsyncClient, vocabulary: Vocabulary
+) -> None:
+    child, gp, nurse = await _child_and_services(client)
+    leads = [
+        care_team(vocabulary, subject=child, member={"reference": reference(s)})
+        for s in (gp, nurse)
+    ]
+    together = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"resource": lead, "request": {"method": "POST", "url": "CareTeam"}} for lead in leads
+        ],
+    }
+    in_one_transaction = await post_bundle(client, together)
+    assert in_one_transaction.status_code == 409, in_one_transaction.text
+    assert (await client.get("/CareTeam")).json().get("entry", []) == []  # nothing half-written
+
+    first = await create(client, leads[0])
+    second = await create(client, leads[1] | {"status": "proposed"})
+    reactivated = await client.put(
+        f"/CareTeam/{second['id']}",
+        json=second | {"status": "active"},
+        headers={"Content-Type": FHIR_JSON},
+    )
+    patched = await client.patch(
+        f"/CareTeam/{second['id']}",
+        json=[{"op": "replace", "path": "/status", "value": "active"}],
+        headers={"Content-Type": "application/json-patch+json"},
+    )
+    assert (reactivated.status_code, patched.status_code) == (409, 409)
+    assert f"CareTeam/{first['id']}" in reactivated.json()["issue"][0]["diagnostics"]

@@ -13,6 +13,7 @@ from app.flags import codes
 from app.flags import summary_warnings as sw
 from app.flags.summary_outcome import outcome
 from app.flags.summary_warnings import Family, Held, Limits, Relative
+from app.flags.warning_rules import findings
 from tests import factories as f
 from tests.conftest import app_context
 from tests.http import create, reference
@@ -294,7 +295,7 @@ def test_findings_run_every_rule_in_order() -> None:
         related_persons=(rp("FTH"),),
         flags=(flag(codes.ELECTIVE_HOME_EDUCATION), flag(codes.DOMESTIC_ABUSE)),
     )
-    assert codes_of(sw.findings(busy, VOCABULARY, LIMITS)) == [
+    assert codes_of(list(findings(busy, VOCABULARY, LIMITS))) == [
         "father-not-identified",
         "elective-home-education",
         "household-risk",

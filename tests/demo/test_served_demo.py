@@ -1,5 +1,6 @@
-"""The README's first three calls, read from the README itself, answer against the demo
-population `make run` seeds (20 families, seed 1), as the demo GP's client."""
+"""The demo population `make run` seeds (20 families, seed 1), served: the README's first
+three calls, read from the README itself, answer as the demo GP's client, and the summaries
+show each warning of the adult's summary and of the lead professional somewhere."""
 
 import datetime
 import re
@@ -28,13 +29,17 @@ def first_calls(count: int = 3) -> list[str]:
     return found[:count]
 
 
-async def test_the_readmes_first_three_calls_answer_on_the_demo_population(
-    client: httpx.AsyncClient, app: FastAPI, settings: Settings
-) -> None:
+async def _seeded(client: httpx.AsyncClient, app: FastAPI, settings: Settings) -> None:
     await register_demo_clients(database(app))
     today = datetime.date.today()
     canonical = vocabulary(settings.canonical_base)
     await seed(client, population(SERVE_DEMO_FAMILIES, SERVE_DEMO_SEED, canonical, today))
+
+
+async def test_the_readmes_first_three_calls_answer_on_the_demo_population(
+    client: httpx.AsyncClient, app: FastAPI, settings: Settings
+) -> None:
+    await _seeded(client, app, settings)
     token = await app.state.authority.local_token("demo-gp")
     summary, flags, half_siblings = first_calls()
 
@@ -55,3 +60,23 @@ async def test_the_readmes_first_three_calls_answer_on_the_demo_population(
     found = [e["resource"] for e in answers[1].json()["entry"]]
     assert len([f for f in found if f["status"] == "active"]) >= 3
     assert len(answers[2].json()["entry"]) == 2
+
+
+async def test_the_demo_shows_each_warning_of_parents_and_of_the_lead_professional(
+    client: httpx.AsyncClient, app: FastAPI, settings: Settings
+) -> None:
+    await _seeded(client, app, settings)
+    patients = (await client.get("/Patient", params={"_count": "500", "_elements": "id"})).json()
+
+    seen: set[str] = set()
+    led = 0
+    for entry in patients["entry"]:
+        bundle = (
+            await client.get(f"/Patient/{entry['resource']['id']}/$safeguarding-summary")
+        ).json()
+        issues = bundle["entry"][-1]["resource"]["issue"]
+        seen |= {i["details"]["coding"][0]["code"] for i in issues if i["severity"] == "warning"}
+        led += any(e["resource"]["resourceType"] == "CareTeam" for e in bundle["entry"])
+
+    assert {"child-subject-to-plan", "child-on-register-elsewhere", "no-lead-professional"} <= seen
+    assert led > 0  # and some children have their lead professional in their summary
