@@ -40,7 +40,7 @@ async def test_seeding_registers_the_demo_clients(
         assert registered.local_key is not None and registered.revoked_at is None
     assert found["demo-gp"].scope == (
         "system/Patient.crus system/Flag.cruds system/Condition.cruds "
-        "system/RelatedPerson.cruds system/Organization.rs"
+        "system/RelatedPerson.cruds system/CareTeam.cruds system/Organization.rs"
     )
 
 

@@ -13,7 +13,7 @@ from app.errors import Issue
 from app.fhir import summary_routes
 from app.fhir.bundles import assembly, results
 from app.flags.summary import Summary
-from app.flags.summary_warnings import Held
+from app.flags.summary_warnings import Family, Held
 from app.records.reads import Included, Match, Version
 
 BASE = "http://test/fhir"
@@ -113,7 +113,8 @@ def test_transaction_and_batch_response_have_no_link(kind: str) -> None:
 
 def test_summary_collection_has_a_timestamp_and_no_link() -> None:
     held = Held("Patient", "a", PATIENT, orjson.loads(PATIENT))
-    found = Summary((held,), {"resourceType": "OperationOutcome", "issue": []})
+    outcome = {"resourceType": "OperationOutcome", "issue": []}
+    found = Summary((held,), outcome, Family(held, BASE), findings=(), adult=False)
     bundle = parsed(summary_routes._bundle(BASE, found))
     assert list(bundle) == [*HEAD, "timestamp", "entry"]
     assert bundle["type"] == "collection"
