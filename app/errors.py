@@ -23,6 +23,7 @@ FhirError                    500 (never raised on purpose)
 WriteConflict                storage-level: a concurrent writer won; the write is retried
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 
@@ -59,6 +60,25 @@ class Invalid(FhirError):
 
     status = 400
     default_code = "invalid"
+
+    @classmethod
+    def strictly(cls, ignored: Sequence[Issue]) -> "Invalid":
+        """400 for the parameters a search would otherwise ignore, under `Prefer:
+        handling=strict`: each an error saying it is refused, where it is
+        (http://hl7.org/fhir/R4/search.html#errors)."""
+        return cls(
+            [
+                Issue(
+                    issue.diagnostics.replace(
+                        "was ignored", "is refused (Prefer: handling=strict)"
+                    ),
+                    issue.code,
+                    issue.expression,
+                    severity="error",
+                )
+                for issue in ignored
+            ]
+        )
 
 
 @dataclass

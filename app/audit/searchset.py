@@ -127,7 +127,7 @@ async def searchset(request: Request, caller: Caller, pairs: list[tuple[str, str
     settings = context.settings
     found = parse(pairs, context.base, clients_system(settings.canonical_base))
     if found.ignored and wire.prefer(request, "handling") == "strict":
-        raise Invalid(found.ignored)
+        raise Invalid.strictly(found.ignored)
     opts = options(settings, pairs)
     after, backwards = opts.cursor if opts.cursor else (None, False)
     await seal_pending(context.store.db)  # every committed record linked, so findable

@@ -244,6 +244,7 @@ async def test_unknown_parameters_are_reported_or_refused_when_strict(
     )
     assert strict.status_code == 400
     assert outcome_expressions(strict) == ["status"]
+    assert "was ignored" not in strict.text and "is refused" in strict.text
 
 
 @pytest.mark.parametrize(

@@ -157,7 +157,7 @@ async def search_definitions(request: Request) -> Response:
         SEARCH, [resource for resource, _ in published.values()], request.query_params.multi_items()
     )
     if ignored and wire.prefer(request, "handling") == "strict":
-        raise Invalid(ignored)
+        raise Invalid.strictly(ignored)
     rows = [Match(n, r["id"], published[r["id"]][1], ()) for n, r in enumerate(matched)]
     body = bundles.searchset(
         context.base,

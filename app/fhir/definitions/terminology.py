@@ -144,7 +144,7 @@ def _searcher(kind: str) -> Endpoint:
         artefacts = {a.resource["id"]: a for a in _catalogue(request).of_kind(kind)}
         matched, applied, ignored = select(SEARCH, [a.resource for a in artefacts.values()], pairs)
         if ignored and wire.prefer(request, "handling") == "strict":
-            raise Invalid(ignored)
+            raise Invalid.strictly(ignored)
         paging = _paging(request, pairs)
         end = paging.offset + paging.count
         page = [] if paging.summary == "count" else matched[paging.offset : end]

@@ -203,7 +203,7 @@ async def searchset(
     context = app_context(request)
     parsed = search.parse(resource_type, pairs, context.base)
     if parsed.ignored and wire.prefer(request, "handling") == "strict":
-        raise Invalid(parsed.ignored)
+        raise Invalid.strictly(parsed.ignored)
     opts = _options(context, resource_type, pairs)
     after, backwards = opts.cursor if opts.cursor else (None, False)
     criteria, count = parsed.criteria, opts.count + 1

@@ -313,6 +313,7 @@ async def test_unknown_parameters_are_ignored_and_reported(client: httpx.AsyncCl
     )
     assert strict.status_code == 400
     assert outcome_expressions(strict) == ["publisher"]
+    assert {i["severity"] for i in strict.json()["issue"]} == {"error"}
 
 
 @pytest.mark.parametrize(

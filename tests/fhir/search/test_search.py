@@ -80,6 +80,11 @@ async def test_unknown_parameters_are_reported_or_refused_when_strict(
     assert "colour" not in self_link
     strict = await client.get("/Patient?colour=red", headers={"prefer": "handling=strict"})
     assert strict.status_code == 400
+    [issue] = strict.json()["issue"]
+    assert (issue["severity"], issue["expression"]) == ("error", ["colour"])
+    assert issue["diagnostics"] == (
+        "unknown search parameter 'colour' is refused (Prefer: handling=strict)"
+    )
 
 
 async def test_search_leaves_out_deleted_resources(client: httpx.AsyncClient) -> None:
