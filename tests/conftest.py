@@ -48,15 +48,32 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-def _with_database(url: str, name: str) -> str:
+def with_database(url: str, name: str) -> str:
     return url.rsplit("/", 1)[0] + "/" + name
+
+
+async def admin_connection(url: str) -> asyncpg.Connection:
+    """A connection to the database of `url`, which is created first when the server has
+    none of that name, so that `make test` needs no database made by hand."""
+    try:
+        return await asyncpg.connect(asyncpg_dsn(url))
+    except asyncpg.InvalidCatalogNameError:
+        name = url.rsplit("/", 1)[1].split("?", 1)[0]
+        maintenance = await asyncpg.connect(asyncpg_dsn(with_database(url, "postgres")))
+        try:
+            await maintenance.execute(f'CREATE DATABASE "{name}"')
+        except asyncpg.DuplicateDatabaseError:
+            pass  # another run made it in the meantime
+        finally:
+            await maintenance.close()
+        return await asyncpg.connect(asyncpg_dsn(url))
 
 
 async def run_admin(sql: str) -> None:
     """Run one statement on the PostgreSQL server as its administrator (creating, dropping
     databases)."""
     assert PG_ADMIN_URL is not None
-    conn = await asyncpg.connect(asyncpg_dsn(PG_ADMIN_URL))
+    conn = await admin_connection(PG_ADMIN_URL)
     try:
         await conn.execute(sql)
     finally:
@@ -77,7 +94,7 @@ def database_url(
     assert PG_ADMIN_URL is not None
     name = f"safeguard_test_{uuid.uuid4().hex[:12]}"
     asyncio.run(run_admin(f'CREATE DATABASE "{name}"'))
-    url = _with_database(PG_ADMIN_URL, name)
+    url = with_database(PG_ADMIN_URL, name)
     try:
         upgrade(url)
         yield url
