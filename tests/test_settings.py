@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -45,3 +46,11 @@ def test_settings_read_the_safeguard_prefix(monkeypatch: pytest.MonkeyPatch) -> 
 def test_a_bad_notification_allow_list_stops_the_app_at_start(field: str, value: str) -> None:
     with pytest.raises(ValueError, match=r"hooks\.example\.gov\.uk|10\.0\.0\.1/8"):
         create_app(Settings(database_url="sqlite:///:memory:", **{field: value}))
+
+
+def test_every_setting_is_in_the_readmes_configuration_table() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    table = readme[readme.index("## Configuration") :]
+    table = table[: table.index("\n## ")]
+    missing = [name for name in Settings.model_fields if f"`SAFEGUARD_{name.upper()}`" not in table]
+    assert missing == []
