@@ -24,19 +24,30 @@ from app.storage.migrate import upgrade
 from app.storage.tables import metadata
 from tests.logcheck import LogCapture, nhs_numbers_in
 from tests.tokens import bearer
+from tests.wirecheck import ResponseWalk
 
 BASE = "http://test/fhir"
 PG_ADMIN_URL = os.environ.get("SAFEGUARD_TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_ADMIN_URL else [])
 SERVER_LOG = LogCapture()
+RESPONSES = ResponseWalk()
 # The reliability suite (servers as subprocesses, kills, faults) runs only when asked for:
 # `make test-reliability` sets SAFEGUARD_RELIABILITY (quick or full).
 collect_ignore = [] if os.environ.get("SAFEGUARD_RELIABILITY") else ["reliability"]
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """Capture every server log line of the run, to check at its end."""
+    """Capture every server log line of the run, to check at its end; walk every FHIR
+    response the suite receives for empty arrays."""
     SERVER_LOG.install()
+    RESPONSES.install()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say how many FHIR resources were walked for empty arrays."""
+    terminalreporter.write_line(
+        f"{RESPONSES.walked} FHIR resources received, none with an empty array"
+    )
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -54,7 +54,7 @@ def answered_entries(response: httpx.Response, kind: str) -> list[dict[str, Any]
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["resourceType"] == "Bundle" and body["type"] == kind, body
-    entries: list[dict[str, Any]] = body["entry"]
+    entries: list[dict[str, Any]] = body.get("entry", [])
     return entries
 
 

@@ -55,5 +55,7 @@ async def search(
 def matched_ids(bundle: dict[str, Any]) -> list[str]:
     """The ids of a searchset's matches, in order."""
     return [
-        entry["resource"]["id"] for entry in bundle["entry"] if entry["search"]["mode"] == "match"
+        entry["resource"]["id"]
+        for entry in bundle.get("entry", [])
+        if entry["search"]["mode"] == "match"
     ]

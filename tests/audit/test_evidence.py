@@ -140,7 +140,7 @@ def _expected_patients(sent: Sent) -> set[str]:
         return sent.named
     answer = response.json()
     if answer.get("type") == "transaction-response":
-        locations = [e["response"]["location"] for e in answer["entry"]]
+        locations = [e["response"]["location"] for e in answer.get("entry", [])]
         return sent.named | {loc.split("/")[1] for loc in locations if loc.startswith("Patient/")}
     return sent.named | patients_held(answer)
 

@@ -157,7 +157,9 @@ async def test_a_transaction_writing_an_audit_event_is_refused_whole(
         response = await post_bundle(client, bundle)
         assert response.status_code == 405, response.text
         assert outcome_expressions(response) == ["Bundle.entry[1].request"]
-    assert (await client.get("/Patient", params={"family": "Bundled"})).json()["entry"] == []
+    assert (await client.get("/Patient", params={"family": "Bundled"})).json().get(
+        "entry", []
+    ) == []
 
 
 async def test_a_batch_entry_writing_an_audit_event_is_405_alone(
@@ -178,7 +180,7 @@ async def test_a_batch_entry_writing_an_audit_event_is_405_alone(
         client, {"resourceType": "Bundle", "type": "batch", "entry": entries}
     )
     assert response.status_code == 200, response.text
-    answered = response.json()["entry"]
+    answered = response.json().get("entry", [])
     assert answered[0]["response"]["status"] == "201 Created"
     for index in (1, 2):
         assert answered[index]["response"]["status"] == "405 Method Not Allowed"
@@ -216,7 +218,7 @@ async def test_reading_the_trail_is_audited_naming_what_was_asked(
     mine = await search(
         auditor, {"agent:identifier": f"{CLIENTS}|test-auditor", "_sort": "date", "_count": "500"}
     )
-    events = [entry["resource"] for entry in mine["entry"]][-3:]
+    events = [entry["resource"] for entry in mine.get("entry", [])][-3:]
     for event in events[:2]:
         assert event["subtype"][0]["code"] == "search-type"
         assert event["agent"][1]["who"] == {"reference": "Organization/audit-hub"}
@@ -237,7 +239,7 @@ async def test_unknown_parameters_are_reported_or_refused_when_strict(
     auditor: httpx.AsyncClient,
 ) -> None:
     bundle = await search(auditor, {"status": "active", "_elements": "id"})
-    warnings = [e["resource"] for e in bundle["entry"] if e["search"]["mode"] == "outcome"]
+    warnings = [e["resource"] for e in bundle.get("entry", []) if e["search"]["mode"] == "outcome"]
     assert [i["expression"] for i in warnings[0]["issue"]] == [["status"], ["_elements"]]
     strict = await auditor.get(
         "/AuditEvent", params={"status": "active"}, headers={"prefer": "handling=strict"}

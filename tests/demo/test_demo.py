@@ -322,12 +322,12 @@ async def test_seeding_writes_every_resource_once_and_a_second_run_nothing(
     for kind, count in expected.items():
         found = await client.get(f"/{kind}", params={"_summary": "count"})
         assert found.json()["total"] == count, kind
-    newest = (await client.get("/_history", params={"_count": "1"})).json()["entry"]
+    newest = (await client.get("/_history", params={"_count": "1"})).json().get("entry", [])
     again = await seed(client, population(6, 3, vocabulary(settings.canonical_base), TODAY))
     assert not again.written and again.skipped == 7
-    assert (await client.get("/_history", params={"_count": "1"})).json()["entry"] == newest
+    assert (await client.get("/_history", params={"_count": "1"})).json().get("entry", []) == newest
     child = next(r for r in written[1] if r["resourceType"] == "Flag")["subject"]["reference"]
-    stored = (await client.get(f"/Flag?patient={child}")).json()["entry"]
+    stored = (await client.get(f"/Flag?patient={child}")).json().get("entry", [])
     assert stored and all(e["resource"]["subject"]["reference"] == child for e in stored)
 
 
@@ -337,7 +337,7 @@ async def test_a_refused_family_fails_loudly_with_the_outcome(
     families = list(population(1, 3, vocabulary(settings.canonical_base), TODAY))[1:]
     with pytest.raises(SeedFailed, match=r"422 .*Organization/demo-org-.* does not exist"):
         await seed(client, families)  # the organisations were never written
-    assert (await client.get("/_history")).json()["entry"] == []
+    assert (await client.get("/_history")).json().get("entry", []) == []
 
 
 def run(*args: str) -> str:

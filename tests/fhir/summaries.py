@@ -24,14 +24,14 @@ def members(bundle: dict[str, Any], resource_type: str) -> set[str]:
     """Ids of the entries of one type."""
     return {
         e["resource"]["id"]
-        for e in bundle["entry"]
+        for e in bundle.get("entry", [])
         if e["resource"]["resourceType"] == resource_type
     }
 
 
 def warnings(bundle: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """The outcome's warning issues by their code."""
-    outcome = bundle["entry"][-1]["resource"]
+    outcome = bundle.get("entry", [])[-1]["resource"]
     assert outcome["resourceType"] == "OperationOutcome"
     found: dict[str, list[dict[str, Any]]] = {}
     for issue in outcome["issue"]:
@@ -45,5 +45,5 @@ def warnings(bundle: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
 def entry_of(bundle: dict[str, Any], expression: str) -> dict[str, Any]:
     """The resource a `Bundle.entry[n].resource` expression points at."""
     index = int(expression.removeprefix("Bundle.entry[").split("]", 1)[0])
-    resource: dict[str, Any] = bundle["entry"][index]["resource"]
+    resource: dict[str, Any] = bundle.get("entry", [])[index]["resource"]
     return resource

@@ -338,7 +338,7 @@ def assert_outcome(response: httpx.Response, expression: str | None = None) -> N
 async def history_size(client: httpx.AsyncClient) -> int:
     response = await client.get("/_history", params={"_count": "500"})
     assert response.status_code == 200, response.text
-    return len(response.json()["entry"])
+    return len(response.json().get("entry", []))
 
 
 @pytest.mark.parametrize("case", BODY_CASES + REQUEST_CASES, ids=lambda case: case.name)
@@ -466,4 +466,4 @@ async def test_odd_but_acceptable_resources_are_stored(
     if search is not None:
         query = f"patient={patient['id']}" if search == "patient" else search
         found = (await client.get(f"/{body['resourceType']}?{query}")).json()
-        assert [entry["resource"]["id"] for entry in found["entry"]] == [stored["id"]]
+        assert [entry["resource"]["id"] for entry in found.get("entry", [])] == [stored["id"]]

@@ -95,7 +95,7 @@ async def test_a_commit_broken_before_the_server_saw_it_is_unknown_and_a_replay_
     replay = await _put(client, "lost", request_id)
     assert replay.status_code == 201
     history = (await client.get("/Patient/lost/_history")).json()
-    assert len(history["entry"]) == 1
+    assert len(history.get("entry", [])) == 1
 
 
 async def test_a_commit_that_held_but_lost_its_answer_is_unknown_and_a_replay_says_so(
@@ -112,4 +112,4 @@ async def test_a_commit_that_held_but_lost_its_answer_is_unknown_and_a_replay_sa
     assert replay.status_code == 201  # the first answer, not a second write
     assert replay.headers["etag"] == stored.headers["etag"] == 'W/"1"'
     history = (await client.get("/Patient/kept/_history")).json()
-    assert len(history["entry"]) == 1
+    assert len(history.get("entry", [])) == 1

@@ -137,7 +137,7 @@ async def test_status_reports_the_state_and_events_since_start(here: World) -> N
     assert response.status_code == 200, response.text
     bundle = response.json()
     assert bundle["type"] == "searchset"
-    status = {p["name"]: p for p in bundle["entry"][0]["resource"]["parameter"]}
+    status = {p["name"]: p for p in bundle.get("entry", [])[0]["resource"]["parameter"]}
     assert status["status"]["valueCode"] == "active"  # no endpoint: active at once
     assert status["type"]["valueCode"] == "query-status"
     assert status["events-since-subscription-start"]["valueString"] == "3"

@@ -43,12 +43,12 @@ async def test_summary_of_a_child_alone_has_only_information(client: httpx.Async
     bundle = await summarise(client, summary_url(child))
     assert bundle["resourceType"] == "Bundle" and bundle["type"] == "collection"
     assert bundle["id"] and bundle["timestamp"]
-    assert [e["fullUrl"] for e in bundle["entry"][:2]] == [
+    assert [e["fullUrl"] for e in bundle.get("entry", [])[:2]] == [
         f"http://test/fhir/Patient/{child['id']}",
         f"http://test/fhir/RelatedPerson/{father['id']}",
     ]
-    assert bundle["entry"][0]["resource"] == child
-    outcome = bundle["entry"][-1]
+    assert bundle.get("entry", [])[0]["resource"] == child
+    outcome = bundle.get("entry", [])[-1]
     assert outcome["fullUrl"].startswith("urn:uuid:")
     assert outcome["resource"]["issue"] == [
         {
@@ -67,9 +67,9 @@ async def test_summary_by_nhs_number_is_the_summary_by_id(client: httpx.AsyncCli
         client, f"/Patient/$safeguarding-summary?identifier={f.NHS}|{number}"
     )
     by_id = await summarise(client, summary_url(child))
-    assert by_identifier["entry"][0]["resource"] == child
-    assert [e["fullUrl"] for e in by_identifier["entry"][:-1]] == [
-        e["fullUrl"] for e in by_id["entry"][:-1]
+    assert by_identifier.get("entry", [])[0]["resource"] == child
+    assert [e["fullUrl"] for e in by_identifier.get("entry", [])[:-1]] == [
+        e["fullUrl"] for e in by_id.get("entry", [])[:-1]
     ]
 
 
@@ -125,9 +125,9 @@ async def test_unknown_patient_is_404_and_deleted_410(client: httpx.AsyncClient)
 
 async def test_summary_is_read_only(client: httpx.AsyncClient) -> None:
     child = await create(client, f.patient())
-    before = (await client.get("/_history")).json()["entry"]
+    before = (await client.get("/_history")).json().get("entry", [])
     await summarise(client, summary_url(child))
-    assert (await client.get("/_history")).json()["entry"] == before
+    assert (await client.get("/_history")).json().get("entry", []) == before
     posted = await client.post(summary_url(child), json={})
     assert posted.status_code == 405
 
@@ -286,7 +286,7 @@ async def test_family_of_eight_with_forty_flags_in_one_request(
         people[f"rp-{r}"]["id"]
         for r in ["father", "mother", "stepfather", "sister", "brother", "stepsister", "gran"]
     }
-    urls = [e["fullUrl"] for e in bundle["entry"]]
+    urls = [e["fullUrl"] for e in bundle.get("entry", [])]
     assert len(urls) == len(set(urls))
     found = warnings(bundle)
     assert set(found) == {"repeated-was-not-brought", "household-risk", "sibling-subject-to-plan"}

@@ -65,9 +65,9 @@ async def test_a_lead_professional_is_recorded_under_the_writers_organisation(
         in_compartment = (await as_gp.get(f"/{child}/CareTeam")).json()
 
     assert made["managingOrganization"] == [{"reference": reference(gp)}]
-    assert [e["resource"]["id"] for e in found["entry"]] == [made["id"]]
-    assert [e["resource"]["id"] for e in in_compartment["entry"]] == [made["id"]]
-    assert [e["resource"]["id"] for e in history["entry"]] == [made["id"]]
+    assert [e["resource"]["id"] for e in found.get("entry", [])] == [made["id"]]
+    assert [e["resource"]["id"] for e in in_compartment.get("entry", [])] == [made["id"]]
+    assert [e["resource"]["id"] for e in history.get("entry", [])] == [made["id"]]
 
 
 async def test_a_second_active_lead_for_a_child_is_refused_until_the_first_ends(
@@ -219,7 +219,7 @@ async def _summary(client: httpx.AsyncClient, child: str) -> dict[str, Any]:
 
 
 def _codes(bundle: dict[str, Any]) -> list[str]:
-    outcome = bundle["entry"][-1]["resource"]
+    outcome = bundle.get("entry", [])[-1]["resource"]
     return [i["details"]["coding"][0]["code"] for i in outcome["issue"] if "coding" in i["details"]]
 
 
@@ -233,7 +233,7 @@ async def test_a_child_seen_by_two_services_without_a_lead_is_warned_naming_them
     assert "no-lead-professional" in _codes(bundle)
     [issue] = [
         i
-        for i in bundle["entry"][-1]["resource"]["issue"]
+        for i in bundle.get("entry", [])[-1]["resource"]["issue"]
         if i["details"]["coding"][0]["code"] == "no-lead-professional"
     ]
     text = issue["details"]["text"]
@@ -254,7 +254,9 @@ async def test_an_active_lead_is_in_the_summary_and_quiets_the_warning(
 
     assert "no-lead-professional" not in _codes(bundle)
     teams = [
-        e["resource"]["id"] for e in bundle["entry"] if e["resource"]["resourceType"] == "CareTeam"
+        e["resource"]["id"]
+        for e in bundle.get("entry", [])
+        if e["resource"]["resourceType"] == "CareTeam"
     ]
     assert teams == [team["id"]]
 

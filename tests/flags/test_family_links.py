@@ -109,7 +109,7 @@ async def test_a_transaction_links_the_family_it_writes(client: httpx.AsyncClien
     ]
     response = await post_bundle(client, f.bundle(entries=entries))
     assert response.status_code == 200, response.text
-    locations = [e["response"]["location"].split("/")[1] for e in response.json()["entry"]]
+    locations = [e["response"]["location"].split("/")[1] for e in response.json().get("entry", [])]
     assert await _ids(client, "/RelatedPerson", **{"linked-patient": locations[2]}) == {
         locations[1]
     }

@@ -37,13 +37,13 @@ class Receiver:
 
 
 def _status(bundle: dict[str, Any]) -> dict[str, Any]:
-    parameters = bundle["entry"][0]["resource"]["parameter"]
+    parameters = bundle.get("entry", [])[0]["resource"]["parameter"]
     return {p["name"]: p.get("valueCode") for p in parameters}
 
 
 def event_numbers(bundle: dict[str, Any]) -> list[int]:
     """The event numbers a notification Bundle carries."""
-    parameters = bundle["entry"][0]["resource"]["parameter"]
+    parameters = bundle.get("entry", [])[0]["resource"]["parameter"]
     return [
         int(part["valueString"])
         for p in parameters

@@ -121,7 +121,7 @@ async def events(
 
 def _parameters(bundle: dict[str, Any]) -> dict[str, Any]:
     assert bundle["type"] == "history"
-    first: dict[str, Any] = bundle["entry"][0]["resource"]
+    first: dict[str, Any] = bundle.get("entry", [])[0]["resource"]
     assert first["resourceType"] == "Parameters"
     return first
 

@@ -224,7 +224,7 @@ async def test_a_plan_ended_and_a_new_one_raised_in_one_run_both_apply(
     assert again.exit_code == AGREED, again.output
     plans = (await client.get("/Flag", params={"subject": f"Patient/{world.children[0]}"})).json()
     found = sorted(
-        (f["resource"]["period"]["start"], f["resource"]["status"]) for f in plans["entry"]
+        (f["resource"]["period"]["start"], f["resource"]["status"]) for f in plans.get("entry", [])
     )
     assert found == [("2026-01-05", "inactive"), ("2026-03-03", "active"), ("2026-05-20", "active")]
 

@@ -10,7 +10,7 @@ async def test_flag_on_a_patient_that_does_not_exist_is_422(client: httpx.AsyncC
     response = await client.post("/Flag", json=f.flag(subject="Patient/nobody"))
     assert response.status_code == 422
     assert outcome_expressions(response) == ["Flag.subject"]
-    assert (await client.get("/_history")).json()["entry"] == []
+    assert (await client.get("/_history")).json().get("entry", []) == []
 
 
 async def test_flag_on_a_deleted_patient_or_author_is_422(client: httpx.AsyncClient) -> None:
@@ -60,7 +60,7 @@ async def test_nhs_number_is_unique_among_live_patients(client: httpx.AsyncClien
     duplicate = await client.post("/Patient", json=f.patient(nhs=number))
     assert duplicate.status_code == 422
     assert first["id"] in duplicate.json()["issue"][0]["diagnostics"]
-    assert len((await client.get("/Patient/_history")).json()["entry"]) == 1
+    assert len((await client.get("/Patient/_history")).json().get("entry", [])) == 1
     assert (await client.put(f"/Patient/{first['id']}", json=first)).status_code == 200
     await client.delete(f"/Patient/{first['id']}")
     assert (await client.post("/Patient", json=f.patient(nhs=number))).status_code == 201

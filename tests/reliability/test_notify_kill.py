@@ -26,7 +26,7 @@ def _focus_by_number(receiver: Receiver) -> dict[int, set[str]]:
     """Each event number received, with every focus it came with (one, if redelivered the same)."""
     found: dict[int, set[str]] = {}
     for bundle in receiver.bundles:
-        parameters = bundle["entry"][0]["resource"]["parameter"]
+        parameters = bundle.get("entry", [])[0]["resource"]["parameter"]
         for event in (p for p in parameters if p["name"] == "notification-event"):
             parts = {part["name"]: part for part in event["part"]}
             number = int(parts["event-number"]["valueString"])

@@ -161,7 +161,9 @@ class Writer:
         if response.status_code != 200:
             return
         self.ledger.transactions_acked.add(marker)
-        locations = [answered["response"]["location"] for answered in response.json()["entry"]]
+        locations = [
+            answered["response"]["location"] for answered in response.json().get("entry", [])
+        ]
         kind, patient_id, _ = written(locations[0])
         for entry, location in zip(entries, locations, strict=True):
             resource = entry["resource"]

@@ -48,8 +48,10 @@ def bundle(
         head["timestamp"] = now
     if total is not None:
         head["total"] = total
-    if links is not None:
+    if links:
         head["link"] = [{"relation": relation, "url": url} for relation, url in links]
+    if not entries:  # FHIR JSON has no empty arrays (http://hl7.org/fhir/R4/json.html)
+        return orjson.dumps(head)
     return orjson.dumps(head)[:-1] + b',"entry":[' + b",".join(entries) + b"]}"
 
 

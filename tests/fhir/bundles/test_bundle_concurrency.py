@@ -33,7 +33,7 @@ async def total(client: httpx.AsyncClient, resource_type: str, **params: str) ->
 async def versions(client: httpx.AsyncClient, ref: str) -> list[str]:
     """The etags of an instance's history, newest first."""
     history = (await client.get(f"/{ref}/_history")).json()
-    return [e["response"]["etag"] for e in history["entry"]]
+    return [e["response"]["etag"] for e in history.get("entry", [])]
 
 
 def family_bundle(number: str, father_number: str, flag_identifier: str) -> dict[str, Any]:

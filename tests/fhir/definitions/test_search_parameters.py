@@ -21,7 +21,9 @@ OTHER_BASE = "https://fhir.example.org/safeguard"
 
 def _ids(bundle: dict[str, Any]) -> list[str]:
     return [
-        entry["resource"]["id"] for entry in bundle["entry"] if entry["search"]["mode"] == "match"
+        entry["resource"]["id"]
+        for entry in bundle.get("entry", [])
+        if entry["search"]["mode"] == "match"
     ]
 
 
@@ -126,7 +128,7 @@ async def test_search_without_parameters_returns_every_definition(
     bundle = response.json()
     assert (bundle["resourceType"], bundle["type"], bundle["total"]) == ("Bundle", "searchset", 4)
     assert bundle["link"] == [{"relation": "self", "url": f"{BASE}/SearchParameter"}]
-    for entry in bundle["entry"]:
+    for entry in bundle.get("entry", []):
         assert entry["fullUrl"] == f"{BASE}/SearchParameter/{entry['resource']['id']}"
         assert entry["search"] == {"mode": "match"}
         SearchParameter.model_validate(entry["resource"])
@@ -172,7 +174,7 @@ async def test_unknown_parameters_are_ignored_and_reported(client: httpx.AsyncCl
     bundle = response.json()
     assert _ids(bundle) == ["Flag-status"]
     assert bundle["link"][0]["url"] == f"{BASE}/SearchParameter?code=status"
-    outcomes = [e["resource"] for e in bundle["entry"] if e["search"]["mode"] == "outcome"]
+    outcomes = [e["resource"] for e in bundle.get("entry", []) if e["search"]["mode"] == "outcome"]
     assert outcomes[0]["issue"][0]["expression"] == ["name"]
     strict = await client.get(
         "/SearchParameter", params={"name": "x"}, headers={"prefer": "handling=strict"}
@@ -241,7 +243,7 @@ async def test_canonical_base_url_setting_names_the_definitions(
     assert read["url"] == url
     found = (await elsewhere.get("/SearchParameter", params={"url": url})).json()
     assert _ids(found) == ["Flag-status"]
-    assert found["entry"][0]["fullUrl"] == f"{BASE}/SearchParameter/Flag-status"
+    assert found.get("entry", [])[0]["fullUrl"] == f"{BASE}/SearchParameter/Flag-status"
     statement = (await elsewhere.get("/metadata")).json()
     flag = next(r for r in statement["rest"][0]["resource"] if r["type"] == "Flag")
     definitions_named = {p["name"]: p["definition"] for p in flag["searchParam"]}

@@ -125,7 +125,7 @@ async def test_a_cursor_is_followed_under_its_own_sort(
     issued = await _next_cursor(client, sort)
     response = await client.get("/Patient", params=sorted_by(sort, _count="1", _cursor=issued))
     assert response.status_code == 200, response.text
-    assert len(response.json()["entry"]) == 1
+    assert len(response.json().get("entry", [])) == 1
 
 
 async def test_a_well_typed_cursor_at_the_extremes_pages_from_there(
