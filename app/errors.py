@@ -8,7 +8,8 @@ FhirError                    500 (never raised on purpose)
  +-- MethodNotAllowed        405
  +-- NotAcceptable           406  Accept asks for a format we do not produce
  +-- RequestTimeout          408  the body did not arrive in time (with Connection: close)
- +-- Conflict                409  id clash, write conflict that retries could not settle
+ +-- Conflict                409  a business refusal: not to be retried as it is
+ |    +-- Contention              concurrent writers won every retry: sending it again can work
  +-- Gone                    410  resource (or version) deleted
  +-- PreconditionFailed      412  If-Match mismatch, conditional with several matches
  +-- PayloadTooLarge         413
@@ -126,10 +127,22 @@ class RequestTimeout(FhirError):
 
 
 class Conflict(FhirError):
-    """The write conflicts with the current state (409)."""
+    """The write is refused by the current state of the records (409): a second active flag of
+    a kind a child has one of (code `duplicate`), deleting a safeguarding flag (`business-rule`).
+    Sending the same request again gets the same answer."""
 
     status = 409
-    default_code = "conflict"
+    default_code = "business-rule"
+
+
+@dataclass
+class Contention(Conflict):
+    """Concurrent requests won every retry of this write, or its X-Request-ID is still being
+    answered (409, code `transient`, Retry-After): nothing was applied, and sending it again
+    can succeed (http://hl7.org/fhir/R4/valueset-issue-type.html#transient)."""
+
+    retry_after: int = 1
+    default_code = "transient"
 
 
 class Gone(FhirError):

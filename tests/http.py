@@ -114,3 +114,13 @@ async def history_poll(
         if not following:
             return entries, first
         response = await client.get(following[0])
+
+
+SPINE = "https://fhir.nhs.uk/R4/CodeSystem/Spine-ErrorOrWarningCode"
+
+
+def refusal_kind(response: httpx.Response) -> tuple[str, str | None, str | None]:
+    """(issue code, Spine code or None, Retry-After or None) of a one-issue error answer."""
+    (issue,) = response.json()["issue"]
+    spine = [c["code"] for c in issue.get("details", {}).get("coding", []) if c["system"] == SPINE]
+    return issue["code"], (spine[0] if spine else None), response.headers.get("retry-after")

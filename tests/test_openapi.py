@@ -80,3 +80,28 @@ async def test_request_examples_are_accepted(client: httpx.AsyncClient) -> None:
     )
     assert response.status_code == 200, response.text
     assert response.json()["identifier"] == document[1]["value"]
+
+
+def test_each_409_tells_retryable_contention_from_business_refusals() -> None:
+    refusals = {"duplicate": "DUPLICATE_REJECTED", "business-rule": None}
+    documented = {}
+    for path, item in DOCUMENT["paths"].items():
+        for method, operation in item.items():
+            conflict = operation["responses"].get("409")
+            if conflict is None:
+                continue
+            text, headers = conflict["description"], conflict["headers"]
+            examples = conflict["content"]["application/fhir+json"]["examples"]
+            assert "**Retryable** (issue code `transient`" in text and "Retry-After" in headers
+            assert examples["retryable"]["value"]["issue"][0]["code"] == "transient"
+            for kind in set(examples) - {"retryable"}:
+                (issue,) = examples[kind]["value"]["issue"]
+                coding = issue.get("details", {}).get("coding", [{}])
+                assert issue["code"] == kind and coding[0].get("code") == refusals[kind]
+                assert f"**Not retryable** (issue code `{kind}`" in text, (path, method)
+            documented[(path, method)] = set(examples)
+    assert documented[("/fhir/{resource_type}", "post")] == {"retryable", "duplicate"}
+    assert documented[("/fhir/{resource_type}/{logical_id}", "delete")] == {
+        "retryable",
+        "business-rule",
+    }

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from app.errors import (
+    Contention,
     FhirError,
     Issue,
     MethodNotAllowed,
@@ -30,7 +31,6 @@ _SPINE_BY_STATUS = {
     404: "NO_RECORD_FOUND",
     405: "NOT_IMPLEMENTED",
     406: "NOT_ACCEPTABLE",
-    409: "DUPLICATE_REJECTED",
     410: "NO_RECORD_FOUND",
     412: "PRECONDITION_FAILED",
     413: "INVALID_VALUE",
@@ -38,6 +38,14 @@ _SPINE_BY_STATUS = {
     422: "INVALID_RESOURCE",
     500: "INTERNAL_SERVER_ERROR",
 }
+# A 409's Spine code is its meaning's, not its status's: only a duplicate is DUPLICATE_REJECTED;
+# a business refusal or contention has no Spine code that says what it is, and carries none.
+_SPINE_BY_ISSUE = {(409, "duplicate"): "DUPLICATE_REJECTED"}
+
+
+def spine_code(status: int, code: str) -> str | None:
+    """The NHS Spine error code for an issue of `code` in an answer of `status`, if one fits."""
+    return _SPINE_BY_ISSUE.get((status, code)) or _SPINE_BY_STATUS.get(status)
 
 
 def issue_json(issue: Issue, status: int | None = None) -> dict[str, Any]:
@@ -46,8 +54,8 @@ def issue_json(issue: Issue, status: int | None = None) -> dict[str, Any]:
         "severity": issue.severity,
         "code": issue.code,
     }
-    if status is not None and status in _SPINE_BY_STATUS:
-        spine = _SPINE_BY_STATUS[status]
+    spine = spine_code(status, issue.code) if status is not None else None
+    if spine is not None:
         rendered["details"] = {"coding": [{"system": SPINE_CODES, "code": spine}]}
     rendered["diagnostics"] = issue.diagnostics
     if issue.expression:
@@ -75,7 +83,7 @@ def error_response(error: FhirError) -> Response:
     response = Response(body, status_code=error.status, media_type=FHIR_JSON)
     if isinstance(error, Unauthorized):
         response.headers["WWW-Authenticate"] = error.challenge
-    elif isinstance(error, TooManyRequests | Unavailable):
+    elif isinstance(error, TooManyRequests | Unavailable | Contention):
         response.headers["Retry-After"] = str(error.retry_after)
     elif isinstance(error, RequestTimeout):
         response.headers["Connection"] = "close"

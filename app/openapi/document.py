@@ -20,6 +20,7 @@ from starlette.routing import Route
 from app.fhir.definitions import artefacts as terminology_artefacts
 from app.flags.codes import SNOMED
 from app.nhs import NHS_NUMBER_SYSTEM
+from app.openapi.conflicts import conflict_response
 from app.openapi.operations import DESCRIPTIONS, OPERATIONS
 from app.openapi.schemas import (
     ERRORS,
@@ -137,6 +138,8 @@ def _operation(path: str, name: str, found: JSON) -> JSON:
     errors |= {401, 403, 429, 503} if guarded else set()
     for status in sorted(errors):
         responses[str(status)] = _response(ERRORS[status], "OperationOutcome", FHIR_JSON)
+    if 409 in errors:
+        responses["409"] = conflict_response(name)
     text = [DESCRIPTIONS.get(name), found.get("description")]
     operation: JSON = {
         "operationId": re.sub(r"_(\w)", lambda m: m.group(1).upper(), name.strip("_")),

@@ -90,9 +90,11 @@ ERRORS = {
     "other than itself, the directory of Organizations)",
     404: "Unknown resource type, or no such resource (or version), or one this client may not see",
     406: "Accept or _format asks for something other than FHIR JSON",
-    409: "Concurrent writes kept colliding; nothing was applied, send it again",
+    409: "Conflict: see the route's own 409 for which kinds are retryable",
     410: "The resource was deleted",
-    412: "If-Match is not the current version, or the condition matched several resources",
+    412: "Not retryable as it is: If-Match is not the current version (read the resource "
+    "again, reapply the change and send it with the new ETag), or the condition matched "
+    "several resources",
     413: "The body is over SAFEGUARD_MAX_BODY_BYTES (5 MiB by default)",
     415: "Content-Type is not application/fhir+json (application/json-patch+json for PATCH)",
     422: "Breaks a rule: a required code binding, an NHS number's check digit or uniqueness "
@@ -226,7 +228,7 @@ HEADERS: dict[str, JSON] = {
     "X-Request-ID": _header("The request's X-Request-ID, or one generated for it"),
     "Content-Location": _header("The export's status URL: {base}/$export-status/{job id}"),
     "X-Progress": _header("How far the export is", "1 of 3 parts done, 2000 resources written"),
-    "Retry-After": _header("Seconds to wait before polling again", "2"),
+    "Retry-After": _header("Seconds to wait before polling or sending again", "2"),
 }
 
 

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from app.access import Caller
 from app.access.trail import Trail
-from app.errors import Conflict, WriteConflict
+from app.errors import Contention, WriteConflict
 from app.storage.db import Connection, Database
 from app.storage.repository import Repository
 
@@ -104,7 +104,10 @@ class Store:
             except BaseException:
                 _undo(trail, mark)
                 raise
-        raise Conflict.of("the resource was changed by concurrent requests; try again")
+        raise Contention.of(
+            "the resource was changed by concurrent requests while this write was retried; "
+            "nothing was applied: send it again"
+        )
 
     async def ping(self) -> None:
         """Raise unless the database answers a query."""

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from tests import factories as f
-from tests.http import create, outcome_expressions, post_bundle, reference
+from tests.http import create, outcome_expressions, post_bundle, reference, refusal_kind
 
 BASE = "http://test/fhir"
 REMOVAL_URL = f"{BASE}/StructureDefinition/flag-removal-reason"
@@ -206,6 +206,7 @@ async def test_a_second_active_plan_or_home_education_flag_is_409_naming_the_fir
     assert second.status_code == 409, second.text
     assert f"Flag/{first['id']}" in second.text
     assert outcome_expressions(second) == ["Flag.code"]
+    assert refusal_kind(second) == ("duplicate", "DUPLICATE_REJECTED", None)  # not to retry
     in_bundle = await post_bundle(
         client,
         f.bundle(
@@ -236,6 +237,7 @@ async def test_a_safeguarding_flag_is_ended_never_deleted(client: httpx.AsyncCli
     plan = await create(client, f.safeguarding_flag(subject=child, author=council))
     deleted = await client.delete(f"/Flag/{plan['id']}")
     assert deleted.status_code == 409, deleted.text
+    assert refusal_kind(deleted) == ("business-rule", None, None)  # nothing is duplicated
     assert (await client.get(f"/Flag/{plan['id']}")).status_code == 200
     in_bundle = await post_bundle(
         client, f.bundle(entries=[f.entry(method="DELETE", url=f"Flag/{plan['id']}")])

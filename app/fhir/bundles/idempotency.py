@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app.clock import now_micros
-from app.errors import Conflict, Unprocessable
+from app.errors import Contention, Unprocessable
 from app.fhir import wire
 from app.fhir.context import AppContext
 from app.records import answers
@@ -105,7 +105,7 @@ async def _recall(
         await answers.forget(repository, key)
         return None
     if record.status == IN_PROGRESS:  # a batch claimed it and is still running
-        raise Conflict.of(
+        raise Contention.of(
             f"the request with X-Request-ID {key} is still being processed; retry it later",
             "X-Request-ID",
         )
