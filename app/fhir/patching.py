@@ -1,6 +1,7 @@
-"""JSON Patch (RFC 6902) applied to a resource, the result validated like any update.
+"""JSON Patch (RFC 6902) or FHIRPath Patch applied to a resource, the result validated like
+any update.
 
-Spec: http://hl7.org/fhir/R4/http.html#patch
+Spec: http://hl7.org/fhir/R4/http.html#patch and http://hl7.org/fhir/R4/fhirpatch.html
 """
 
 import copy
@@ -11,6 +12,7 @@ import jsonpointer
 import orjson
 
 from app.errors import Invalid, PayloadTooLarge, Unprocessable
+from app.fhir import fhirpath_operations
 from app.fhir.resources import MAX_DEPTH, check_depth, validate_structure
 from app.records.service import Patcher
 
@@ -101,6 +103,18 @@ def _apply(patched: Any, operations: list[dict[str, Any]], growth: _Growth) -> A
     return patched
 
 
+def _checked(patched: Any, resource_type: str, logical_id: str, growth: _Growth) -> dict[str, Any]:
+    """The patched resource, once it keeps its type and id and is valid and within limits."""
+    if not isinstance(patched, dict) or patched.get("resourceType") != resource_type:
+        raise Unprocessable.of("a patch may not change resourceType", "resourceType")
+    if patched.get("id") != logical_id:
+        raise Unprocessable.of("a patch may not change the id", f"{resource_type}.id")
+    check_depth(patched, resource_type)
+    growth.check(len(orjson.dumps(patched)))
+    validate_structure(resource_type, patched)
+    return patched
+
+
 def json_patcher(resource_type: str, logical_id: str, document: Any, max_bytes: int) -> Patcher:
     """A function applying the patch document to a resource's current JSON; a result of more
     than `max_bytes` (serialized) is refused with 413."""
@@ -109,13 +123,19 @@ def json_patcher(resource_type: str, logical_id: str, document: Any, max_bytes: 
     def apply(current: dict[str, Any]) -> dict[str, Any]:
         growth = _Growth(current, operations, max_bytes)
         patched = _apply(copy.deepcopy(current), operations, growth)
-        if not isinstance(patched, dict) or patched.get("resourceType") != resource_type:
-            raise Unprocessable.of("a patch may not change resourceType", "resourceType")
-        if patched.get("id") != logical_id:
-            raise Unprocessable.of("a patch may not change the id", f"{resource_type}.id")
-        check_depth(patched, resource_type)
-        growth.check(len(orjson.dumps(patched)))
-        validate_structure(resource_type, patched)
-        return patched
+        return _checked(patched, resource_type, logical_id, growth)
+
+    return apply
+
+
+def fhirpath_patcher(resource_type: str, logical_id: str, document: Any, max_bytes: int) -> Patcher:
+    """A function applying a FHIRPath Patch (a Parameters body) to a resource's current JSON.
+    It only adds what its own body holds, so the result is bounded by the body limit too."""
+    operations = fhirpath_operations.operations_in(document)
+
+    def apply(current: dict[str, Any]) -> dict[str, Any]:
+        growth = _Growth(current, [], max_bytes)
+        patched = fhirpath_operations.apply(copy.deepcopy(current), operations)
+        return _checked(patched, resource_type, logical_id, growth)
 
     return apply

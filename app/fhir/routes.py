@@ -3,7 +3,7 @@
 Spec: http://hl7.org/fhir/R4/http.html
 """
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -12,12 +12,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.criteria import Query
-from app.errors import Invalid, NotFound
+from app.errors import Invalid, Issue, NotFound
 from app.fhir import auditing, history, permissions, sightings, wire
 from app.fhir.bundles import idempotency
 from app.fhir.context import AppContext, app_context
-from app.fhir.outcomes import information
-from app.fhir.patching import json_patcher
+from app.fhir.outcomes import outcome
+from app.fhir.patching import fhirpath_patcher, json_patcher
 from app.fhir.permissions import Interaction
 from app.fhir.resources import validate_structure
 from app.fhir.search import options as search_options
@@ -66,7 +66,12 @@ def _if_none_exist(request: Request, resource_type: str) -> Conditional | None:
     return _conditional(request, resource_type, header.split("?", 1)[-1])
 
 
-def _written(request: Request, result: WriteResult) -> Response:
+def _noted(text: str, warnings: Sequence[Issue]) -> dict[str, Any]:
+    """An OperationOutcome saying what was done, then any warnings about the request."""
+    return outcome([Issue(text, "informational", severity="information"), *warnings])
+
+
+def _written(request: Request, result: WriteResult, warnings: Sequence[Issue] = ()) -> Response:
     version = result.version
     headers = wire.version_headers(app_context(request).base, result.resource_type, version)
     status = 201 if result.created else 200
@@ -75,40 +80,46 @@ def _written(request: Request, result: WriteResult) -> Response:
         return Response(status_code=status, headers=headers)
     if preference == "OperationOutcome":
         text = "created" if result.created else "existing" if result.existing else "updated"
-        note = information(f"{result.resource_type}/{version.logical_id} {text}")
+        note = _noted(f"{result.resource_type}/{version.logical_id} {text}", warnings)
         return wire.json_response(request, note, status, headers)
     assert version.body is not None
     return wire.json_response(request, version.body, status, headers)
 
 
-def _deleted(request: Request, result: DeleteResult) -> Response:
+def _deleted(request: Request, result: DeleteResult, warnings: Sequence[Issue] = ()) -> Response:
     if result.version is None:
-        return wire.json_response(request, information("nothing to delete"), 200)
+        return wire.json_response(request, _noted("nothing to delete", warnings), 200)
     text = f"deleted {result.resource_type}/{result.logical_id}"
     headers = {"ETag": wire.etag(result.version.version_id)}
-    return wire.json_response(request, information(text), 200, headers)
+    return wire.json_response(request, _noted(text, warnings), 200, headers)
 
 
 async def _write_once(
-    request: Request, context: AppContext, write: Callable[[Repository], Awaitable[WriteResult]]
+    request: Request,
+    context: AppContext,
+    write: Callable[[Repository], Awaitable[WriteResult]],
+    warnings: Sequence[Issue] = (),
 ) -> Response:
     if idempotency.request_id(request) is None:  # rendered after the commit, not under it
-        return _written(request, await context.write(request, write))
+        return _written(request, await context.write(request, write), warnings)
 
     async def work(repository: Repository) -> Response:
-        return _written(request, await write(repository))
+        return _written(request, await write(repository), warnings)
 
     return await idempotency.write_once(request, context, work)
 
 
 async def _delete_once(
-    request: Request, context: AppContext, delete: Callable[[Repository], Awaitable[DeleteResult]]
+    request: Request,
+    context: AppContext,
+    delete: Callable[[Repository], Awaitable[DeleteResult]],
+    warnings: Sequence[Issue] = (),
 ) -> Response:
     if idempotency.request_id(request) is None:
-        return _deleted(request, await context.write(request, delete))
+        return _deleted(request, await context.write(request, delete), warnings)
 
     async def work(repository: Repository) -> Response:
-        return _deleted(request, await delete(repository))
+        return _deleted(request, await delete(repository), warnings)
 
     return await idempotency.write_once(request, context, work)
 
@@ -253,6 +264,7 @@ for _member in COMPARTMENT_MEMBERS:
 async def create(request: Request) -> Response:
     """create and conditional create (http://hl7.org/fhir/R4/http.html#create)."""
     resource_type, body = await _resource(request, "create")
+    ignored = wire.unused_parameters(request, "create")
     body.pop("id", None)
     validate_structure(resource_type, body)
     condition = _if_none_exist(request, resource_type)
@@ -261,7 +273,10 @@ async def create(request: Request) -> Response:
         body, context.base, vocabulary=context.vocabulary, caller=context.caller(request)
     )
     return await _write_once(
-        request, context, lambda repository: service.create(repository, prepared, condition)
+        request,
+        context,
+        lambda repository: service.create(repository, prepared, condition),
+        ignored,
     )
 
 
@@ -269,6 +284,7 @@ async def create(request: Request) -> Response:
 async def update(request: Request) -> Response:
     """update and update-as-create (http://hl7.org/fhir/R4/http.html#update)."""
     resource_type, body = await _resource(request, "update")
+    ignored = wire.unused_parameters(request, "update")
     logical_id = wire.require_id(request.path_params["logical_id"])
     if body.get("id") != logical_id:
         raise Invalid.of(
@@ -284,7 +300,7 @@ async def update(request: Request) -> Response:
     async def write(repository: Repository) -> WriteResult:
         return permissions.created(caller, await service.update(repository, prepared, version))
 
-    return await _write_once(request, context, write)
+    return await _write_once(request, context, write, ignored)
 
 
 @_route("/{resource_type}", "PUT")
@@ -310,13 +326,16 @@ async def conditional_update(request: Request) -> Response:
 
 @_route("/{resource_type}/{logical_id}", "PATCH")
 async def patch(request: Request) -> Response:
-    """patch with JSON Patch (http://hl7.org/fhir/R4/http.html#patch)."""
+    """patch with JSON Patch or FHIRPath Patch (http://hl7.org/fhir/R4/http.html#patch)."""
     wire.check_accept(request)
     resource_type, logical_id = _instance(request, "patch")
+    ignored = wire.unused_parameters(request, "patch")
     context = app_context(request)
     limit = context.settings.max_body_bytes
     raw = await wire.read_body(request, limit, wire.PATCH_TYPES)
-    patcher = json_patcher(resource_type, logical_id, wire.parse_json(raw), limit)
+    is_json_patch = wire.media_type(request.headers.get("content-type")) == wire.JSON_PATCH
+    patching = json_patcher if is_json_patch else fhirpath_patcher
+    patcher = patching(resource_type, logical_id, wire.parse_json(raw), limit)
     version = wire.if_match(request)
     return await _write_once(
         request,
@@ -330,6 +349,7 @@ async def patch(request: Request) -> Response:
             version,
             vocabulary=context.vocabulary,
         ),
+        ignored,
     )
 
 
@@ -338,12 +358,14 @@ async def delete(request: Request) -> Response:
     """delete (http://hl7.org/fhir/R4/http.html#delete)."""
     wire.check_accept(request)
     resource_type, logical_id = _instance(request, "delete")
+    ignored = wire.unused_parameters(request, "delete")
     version = wire.if_match(request)
     context = app_context(request)
     return await _delete_once(
         request,
         context,
         lambda repository: service.delete(repository, resource_type, logical_id, version),
+        ignored,
     )
 
 

@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from app.errors import (
     Invalid,
+    Issue,
     NotAcceptable,
     NotFound,
     PayloadTooLarge,
@@ -25,7 +26,8 @@ from app.records.reads import Version
 from app.registry import RESOURCE_TYPES
 
 JSON_TYPES = frozenset({"application/fhir+json", "application/json", "application/json+fhir"})
-PATCH_TYPES = frozenset({"application/json-patch+json"})
+JSON_PATCH = "application/json-patch+json"
+PATCH_TYPES = frozenset({JSON_PATCH, *JSON_TYPES})  # JSON Patch, or FHIRPath Patch's Parameters
 JSON_FORMATS = frozenset({"json", *JSON_TYPES})
 _ETAG = re.compile(r'^(?:W/)?"(\d{1,9})"$')
 # Not only dots: `.` and `..` would change the URL path of the resource (Patient/.. is /fhir).
@@ -173,6 +175,32 @@ def prefer(request: Request, key: str) -> str | None:
             if name.strip().lower() == key:
                 return value.strip().strip('"')
     return None
+
+
+WIRE_PARAMETERS = ("_format", "_pretty")  # meaningful on every interaction (http.html#parameters)
+
+
+def unused_parameters(request: Request, interaction: str) -> list[Issue]:
+    """A warning for each query parameter `interaction` gives no meaning to, or 400 refusing
+    them under `Prefer: handling=strict` (http://hl7.org/fhir/R4/search.html#errors)."""
+    if not request.scope["query_string"]:
+        return []
+    hint = (
+        "; a conditional create takes its query in If-None-Exist" if interaction == "create" else ""
+    )
+    ignored = [
+        Issue(
+            f"query parameter '{key[:64]}' means nothing to a {interaction} and was ignored{hint}",
+            "not-supported",
+            (key[:64],),
+            severity="warning",
+        )
+        for key in dict.fromkeys(request.query_params.keys())
+        if key not in WIRE_PARAMETERS
+    ]
+    if ignored and prefer(request, "handling") == "strict":
+        raise Invalid.strictly(ignored)
+    return ignored
 
 
 def pretty(request: Request) -> bool:

@@ -82,13 +82,25 @@ def _body(kind: str) -> JSON:
         case = [{"system": "https://example.org/children-services/case", "value": "CS-20417"}]
         add = {"op": "add", "path": "/identifier", "value": case}
         media = {"schema": component_ref("schemas", "JsonPatch"), "example": [test, add]}
-        return {"required": True, "content": {"application/json-patch+json": media}}
+        fhirpath = _described("Parameters", _fhirpath_patch_example(case[0]))["content"]
+        return {"required": True, "content": {"application/json-patch+json": media, **fhirpath}}
     examples = {
         name: {"value": resource | ({"id": UPDATE_IDS[name]} if kind == "update" else {})}
         for name, resource in EXAMPLES.items()
     }
     media = {"schema": component_ref("schemas", "Resource"), "examples": examples}
     return {"required": True, "content": {FHIR_JSON: media}}
+
+
+def _fhirpath_patch_example(identifier: JSON) -> JSON:
+    """The same change as the JSON Patch example, as a FHIRPath Patch (R4 fhirpatch.html)."""
+    add = [
+        {"name": "type", "valueCode": "add"},
+        {"name": "path", "valueString": "Flag"},
+        {"name": "name", "valueString": "identifier"},
+        {"name": "value", "valueIdentifier": identifier},
+    ]
+    return {"resourceType": "Parameters", "parameter": [{"name": "operation", "part": add}]}
 
 
 def _described(schema: str, example: JSON) -> JSON:
@@ -158,7 +170,11 @@ def _operation(path: str, name: str, found: JSON) -> JSON:
 
 INFO = """FHIR R4 (4.0.1) REST service for child-safeguarding information.
 
-- Bodies are `application/fhir+json` (PATCH: `application/json-patch+json`); so are responses.
+- Bodies are `application/fhir+json` (`application/json` is accepted as the same); so are
+  responses. PATCH takes JSON Patch (`application/json-patch+json`) or FHIRPath Patch (a
+  Parameters resource in FHIR JSON).
+- Under `Prefer: handling=strict` an unknown or meaningless query parameter is 400; otherwise
+  it is ignored with a warning issue.
 - Every error is an OperationOutcome whose `issue.expression` names the element at fault.
 - Reads and writes return `ETag: W/"n"`; send `If-Match: W/"n"` to write without losing updates.
 - Search and history Bundles are paged: follow the `next` link.

@@ -34,7 +34,7 @@ SEARCH = (
     "_revinclude",
     "Prefer-handling",
 )
-VERSIONED = ("If-Match", "Prefer-return")
+VERSIONED = ("If-Match", "Prefer-return", "Prefer-handling")
 AUDIT_SEARCH = ("audit", "_count", "_cursor", "_sort", "_total", "_summary", "Prefer-handling")
 TERMINOLOGY_SEARCH = (
     "terminology",
@@ -123,13 +123,17 @@ OPERATIONS: dict[str, Op] = {
         )
         for member in COMPARTMENT_MEMBERS
     },
-    "create": Op("Create", (201, 200), "Written", WRITE, ("If-None-Exist", VERSIONED[1]), "create"),
+    "create": Op(
+        "Create", (201, 200), "Written", WRITE, ("If-None-Exist", *VERSIONED[1:]), "create"
+    ),
     "update": Op("Update", (200, 201), "Written", WRITE, VERSIONED, "update"),
     "conditional_update": Op(
         "Conditional update", (200, 201), "Written", WRITE, ("search", *VERSIONED), "create"
     ),
     "patch": Op("Patch", (200,), "Written", (*WRITE, 410), VERSIONED, "patch"),
-    "delete": Op("Delete", (200,), "OperationOutcome", (400, 409, 412), ("If-Match",)),
+    "delete": Op(
+        "Delete", (200,), "OperationOutcome", (400, 409, 412), ("If-Match", "Prefer-handling")
+    ),
     "conditional_delete": Op(
         "Conditional delete", (200,), "OperationOutcome", (400, 409, 412), ("search",)
     ),
@@ -222,6 +226,11 @@ EXPORT_KICK_OFF = (
     "holds exactly what changed after it. Parameters other than those listed are 400. "
     "429 when the client already has SAFEGUARD_EXPORT_MAX_JOBS_PER_CLIENT jobs in progress."
 )
+UNUSED = (
+    "query parameters other than _format and _pretty are ignored, each with a warning issue "
+    "in the OperationOutcome that Prefer: return=OperationOutcome returns, or refused (400, "
+    "an error issue each) under Prefer: handling=strict."
+)
 DESCRIPTIONS = {
     "metadata": "The hosted types, their interactions and search parameters.",
     "read_definition": "A search parameter this server defines (R4 has no Flag status, category "
@@ -238,15 +247,18 @@ DESCRIPTIONS = {
     "read": "The current version, as stored.",
     "search_type": "Live resources matching every parameter; the Bundle's next link pages on.",
     "create": "201 with a server-assigned id. With If-None-Exist: if one resource matches, 200 "
-    "and that resource (nothing is created); several matches are 412.",
+    "and that resource (nothing is created); several matches are 412. A conditional create's "
+    f"query goes in If-None-Exist, never the URL: {UNUSED}",
     "update": "200 with a new version, or 201 if there was none (update-as-create). The body's "
-    "id must equal the URL's.",
+    f"id must equal the URL's. As on create, {UNUSED}",
     "conditional_update": "The query selects the resource: one match is updated (200), none "
     "means create (201), several matches are 412.",
-    "patch": "A JSON Patch applied to the current version, then checked like an update; it may "
+    "patch": "A JSON Patch, or a FHIRPath Patch (Parameters of add, insert, delete, replace and "
+    "move operations; paths of element names, [n], first(), last() and where(element = "
+    "'value')), applied to the current version, then checked like an update; it may "
     "not change resourceType or id.",
     "delete": "Reads become 410; history keeps every version. Deleting an unknown or deleted "
-    "resource is 200 too.",
+    f"resource is 200 too. As on create, {UNUSED}",
     "conditional_delete": "Deletes the one resource the query matches; several matches are 412.",
     **_terminology_descriptions(),
     "read_operation_definition": "The definition of an operation this server defines "

@@ -96,7 +96,8 @@ ERRORS = {
     "again, reapply the change and send it with the new ETag), or the condition matched "
     "several resources",
     413: "The body is over SAFEGUARD_MAX_BODY_BYTES (5 MiB by default)",
-    415: "Content-Type is not application/fhir+json (application/json-patch+json for PATCH)",
+    415: "Content-Type is not application/fhir+json or application/json (for PATCH also "
+    "application/json-patch+json)",
     422: "Breaks a rule: a required code binding, an NHS number's check digit or uniqueness "
     "among live Patients, or a reference to a resource that does not exist",
     429: "Over this client's request rate (SAFEGUARD_RATE_LIMIT_PER_MINUTE), or its export jobs in "
@@ -245,7 +246,9 @@ PARAMETERS: dict[str, JSON] = {
     "If-Match": _param("If-Match", "header", "Apply only to this version, else 412", 'W/"1"'),
     "If-None-Exist": _param("If-None-Exist", "header", "Conditional create query", NHS_NUMBER),
     "Prefer-return": _param("Prefer", "header", "return=representation|minimal|OperationOutcome"),
-    "Prefer-handling": _param("Prefer", "header", "handling=strict: unknown parameters are 400"),
+    "Prefer-handling": _param(
+        "Prefer", "header", "handling=strict: unknown or meaningless query parameters are 400"
+    ),
     "X-Request-ID": _param(
         "X-Request-ID",
         "header",

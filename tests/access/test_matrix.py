@@ -824,6 +824,22 @@ async def patch_stale(case: Case) -> Observed:
     return await _each(case, send, _writable(case, 412))
 
 
+async def fhirpath_patch_stale(case: Case) -> Observed:
+    """The same through FHIRPath Patch (a Parameters body): the same answers as JSON Patch."""
+    parts = [
+        {"name": "type", "valueCode": "add"},
+        {"name": "path", "valueString": case.resource_type},
+        {"name": "name", "valueString": "language"},
+        {"name": "value", "valueCode": "en"},
+    ]
+    body = {"resourceType": "Parameters", "parameter": [{"name": "operation", "part": parts}]}
+
+    async def send(r: Res) -> httpx.Response:
+        return await case.http.patch(f"/{r.type}/{r.id}", json=body, headers=STALE)
+
+    return await _each(case, send, _writable(case, 412))
+
+
 async def delete_stale(case: Case) -> Observed:
     async def send(r: Res) -> httpx.Response:
         return await case.http.delete(f"/{r.type}/{r.id}", headers=STALE)
@@ -886,6 +902,7 @@ async def conditional_delete(case: Case) -> Observed:
 WRITE_PATHS: dict[str, Probe] = {
     "update": update_stale,
     "patch": patch_stale,
+    "fhirpath-patch": fhirpath_patch_stale,
     "delete": delete_stale,
     "conditional-create": conditional_create,
     "conditional-update": conditional_update,

@@ -42,7 +42,7 @@ class Entry:
     version: int | None = None  # Type/id/_history/n
     query: str | None = None  # Type?criteria: conditional update or delete, or a search
     resource: dict[str, Any] | None = None
-    patch: Any = None  # a JSON Patch document
+    patch: Any = None  # a JSON Patch document (a list) or a FHIRPath Patch (Parameters)
     full_url: str | None = None
     if_none_exist: str | None = None
     if_match: int | None = None
@@ -174,7 +174,10 @@ def _resource(found: Any, entry: Entry, where: str) -> dict[str, Any]:
 
 
 def _json_patch(resource: Any, where: str) -> Any:
-    """The JSON Patch document carried by a PATCH entry (a Binary, http.html#patch)."""
+    """The patch a PATCH entry carries: a FHIRPath Patch's Parameters as it is, or a JSON
+    Patch document from its Binary (http://hl7.org/fhir/R4/http.html#patch)."""
+    if isinstance(resource, dict) and resource.get("resourceType") == "Parameters":
+        return resource
     if not (
         isinstance(resource, dict)
         and resource.get("resourceType") == "Binary"
@@ -182,7 +185,9 @@ def _json_patch(resource: Any, where: str) -> Any:
         and isinstance(resource.get("data"), str)
     ):
         raise Invalid.of(
-            f"a PATCH entry's resource must be a Binary of {JSON_PATCH}", f"{where}.resource"
+            f"a PATCH entry's resource must be a Parameters (FHIRPath Patch) or a Binary of "
+            f"{JSON_PATCH}",
+            f"{where}.resource",
         )
     try:
         return orjson.loads(base64.b64decode(resource["data"], validate=True))

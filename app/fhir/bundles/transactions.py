@@ -31,7 +31,7 @@ from app.fhir.bundles.entries import (
     parse_entry,
 )
 from app.fhir.context import app_context
-from app.fhir.patching import json_patcher
+from app.fhir.patching import fhirpath_patcher, json_patcher
 from app.fhir.presence import still_there
 from app.fhir.search import parsing as search
 from app.fhir.search import running as searching
@@ -263,7 +263,8 @@ async def _process(repository: Repository, request: Request, entry: Entry, plan:
         return entry_results.written(request, updated)
     if entry.method == "PATCH" and entry.logical_id is not None:
         limit = app_context(request).settings.max_body_bytes
-        patcher = json_patcher(entry.resource_type, entry.logical_id, entry.patch, limit)
+        patching = fhirpath_patcher if isinstance(entry.patch, dict) else json_patcher
+        patcher = patching(entry.resource_type, entry.logical_id, entry.patch, limit)
         result = await service.patch(
             repository,
             entry.resource_type,

@@ -225,7 +225,7 @@ def capability_statement(
         "implementation": {"description": (description or "").strip(), "url": base_url},
         "fhirVersion": FHIR_VERSION,
         "format": ["json"],
-        "patchFormat": ["application/json-patch+json"],
+        "patchFormat": ["application/json-patch+json", "application/fhir+json"],
         "rest": [
             {
                 "mode": "server",
