@@ -40,6 +40,7 @@ from app.openapi.schemas import (
     search_parameters,
     terminology_parameters,
 )
+from app.openapi.scopes import declared_scopes, scope_text, scopes_of
 
 VERSION_HEADERS = ("ETag", "Last-Modified", "Location")
 SUCCESS_HEADERS = {
@@ -152,7 +153,7 @@ def _operation(path: str, name: str, found: JSON) -> JSON:
         responses[str(status)] = _response(ERRORS[status], "OperationOutcome", FHIR_JSON)
     if 409 in errors:
         responses["409"] = conflict_response(name)
-    text = [DESCRIPTIONS.get(name), found.get("description")]
+    text = [DESCRIPTIONS.get(name), found.get("description"), scope_text(name) if guarded else None]
     operation: JSON = {
         "operationId": re.sub(r"_(\w)", lambda m: m.group(1).upper(), name.strip("_")),
         "summary": op.summary,
@@ -164,7 +165,7 @@ def _operation(path: str, name: str, found: JSON) -> JSON:
     if op.body is not None:
         operation["requestBody"] = _body(op.body)
     if guarded:
-        operation["security"] = [{"smartBackendServices": []}, {"bearer": []}]
+        operation["security"] = [{"smartBackendServices": list(scopes_of(name))}, {"bearer": []}]
     return operation
 
 
@@ -192,12 +193,7 @@ SECURITY: JSON = {
         "flows": {
             "clientCredentials": {
                 "tokenUrl": SERVER.rsplit("/fhir", 1)[0] + "/auth/token",
-                "scopes": {
-                    "system/*.cruds": "everything (system clients)",
-                    "system/Flag.cruds": "create, read, update, delete and search Flags",
-                    "system/Patient.crus": "create, read, update and search Patients",
-                    "system/Organization.rs": "read and search the directory",
-                },
+                "scopes": declared_scopes(),
             }
         },
     },
