@@ -53,6 +53,47 @@ def check_depth(value: Any, *expression: str) -> None:
         raise Invalid.of(f"JSON may not nest deeper than {MAX_DEPTH} levels", *expression)
 
 
+def _pruned(value: Any) -> Any:
+    """`value` without empty arrays or objects, at any depth; None if nothing is left."""
+    if isinstance(value, dict):
+        kept = {k: v for k, v in ((k, _pruned(v)) for k, v in value.items()) if v is not None}
+        return kept or None
+    if isinstance(value, list):
+        kept_items = [v for v in (_pruned(item) for item in value) if v is not None]
+        return kept_items or None
+    return value
+
+
+def _has_empty(body: dict[str, Any]) -> bool:
+    """Whether any array or object within `body` is empty (no recursion, no copies)."""
+    stack: list[Any] = [body]
+    while stack:
+        node = stack.pop()
+        if not node:
+            return True
+        stack.extend(
+            v
+            for v in (node.values() if isinstance(node, dict) else node)
+            if isinstance(v, dict | list)
+        )
+    return False
+
+
+def drop_empties(body: dict[str, Any]) -> None:
+    """Leave out every empty array and object, as a lenient FHIR JSON parser does: they say
+    nothing, and FHIR JSON has none (http://hl7.org/fhir/R4/json.html), so none is stored or
+    sent back. The caller has bounded the depth (`check_depth`)."""
+    if not _has_empty(body):
+        return
+    for key, value in list(body.items()):
+        if isinstance(value, dict | list):
+            kept = _pruned(value)
+            if kept is None:
+                del body[key]
+            else:
+                body[key] = kept
+
+
 def _expression(resource_type: str, location: tuple[Any, ...]) -> str:
     expression = resource_type
     for part in location:
@@ -72,11 +113,13 @@ def warm_up() -> None:
 
 
 def validate_structure(resource_type: str, body: dict[str, Any]) -> None:
-    """Check a resource against its R4 structure; errors are 400 naming each element.
+    """Check a resource against its R4 structure, first leaving out its empty arrays and
+    objects (`drop_empties`); errors are 400 naming each element.
 
     The caller has bounded its depth (`check_depth`): the validator recurses. What the fast
     path vouches for skips the model (`app.fhir.shapes`); the model judges the rest.
     """
+    drop_empties(body)
     model = MODELS[resource_type]
     if surely_valid(model, resource_type, body):
         return

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.criteria import Query
-from app.errors import Invalid, Issue, NotFound
+from app.errors import Invalid, Issue, NotFound, UnsupportedMediaType
 from app.fhir import auditing, history, permissions, sightings, wire
 from app.fhir.bundles import idempotency
 from app.fhir.context import AppContext, app_context
@@ -332,6 +332,12 @@ async def patch(request: Request) -> Response:
     ignored = wire.unused_parameters(request, "patch")
     context = app_context(request)
     limit = context.settings.max_body_bytes
+    if "content-type" not in request.headers:  # JSON Patch or FHIRPath Patch: it must say
+        raise UnsupportedMediaType.of(
+            "a PATCH needs a Content-Type: application/json-patch+json (JSON Patch) or "
+            "application/fhir+json (FHIRPath Patch)",
+            "Content-Type",
+        )
     raw = await wire.read_body(request, limit, wire.PATCH_TYPES)
     is_json_patch = wire.media_type(request.headers.get("content-type")) == wire.JSON_PATCH
     patching = json_patcher if is_json_patch else fhirpath_patcher

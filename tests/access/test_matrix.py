@@ -939,4 +939,4 @@ async def test_the_probes_left_the_population_as_it_was(
 def test_matrix_size() -> None:
     """The size of the matrix, as reported: callers x paths x the types each path applies to."""
     assert len(READ_CASES) == 6 * (18 * 5 + 4)
-    assert len(WRITE_CASES) == 6 * 6 * 5
+    assert len(WRITE_CASES) == 6 * 7 * 5
