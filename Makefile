@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SRC := $(wildcard app tests bench migrations)
 
-.PHONY: run test test-reliability lint imports typecheck pytest bench bench-search bench-bundles bench-summary bench-audit bench-feed bench-export bench-write-cost bench-notify bench-reconcile openapi migrate clean
+.PHONY: run test test-reliability postman postman-examples lint imports typecheck pytest bench bench-search bench-bundles bench-summary bench-audit bench-feed bench-export bench-write-cost bench-notify bench-reconcile openapi migrate clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,23 @@ pytest: $(STAMP)
 # QUICK=1 runs CI's bounded form (a few minutes); without it, the full one.
 test-reliability: $(STAMP)
 	SAFEGUARD_RELIABILITY=$(if $(QUICK),quick,full) $(BIN)/pytest tests/reliability
+
+# The Postman collection (openapi/), one folder per user journey, run with newman against a
+# server of its own on a fresh SQLite database (openapi/postman/run.sh); newman is pinned in
+# openapi/postman/package-lock.json and installed there from the npm registry.
+# postman-examples runs it and stores each response as its request's saved example.
+POSTMAN := openapi/postman
+NEWMAN_STAMP := $(POSTMAN)/node_modules/.installed
+
+postman: $(STAMP) $(NEWMAN_STAMP)
+	$(POSTMAN)/run.sh
+
+postman-examples: $(STAMP) $(NEWMAN_STAMP)
+	$(POSTMAN)/run.sh --examples
+
+$(NEWMAN_STAMP): $(POSTMAN)/package.json $(POSTMAN)/package-lock.json
+	npm ci --prefix $(POSTMAN) --no-audit --no-fund
+	touch $@
 
 bench: $(STAMP)
 	@command -v wrk >/dev/null 2>&1 || apt-get install -y -qq wrk >/dev/null 2>&1 || \
@@ -75,4 +92,4 @@ openapi: $(STAMP)
 	$(BIN)/safeguard openapi > openapi/openapi.json
 
 clean:
-	rm -rf $(VENV) data .mypy_cache .ruff_cache
+	rm -rf $(VENV) data .mypy_cache .ruff_cache $(POSTMAN)/node_modules
