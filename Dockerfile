@@ -6,34 +6,48 @@
 #     -e SAFEGUARD_BASE_URL=https://fhir.example.org/fhir safeguard-fhir
 #
 # SAFEGUARD_BASE_URL is the public base used in Location headers and Bundle fullUrls; set it.
-# For PostgreSQL set SAFEGUARD_DATABASE_URL=postgresql://user:password@host:5432/db, and then
-# `safeguard serve --host 0.0.0.0 --workers N` may serve from more than one worker.
-# A bind mount on /data must be writable by uid 10001.
-FROM python:3.11-slim-bookworm
+# The image runs `safeguard serve --host 0.0.0.0`, which migrates the database, then serves.
+# `safeguard serve` takes:
+#   --host ADDRESS   the address to listen on (127.0.0.1 by default; 0.0.0.0 here)
+#   --port N         the port (8000; the HEALTHCHECK below asks 8000)
+#   --workers N      server processes (1); more than one needs PostgreSQL
+#   --no-apply-migrations, --seed-demo/--no-seed-demo (SAFEGUARD_SEED_DEMO, false here)
+# e.g. with PostgreSQL (SAFEGUARD_DATABASE_URL=postgresql://user:password@host:5432/db):
+#   docker run ... safeguard-fhir safeguard serve --host 0.0.0.0 --workers 4
+# A bind mount on /data must be writable by uid 10001. `.ci/docker-smoke` builds this image
+# and checks that it answers.
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+# Build stage: the project's wheel (its migrations and data files are package data), then a
+# venv of that wheel and its pinned dependencies. Only the venv leaves this stage.
+FROM ${PYTHON_IMAGE} AS build
+
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore \
+    PIP_NO_CACHE_DIR=1
+
+WORKDIR /src
+COPY pyproject.toml constraints.txt ./
+COPY app/ app/
+
+RUN pip wheel --no-deps --wheel-dir /wheels . \
+    && python -m venv /opt/safeguard \
+    && /opt/safeguard/bin/pip install -c constraints.txt /wheels/safeguard_fhir-*.whl
+
+# Final stage: the installed venv, no source tree, no wheels, no PYTHONPATH.
+FROM ${PYTHON_IMAGE}
 
 LABEL org.opencontainers.image.title="safeguard-fhir" \
       org.opencontainers.image.description="FHIR R4 service for child-safeguarding information"
 
-# PYTHONPATH: `app` is imported from this source tree, not from the copy pip puts in
-# site-packages, because app/storage/migrate.py finds alembic.ini and migrations/ next to the
-# source (two directories above itself); from site-packages `safeguard` could not migrate.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PIP_ROOT_USER_ACTION=ignore \
-    PYTHONPATH=/srv/safeguard-fhir \
+    PATH=/opt/safeguard/bin:$PATH \
     SAFEGUARD_DATABASE_URL=sqlite:////data/safeguard.db \
+    SAFEGUARD_EXPORT_DIR=/data/exports \
     SAFEGUARD_SEED_DEMO=false
 
-WORKDIR /srv/safeguard-fhir
-
-COPY pyproject.toml constraints.txt alembic.ini ./
-COPY app/ app/
-COPY migrations/ migrations/
-
-# The full pinned set is in constraints.txt; the in-tree build leaves build/ and *.egg-info.
-RUN pip install --no-cache-dir -c constraints.txt . \
-    && rm -rf build ./*.egg-info
+COPY --from=build /opt/safeguard /opt/safeguard
 
 RUN groupadd --system --gid 10001 safeguard \
     && useradd --system --uid 10001 --gid safeguard --no-create-home \
@@ -41,6 +55,7 @@ RUN groupadd --system --gid 10001 safeguard \
     && mkdir /data \
     && chown safeguard:safeguard /data
 
+WORKDIR /data
 USER 10001:10001
 VOLUME ["/data"]
 EXPOSE 8000

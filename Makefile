@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-SRC := $(wildcard app tests bench migrations)
+SRC := $(wildcard app tests bench)
 
 .PHONY: run test test-reliability postman postman-examples lint imports typecheck pytest bench bench-search bench-bundles bench-summary bench-audit bench-feed bench-export bench-write-cost bench-notify bench-reconcile openapi migrate clean
 

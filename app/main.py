@@ -40,6 +40,7 @@ from app.fhir.presence import Watching
 from app.fhir.routes import ROUTES
 from app.notify.worker import Notifier
 from app.openapi.document import document
+from app.openapi.pages import add_pages
 from app.records.exporter import Exporter, ExportOptions
 from app.records.store import Store
 from app.settings import Settings, get_settings
@@ -131,6 +132,8 @@ def create_app(settings: Settings | None = None, identify: Identify | None = Non
         summary="FHIR R4 service for sharing child-safeguarding information",
         lifespan=lifespan,
         default_response_class=Response,
+        docs_url=None,  # /docs and /redoc are app.openapi.pages', with no CDN
+        redoc_url=None,
     )
     app.state.context = context
     app.state.authority = authority
@@ -234,6 +237,7 @@ def _add_routes(app: FastAPI) -> None:
     ]
     app.add_api_route("/_ping", _ping, methods=["GET"], tags=["health"])
     app.add_api_route("/_status", _status, methods=["GET"], tags=["health"])
+    add_pages(app)
 
 
 async def _ping() -> Response:

@@ -1,17 +1,22 @@
-"""Apply the Alembic migrations: the only way the schema is built, in tests too."""
+"""Apply the Alembic migrations: the only way the schema is built, in tests too.
+
+The migration scripts are package data (`app/storage/migrations/`), so an installed
+`safeguard` migrates from site-packages as it does from a source tree; the Alembic config is
+built here, and no alembic.ini is read at run time.
+"""
 
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 
-ROOT = Path(__file__).resolve().parents[2]
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 def alembic_config(database_url: str) -> Config:
-    """An Alembic config for this project, aimed at `database_url`."""
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
+    """An Alembic config for this project's migrations, aimed at `database_url`."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["database_url"] = database_url
     return config
 
