@@ -86,8 +86,7 @@ def _backed_up_sqlite(original: str, copy: str) -> None:
 
 @asynccontextmanager
 async def _original_and_copy(backend: str, tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
-    """Two database URLs: a migrated, empty original and where its copy goes; on PostgreSQL
-    both are dropped afterwards."""
+    """A migrated, empty original and where its copy goes (on PostgreSQL, both dropped after)."""
     if backend == "sqlite":
         original = f"sqlite:///{tmp_path / 'original.db'}"
         upgrade(original)
@@ -106,8 +105,7 @@ async def _original_and_copy(backend: str, tmp_path: Path) -> AsyncIterator[tupl
 
 
 def _demo_patients() -> tuple[list[str], list[str]]:
-    """Patient ids of children (the subjects of RelatedPersons) and of adults of the seeded demo
-    population."""
+    """The demo population's children (whom RelatedPersons are about) and adults: Patient/id."""
     families = list(population(FAMILIES, 1, vocabulary(BASE), TODAY))[1:]
     resources = [resource for family in families for resource in family]
     children = sorted(
@@ -118,8 +116,7 @@ def _demo_patients() -> tuple[list[str], list[str]]:
 
 
 def _steady(bundle: dict[str, Any]) -> dict[str, Any]:
-    """A summary Bundle less what differs between two answers of the same data: its own id,
-    lastUpdated and timestamp, and the urn:uuid naming its OperationOutcome entry."""
+    """A summary less what differs between two answers of the same data (ids made per answer)."""
     entries = [
         {k: v for k, v in entry.items() if not (k == "fullUrl" and v.startswith("urn:uuid:"))}
         for entry in bundle.get("entry", [])
