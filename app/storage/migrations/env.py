@@ -3,11 +3,13 @@
 import asyncio
 from pathlib import Path
 
+import asyncpg
 from alembic import context
 from sqlalchemy import Connection, create_engine, pool
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.settings import get_settings
+from app.storage.db import asyncpg_dsn
 from app.storage.tables import metadata
 
 config = context.config
@@ -30,8 +32,13 @@ def _configure_and_run(connection: Connection) -> None:
 
 
 async def _run_postgres(url: str) -> None:
+    """Through a connection asyncpg opens from the DSN itself, as the server's pool does, so
+    libpq parameters in the URL (sslmode, sslrootcert, application_name) mean the same here."""
+    dsn = asyncpg_dsn(url)
     engine = create_async_engine(
-        url.replace("postgresql://", "postgresql+asyncpg://", 1), poolclass=pool.NullPool
+        "postgresql+asyncpg://",
+        async_creator=lambda: asyncpg.connect(dsn),
+        poolclass=pool.NullPool,
     )
     async with engine.connect() as connection:
         await connection.run_sync(_configure_and_run)
