@@ -185,9 +185,16 @@ def remove_client(client_id: str = typer.Argument(..., help="The client to revok
 
 
 @keys_cli.command("rotate")
-def rotate_keys() -> None:
+def rotate_keys(
+    revoke: bool = typer.Option(
+        False,
+        "--revoke",
+        help="Drop every earlier key now (one thought leaked): tokens they signed stop "
+        "working within 30 s, and clients get new ones.",
+    ),
+) -> None:
     """Sign new tokens with a new key; the previous one verifies until its tokens expire."""
-    typer.echo(f"new signing key {commands.rotate_keys(get_settings())}")
+    typer.echo(f"new signing key {commands.rotate_keys(get_settings(), revoke)}")
 
 
 @cli.command()

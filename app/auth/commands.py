@@ -58,9 +58,11 @@ def remove_client(settings: Settings, client_id: str) -> None:
         raise Refused(f"no live client {client_id}")
 
 
-def rotate_keys(settings: Settings) -> str:
-    """A new signing key; the previous one verifies until its tokens have expired."""
-    return _run(settings, lambda db: keys.rotate(db, settings.token_lifetime_seconds))
+def rotate_keys(settings: Settings, revoke: bool = False) -> str:
+    """A new signing key; the previous one verifies until its tokens have expired, or, with
+    `revoke`, no longer at all (every process drops it within keys.REFRESH_SECONDS)."""
+    lifetime = settings.token_lifetime_seconds
+    return _run(settings, lambda db: keys.rotate(db, lifetime, revoke))
 
 
 def local_token(settings: Settings, client_id: str) -> str:

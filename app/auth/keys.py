@@ -2,8 +2,11 @@
 
 The newest key not retired signs; `safeguard keys rotate` retires it and adds another. A
 retired key still verifies, and is published at /auth/jwks, until every token it signed has
-expired (retired_at + the token lifetime); rotation then deletes it. Keys are parsed once and
-kept by kid; a kid not seen before (a key another process added) is looked up in the table.
+expired (retired_at + the token lifetime); rotation then deletes it, and `rotate --revoke`
+deletes every earlier key at once (a key thought leaked). Keys are parsed once and kept by kid;
+a kid not seen before (a key another process added) is looked up in the table, and every
+process reads the table again within REFRESH_SECONDS, so a retirement or a deletion made
+elsewhere holds everywhere that soon, without a restart.
 Spec: https://www.rfc-editor.org/rfc/rfc7517
 """
 
@@ -19,6 +22,7 @@ from app.storage.db import Connection, Database
 
 ALGORITHM = "ES256"
 MISS_SECONDS = 5.0  # an unknown kid is looked up again only after this long
+REFRESH_SECONDS = 30.0  # how long a process trusts its view of which keys are retired or gone
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +58,13 @@ async def ensure_key(db: Database) -> None:
             await _add_key(conn)
 
 
-async def rotate(db: Database, token_lifetime: int) -> str:
-    """Retire the signing key, add a new one (its kid is returned), drop keys past use."""
+async def rotate(db: Database, token_lifetime: int, revoke: bool = False) -> str:
+    """Retire the signing key, add a new one (its kid is returned), drop keys past use; with
+    `revoke`, drop every earlier key now, so no token any of them signed is accepted."""
     now = now_micros()
     async with db.transaction() as conn:
+        if revoke:
+            await conn.execute("DELETE FROM signing_key")
         await conn.execute("UPDATE signing_key SET retired_at = $1 WHERE retired_at IS NULL", now)
         await conn.execute(
             "DELETE FROM signing_key WHERE retired_at < $1", now - token_lifetime * 1_000_000
@@ -73,6 +80,7 @@ class KeyRing:
         self.db, self.token_lifetime = db, token_lifetime
         self._by_kid: dict[str, SigningKey] = {}
         self._missed: dict[str, float] = {}
+        self._refreshed = -REFRESH_SECONDS  # time.monotonic() of the last read of the table
 
     async def signer(self) -> SigningKey:
         """The key that signs now (another process may have rotated keys)."""
@@ -88,8 +96,25 @@ class KeyRing:
             self._by_kid[row[0]] = _parsed(row[0], row[1], None)
         return self._by_kid[row[0]]
 
+    async def trusts(self, kid: str, issued_at: int) -> bool:
+        """Whether a token `kid` signed at `issued_at` (seconds since epoch) may still be used:
+        the key is still in the table, and was not retired before the token was issued."""
+        await self._refresh_if_stale()
+        known = self._by_kid.get(kid)
+        if known is None:
+            return False
+        return known.retired_at is None or issued_at * 1_000_000 <= known.retired_at
+
+    async def _refresh_if_stale(self) -> None:
+        """Read which keys are ours (and which retired) again, at most every REFRESH_SECONDS."""
+        if time.monotonic() - self._refreshed < REFRESH_SECONDS:
+            return
+        self._by_kid = {found.kid: found for found in await self._usable()}
+        self._refreshed = time.monotonic()
+
     async def verifier(self, kid: str) -> ECKey | None:
         """The key that verifies tokens of `kid`, if it is (still) one of ours."""
+        await self._refresh_if_stale()
         known = self._by_kid.get(kid)
         if known is not None:
             return known.key

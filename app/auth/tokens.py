@@ -36,10 +36,12 @@ MAX_CACHED = 10_000  # verified tokens kept; past that, the expired ones are dro
 
 @dataclass(frozen=True, slots=True)
 class Verified:
-    """A verified access token: its caller and when it expires (seconds since epoch)."""
+    """A verified access token: its caller, when it expires, which key signed it and when."""
 
     caller: Caller
     expires_at: int
+    kid: str  # the server key that signed it
+    issued_at: int  # seconds since epoch
 
 
 def bad_token(description: str) -> Unauthorized:
@@ -132,6 +134,9 @@ class Authority:
         if verified.expires_at <= time.time():
             del self._verified[token]
             raise bad_token("it has expired")
+        if not await self.keys.trusts(verified.kid, verified.issued_at):
+            del self._verified[token]
+            raise bad_token("its signing key is no longer trusted")
         if not await self.revocations.live(verified.caller.subject):
             raise bad_token("its client was revoked")
         return verified.caller
@@ -147,7 +152,9 @@ class Authority:
             kid = extract_compact(token.encode()).headers().get("kid")
         except (JoseError, ValueError) as exc:
             raise bad_token("it is not a JWT") from exc
-        key = await self.keys.verifier(kid) if isinstance(kid, str) else None
+        if not isinstance(kid, str):
+            raise bad_token("it names no key (kid)")
+        key = await self.keys.verifier(kid)
         if key is None:
             raise bad_token("it was not signed by this server")
         try:
@@ -157,11 +164,15 @@ class Authority:
                 iss={"essential": True, "value": self.issuer},
                 aud={"essential": True, "value": self.audience},
                 exp={"essential": True},
+                iat={"essential": True},
                 sub={"essential": True},
             ).validate(claims)
-        except (JoseError, ValueError) as exc:
+            issued_at, expires_at = int(claims["iat"]), int(claims["exp"])
+        except (JoseError, ValueError, TypeError) as exc:
             raise bad_token("its signature or claims do not hold") from exc
-        return Verified(self._caller_of(claims), int(claims["exp"]))
+        if expires_at - issued_at > self.lifetime:  # none of ours lives longer
+            raise bad_token("it lives longer than this server's tokens do")
+        return Verified(self._caller_of(claims), expires_at, kid, issued_at)
 
     def _caller_of(self, claims: dict[str, Any]) -> Caller:
         role, organisation = claims.get("role"), claims.get("organization")

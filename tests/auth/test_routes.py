@@ -1,11 +1,15 @@
 """The SMART configuration, the JWKS, the CapabilityStatement's security, key rotation."""
 
+import time
+
 import httpx
+import pytest
 from fastapi import FastAPI
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from app.auth.keys import rotate
+from app.auth import keys
+from app.auth.keys import SigningKey, rotate
 from tests.tokens import authority, forget_tokens, token_for
 
 
@@ -61,3 +65,55 @@ async def test_rotation_keeps_old_tokens_valid_and_signs_new_ones_with_the_new_k
     for token in (old_token, new_token):
         response = await client.get("/Patient", headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 200
+
+
+def _signed_by(key: SigningKey, issued_at: int, lifetime: int = 300) -> str:
+    """A token as anyone holding `key` could sign it (a leaked key), issued at `issued_at`."""
+    claims = {
+        "iss": "http://test",
+        "sub": "rotation-client",
+        "aud": "http://test/fhir",
+        "iat": issued_at,
+        "exp": issued_at + lifetime,
+        "scope": "system/Patient.rs",
+        "role": "system",
+        "organization": "Organization/org-1",
+    }
+    return jwt.encode({"alg": "ES256", "kid": key.kid}, claims, key.key, ["ES256"])
+
+
+async def _status(client: httpx.AsyncClient, token: str) -> int:
+    response = await client.get("/Patient", headers={"Authorization": f"Bearer {token}"})
+    return response.status_code
+
+
+@pytest.fixture
+def fresh_view_of_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each check reads the key table (a process does so every REFRESH_SECONDS)."""
+    monkeypatch.setattr(keys, "REFRESH_SECONDS", 0.0)
+
+
+async def test_a_retired_key_signs_nothing_new_that_is_accepted(
+    client: httpx.AsyncClient, app: FastAPI, fresh_view_of_keys: None
+) -> None:
+    old = await authority(app).keys.signer()
+    before = _signed_by(old, int(time.time()) - 5)
+    assert await _status(client, before) == 200
+    await rotate(authority(app).db, authority(app).lifetime)
+    assert await _status(client, before) == 200  # issued before: valid until it expires
+    assert await _status(client, _signed_by(old, int(time.time()) + 1)) == 401
+    assert await _status(client, _signed_by(old, int(time.time()) - 5, lifetime=86_400)) == 401
+
+
+async def test_revoking_drops_every_earlier_key_in_every_process_without_a_restart(
+    client: httpx.AsyncClient, app: FastAPI, fresh_view_of_keys: None
+) -> None:
+    forget_tokens()
+    old_token = await token_for(app, "rotation-client", scope="system/Patient.rs")
+    assert await _status(client, old_token) == 200  # now verified and kept by this process
+    await rotate(authority(app).db, authority(app).lifetime, revoke=True)
+    refused = await client.get("/Patient", headers={"Authorization": f"Bearer {old_token}"})
+    assert refused.status_code == 401
+    assert "no longer trusted" in refused.headers["www-authenticate"]
+    forget_tokens()
+    assert await _status(client, await token_for(app, "rotation-client")) == 200
