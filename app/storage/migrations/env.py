@@ -13,6 +13,7 @@ from app.storage.db import asyncpg_dsn
 from app.storage.tables import metadata
 
 config = context.config
+MIGRATION_LOCK = 0x5AFE6D  # the pg_advisory_lock key all safeguard-fhir migrators share
 
 
 def database_url() -> str:
@@ -41,6 +42,10 @@ async def _run_postgres(url: str) -> None:
         poolclass=pool.NullPool,
     )
     async with engine.connect() as connection:
+        # One migrator at a time: replicas started together each run `safeguard serve`, which
+        # migrates first; the others wait here, then find the schema at head.
+        await connection.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK})")
+        await connection.commit()
         await connection.run_sync(_configure_and_run)
     await engine.dispose()
 
