@@ -80,7 +80,9 @@ class KeyRing:
         self.db, self.token_lifetime = db, token_lifetime
         self._by_kid: dict[str, SigningKey] = {}
         self._missed: dict[str, float] = {}
-        self._refreshed = -REFRESH_SECONDS  # time.monotonic() of the last read of the table
+        # time.monotonic() of the last read of the whole table; a process starts knowing no
+        # key, and reads one when it first meets its kid, so the first full read can wait.
+        self._refreshed = time.monotonic()
 
     async def signer(self) -> SigningKey:
         """The key that signs now (another process may have rotated keys)."""

@@ -25,6 +25,9 @@ UNFILTERED = {
 }
 # The filter itself: its subqueries read only index rows, which only live resources have.
 THE_FILTER = "access/visibility.py"
+MIGRATIONS = (
+    "storage/migrations/"  # they read every row to rebuild columns: no caller to filter for
+)
 
 
 def _sql_literals(tree: ast.Module) -> list[tuple[ast.AST, str]]:
@@ -53,7 +56,8 @@ def _enclosing(tree: ast.Module, target: ast.AST) -> ast.AST:
 def _unfiltered_reads(root: Path = APP) -> list[str]:
     problems = []
     for path in sorted(root.rglob("*.py")):
-        if path.relative_to(root).as_posix() == THE_FILTER:
+        relative = path.relative_to(root).as_posix()
+        if relative == THE_FILTER or relative.startswith(MIGRATIONS):
             continue
         source = path.read_text()
         tree = ast.parse(source)
