@@ -26,7 +26,7 @@ from app.main import create_app
 from app.openapi.document import render
 from app.reconcile import command as reconciling
 from app.server import http_protocol
-from app.settings import Settings, get_settings
+from app.settings import Settings, get_settings, settings_rows, settings_table, with_settings_table
 from app.storage import migrate as migrations
 
 cli = typer.Typer(help="safeguard-fhir: FHIR R4 service for child-safeguarding information.")
@@ -343,6 +343,24 @@ def seal_audit() -> None:
     """Seal the AuditEvents committed and not yet sealed (a running server does it on its own)."""
     sealed = _readable(lambda: audit_commands.seal_trail(get_settings()))
     typer.echo(f"sealed {sealed} records")
+
+
+@cli.command("settings")
+def settings_command(
+    markdown: bool = typer.Option(False, "--markdown", help="As the README's Markdown table."),
+    readme: Path | None = typer.Option(
+        None, help="Write the table between the settings markers of this file (README.md)."
+    ),
+) -> None:
+    """Every setting: its environment variable, default and meaning."""
+    if readme is not None:
+        readme.write_text(with_settings_table(readme.read_text()))
+        typer.echo(f"settings table written to {readme}")
+    elif markdown:
+        typer.echo(settings_table(), nl=False)
+    else:
+        for variable, default, description in settings_rows():
+            typer.echo(f"{variable} ({default}): {description}")
 
 
 @cli.command()
