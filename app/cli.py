@@ -24,6 +24,7 @@ from app.demo.families import MAX_FAMILIES
 from app.demo.population import MAX_SEED
 from app.main import create_app
 from app.openapi.document import render
+from app.progress import Bars
 from app.reconcile import command as reconciling
 from app.server import http_protocol
 from app.settings import Settings, get_settings, settings_rows, settings_table, with_settings_table
@@ -53,16 +54,19 @@ def seed_demo(
 
 
 def _seed(settings: Settings, families: int, seed: int, only_if_empty: bool) -> None:
-    """Seed through an in-process app and print what was written and three calls to try."""
+    """Seed through an in-process app (a progress bar on stderr) and print what was written,
+    for which server, and three calls to try."""
     started = time.perf_counter()
-    seeded = asyncio.run(
-        demo_seed.seed_database(settings, families, seed, date.today(), only_if_empty)
-    )
+    with Bars() as bars, bars.task("writing the demo families", families + 1) as advance:
+        seeded = asyncio.run(
+            demo_seed.seed_database(settings, families, seed, date.today(), only_if_empty, advance)
+        )
     if seeded is None:
         typer.echo("the database holds data already: no demo population written")
         return
     typer.echo(_summary(seeded, families, seed, time.perf_counter() - started))
     base = settings.base_url.rstrip("/")
+    typer.echo(f"seeded for the server at {base} (SAFEGUARD_BASE_URL)")
     typer.echo("try (a token lasts 5 minutes; demo-gp is a GP practice of the demo):")
     typer.echo("  TOKEN=$(.venv/bin/safeguard token --client demo-gp | tail -1)")
     for path in seeded.examples:
