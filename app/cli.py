@@ -1,7 +1,6 @@
 """The `safeguard` command: migrate the database, seed the demo population, serve the API."""
 
 import asyncio
-import copy
 import time
 from collections.abc import Callable
 from datetime import date
@@ -11,7 +10,6 @@ from typing import Any, TypeVar
 import orjson
 import typer
 import uvicorn
-import uvicorn.config
 from rich.console import Console
 
 from app.audit import commands as audit_commands
@@ -22,7 +20,9 @@ from app.bulk_client.export import ExportRequest
 from app.demo import seeding as demo_seed
 from app.demo.families import MAX_FAMILIES
 from app.demo.population import MAX_SEED
+from app.logs import logging_config
 from app.main import create_app
+from app.metrics import workers_sharing_metrics
 from app.openapi.document import render
 from app.progress import Bars
 from app.reconcile import command as reconciling
@@ -89,9 +89,11 @@ def _summary(seeded: demo_seed.Seeded, families: int, seed: int, took: float) ->
 
 @cli.command()
 def serve(
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    workers: int = 1,
+    host: str = typer.Option("127.0.0.1", help="The address to listen on (0.0.0.0: all)."),
+    port: int = typer.Option(8000, help="The port to listen on."),
+    workers: int = typer.Option(
+        1, min=1, help="Worker processes (PostgreSQL only); they share their /metrics."
+    ),
     apply_migrations: bool = typer.Option(True, help="Migrate before serving."),
     seed_demo: bool = typer.Option(
         True,
@@ -109,14 +111,20 @@ def serve(
         raise typer.BadParameter("SQLite serves from one worker; use PostgreSQL for more")
     if seed_demo:
         _seed(settings, SERVE_DEMO_FAMILIES, SERVE_DEMO_SEED, only_if_empty=True)
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        **uvicorn_options(settings),
-    )
+    run_server(settings, host, port, workers)
+
+
+def run_server(settings: Settings, host: str, port: int, workers: int) -> None:
+    """uvicorn serving the app from `workers` processes, which share their metrics."""
+    with workers_sharing_metrics(workers):
+        uvicorn.run(
+            "app.main:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            **uvicorn_options(settings),
+        )
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
@@ -126,21 +134,12 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "http": http_protocol(settings),
         "ws": "none",  # no WebSocket routes: upgrades stay HTTP requests, under their deadlines
         "log_level": settings.log_level.lower(),
-        "log_config": _log_config(settings.log_level),
+        "log_config": logging_config(settings.log_level),
         "access_log": False,
         "server_header": False,  # no "Server: uvicorn" telling what to attack
         "timeout_keep_alive": settings.keep_alive_seconds,
         "limit_concurrency": settings.max_connections,
     }
-
-
-def _log_config(level: str) -> dict[str, Any]:
-    """uvicorn's logging, and the service's own loggers (`safeguard.*`: one line per request
-    on `safeguard.requests` at INFO, warnings, errors) on the same stderr handler."""
-    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
-    own = {"handlers": ["default"], "level": level.upper(), "propagate": False}
-    config["loggers"]["safeguard"] = own
-    return config
 
 
 clients_cli = typer.Typer(help="OAuth clients (SMART Backend Services) that may call the API.")
