@@ -115,15 +115,17 @@ def multiprocess() -> bool:
 
 @contextmanager
 def workers_sharing_metrics(workers: int) -> Iterator[None]:
-    """With several workers, PROMETHEUS_MULTIPROC_DIR for their metrics (set before they are
-    spawned): the folder given, emptied of an earlier run's files, or a temporary one,
-    removed at the end. One worker: nothing changes."""
+    """PROMETHEUS_MULTIPROC_DIR for the workers' metrics, set before they are spawned: the
+    folder given, emptied of an earlier run's files (but this process's own, when it is the
+    one worker), or with several workers a temporary one, removed at the end."""
     given = os.environ.get(MULTIPROCESS_DIR)
-    if workers <= 1:
-        yield
-    elif given:
+    if given:
+        own = f"_{os.getpid()}.db"
         for stale in Path(given).glob("*.db"):
-            stale.unlink()
+            if workers > 1 or not stale.name.endswith(own):
+                stale.unlink()
+        yield
+    elif workers <= 1:
         yield
     else:
         with tempfile.TemporaryDirectory(prefix="safeguard-metrics-") as folder:

@@ -83,12 +83,15 @@ def test_several_workers_share_their_metrics_through_a_temporary_folder(
 def test_a_metrics_folder_given_is_emptied_of_an_earlier_runs_files(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    (tmp_path / "counter_123.db").write_bytes(b"old")
-    (tmp_path / "README").write_text("kept")
+    own = f"counter_{os.getpid()}.db"  # this process's, when it serves alone
     monkeypatch.setenv(MULTIPROCESS_DIR, str(tmp_path))
     monkeypatch.setattr(cli.uvicorn, "run", lambda target, **_: None)
-    cli.run_server(Settings(), "127.0.0.1", 8000, 2)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["README"]
+    for workers, left in ((1, ["README", own]), (2, ["README"])):
+        for name in ("counter_123.db", "gauge_livesum_123.db", own):
+            (tmp_path / name).write_bytes(b"earlier")
+        (tmp_path / "README").write_text("kept")
+        cli.run_server(Settings(), "127.0.0.1", 8000, workers)
+        assert sorted(p.name for p in tmp_path.iterdir()) == left
 
 
 def _free_port() -> int:

@@ -19,6 +19,7 @@ import httpx
 import orjson
 from fastapi import FastAPI
 
+from app.fhir.observing import logged_id
 from app.settings import Settings
 from tests import factories as f
 from tests.conftest import BASE, empty_database, seal_interval
@@ -107,6 +108,8 @@ async def _requests(http: httpx.AsyncClient) -> list[httpx.Response]:
     retried = {"X-Request-ID": str(uuid.uuid4())}
     answers.append(await http.put(f"/Patient/{first['id']}", json=renamed, headers=retried))
     answers.append(await http.put(f"/Patient/{first['id']}", json=renamed, headers=retried))
+    named = {"X-Request-ID": nhs}  # not a UUID: free text a client could fill with anything
+    answers.append(await http.get(f"/Patient/{first['id']}", headers=named))
     answers.append(await http.post("/Patient", json=f.patient(nhs=nhs, family=family)))  # 422
     answers.append(await http.get("/Patient", params={"birthdate": nhs}))  # 400 naming it
     answers.append(await http.get(f"/Patient/{nhs}"))  # 404: an NHS number in the path
@@ -139,7 +142,7 @@ async def test_the_served_log_is_json_lines_one_a_request_naming_no_patient(
     assert any(line["logger"].startswith("uvicorn") for line in lines)  # uvicorn's too
     logged = _request_lines(lines)
     for answer in answers:
-        line = logged[answer.headers["x-request-id"]]
+        line = logged[logged_id(answer.headers["x-request-id"])]
         assert (line["status"], line["method"]) == (answer.status_code, answer.request.method)
         assert line["route"].startswith("/fhir/") or line["route"] == "unrouted"
         assert line["duration_ms"] >= 0

@@ -3,13 +3,17 @@
 Both name the request by its route template (`dispatch.route_template`), method and status,
 never by its path or query, which may hold NHS numbers and names. The log line
 (`safeguard.requests`, JSON: `app.logs`) adds the request's id (the X-Request-ID echoed, or
-the one made for it), the client and organisation its token stands for, and its duration.
+the one made for it; one that is not a UUID, free text a client could fill with anything, as
+`sha256:` and the first 16 hex digits of its digest), the client and organisation its token
+stands for, and its duration.
 A request answered by nobody, because its client left first, has status 499. Plain ASGI, and
 the metric children are kept per label set, so a request costs a few microseconds here
 (besides its log line, when INFO is on).
 """
 
+import hashlib
 import logging
+import re
 import time
 
 from prometheus_client import Counter, Histogram
@@ -23,8 +27,16 @@ from app.fhir.dispatch import route_template
 from app.fhir.middleware import REQUEST_ID
 from app.logs import REQUESTS, request_logger
 
+UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 OTHER_METHOD = "other"  # any other method, so a client cannot add label values at will
+
+
+def logged_id(request_id: str | None) -> str | None:
+    """A request id as the log may show it: a UUID as it is, anything else digested."""
+    if request_id is None or UUID.fullmatch(request_id):
+        return request_id
+    return "sha256:" + hashlib.sha256(request_id.encode()).hexdigest()[:16]
 
 
 class RequestMetrics:
@@ -82,7 +94,7 @@ class Observing:
             caller: Caller | None = scope.get(CALLER)
             self.log.info(
                 "request",
-                request_id=scope.get(REQUEST_ID),
+                request_id=logged_id(scope.get(REQUEST_ID)),
                 client_id=caller.subject if caller else None,
                 organisation=caller.organisation if caller else None,
                 route=route,

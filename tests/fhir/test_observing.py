@@ -11,6 +11,7 @@ import orjson
 import pytest
 from fastapi import FastAPI
 
+from app.fhir.observing import logged_id
 from app.settings import Settings
 from tests import factories as f
 from tests.fhir.test_middleware import Boom, app_that_fails
@@ -98,3 +99,11 @@ async def test_an_unexpected_error_is_logged_by_its_route_not_its_path(
     assert (line["route"], line["status"]) == ("/boom/{thing}", 500)
     [error] = [r.getMessage() for r in caplog.records if r.name == "safeguard"]
     assert error == "unhandled Boom on GET /boom/{thing}"
+
+
+def test_a_request_id_is_logged_as_sent_only_when_it_is_a_uuid() -> None:
+    given = "0D3C5E0E-4F3B-4C1D-9A57-2F1B6F0F8A11"
+    assert logged_id(given) == given and logged_id(None) is None
+    digested = logged_id("9000000009")
+    assert digested is not None and digested.startswith("sha256:") and len(digested) == 23
+    assert "9000000009" not in digested and digested == logged_id("9000000009")
