@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SRC := $(wildcard app tests bench)
 
-.PHONY: run test test-reliability postman postman-examples lint imports typecheck pytest bench bench-search bench-bundles bench-summary bench-audit bench-feed bench-export bench-write-cost bench-notify bench-reconcile openapi migrate clean
+.PHONY: run test test-reliability postman postman-examples lint imports typecheck pytest bench bench-search bench-bundles bench-summary bench-audit bench-feed bench-export bench-write-cost bench-notify bench-reconcile openapi settings-table migrate clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -90,6 +90,9 @@ bench-reconcile: $(STAMP)
 
 openapi: $(STAMP)
 	$(BIN)/safeguard openapi > openapi/openapi.json
+
+settings-table: $(STAMP)
+	$(BIN)/safeguard settings --readme README.md
 
 clean:
 	rm -rf $(VENV) data .mypy_cache .ruff_cache $(POSTMAN)/node_modules

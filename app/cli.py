@@ -1,7 +1,6 @@
 """The `safeguard` command: migrate the database, seed the demo population, serve the API."""
 
 import asyncio
-import copy
 import time
 from collections.abc import Callable
 from datetime import date
@@ -11,7 +10,6 @@ from typing import Any, TypeVar
 import orjson
 import typer
 import uvicorn
-import uvicorn.config
 from rich.console import Console
 
 from app.audit import commands as audit_commands
@@ -22,11 +20,14 @@ from app.bulk_client.export import ExportRequest
 from app.demo import seeding as demo_seed
 from app.demo.families import MAX_FAMILIES
 from app.demo.population import MAX_SEED
+from app.logs import logging_config
 from app.main import create_app
+from app.metrics import workers_sharing_metrics
 from app.openapi.document import render
+from app.progress import Bars
 from app.reconcile import command as reconciling
 from app.server import http_protocol
-from app.settings import Settings, get_settings
+from app.settings import Settings, get_settings, settings_rows, settings_table, with_settings_table
 from app.storage import migrate as migrations
 
 cli = typer.Typer(help="safeguard-fhir: FHIR R4 service for child-safeguarding information.")
@@ -53,16 +54,19 @@ def seed_demo(
 
 
 def _seed(settings: Settings, families: int, seed: int, only_if_empty: bool) -> None:
-    """Seed through an in-process app and print what was written and three calls to try."""
+    """Seed through an in-process app (a progress bar on stderr) and print what was written,
+    for which server, and three calls to try."""
     started = time.perf_counter()
-    seeded = asyncio.run(
-        demo_seed.seed_database(settings, families, seed, date.today(), only_if_empty)
-    )
+    with Bars() as bars, bars.task("writing the demo families", families + 1) as advance:
+        seeded = asyncio.run(
+            demo_seed.seed_database(settings, families, seed, date.today(), only_if_empty, advance)
+        )
     if seeded is None:
         typer.echo("the database holds data already: no demo population written")
         return
     typer.echo(_summary(seeded, families, seed, time.perf_counter() - started))
     base = settings.base_url.rstrip("/")
+    typer.echo(f"seeded for the server at {base} (SAFEGUARD_BASE_URL)")
     typer.echo("try (a token lasts 5 minutes; demo-gp is a GP practice of the demo):")
     typer.echo("  TOKEN=$(.venv/bin/safeguard token --client demo-gp | tail -1)")
     for path in seeded.examples:
@@ -85,9 +89,11 @@ def _summary(seeded: demo_seed.Seeded, families: int, seed: int, took: float) ->
 
 @cli.command()
 def serve(
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    workers: int = 1,
+    host: str = typer.Option("127.0.0.1", help="The address to listen on (0.0.0.0: all)."),
+    port: int = typer.Option(8000, help="The port to listen on."),
+    workers: int = typer.Option(
+        1, min=1, help="Worker processes (PostgreSQL only); they share their /metrics."
+    ),
     apply_migrations: bool = typer.Option(True, help="Migrate before serving."),
     seed_demo: bool = typer.Option(
         True,
@@ -105,14 +111,20 @@ def serve(
         raise typer.BadParameter("SQLite serves from one worker; use PostgreSQL for more")
     if seed_demo:
         _seed(settings, SERVE_DEMO_FAMILIES, SERVE_DEMO_SEED, only_if_empty=True)
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        **uvicorn_options(settings),
-    )
+    run_server(settings, host, port, workers)
+
+
+def run_server(settings: Settings, host: str, port: int, workers: int) -> None:
+    """uvicorn serving the app from `workers` processes, which share their metrics."""
+    with workers_sharing_metrics(workers):
+        uvicorn.run(
+            "app.main:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            **uvicorn_options(settings),
+        )
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
@@ -122,21 +134,12 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "http": http_protocol(settings),
         "ws": "none",  # no WebSocket routes: upgrades stay HTTP requests, under their deadlines
         "log_level": settings.log_level.lower(),
-        "log_config": _log_config(settings.log_level),
+        "log_config": logging_config(settings.log_level),
         "access_log": False,
         "server_header": False,  # no "Server: uvicorn" telling what to attack
         "timeout_keep_alive": settings.keep_alive_seconds,
         "limit_concurrency": settings.max_connections,
     }
-
-
-def _log_config(level: str) -> dict[str, Any]:
-    """uvicorn's logging, and the service's own loggers (`safeguard.*`: one line per request
-    on `safeguard.requests` at INFO, warnings, errors) on the same stderr handler."""
-    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
-    own = {"handlers": ["default"], "level": level.upper(), "propagate": False}
-    config["loggers"]["safeguard"] = own
-    return config
 
 
 clients_cli = typer.Typer(help="OAuth clients (SMART Backend Services) that may call the API.")
@@ -350,6 +353,24 @@ def seal_audit() -> None:
     """Seal the AuditEvents committed and not yet sealed (a running server does it on its own)."""
     sealed = _readable(lambda: audit_commands.seal_trail(get_settings()))
     typer.echo(f"sealed {sealed} records")
+
+
+@cli.command("settings")
+def settings_command(
+    markdown: bool = typer.Option(False, "--markdown", help="As the README's Markdown table."),
+    readme: Path | None = typer.Option(
+        None, help="Write the table between the settings markers of this file (README.md)."
+    ),
+) -> None:
+    """Every setting: its environment variable, default and meaning."""
+    if readme is not None:
+        readme.write_text(with_settings_table(readme.read_text()))
+        typer.echo(f"settings table written to {readme}")
+    elif markdown:
+        typer.echo(settings_table(), nl=False)
+    else:
+        for variable, default, description in settings_rows():
+            typer.echo(f"{variable} ({default}): {description}")
 
 
 @cli.command()

@@ -1,5 +1,6 @@
 """The application factory: settings -> database -> routes -> error handlers."""
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -13,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from app import metrics
 from app.audit import routes as audit_routes
 from app.audit.chain import Sealer
 from app.audit.events import Server
@@ -35,6 +37,7 @@ from app.fhir.definitions import search_parameters as conformance
 from app.fhir.definitions import terminology
 from app.fhir.definitions.capability import capability_statement
 from app.fhir.middleware import RequestIdMiddleware
+from app.fhir.observing import Observing
 from app.fhir.outcomes import error_response
 from app.fhir.presence import Watching
 from app.fhir.routes import ROUTES
@@ -116,9 +119,13 @@ def create_app(settings: Settings | None = None, identify: Identify | None = Non
         sealer.start()
         exporter.start()
         notifier.start()
+        sampler = _pool_sampler(store)
         try:
             yield
         finally:
+            if sampler is not None:
+                sampler.cancel()
+            metrics.process_ended()
             await notifier.close()
             await exporter.close()
             authority.close()
@@ -142,6 +149,14 @@ def create_app(settings: Settings | None = None, identify: Identify | None = Non
     _add_handlers(app)
     _add_middleware(app, settings, authority, auditor, authenticate=identify is None)
     return app
+
+
+def _pool_sampler(store: Store) -> "asyncio.Task[None] | None":
+    """With worker processes sharing their metrics, this one's pool gauges written each
+    second for whichever worker is scraped (otherwise a scrape reads them itself)."""
+    if not metrics.multiprocess():
+        return None
+    return asyncio.create_task(metrics.sample_pools_forever(store.pool_usage))
 
 
 def _capability(context: AppContext, settings: Settings) -> bytes:
@@ -178,7 +193,8 @@ def _add_middleware(
     *,
     authenticate: bool,
 ) -> None:
-    """Outermost first: the response headers (and the 500 of an unexpected error), CORS when
+    """Outermost first: each request's metrics and log line, the response headers (and the
+    500 of an unexpected error), CORS when
     configured (its preflights need no token), the audit trail (so a refused token leaves a
     record too), the client's presence (long work stops once it has gone), then
     authentication."""
@@ -192,6 +208,7 @@ def _add_middleware(
     if origins := settings.cors_allow_list:
         app.add_middleware(Cors, origins=origins)
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(Observing)
 
 
 def _add_handlers(app: FastAPI) -> None:
@@ -227,17 +244,15 @@ def _add_routes(app: FastAPI) -> None:
     ]
     # Before FastAPI's own (/openapi.json, /docs, /redoc), which no FHIR path can match: each
     # request tries the routes in order.
+    table = [*auth_routes.FHIR_ROUTES, *specific, *transactions.ROUTES, *writes_first]
     app.router.routes[0:0] = [
         dispatch.shortcuts(ROUTES),  # the everyday interactions, tried first
-        *auth_routes.FHIR_ROUTES,
-        *specific,
-        *transactions.ROUTES,
-        *writes_first,
-        *auth_routes.ROUTES,
+        *map(dispatch.recording, [*table, *auth_routes.ROUTES]),
     ]
     app.add_api_route("/_ping", _ping, methods=["GET"], tags=["health"])
     app.add_api_route("/_status", _status, methods=["GET"], tags=["health"])
     add_pages(app)
+    app.add_api_route("/metrics", _metrics, methods=["GET"], include_in_schema=False)
 
 
 async def _ping() -> Response:
@@ -258,3 +273,16 @@ async def _status(request: Request) -> Response:
     audit = {"records_batched": auditor.records, "batch_commits": auditor.commits}
     body = orjson.dumps({"status": "ok", "database": context.store.dialect, "audit": audit})
     return Response(body, media_type="application/json")
+
+
+async def _metrics(request: Request) -> Response:
+    """Prometheus metrics in the text format (`app.metrics`): counts, route templates and
+    timings, nothing about a patient or a client, so no token is asked for (as /_status)."""
+    context: AppContext = request.app.state.context
+    metrics.record_pools(context.store.pool_usage())
+    try:
+        counts: metrics.DatabaseCounts | None = await context.store.counts()
+    except Exception as exc:  # the process's own metrics are still worth serving
+        log.warning("database unreachable for /metrics: %s", type(exc).__name__)
+        counts = None
+    return Response(metrics.exposition(counts), media_type=metrics.CONTENT_TYPE)

@@ -17,28 +17,44 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SAFEGUARD_", extra="ignore")
 
-    database_url: str = "sqlite:///./data/safeguard.db"
+    database_url: str = Field(
+        default="sqlite:///./data/safeguard.db",
+        description="The database: a SQLite file (`sqlite:///path`), or PostgreSQL "
+        "(`postgresql://user@host:5432/db`) for production and for several workers.",
+    )
     base_url: str = Field(
         default="http://127.0.0.1:8000/fhir",
-        description="Public FHIR base URL, used in Location headers and Bundle fullUrls.",
+        description="Public FHIR base URL, used in `Location` headers and Bundle `fullUrl`s.",
     )
-    pg_pool_min: int = Field(default=8, ge=1)
-    pg_pool_max: int = Field(default=16, ge=1)
-    max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    pg_pool_min: int = Field(
+        default=8, ge=1, description="PostgreSQL connections a server process keeps open."
+    )
+    pg_pool_max: int = Field(
+        default=16, ge=1, description="PostgreSQL connections a server process opens at most."
+    )
+    max_body_bytes: int = Field(
+        default=5 * 1024 * 1024, ge=1024, description="Bytes of a request body (5 MiB; 413 beyond)."
+    )
     max_bundle_entries: int = Field(
         default=1000, ge=1, description="Entries in a transaction or batch Bundle (413 beyond)."
     )
     max_response_bytes: int = Field(
         default=32 * 1024 * 1024,
         ge=1024,
-        description="Bytes of resources one answer may hold: a batch entry past them fails "
-        "with 400, a transaction as a whole; a search or history page stops there (a search "
-        "page, or its includes, with a warning), its next link going on after it.",
+        description="Bytes of resources one answer may hold (32 MiB): a batch entry past them "
+        "fails with 400 `too-costly` naming it (the rest are not run), a transaction fails as a "
+        "whole; a search or history page stops there, before reading the bodies past it (a "
+        "search page, or its includes, with a warning), its `next` link going on after its "
+        "last entry.",
     )
-    default_page_size: int = Field(default=20, ge=1)
-    max_page_size: int = Field(default=500, ge=1)
+    default_page_size: int = Field(
+        default=20, ge=1, description="Entries of a search or history page without `_count`."
+    )
+    max_page_size: int = Field(default=500, ge=1, description="The largest `_count` served.")
     count_over_max: Literal["clamp", "refuse"] = Field(
-        default="clamp", description="A _count over max_page_size: clamp it, or refuse (400)."
+        default="clamp",
+        description="A `_count` over `SAFEGUARD_MAX_PAGE_SIZE`: `clamp` (cut to the maximum) or "
+        "`refuse` (400).",
     )
     include_depth: int = Field(
         default=3, ge=1, le=10, description="Rounds of _include:iterate/_revinclude:iterate."
@@ -49,20 +65,26 @@ class Settings(BaseSettings):
         description="Base of the canonical URLs of this server's own definitions "
         "(SearchParameters...); the FHIR base URL when unset.",
     )
-    write_retries: int = Field(default=5, ge=1)
+    write_retries: int = Field(
+        default=5,
+        ge=1,
+        description="Attempts a write gets when a concurrent writer wins (serialization "
+        "failure, deadlock) before it is answered 409.",
+    )
     idempotency_window_seconds: int = Field(
         default=86400,
         ge=0,
-        description="How long a write's answer is kept for retries that send the same "
-        "X-Request-ID (a UUID): within it they get that answer and write nothing; "
+        description="Seconds a write's answer is kept for retries that send the same "
+        "`X-Request-ID` (a UUID): within it they get that answer and write nothing; "
         "0 keeps none.",
     )
     summary_was_not_brought_threshold: int = Field(
         default=2,
         ge=1,
-        description="Was-not-brought flags within the window that make the safeguarding "
-        "summary warn `repeated-was-not-brought` (one is enough while the child has an active "
-        "child protection plan or is looked after).",
+        description="Was-not-brought flags within "
+        "`SAFEGUARD_SUMMARY_WAS_NOT_BROUGHT_WINDOW_DAYS` that make the safeguarding summary "
+        "warn `repeated-was-not-brought` (one is enough while the child has an active child "
+        "protection plan or is looked after).",
     )
     summary_was_not_brought_window_days: int = Field(
         default=365,
@@ -76,7 +98,7 @@ class Settings(BaseSettings):
     local_tokens: bool = Field(
         default=True,
         description="`safeguard token --client ID` may mint tokens for clients registered with "
-        "a local (server-generated) key, such as the demo clients; false in production.",
+        "a local (server-generated) key, such as the demo clients; `false` in production.",
     )
     keep_alive_seconds: float = Field(
         default=5.0,
@@ -99,18 +121,20 @@ class Settings(BaseSettings):
     body_timeout_seconds: float = Field(
         default=60.0,
         gt=0,
-        description="A request's body must arrive within this long of its head: 408 if the "
-        "answer has not started, and the connection is closed (safeguard serve).",
+        description="A request's body must arrive within this long of its head: 408 (an "
+        "OperationOutcome `timeout`, `Connection: close`) if no answer has started, and the "
+        "connection is closed (safeguard serve).",
     )
     rate_limit_per_minute: int | None = Field(
         default=None,
         ge=1,
-        description="Requests a minute each client may make (429 beyond); None: no limit.",
+        description="Requests a minute each client may make, per process (429 with "
+        "`Retry-After` beyond); unset: no limit. Recommended: 1200.",
     )
     cors_origins: str = Field(
         default="",
-        description="Comma-separated origins (https://app.example.org) whose browser pages may "
-        "call the API (CORS); empty: CORS off.",
+        description="Comma-separated origins (`https://app.example.org`) whose browser pages "
+        "may call the API (CORS; preflights are answered without a token); empty: CORS off.",
     )
     audit_seal_interval_seconds: float = Field(
         default=0.5,
@@ -136,7 +160,7 @@ class Settings(BaseSettings):
     export_chunk_rows: int | None = Field(
         default=None,
         ge=1,
-        description="Rows an export job reads per query; None: 2,000 on PostgreSQL, 200 on "
+        description="Rows an export job reads per query; unset: 2,000 on PostgreSQL, 200 on "
         "SQLite (whose reads run on the server's event loop).",
     )
     export_stale_seconds: float = Field(
@@ -156,9 +180,9 @@ class Settings(BaseSettings):
     )
     subscription_private_networks: str = Field(
         default="",
-        description="Comma-separated networks (10.20.0.0/16) an endpoint may be in although "
-        "private; addresses outside the public internet are refused otherwise, when the "
-        "Subscription is written and again whenever its host is looked up to deliver.",
+        description="Comma-separated networks (`10.20.0.0/16`) an endpoint may be in although "
+        "private; other private, loopback, link-local and reserved addresses are refused, "
+        "when the Subscription is written and again whenever its host is looked up to deliver.",
     )
     notify_interval_seconds: float = Field(
         default=0.2,
@@ -177,9 +201,11 @@ class Settings(BaseSettings):
         default=2.0,
         gt=0,
         description="The first retry's delay after a failed delivery; each next one doubles, "
-        "up to notify_retry_max_seconds, with jitter.",
+        "up to `SAFEGUARD_NOTIFY_RETRY_MAX_SECONDS`, times 0.5 to 1 at random.",
     )
-    notify_retry_max_seconds: float = Field(default=600.0, gt=0)
+    notify_retry_max_seconds: float = Field(
+        default=600.0, gt=0, description="The longest delay between retries of a delivery."
+    )
     notify_timeout_seconds: float = Field(
         default=10.0,
         gt=0,
@@ -191,9 +217,13 @@ class Settings(BaseSettings):
         default=30 * 86400,
         ge=60,
         description="How long a Subscription's numbered events are kept for $events: seconds, "
-        "or a number with a unit (`30d`).",
+        "or a number with a unit (`30d`, the default).",
     )
-    log_level: str = "INFO"
+    log_level: str = Field(
+        default="INFO",
+        description="The server's log level: `DEBUG`, `INFO` (one JSON line per request), "
+        "`WARNING` or `ERROR`.",
+    )
 
     @property
     def endpoint_allow_list(self) -> list[str]:
@@ -240,6 +270,46 @@ class Settings(BaseSettings):
 
 def _listed(value: str) -> list[str]:
     return [entry.strip() for entry in value.split(",") if entry.strip()]
+
+
+TABLE_BEGIN, TABLE_END = "<!-- settings:begin -->", "<!-- settings:end -->"
+
+
+def _default_text(value: object) -> str:
+    """A default as the environment would spell it."""
+    if value is None:
+        return "unset"
+    if value == "":
+        return "empty"
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    return f"`{text}`"
+
+
+def settings_rows() -> list[tuple[str, str, str]]:
+    """(environment variable, default, description) of every setting, in declaration order."""
+    prefix = Settings.model_config.get("env_prefix", "")
+    return [
+        (f"{prefix}{name}".upper(), _default_text(info.default), info.description or "")
+        for name, info in Settings.model_fields.items()
+    ]
+
+
+def settings_table() -> str:
+    """Every setting as a Markdown table (the README's, `safeguard settings --markdown`)."""
+    lines = ["| variable | default | description |", "| --- | --- | --- |"]
+    for variable, default, description in settings_rows():
+        escaped = description.replace("|", r"\|")
+        lines.append(f"| `{variable}` | {default} | {escaped} |")
+    return "\n".join(lines) + "\n"
+
+
+def with_settings_table(text: str) -> str:
+    """`text` (the README) with the table between its settings markers made afresh."""
+    head, begin, rest = text.partition(TABLE_BEGIN)
+    _, end, tail = rest.partition(TABLE_END)
+    if not begin or not end:
+        raise ValueError(f"no {TABLE_BEGIN} ... {TABLE_END} markers")
+    return f"{head}{TABLE_BEGIN}\n{settings_table()}{TABLE_END}{tail}"
 
 
 @lru_cache

@@ -5,9 +5,18 @@ import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from app.cli import cli
 from app.main import create_app
-from app.settings import Settings
+from app.settings import (
+    TABLE_BEGIN,
+    TABLE_END,
+    Settings,
+    settings_rows,
+    settings_table,
+    with_settings_table,
+)
 
 
 def test_importing_the_app_reads_no_settings_and_opens_no_connection() -> None:
@@ -48,9 +57,37 @@ def test_a_bad_notification_allow_list_stops_the_app_at_start(field: str, value:
         create_app(Settings(database_url="sqlite:///:memory:", **{field: value}))
 
 
-def test_every_setting_is_in_the_readmes_configuration_table() -> None:
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    table = readme[readme.index("## Configuration") :]
-    table = table[: table.index("\n## ")]
-    missing = [name for name in Settings.model_fields if f"`SAFEGUARD_{name.upper()}`" not in table]
-    assert missing == []
+README = Path(__file__).parents[1] / "README.md"
+
+
+def test_the_readmes_settings_table_is_the_one_generated_from_the_settings() -> None:
+    readme = README.read_text()
+    assert with_settings_table(readme) == readme, (
+        "README.md's settings table is not the one generated from app/settings.py: "
+        "run `make settings-table` (safeguard settings --readme README.md)"
+    )
+
+
+def test_every_setting_has_a_row_with_its_variable_and_a_description() -> None:
+    rows = settings_rows()
+    assert [variable for variable, _, _ in rows] == [
+        f"SAFEGUARD_{name.upper()}" for name in Settings.model_fields
+    ]
+    assert all(description.endswith(".") for _, _, description in rows)
+    defaults = {variable: default for variable, default, _ in rows}
+    assert defaults["SAFEGUARD_RATE_LIMIT_PER_MINUTE"] == "unset"
+    assert defaults["SAFEGUARD_CORS_ORIGINS"] == "empty"
+    assert defaults["SAFEGUARD_LOCAL_TOKENS"] == "`true`"
+
+
+def test_the_settings_command_prints_the_table_and_writes_it_between_the_markers(
+    tmp_path: Path,
+) -> None:
+    printed = CliRunner().invoke(cli, ["settings", "--markdown"])
+    assert printed.exit_code == 0 and printed.output == settings_table()
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n{TABLE_BEGIN}\n| stale |\n{TABLE_END}\n\nafter\n")
+    written = CliRunner().invoke(cli, ["settings", "--readme", str(readme)])
+    assert written.exit_code == 0, written.output
+    assert readme.read_text() == f"# x\n\n{TABLE_BEGIN}\n{settings_table()}{TABLE_END}\n\nafter\n"
+    assert "| `SAFEGUARD_LOG_LEVEL` | `INFO` | " in settings_table()

@@ -28,7 +28,7 @@ from app.fhir.middleware import REQUEST_ID
 from app.fhir.outcomes import error_response
 from app.storage import audit as audit_storage
 
-log = logging.getLogger("safeguard.requests")
+log = logging.getLogger("safeguard.audit")
 
 UNAUDITED = {("GET", "/fhir/metadata"), ("HEAD", "/fhir/metadata")}
 ACTIONS = {"GET": "R", "HEAD": "R", "POST": "C", "PUT": "U", "PATCH": "U", "DELETE": "D"}
@@ -140,15 +140,7 @@ class Auditing:
     async def record(
         self, trail: Trail, scope: Scope, status: int, description: str | None
     ) -> None:
-        """Store the request's AuditEvent unless its write stored it; log the request."""
-        caller: Caller | None = scope.get(CALLER)
-        log.info(
-            "request %s client=%s %s status=%d",
-            trail.request_id,
-            caller.subject if caller else "-",
-            trail.subtype,
-            status,
-        )
+        """Store the request's AuditEvent unless its write stored it."""
         if not trail.recorded:
             await self.writer.write(self._row(trail, scope, status, description))
             trail.recorded = True

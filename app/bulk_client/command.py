@@ -54,9 +54,10 @@ async def _run(options: Options, display: ProgressDisplay | None) -> Result:
 
 
 def export(options: Options, console: Console) -> int:
-    """Run the export, print its summary; the exit status."""
+    """Run the export, print its summary; the exit status. The progress display shows only
+    on a terminal: piped or logged, stderr gets no bars."""
     try:
-        if options.show_progress:
+        if options.show_progress and console.is_terminal:
             with ProgressDisplay(console) as display:
                 result = asyncio.run(_run(options, display))
         else:

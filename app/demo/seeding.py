@@ -7,7 +7,7 @@ Spec: http://hl7.org/fhir/R4/http.html#transaction
 """
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -24,6 +24,7 @@ from app.settings import Settings
 from app.storage.db import Database
 
 FHIR_JSON = "application/fhir+json"
+Advance = Callable[[int], None]  # told when another group (one transaction) is done
 
 
 class SeedFailed(RuntimeError):
@@ -88,8 +89,11 @@ async def write_group(client: httpx.AsyncClient, resources: Family) -> bool:
     return True
 
 
-async def seed(client: httpx.AsyncClient, groups: Iterable[Family]) -> Seeded:
-    """Write the Organizations group, then each family's, through `client` (the FHIR base)."""
+async def seed(
+    client: httpx.AsyncClient, groups: Iterable[Family], advance: Advance | None = None
+) -> Seeded:
+    """Write the Organizations group, then each family's, through `client` (the FHIR base),
+    telling `advance` as each group is done."""
     seeded = Seeded()
     all_groups = list(groups)
     for index, resources in enumerate(all_groups):
@@ -98,6 +102,8 @@ async def seed(client: httpx.AsyncClient, groups: Iterable[Family]) -> Seeded:
             seeded.families += index > 0
         else:
             seeded.skipped += 1
+        if advance is not None:
+            advance(1)
     seeded.examples = examples(all_groups[1:])
     return seeded
 
@@ -110,10 +116,15 @@ async def holds_data(db: Database) -> bool:
 
 
 async def seed_database(
-    settings: Settings, families: int, seed_number: int, today: date, only_if_empty: bool = False
+    settings: Settings,
+    families: int,
+    seed_number: int,
+    today: date,
+    only_if_empty: bool = False,
+    advance: Advance | None = None,
 ) -> Seeded | None:
-    """Seed the database of `settings` through a private app; None if `only_if_empty` and
-    it holds data already."""
+    """Seed the database of `settings` through a private app (`advance` told of each of the
+    `families` + 1 groups); None if `only_if_empty` and it holds data already."""
     groups = population(families, seed_number, vocabulary(settings.canonical_base), today)
     app = create_app(settings)
     transport = httpx.ASGITransport(app=app)
@@ -127,7 +138,7 @@ async def seed_database(
         async with httpx.AsyncClient(
             transport=transport, base_url=settings.base_url, headers=headers
         ) as client:
-            return await seed(client, groups)
+            return await seed(client, groups, advance)
 
 
 def examples(families: list[Family]) -> list[str]:

@@ -109,3 +109,45 @@ def shortcuts(routes: list[Route]) -> Shortcuts:
                     )
                 )
     return Shortcuts(found)
+
+
+UNMATCHED = "unmatched"  # the route template of a request no route took
+UNROUTED = "unrouted"  # ... of one answered before routing (401, 429, a CORS preflight)
+
+
+class RecordedRoute(Route):
+    """A route that records itself in the scope when it matches, as Starlette's router does
+    and FastAPI's does not for plain routes: logs and metrics name a request by its route."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child_scope = super().matches(scope)
+        if match is not Match.NONE:
+            child_scope["route"] = self
+        return match, child_scope
+
+
+def recording(route: BaseRoute) -> BaseRoute:
+    """`route` made a `RecordedRoute` if it is a plain Route (others record themselves)."""
+    if type(route) is not Route:
+        return route
+    return RecordedRoute(
+        route.path,
+        route.endpoint,
+        methods=list(route.methods) if route.methods else None,
+        name=route.name,
+        include_in_schema=route.include_in_schema,
+    )
+
+
+def route_template(scope: Scope) -> str:
+    """The template of the route a request was given to (`/fhir/{resource_type}/{logical_id}`,
+    a shortcut's as its table route's; under a Mount, with the Mount's path), never its path:
+    what logs and metrics may name."""
+    route = scope.get(CHOSEN) or scope.get("route")
+    template = getattr(route, "path_format", None)
+    if not isinstance(template, str):
+        return UNMATCHED if "router" in scope else UNROUTED
+    if "app_root_path" in scope:  # routed by a Mount, whose path the root path now ends with
+        root_path: str = scope["root_path"]
+        return root_path[len(scope["app_root_path"]) :] + template
+    return template

@@ -4,9 +4,9 @@ Every response echoes X-Request-ID and X-Correlation-ID (a fresh X-Request-ID if
 says `X-Content-Type-Options: nosniff`, and, unless it set a Cache-Control of its own,
 `Cache-Control: no-store`: almost every answer holds patient data, and none is worth caching.
 
-A client that disconnects before its request is read is logged in one line, with no
-traceback (by the audit trail, for the requests it records). An exception no handler turned
-into a response is answered here, as a 500 OperationOutcome with those headers and
+A client that disconnects before its request is read is not an error here: its request's
+one log line (`app.fhir.observing`) says 499, with no traceback. An exception no handler
+turned into a response is answered here, as a 500 OperationOutcome with those headers and
 `Connection: close`; the exception is then raised on, so the server logs it and closes the
 connection (which the client was told).
 
@@ -21,10 +21,10 @@ from typing import Any
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.fhir.dispatch import route_template
 from app.fhir.outcomes import internal_error_response
 
 log = logging.getLogger("safeguard")
-requests_log = logging.getLogger("safeguard.requests")
 
 _SAFE = re.compile(rb"^[A-Za-z0-9\-_.:]{1,200}$")
 _ECHOED = (b"x-request-id", b"x-correlation-id")
@@ -61,10 +61,11 @@ class RequestIdMiddleware:
 
         try:
             await self.app(scope, receive, send_with_headers)
-        except ClientDisconnect:  # left before its request was read; audited ones are logged
-            requests_log.info("request %s: the client disconnected", scope[REQUEST_ID])
+        except ClientDisconnect:  # left before its request was read: logged as a 499
+            pass
         except Exception as exc:
-            log.error("unhandled %s on %s %s", type(exc).__name__, scope["method"], scope["path"])
+            route = route_template(scope)
+            log.error("unhandled %s on %s %s", type(exc).__name__, scope["method"], route)
             if not started:
                 await internal_error_response()(scope, receive, send_with_headers)
             raise

@@ -6,17 +6,16 @@ any remain; 2 on error."""
 import asyncio
 import datetime
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from app.bulk_client.credentials import ClientError, Credentials, read_key
 from app.flags.codes import vocabulary as vocabulary_at
+from app.progress import Bars
 from app.reconcile import remote as server
 from app.reconcile.matching import CHANGED, CONFLICTING, MISSING, NEW, Plan, reconcile
 from app.reconcile.register import RegisterError, read_register
@@ -102,7 +101,7 @@ class Outcome:
     requests: int
 
 
-async def run(options: Options, progress: "Bar") -> Outcome:
+async def run(options: Options, progress: Bars) -> Outcome:
     """Read, compare and (with --apply) write."""
     async with httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False) as client:
         remote = server.Remote(client, options.server, credentials(options))
@@ -145,7 +144,7 @@ def status_of(outcome: Outcome) -> int:
 def reconcile_command(options: Options, console: Console) -> int:
     """Run, show and write the report; the exit status."""
     try:
-        with Bar(console, options.show_progress) as bar:
+        with Bars(options.show_progress) as bar:
             outcome = asyncio.run(run(options, bar))
     except (ClientError, RegisterError) as exc:
         console.print(f"reconcile failed: {exc}", markup=False)
@@ -158,41 +157,3 @@ def reconcile_command(options: Options, console: Console) -> int:
     if options.report is not None:
         write(options.report, found, options.form)
     return status_of(outcome)
-
-
-class Bar:
-    """A rich progress bar per long step, on stderr; nothing when turned off."""
-
-    def __init__(self, console: Console, shown: bool) -> None:
-        self.progress = (
-            Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=Console(stderr=True),
-                transient=True,
-            )
-            if shown
-            else None
-        )
-
-    def __enter__(self) -> "Bar":
-        if self.progress is not None:
-            self.progress.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-
-    @contextmanager
-    def task(self, description: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
-        """A step's bar; yields the function that advances it."""
-        if self.progress is None:
-            yield lambda _: None
-            return
-        progress = self.progress
-        task = progress.add_task(description, total=total)
-        yield lambda done: progress.advance(task, done)
-        progress.update(task, visible=False)

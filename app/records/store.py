@@ -9,10 +9,13 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
+from app import metrics
 from app.access import Caller
 from app.access.trail import Trail
 from app.errors import Contention, WriteConflict
+from app.metrics import DatabaseCounts, PoolUsage
 from app.storage.db import Connection, Database
+from app.storage.gauges import database_counts
 from app.storage.repository import Repository
 
 T = TypeVar("T")
@@ -100,14 +103,25 @@ class Store:
                 _undo(trail, mark)
                 if attempt == attempts - 1:
                     break
+                metrics.WRITE_RETRIES.inc()
                 await asyncio.sleep(random.uniform(0, 0.005 * (attempt + 1)))  # noqa: S311
             except BaseException:
                 _undo(trail, mark)
                 raise
+        metrics.WRITES_GIVEN_UP.inc()
         raise Contention.of(
             "the resource was changed by concurrent requests while this write was retried; "
             "nothing was applied: send it again"
         )
+
+    def pool_usage(self) -> list[PoolUsage]:
+        """The database's connection pools as they are now."""
+        return self.db.pool_usage()
+
+    async def counts(self) -> DatabaseCounts:
+        """Export jobs by state and the notification backlog (for /metrics)."""
+        async with self.db.reader() as conn:
+            return await database_counts(conn)
 
     async def ping(self) -> None:
         """Raise unless the database answers a query."""

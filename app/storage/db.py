@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import asyncpg
 
 from app.errors import Issue, OutcomeUnknown, Unavailable, WriteConflict
+from app.metrics import PoolUsage
 from app.storage.pgpool import ConnectionPool
 from app.storage.sqlite import SqliteDatabase, connect_sqlite, sqlite_path
 
@@ -55,6 +56,7 @@ class Database(Protocol):
     def transaction(self) -> Any: ...
     def reader(self) -> Any: ...
     def searcher(self) -> Any: ...
+    def pool_usage(self) -> list[PoolUsage]: ...
 
 
 class PgConnection:
@@ -233,6 +235,10 @@ class PostgresDatabase:
         """Close the pools."""
         await self._pool.close()
         await self._search_pool.close()
+
+    def pool_usage(self) -> list[PoolUsage]:
+        """The pools as they are now: `main` (writes and reads) and `search`."""
+        return [self._pool.usage("main"), self._search_pool.usage("search")]
 
     @asynccontextmanager
     async def _borrow(self, pool: ConnectionPool | None = None) -> AsyncIterator[Any]:

@@ -12,6 +12,8 @@ from typing import Any
 
 import asyncpg
 
+from app.metrics import PoolUsage
+
 CONNECT_TIMEOUT = 5.0  # seconds: a database that does not answer is out of reach, not slow
 
 
@@ -93,6 +95,11 @@ class ConnectionPool:
             conn.terminate()
             self._size -= 1
             self._wake_one(None)
+
+    def usage(self, name: str) -> PoolUsage:
+        """How many connections are lent, awaited and open now (for /metrics)."""
+        waiting = sum(not waiter.done() for waiter in self._waiters)
+        return PoolUsage(name, self._size - len(self._idle), waiting, self._size)
 
     def _wake_one(self, conn: Any) -> bool:
         while self._waiters:

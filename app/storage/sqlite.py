@@ -15,6 +15,7 @@ from typing import Any
 
 from app.clock import now_micros
 from app.errors import WriteConflict
+from app.metrics import PoolUsage
 
 Row = Sequence[Any]
 _PLACEHOLDER = re.compile(r"\$(\d+)")
@@ -271,6 +272,12 @@ class SqliteDatabase:
             self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except sqlite3.Error as exc:  # the next one retries; the data is safe in the WAL
             log.warning("WAL checkpoint failed: %s", type(exc).__name__)
+
+    def pool_usage(self) -> list[PoolUsage]:
+        """The writer as a pool of one: held (by a unit of work or a commit), and the units
+        waiting for it. Reads never wait: they run inline on the reader connection."""
+        held = 1 if self._lock.locked() else 0
+        return [PoolUsage("writer", held, self._queued, int(self._writer is not None))]
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[SqliteConnection]:

@@ -4,6 +4,7 @@ NHS number, a name or a query's values, even when a request fails or the audit t
 import logging
 
 import httpx
+import orjson
 import pytest
 from fastapi import FastAPI
 
@@ -18,7 +19,10 @@ NHS = f.nhs_number(9201)
 
 
 async def test_each_request_is_logged_by_id_client_and_status_without_its_data(
-    app: FastAPI, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     caplog.set_level(logging.DEBUG)
     child = await create(client, f.patient(nhs=NHS, family=FAMILY))
@@ -33,13 +37,14 @@ async def test_each_request_is_logged_by_id_client_and_status_without_its_data(
     async with audit_refused(app):
         answered.append(await client.get(f"/Patient?identifier={f.NHS}|{NHS}"))
     assert [a.status_code for a in answered] == [200, 200, 422, 400, 401, 503]
-    server = [r for r in caplog.records if not r.name.startswith(CLIENT_SIDE)]
-    text = "\n".join(record.getMessage() for record in server)
+    request_lines = capsys.readouterr().err.splitlines()
+    server = [r.getMessage() for r in caplog.records if not r.name.startswith(CLIENT_SIDE)]
+    text = "\n".join(request_lines + server)
     assert nhs_numbers_in(text.splitlines()) == {}
-    assert FAMILY not in text and "identifier=" not in text
+    assert FAMILY not in text and "identifier=" not in text and child["id"] not in text
+    logged = {line["request_id"]: line for line in map(orjson.loads, request_lines)}
     for answer in answered:
-        request_id = answer.headers["x-request-id"]
-        logged = [r.getMessage() for r in server if request_id in r.getMessage()]
-        assert logged, f"no log line for request {request_id}"
-        assert f"status={answer.status_code}" in logged[-1] or answer.status_code == 503
-    assert f"client={SYSTEM_CLIENT}" in text
+        line = logged[answer.headers["x-request-id"]]
+        assert line["status"] == answer.status_code and line["logger"] == "safeguard.requests"
+    assert logged[answered[0].headers["x-request-id"]]["client_id"] == SYSTEM_CLIENT
+    assert logged[answered[4].headers["x-request-id"]]["client_id"] is None  # its token: refused

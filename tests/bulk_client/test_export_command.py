@@ -20,9 +20,10 @@ from tests.bulk_client.served import client_with_key, served
 from tests.http import create
 
 
-async def _invoke(*args: str) -> Result:
+async def _invoke(*args: str, progress: bool = False) -> Result:
     """The command in a thread of its own (it runs its own event loop), as a shell runs it."""
-    return await asyncio.to_thread(CliRunner().invoke, cli, ["export", *args, "--no-progress"])
+    shown = [] if progress else ["--no-progress"]
+    return await asyncio.to_thread(CliRunner().invoke, cli, ["export", *args, *shown])
 
 
 def _login(client_id: str, key_file: Path) -> list[str]:
@@ -59,6 +60,22 @@ async def test_export_downloads_every_output_file_and_prints_a_summary(
     manifest = orjson.loads((out / "manifest.json").read_bytes())
     assert manifest["requiresAccessToken"] is True
     assert "3 resources in 2 files" in done.stdout
+
+
+async def test_off_a_terminal_the_progress_display_writes_nothing(
+    app: FastAPI, settings: Settings, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    await _family(client)
+    client_id, key_file = await client_with_key(app, tmp_path)
+    async with served(settings) as base:
+        done = await _invoke(
+            "--server", base, *_login(client_id, key_file),
+            "--out", str(tmp_path / "out"), "--type", "Patient", progress=True,
+        )  # fmt: skip
+    assert done.exit_code == DONE, done.output
+    assert "1 resources in 1 files" in done.stdout
+    # stderr holds the served app's request lines (it runs in this process), and no bars
+    assert "exporting" not in done.stderr and "━" not in done.stderr
 
 
 async def test_a_type_filter_and_elements_reach_the_server(

@@ -366,6 +366,8 @@ def test_seed_demo_command_migrates_seeds_and_prints_calls(sqlite_file: Path) ->
     )
     assert "TOKEN=$(.venv/bin/safeguard token --client demo-gp | tail -1)" in output
     assert "$safeguarding-summary?identifier=https://fhir.nhs.uk/Id/nhs-number|999" in output
+    assert "seeded for the server at http://demo.test/fhir (SAFEGUARD_BASE_URL)" in output
+    assert "writing the demo families" not in output  # no progress bar off a terminal
     again = run("seed-demo", "--families", "3", "--seed", "7")
     assert "all 3 families are there already" in again and "wrote" not in again
     more = run("seed-demo", "--families", "4", "--seed", "7")

@@ -22,6 +22,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app import metrics
 from app.clock import now_micros
 from app.errors import Contention, Unprocessable
 from app.fhir import wire
@@ -81,6 +82,7 @@ def _record(fingerprint: str, response: Response) -> answers.Record:
 
 
 def _replayed(record: answers.Record) -> Response:
+    metrics.IDEMPOTENT_REPLAYS.inc()
     response = Response(record.body, status_code=record.status)
     response.raw_headers = [
         (name.encode("latin-1"), value.encode("latin-1"))
