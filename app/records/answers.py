@@ -32,6 +32,7 @@ async def forget(repository: Repository, request_id: str) -> None:
     await request_log.forget(repository, request_id)
 
 
-async def purge(repository: Repository, before: int, limit: int) -> None:
-    """Drop at most `limit` records (of any client) made before `before` (microseconds)."""
-    await request_log.purge(repository, before, limit)
+async def purge(repository: Repository, before: int, limit: int) -> int:
+    """Drop at most `limit` records (of any client) made before `before` (microseconds);
+    how many were dropped."""
+    return await request_log.purge(repository, before, limit)

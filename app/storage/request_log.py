@@ -82,13 +82,14 @@ async def complete(repo: Repository, request_id: str, record: Record) -> None:
 _PURGE = (
     "DELETE FROM request_log WHERE (client, request_id) IN ("
     "SELECT client, request_id FROM request_log WHERE created_at < $1 "
-    "ORDER BY created_at LIMIT $2)"
+    "ORDER BY created_at LIMIT $2) RETURNING 1"
 )
 # PostgreSQL leaves rows another transaction holds to the next purge instead of waiting.
-_PURGE_PG = _PURGE.removesuffix(")") + " FOR UPDATE SKIP LOCKED)"
+_PURGE_PG = _PURGE.replace("LIMIT $2)", "LIMIT $2 FOR UPDATE SKIP LOCKED)")
 
 
-async def purge(repo: Repository, before: int, limit: int) -> None:
-    """Remove at most `limit` records created before `before` (microseconds), oldest first."""
+async def purge(repo: Repository, before: int, limit: int) -> int:
+    """Remove at most `limit` records created before `before` (microseconds), oldest first;
+    how many were removed."""
     statement = _PURGE_PG if repo.conn.dialect == "postgresql" else _PURGE
-    await repo.conn.execute(statement, before, limit)
+    return len(await repo.conn.fetch(statement, before, limit))

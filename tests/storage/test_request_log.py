@@ -48,8 +48,8 @@ async def test_purge_removes_at_most_its_limit_of_records_older_than_the_cutoff(
     cutoff = now_micros() + 1
     async with db.transaction() as conn:
         repository = Repository(conn, ANONYMOUS)
-        await request_log.purge(repository, cutoff - 60_000_000, 10)  # none is a minute old
-        await request_log.purge(repository, cutoff, 3)
+        assert await request_log.purge(repository, cutoff - 60_000_000, 10) == 0  # none is old
+        assert await request_log.purge(repository, cutoff, 3) == 3
     async with db.reader() as conn:
         left = await conn.fetch("SELECT request_id FROM request_log")
     assert len(left) == 2

@@ -121,8 +121,12 @@ async def _recall(
 
 
 async def _purge_if_due(repository: Repository, window: int) -> None:
-    if _purge_clock.take():
-        await answers.purge(repository, now_micros() - window, PURGE_LIMIT)
+    """Drop expired records now and then; while a purge finds a full batch, the next write
+    purges again, so the log keeps pace with any rate of writes."""
+    if not _purge_clock.take():
+        return
+    if await answers.purge(repository, now_micros() - window, PURGE_LIMIT) >= PURGE_LIMIT:
+        _purge_clock.due = 0.0
 
 
 def _succeeded(response: Response) -> bool:
