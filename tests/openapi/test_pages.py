@@ -30,6 +30,8 @@ async def test_page_loads_only_assets_of_this_server(http: httpx.AsyncClient, pa
         asset = await http.get(url)
         served_as_itself(url, asset.status_code, asset.headers["content-type"], asset.content)
         assert asset.headers["x-content-type-options"] == "nosniff"
+        assert asset.headers["cache-control"] == "public, max-age=86400"  # no patient data
+    assert response.headers["cache-control"] == "no-store"
 
 
 async def test_swagger_ui_calls_no_online_validator(http: httpx.AsyncClient) -> None:
