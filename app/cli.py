@@ -171,6 +171,16 @@ def add_client(
     typer.echo(f"registered {added.client_id} ({added.role}, Organization/{added.organisation})")
 
 
+@clients_cli.command("keys")
+def replace_client_keys(
+    client_id: str = typer.Argument(..., help="The live client whose keys change."),
+    jwks: Path = typer.Option(..., help="A JWKS file of its new public keys (with kid)."),
+) -> None:
+    """Replace a client's public keys (its key rotation); tokens it holds stay valid."""
+    _refusing(lambda: commands.replace_client_keys(get_settings(), client_id, jwks))
+    typer.echo(f"replaced the keys of {client_id}")
+
+
 @clients_cli.command("list")
 def list_clients() -> None:
     """The registered clients: id, organisation, role, scope, and whether revoked."""

@@ -164,6 +164,19 @@ async def every_client(db: Database) -> list[Client]:
     return [_row(row) for row in rows]
 
 
+async def replace_keys(db: Database, client_id: str, jwks: str) -> None:
+    """Give a live client new public keys: its next assertion must be signed with one of them;
+    tokens it holds stay valid until they expire. BadClient if it is not live or the JWKS is
+    not usable."""
+    checked = checked_jwks(jwks)
+    async with db.transaction() as conn:
+        if (found := await find(conn, client_id)) is None or found.revoked_at is not None:
+            raise BadClient(f"no live client {client_id}")
+        await conn.execute(
+            "UPDATE oauth_client SET jwks = $1 WHERE client_id = $2", checked, client_id
+        )
+
+
 async def revoke(db: Database, client_id: str) -> bool:
     """Revoke a client: its tokens stop working at once. False if no such live client."""
     async with db.transaction() as conn:

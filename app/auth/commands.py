@@ -47,6 +47,18 @@ def add_client(
         raise Refused(str(exc)) from exc
 
 
+def replace_client_keys(settings: Settings, client_id: str, jwks: Path) -> None:
+    """Replace a live client's public keys with those in the JWKS file (key rotation)."""
+    try:
+        text = jwks.read_text()
+    except OSError as exc:
+        raise Refused(f"cannot read {jwks}: {exc.strerror}") from exc
+    try:
+        _run(settings, lambda db: clients.replace_keys(db, client_id, text))
+    except clients.BadClient as exc:
+        raise Refused(str(exc)) from exc
+
+
 def list_clients(settings: Settings) -> list[clients.Client]:
     """Every registered client."""
     return _run(settings, clients.every_client)

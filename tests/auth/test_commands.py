@@ -8,12 +8,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from typer.testing import CliRunner, Result
 
 from app import cli
 from app.auth.clients import local_key_pair, register
 from app.settings import Settings, get_settings
-from tests.auth.helpers import new_key
+from tests.auth.helpers import ask_token, claims, client_with_key, form, new_key, refused, signed
 from tests.tokens import authority
 
 
@@ -123,3 +124,22 @@ async def test_keys_rotate_prints_the_new_kid(
     kid = result.output.split()[-1]
     published = (await client.get("http://test/auth/jwks")).json()["keys"]
     assert kid in {key["kid"] for key in published} and len(published) >= 2
+
+
+async def test_clients_keys_replaces_a_live_clients_keys(
+    client: httpx.AsyncClient, app: FastAPI, same_settings: Settings, tmp_path: Path
+) -> None:
+    client_id, old_key = await client_with_key(app)
+    new = new_key("EC")
+    path = tmp_path / "new.jwks.json"
+    path.write_text(json.dumps({"keys": [new.as_dict(private=False)]}))
+    replaced = await run("clients", "keys", client_id, "--jwks", str(path))
+    assert replaced.exit_code == 0 and f"replaced the keys of {client_id}" in replaced.output
+    refused(await ask_token(client, form(signed(old_key, claims(client_id)))))
+    answered = await ask_token(client, form(signed(new, claims(client_id))))
+    assert answered.status_code == 200, answered.text
+    unknown = await run("clients", "keys", "nobody-at-all", "--jwks", str(path))
+    assert unknown.exit_code == 1 and "no live client nobody-at-all" in unknown.output
+    path.write_text("{}")
+    malformed = await run("clients", "keys", client_id, "--jwks", str(path))
+    assert malformed.exit_code == 1
