@@ -4,6 +4,7 @@ The tree of errors and their statuses is in `app.errors`; here each becomes
 http://hl7.org/fhir/R4/operationoutcome.html, with the NHS Spine error code alongside.
 """
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -71,9 +72,9 @@ def outcome(issues: list[Issue], status: int | None = None) -> dict[str, Any]:
     }
 
 
-def information(text: str) -> dict[str, Any]:
-    """An OperationOutcome with one informational issue."""
-    return outcome([Issue(text, "informational", severity="information")])
+def information(text: str, warnings: Sequence[Issue] = ()) -> dict[str, Any]:
+    """An OperationOutcome with one informational issue, then any warnings."""
+    return outcome([Issue(text, "informational", severity="information"), *warnings])
 
 
 def error_response(error: FhirError) -> Response:

@@ -16,7 +16,7 @@ from app.errors import Invalid, Issue, NotFound, UnsupportedMediaType
 from app.fhir import auditing, history, permissions, sightings, wire
 from app.fhir.bundles import idempotency
 from app.fhir.context import AppContext, app_context
-from app.fhir.outcomes import outcome
+from app.fhir.outcomes import information
 from app.fhir.patching import fhirpath_patcher, json_patcher
 from app.fhir.permissions import Interaction
 from app.fhir.resources import validate_structure
@@ -66,11 +66,6 @@ def _if_none_exist(request: Request, resource_type: str) -> Conditional | None:
     return _conditional(request, resource_type, header.split("?", 1)[-1])
 
 
-def _noted(text: str, warnings: Sequence[Issue]) -> dict[str, Any]:
-    """An OperationOutcome saying what was done, then any warnings about the request."""
-    return outcome([Issue(text, "informational", severity="information"), *warnings])
-
-
 def _written(request: Request, result: WriteResult, warnings: Sequence[Issue] = ()) -> Response:
     version = result.version
     headers = wire.version_headers(app_context(request).base, result.resource_type, version)
@@ -80,7 +75,7 @@ def _written(request: Request, result: WriteResult, warnings: Sequence[Issue] = 
         return Response(status_code=status, headers=headers)
     if preference == "OperationOutcome":
         text = "created" if result.created else "existing" if result.existing else "updated"
-        note = _noted(f"{result.resource_type}/{version.logical_id} {text}", warnings)
+        note = information(f"{result.resource_type}/{version.logical_id} {text}", warnings)
         return wire.json_response(request, note, status, headers)
     assert version.body is not None
     return wire.json_response(request, version.body, status, headers)
@@ -88,10 +83,10 @@ def _written(request: Request, result: WriteResult, warnings: Sequence[Issue] = 
 
 def _deleted(request: Request, result: DeleteResult, warnings: Sequence[Issue] = ()) -> Response:
     if result.version is None:
-        return wire.json_response(request, _noted("nothing to delete", warnings), 200)
+        return wire.json_response(request, information("nothing to delete", warnings), 200)
     text = f"deleted {result.resource_type}/{result.logical_id}"
     headers = {"ETag": wire.etag(result.version.version_id)}
-    return wire.json_response(request, _noted(text, warnings), 200, headers)
+    return wire.json_response(request, information(text, warnings), 200, headers)
 
 
 async def _write_once(

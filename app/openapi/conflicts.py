@@ -22,14 +22,15 @@ NO_DELETE = (
     "**Not retryable** (issue code `business-rule`): a safeguarding Flag is never deleted; end "
     "it with status inactive (and period.end) or entered-in-error, with a removal reason."
 )
-REFUSALS = {
-    "create": (ONE_ACTIVE,),
-    "update": (ONE_ACTIVE,),
-    "conditional_update": (ONE_ACTIVE,),
-    "patch": (ONE_ACTIVE,),
-    "delete": (NO_DELETE,),
-    "conditional_delete": (NO_DELETE,),
-    "transaction": (ONE_ACTIVE, NO_DELETE),
+REFUSED = {"duplicate": ONE_ACTIVE, "business-rule": NO_DELETE}  # by issue code
+REFUSALS = {  # the refusals each write route can give, by issue code
+    "create": ("duplicate",),
+    "update": ("duplicate",),
+    "conditional_update": ("duplicate",),
+    "patch": ("duplicate",),
+    "delete": ("business-rule",),
+    "conditional_delete": ("business-rule",),
+    "transaction": ("duplicate", "business-rule"),
 }
 
 
@@ -63,12 +64,11 @@ EXAMPLES: dict[str, JSON] = {
 def conflict_response(route: str) -> JSON:
     """The 409 of write route `route`: each kind of conflict, and whether to send it again."""
     refusals = REFUSALS.get(route, ())
-    kinds = ["retryable", *("duplicate" for r in refusals if r is ONE_ACTIVE)]
-    kinds += ["business-rule"] if NO_DELETE in refusals else []
-    examples = {kind: {"value": EXAMPLES[kind]} for kind in kinds}
+    examples = {kind: {"value": EXAMPLES[kind]} for kind in ("retryable", *refusals)}
     media = {"schema": component_ref("schemas", "OperationOutcome"), "examples": examples}
+    texts = ("Conflict:", CONTENTION, *(REFUSED[kind] for kind in refusals))
     return {
-        "description": "\n\n".join(("Conflict:", CONTENTION, *refusals)),
+        "description": "\n\n".join(texts),
         "content": {FHIR_JSON: media},
         "headers": {
             name: component_ref("headers", name) for name in ("X-Request-ID", "Retry-After")

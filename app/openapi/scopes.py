@@ -61,9 +61,8 @@ def scope_text(route: str) -> str:
     """A sentence saying which scopes the route needs, for its description."""
     needed = scopes_of(route)
     if not needed:
-        text = "Scopes: any valid access token; "
-        text += "what the client may not read is left out." if route != "transaction" else ""
-        return (text + WHY.get(route, "")).strip()
+        why = WHY.get(route, " What the client may not read is left out.")
+        return f"Scopes: any valid access token.{why}"
     listed = " and ".join(f"`{scope}`" for scope in needed)
     return f"Scopes: {listed} (or a wider scope granting the same letters).{WHY.get(route, '')}"
 
